@@ -1,0 +1,368 @@
+//! One lab connection as a sans-IO state machine that behaves, on the wire, like an `openssl s_server`
+//! of OpenSSL 1.0.1f (vulnerable), 1.0.1g (fixed) or 1.0.1f built with `-DOPENSSL_NO_HEARTBEATS`.
+//!
+//! Matched against the real captures in `../shared/data/pcap/openssl-1.0.1f-lab/` (see the crate's
+//! integration tests): one record per handshake message, ServerHello extensions in OpenSSL's order
+//! (renegotiation_info, ec_point_formats, session_ticket, heartbeat), heartbeat responses of
+//! `3 + payload + 16` bytes split into 16 KiB records with random padding, and OpenSSL 1.0.1's 4 KiB
+//! handshake write buffer — so a long response sent mid-handshake shows only its full 16 KiB records,
+//! and a short one waits in the buffer until a flush. Over-read bytes are canary bytes, never memory.
+//!
+//! The lab never completes a handshake: a ClientKeyExchange draws a fatal handshake_failure alert.
+
+use std::sync::Arc;
+
+use bleedwatch_wire::alert::Alert;
+use bleedwatch_wire::handshake::{ClientHello, HandshakeReassembler};
+use bleedwatch_wire::heartbeat::{HeartbeatMessage, HeartbeatMessageType, MIN_PADDING};
+use bleedwatch_wire::hello::{encode_certificate, encode_handshake, encode_server_hello_done, ServerHelloSpec};
+use bleedwatch_wire::record::{encode_records, Deframer, MAX_FRAGMENT_LEN};
+use bleedwatch_wire::types::KeyExchange;
+use bleedwatch_wire::{AlertDescription, ContentType, ExtensionType, HandshakeType, ProtocolVersion};
+use rand::RngCore;
+
+use crate::identity::LabIdentity;
+use crate::kx::{server_key_exchange, NAMED_CURVE_P256};
+use crate::suites;
+
+/// Which OpenSSL the lab imitates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Behaviour {
+    /// 1.0.1f: answers every heartbeat, reading past the request (canary bytes here).
+    Vulnerable,
+    /// 1.0.1g: drops heartbeats that fail `1 + 2 + payload + 16 <= record length`.
+    Fixed,
+    /// 1.0.1f with `-DOPENSSL_NO_HEARTBEATS`: no extension, heartbeat records are unexpected.
+    NoHeartbeat,
+}
+
+/// OpenSSL 1.0.1's handshake write buffer (`BIO_f_buffer`, 4096 bytes).
+const HANDSHAKE_BUFFER: usize = 4096;
+
+/// Filler for over-read bytes: never memory, always recognisable.
+pub const CANARY: &[u8] = b"BLEEDWATCH-LAB-CANARY-NOT-MEMORY;";
+
+#[derive(Debug, Clone)]
+pub struct LabConfig {
+    pub behaviour: Behaviour,
+    /// Versions the server accepts (like `-ssl3`, `-tls1`, or all of them).
+    pub versions: Vec<ProtocolVersion>,
+    pub identity: Arc<LabIdentity>,
+}
+
+impl LabConfig {
+    pub fn new(behaviour: Behaviour, identity: Arc<LabIdentity>) -> Self {
+        LabConfig { behaviour, versions: ProtocolVersion::PROBEABLE_TLS.to_vec(), identity }
+    }
+
+    pub fn with_versions(mut self, versions: &[ProtocolVersion]) -> Self {
+        self.versions = versions.to_vec();
+        self
+    }
+}
+
+/// Something a client did that a honeypot or test wants to know about (no payload bytes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LabEvent {
+    ClientHello { version: ProtocolVersion, negotiated: Option<ProtocolVersion>, offers_heartbeat: bool, server_name: Option<String> },
+    Heartbeat {
+        version: ProtocolVersion,
+        record_len: usize,
+        claimed: u16,
+        present: usize,
+        padding: usize,
+        /// Claimed bytes not in the request: what a real 1.0.1f would have read from memory.
+        overread: usize,
+        answered: bool,
+        /// Response bytes that reached the wire at once (the rest waits in the write buffer).
+        flushed: bool,
+    },
+    Alert { sent: bool, alert: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    AwaitClientHello,
+    AwaitClientKeyExchange,
+    Closed,
+}
+
+pub struct LabSession {
+    cfg: LabConfig,
+    state: State,
+    deframer: Deframer,
+    handshake: HandshakeReassembler,
+    version: ProtocolVersion,
+    write_buffer: Vec<u8>,
+    wire: Vec<u8>,
+    events: Vec<LabEvent>,
+}
+
+impl LabSession {
+    pub fn new(cfg: LabConfig) -> Self {
+        LabSession {
+            cfg,
+            state: State::AwaitClientHello,
+            deframer: Deframer::new(),
+            handshake: HandshakeReassembler::default(),
+            version: ProtocolVersion::TLS1_0,
+            write_buffer: Vec::with_capacity(HANDSHAKE_BUFFER),
+            wire: Vec::new(),
+            events: Vec::new(),
+        }
+    }
+
+    /// Bytes that reached the "wire" (left the write buffer).
+    pub fn take_output(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.wire)
+    }
+
+    pub fn take_events(&mut self) -> Vec<LabEvent> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// True once the server has given up on the connection; the shell closes the socket.
+    pub fn is_closed(&self) -> bool {
+        self.state == State::Closed
+    }
+
+    pub fn feed(&mut self, data: &[u8]) {
+        if self.state == State::Closed {
+            return;
+        }
+        if self.deframer.push(data).is_err() {
+            return self.close();
+        }
+        while self.state != State::Closed {
+            let (typ, version, fragment) = match self.deframer.next_record() {
+                Ok(Some(r)) => (r.header.content_type, r.header.version, r.fragment.to_vec()),
+                Ok(None) => return,
+                // OpenSSL answers a bad record header with no alert before a version is set.
+                Err(_) => return self.fatal_or_close(AlertDescription::DECODE_ERROR),
+            };
+            self.on_record(typ, version, &fragment);
+        }
+    }
+
+    fn close(&mut self) {
+        self.state = State::Closed;
+    }
+
+    /// `BIO_f_buffer`'s write: buffer if it fits (strictly), else fill, flush, and write big remainders
+    /// straight through. This is what keeps the tail of a long heartbeat response off the wire.
+    fn buffered_write(&mut self, mut data: &[u8]) {
+        let free = HANDSHAKE_BUFFER - self.write_buffer.len();
+        if free > data.len() {
+            self.write_buffer.extend_from_slice(data);
+            return;
+        }
+        if !self.write_buffer.is_empty() {
+            self.write_buffer.extend_from_slice(&data[..free]);
+            data = &data[free..];
+            self.flush();
+        }
+        if data.len() >= HANDSHAKE_BUFFER {
+            self.wire.extend_from_slice(data);
+            data = &[];
+        }
+        self.write_buffer.extend_from_slice(data);
+    }
+
+    fn flush(&mut self) {
+        self.wire.append(&mut self.write_buffer);
+    }
+
+    /// Writes `data` as records of `typ`, one `BIO_write` per record as `do_ssl3_write` does.
+    fn write_records(&mut self, typ: ContentType, version: ProtocolVersion, data: &[u8]) {
+        for chunk in data.chunks(MAX_FRAGMENT_LEN.max(1)) {
+            let mut record = Vec::with_capacity(chunk.len() + 5);
+            encode_records(&mut record, typ, version, chunk, MAX_FRAGMENT_LEN);
+            self.buffered_write(&record);
+        }
+        if data.is_empty() {
+            let mut record = Vec::new();
+            encode_records(&mut record, typ, version, &[], MAX_FRAGMENT_LEN);
+            self.buffered_write(&record);
+        }
+    }
+
+    /// A fatal alert is flushed at once (`ssl3_dispatch_alert`), then the server gives up.
+    fn fatal(&mut self, description: AlertDescription, record_version: ProtocolVersion) {
+        let alert = Alert::fatal(description);
+        self.write_records(ContentType::ALERT, record_version, &alert.encode());
+        self.flush();
+        self.events.push(LabEvent::Alert { sent: true, alert: alert.to_string() });
+        self.close();
+    }
+
+    fn fatal_or_close(&mut self, description: AlertDescription) {
+        match self.state {
+            State::AwaitClientHello => self.close(),
+            _ => self.fatal(description, self.version),
+        }
+    }
+
+    fn on_record(&mut self, typ: ContentType, record_version: ProtocolVersion, fragment: &[u8]) {
+        match (self.state, typ) {
+            (State::AwaitClientHello, ContentType::HANDSHAKE) => {
+                self.handshake.push(fragment);
+                match self.handshake.next_message() {
+                    Ok(Some(m)) if m.typ == HandshakeType::CLIENT_HELLO => {
+                        let body = m.body.to_vec();
+                        self.on_client_hello(&body, record_version);
+                    }
+                    Ok(None) => {}
+                    Ok(Some(_)) | Err(_) => self.close(),
+                }
+            }
+            // OpenSSL's version-flexible method only accepts a handshake record first.
+            (State::AwaitClientHello, _) => self.close(),
+            (State::AwaitClientKeyExchange, ContentType::HEARTBEAT) => self.on_heartbeat(fragment),
+            (State::AwaitClientKeyExchange, ContentType::HANDSHAKE) => {
+                self.handshake.push(fragment);
+                loop {
+                    match self.handshake.next_message() {
+                        Ok(None) => break,
+                        Ok(Some(m)) if m.typ == HandshakeType::CLIENT_KEY_EXCHANGE => {
+                            // The lab cannot finish a handshake; say so the way a failing server does.
+                            return self.fatal(AlertDescription::HANDSHAKE_FAILURE, self.version);
+                        }
+                        // ssl3_get_message: anything but the expected message is unexpected.
+                        Ok(Some(_)) => return self.fatal(AlertDescription::UNEXPECTED_MESSAGE, self.version),
+                        Err(_) => return self.fatal(AlertDescription::ILLEGAL_PARAMETER, self.version),
+                    }
+                }
+            }
+            (State::AwaitClientKeyExchange, ContentType::ALERT) => {
+                if let Ok(alert) = Alert::parse(fragment) {
+                    self.events.push(LabEvent::Alert { sent: false, alert: alert.to_string() });
+                    if alert.is_fatal() || alert.description == AlertDescription::CLOSE_NOTIFY {
+                        self.close();
+                    }
+                }
+            }
+            (State::AwaitClientKeyExchange, _) => self.fatal(AlertDescription::UNEXPECTED_MESSAGE, self.version),
+            (State::Closed, _) => {}
+        }
+    }
+
+    fn choose_version(&self, client_version: ProtocolVersion) -> Option<ProtocolVersion> {
+        let ceiling = client_version.0.min(ProtocolVersion::TLS1_2.0);
+        self.cfg.versions.iter().copied().filter(|v| v.0 <= ceiling && v.0 >= ProtocolVersion::SSL3.0).max()
+    }
+
+    fn on_client_hello(&mut self, body: &[u8], record_version: ProtocolVersion) {
+        let hello = match ClientHello::parse(body) {
+            Ok(h) => h,
+            Err(_) => return self.fatal(AlertDescription::DECODE_ERROR, record_version),
+        };
+        let negotiated = self.choose_version(hello.version);
+        self.events.push(LabEvent::ClientHello {
+            version: hello.version,
+            negotiated,
+            offers_heartbeat: hello.heartbeat_mode().is_some(),
+            server_name: hello.server_name().map(str::to_owned),
+        });
+        let Some(version) = negotiated else {
+            // ssl3_get_client_hello: wrong version, alert in the client's version.
+            let v = if hello.version.0 >> 8 == 3 { hello.version } else { record_version };
+            return self.fatal(AlertDescription::PROTOCOL_VERSION, v);
+        };
+        self.version = version;
+        let groups = hello.extension(ExtensionType::SUPPORTED_GROUPS);
+        let ecdhe_ok = match groups {
+            None => true,
+            Some(data) => data.get(2..).is_some_and(|list| list.chunks_exact(2).any(|c| u16::from_be_bytes([c[0], c[1]]) == NAMED_CURVE_P256)),
+        };
+        let identity = self.cfg.identity.clone();
+        let Some((suite, kx)) = suites::choose(&hello.cipher_suites, identity.is_rsa(), version == ProtocolVersion::TLS1_2, ecdhe_ok) else {
+            return self.fatal(AlertDescription::HANDSHAKE_FAILURE, version);
+        };
+
+        let mut rng = rand::thread_rng();
+        let mut random = [0u8; 32];
+        rng.fill_bytes(&mut random);
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as u32).unwrap_or(0);
+        random[..4].copy_from_slice(&now.to_be_bytes());
+        let mut session_id = vec![0u8; 32];
+        rng.fill_bytes(&mut session_id);
+
+        // OpenSSL 1.0.1f's ssl_add_serverhello_tlsext order.
+        let mut extensions = Vec::new();
+        if hello.signals_renegotiation_info() {
+            extensions.push((ExtensionType::RENEGOTIATION_INFO, vec![0]));
+        }
+        let ecc = matches!(kx, KeyExchange::EcdheRsa | KeyExchange::EcdheEcdsa);
+        if ecc && hello.extension(ExtensionType::EC_POINT_FORMATS).is_some() {
+            extensions.push((ExtensionType::EC_POINT_FORMATS, vec![3, 0, 1, 2]));
+        }
+        if version != ProtocolVersion::SSL3 && hello.extension(ExtensionType::SESSION_TICKET).is_some() {
+            extensions.push((ExtensionType::SESSION_TICKET, vec![]));
+        }
+        if self.cfg.behaviour != Behaviour::NoHeartbeat && hello.heartbeat_mode().is_some() {
+            extensions.push((ExtensionType::HEARTBEAT, vec![1]));
+        }
+        let server_hello = ServerHelloSpec { version, random, session_id, cipher_suite: suite, extensions }.encode();
+        self.write_records(ContentType::HANDSHAKE, version, &server_hello);
+        self.write_records(ContentType::HANDSHAKE, version, &encode_certificate(&identity.chain));
+        if kx != KeyExchange::Rsa {
+            match server_key_exchange(kx, &identity.key, version == ProtocolVersion::TLS1_2, hello.random, &random) {
+                Ok(ske) => self.write_records(ContentType::HANDSHAKE, version, &encode_handshake(HandshakeType::SERVER_KEY_EXCHANGE, &ske)),
+                Err(_) => return self.fatal(AlertDescription::INTERNAL_ERROR, version),
+            }
+        }
+        self.write_records(ContentType::HANDSHAKE, version, &encode_server_hello_done());
+        self.flush(); // SSL3_ST_SW_FLUSH at the end of the flight
+        self.state = State::AwaitClientKeyExchange;
+    }
+
+    fn on_heartbeat(&mut self, fragment: &[u8]) {
+        let version = self.version;
+        if self.cfg.behaviour == Behaviour::NoHeartbeat {
+            // ssl3_read_bytes: TLS 1.0 and 1.1 ignore unknown record types; SSLv3 and TLS 1.2 alert.
+            if version == ProtocolVersion::TLS1_0 || version == ProtocolVersion::TLS1_1 {
+                return;
+            }
+            return self.fatal(AlertDescription::UNEXPECTED_MESSAGE, version);
+        }
+        let Ok(msg) = HeartbeatMessage::parse(fragment) else { return };
+        if msg.kind != HeartbeatMessageType::REQUEST {
+            return;
+        }
+        let present = msg.body.len().min(msg.payload_length as usize);
+        let padding = msg.padding_len().unwrap_or(0);
+        let overread = msg.missing_payload();
+        // 1.0.1g's fix: silently discard what does not fit.
+        let answered = match self.cfg.behaviour {
+            Behaviour::Fixed => fragment.len() >= 3 + MIN_PADDING && msg.passes_bounds_check(),
+            _ => true,
+        };
+        let mut flushed = false;
+        if answered {
+            let claimed = msg.payload_length as usize;
+            let mut response = Vec::with_capacity(3 + claimed + MIN_PADDING);
+            response.push(HeartbeatMessageType::RESPONSE.0);
+            response.extend_from_slice(&msg.payload_length.to_be_bytes());
+            response.extend_from_slice(&msg.body[..present]);
+            // Where 1.0.1f copies memory, the lab copies canary bytes.
+            response.extend(CANARY.iter().cycle().take(claimed - present));
+            let mut pad = [0u8; MIN_PADDING];
+            rand::thread_rng().fill_bytes(&mut pad);
+            response.extend_from_slice(&pad);
+            let before = self.wire.len();
+            self.write_records(ContentType::HEARTBEAT, version, &response);
+            flushed = self.wire.len() > before;
+        }
+        self.events.push(LabEvent::Heartbeat {
+            version,
+            record_len: fragment.len(),
+            claimed: msg.payload_length,
+            present,
+            padding,
+            overread,
+            answered,
+            flushed,
+        });
+    }
+}

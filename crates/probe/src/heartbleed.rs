@@ -1,0 +1,611 @@
+//! The Heartbleed probe for one TLS connection, as a sans-IO state machine.
+//!
+//! The probe sends a ClientHello offering one version, reads the server's flight up to
+//! ServerHelloDone, then sends three records in the version the server negotiated:
+//!
+//! 1. the **test heartbeat**: a request whose claimed payload is entirely present but which carries
+//!    no padding. A vulnerable OpenSSL (1.0.1–1.0.1f) echoes it — our own bytes, no server memory; a
+//!    fixed one (1.0.1g's `1 + 2 + payload + 16 > length` rule) silently drops it. In `--prove` mode
+//!    the claim exceeds the bytes sent by a small bounded amount, and the reply shows real leaked
+//!    bytes (counted and hashed, never kept).
+//! 2. an **honest heartbeat** (valid, padded), large enough that OpenSSL 1.0.1's 4 KiB handshake write
+//!    buffer flushes its answer at once. A server that processes heartbeats but checks bounds answers
+//!    this one and not the first: that is "not vulnerable" without waiting for a timeout.
+//! 3. a **sentinel**: a HelloRequest, which no server accepts from a client. The fatal alert it draws
+//!    (OpenSSL flushes its buffer before a fatal alert) proves that every earlier record was processed,
+//!    so a server without heartbeat support, or one that ignores them, also gets a verdict at once.
+//!
+//! Records are processed in order, so whichever of our heartbeats is answered first decides. The
+//! verdict is taken the moment the deciding bytes arrive: a vulnerable server may hold the connection
+//! open afterwards. Silence, resets and unparseable replies are never read as "safe".
+
+use bleedwatch_wire::alert::Alert;
+use bleedwatch_wire::handshake::{parse_certificate_list, HandshakeReassembler, ServerHello};
+use bleedwatch_wire::heartbeat::{self, HeartbeatMessage, HeartbeatMessageType, HeartbeatMode, MIN_PADDING};
+use bleedwatch_wire::hello::{encode_handshake, ClientHelloSpec};
+use bleedwatch_wire::record::{encode_records, Deframer, MAX_FRAGMENT_LEN};
+use bleedwatch_wire::{AlertDescription, CipherSuite, ContentType, HandshakeType, ProtocolVersion, WireError};
+use sha2::{Digest, Sha256};
+
+/// Payload size of the test and honest heartbeats. Responses (payload + 19 bytes) must exceed
+/// OpenSSL 1.0.1's 4 KiB handshake write buffer to be flushed at once (measured in the shared lab
+/// captures: 4000 bytes stayed buffered, 4200 were answered).
+pub const DEFAULT_PAYLOAD_LEN: usize = 4500;
+/// Largest over-read `--prove` mode will ask for.
+pub const MAX_PROVE_OVERREAD: u16 = 64;
+/// Cap on the bytes of the server's whole first flight (hello, certificates, key exchange).
+pub const DEFAULT_MAX_FLIGHT: usize = 256 * 1024;
+/// OpenSSL stops after five consecutive warning alerts; so do we.
+pub const MAX_WARNING_ALERTS: u32 = 5;
+
+/// One heartbeat request as sent: the claimed length, the payload bytes actually present, and how much
+/// padding follows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeartbeatRequest {
+    pub claimed_len: u16,
+    pub payload: Vec<u8>,
+    pub padding: usize,
+}
+
+impl HeartbeatRequest {
+    pub fn encode(&self) -> Vec<u8> {
+        heartbeat::encode(HeartbeatMessageType::REQUEST, self.claimed_len, &self.payload, &vec![0; self.padding])
+    }
+
+    /// Bytes a reply may carry beyond what we sent (the over-read), 0 for the memory-safe test.
+    pub fn overread(&self) -> usize {
+        (self.claimed_len as usize).saturating_sub(self.payload.len())
+    }
+
+    /// Does `response` answer this request? The type must be "response", the claimed length must equal
+    /// ours and every payload byte present in the reply (up to what we sent) must echo ours. Partial
+    /// replies count: mid-handshake, OpenSSL sends only the first 16 KiB record of a long answer.
+    fn is_answered_by(&self, response: &HeartbeatMessage<'_>) -> bool {
+        if response.kind != HeartbeatMessageType::RESPONSE || response.payload_length != self.claimed_len {
+            return false;
+        }
+        let echoed = response.body.len().min(self.payload.len());
+        // Require a meaningful echo so that a stray reply cannot match by chance.
+        echoed >= self.payload.len().min(16) && response.body[..echoed] == self.payload[..echoed]
+    }
+}
+
+/// How the test heartbeat is built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeMode {
+    /// The memory-safe test: the claimed payload is present, only the padding is missing.
+    Safe,
+    /// Opt-in: claim `overread` bytes more than we send, to show that memory really leaks.
+    Prove { overread: u16 },
+}
+
+#[derive(Debug, Clone)]
+pub struct ProbeConfig {
+    /// `client_version` of the ClientHello; the probe follows whatever the server negotiates below it.
+    pub version: ProtocolVersion,
+    pub server_name: Option<String>,
+    pub test_request: HeartbeatRequest,
+    /// `None` only for replays of recorded sessions that had no such request.
+    pub honest_request: Option<HeartbeatRequest>,
+    pub send_sentinel: bool,
+    pub max_flight: usize,
+    pub client_random: [u8; 32],
+}
+
+impl ProbeConfig {
+    /// A probe with fresh random payloads.
+    pub fn new(version: ProtocolVersion, server_name: Option<String>, mode: ProbeMode) -> Self {
+        use rand::RngCore;
+        let mut rng = rand::thread_rng();
+        let mut test_payload = vec![0u8; DEFAULT_PAYLOAD_LEN];
+        rng.fill_bytes(&mut test_payload);
+        test_payload[..16].copy_from_slice(b"bleedwatch-test ");
+        let mut honest_payload = vec![0u8; DEFAULT_PAYLOAD_LEN];
+        rng.fill_bytes(&mut honest_payload);
+        honest_payload[..16].copy_from_slice(b"bleedwatch-hones");
+        let mut client_random = [0u8; 32];
+        rng.fill_bytes(&mut client_random);
+        let overread = match mode {
+            ProbeMode::Safe => 0,
+            ProbeMode::Prove { overread } => overread.min(MAX_PROVE_OVERREAD),
+        };
+        ProbeConfig {
+            version,
+            server_name,
+            test_request: HeartbeatRequest {
+                claimed_len: (DEFAULT_PAYLOAD_LEN + overread as usize) as u16,
+                payload: test_payload,
+                padding: 0,
+            },
+            honest_request: Some(HeartbeatRequest {
+                claimed_len: DEFAULT_PAYLOAD_LEN as u16,
+                payload: honest_payload,
+                padding: MIN_PADDING,
+            }),
+            send_sentinel: true,
+            max_flight: DEFAULT_MAX_FLIGHT,
+            client_random,
+        }
+    }
+}
+
+/// Where in the exchange something happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    Connect,
+    ServerHello,
+    ServerFlight,
+    Heartbeat,
+}
+
+/// Why a version test could not decide.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Inconclusive {
+    Timeout { phase: Phase },
+    Reset { phase: Phase },
+    Closed { phase: Phase },
+    Alert { phase: Phase, alert: String },
+    NotTls { first_bytes: String },
+    ProtocolError { phase: Phase, detail: String },
+    ConnectFailed { detail: String },
+}
+
+impl std::fmt::Display for Inconclusive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let phase = |p: &Phase| serde_json::to_value(p).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+        match self {
+            Inconclusive::Timeout { phase: p } => write!(f, "timeout during {}", phase(p)),
+            Inconclusive::Reset { phase: p } => write!(f, "connection reset during {}", phase(p)),
+            Inconclusive::Closed { phase: p } => write!(f, "connection closed during {}", phase(p)),
+            Inconclusive::Alert { phase: p, alert } => write!(f, "alert {alert} during {}", phase(p)),
+            Inconclusive::NotTls { first_bytes } => write!(f, "not TLS (first bytes {first_bytes})"),
+            Inconclusive::ProtocolError { phase: p, detail } => write!(f, "protocol error during {}: {detail}", phase(p)),
+            Inconclusive::ConnectFailed { detail } => write!(f, "connect failed: {detail}"),
+        }
+    }
+}
+
+/// The verdict for one connection (one offered version).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectionVerdict {
+    /// The test heartbeat was answered: the server skips the bounds check.
+    Vulnerable,
+    /// The honest heartbeat was answered and the test one was not: bounds are checked.
+    NotVulnerable,
+    /// The server answered with a fatal alert or closed after our records, with no heartbeat answer.
+    /// Whether that means "no heartbeat support" or "refuses heartbeats" depends on the extension.
+    HeartbeatRefused { alert: Option<AlertDescription> },
+    /// The server refused the offered version before a ServerHello (alert or close).
+    VersionRejected { alert: Option<AlertDescription> },
+    Inconclusive(Inconclusive),
+}
+
+/// What `--prove` saw leak: only a count and a digest, never the bytes.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LeakEvidence {
+    pub leaked_bytes: usize,
+    pub sha256: String,
+}
+
+/// Everything one connection learned, kept even when the verdict is inconclusive.
+#[derive(Debug, Clone)]
+pub struct ConnectionOutcome {
+    pub offered: ProtocolVersion,
+    pub negotiated: Option<ProtocolVersion>,
+    pub cipher_suite: Option<CipherSuite>,
+    pub heartbeat_extension: Option<HeartbeatMode>,
+    pub chain: Vec<Vec<u8>>,
+    pub verdict: ConnectionVerdict,
+    pub leak: Option<LeakEvidence>,
+    /// A short, human-readable log of what happened (no payload bytes).
+    pub log: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    AwaitServerFlight,
+    AwaitHeartbeatAnswer,
+    Done,
+}
+
+/// The probe for one connection. Feed it what the server sends; send what it queues.
+pub struct HeartbleedProbe {
+    cfg: ProbeConfig,
+    state: State,
+    deframer: Deframer,
+    handshake: HandshakeReassembler,
+    outbox: Vec<u8>,
+    flight_bytes: usize,
+    warning_alerts: u32,
+    record_version: ProtocolVersion,
+    outcome: ConnectionOutcome,
+}
+
+impl HeartbleedProbe {
+    pub fn new(cfg: ProbeConfig) -> Self {
+        let hello = ClientHelloSpec::probe(cfg.version, cfg.client_random, cfg.server_name.clone()).encode();
+        // The ClientHello goes in a TLS 1.0 record (SSLv3 for an SSLv3 offer), as OpenSSL does: some old
+        // servers reject record versions they do not know.
+        let record_version = if cfg.version == ProtocolVersion::SSL3 { ProtocolVersion::SSL3 } else { ProtocolVersion::TLS1_0 };
+        let mut outbox = Vec::with_capacity(hello.len() + 5);
+        encode_records(&mut outbox, ContentType::HANDSHAKE, record_version, &hello, MAX_FRAGMENT_LEN);
+        let outcome = ConnectionOutcome {
+            offered: cfg.version,
+            negotiated: None,
+            cipher_suite: None,
+            heartbeat_extension: None,
+            chain: Vec::new(),
+            verdict: ConnectionVerdict::Inconclusive(Inconclusive::Timeout { phase: Phase::ServerHello }),
+            leak: None,
+            log: vec![format!("sent ClientHello offering {}", cfg.version)],
+        };
+        HeartbleedProbe {
+            deframer: Deframer::new(),
+            handshake: HandshakeReassembler::new(cfg.max_flight),
+            cfg,
+            state: State::AwaitServerFlight,
+            outbox,
+            flight_bytes: 0,
+            warning_alerts: 0,
+            record_version,
+            outcome,
+        }
+    }
+
+    /// Bytes to send now.
+    pub fn take_output(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.outbox)
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.state == State::Done
+    }
+
+    /// The phase we are in, for timeout and reset reports.
+    pub fn phase(&self) -> Phase {
+        match self.state {
+            State::AwaitServerFlight if self.outcome.negotiated.is_none() => Phase::ServerHello,
+            State::AwaitServerFlight => Phase::ServerFlight,
+            _ => Phase::Heartbeat,
+        }
+    }
+
+    /// Bytes from the server.
+    pub fn feed(&mut self, data: &[u8]) {
+        if self.state == State::Done {
+            return;
+        }
+        if let Err(err) = self.deframer.push(data) {
+            self.fail_wire(err);
+            return;
+        }
+        while self.state != State::Done {
+            let record = match self.deframer.next_record() {
+                Ok(Some(r)) => r,
+                Ok(None) => break,
+                Err(err) => {
+                    self.fail_wire(err);
+                    return;
+                }
+            };
+            let (typ, version, fragment) = (record.header.content_type, record.header.version, record.fragment.to_vec());
+            self.on_record(typ, version, &fragment);
+        }
+    }
+
+    /// The server closed its side (FIN).
+    pub fn feed_eof(&mut self) {
+        match self.state {
+            State::Done => {}
+            // Our records were all sent and the server closed without answering the test heartbeat: it
+            // processed them (records are handled in order) and did not leak.
+            State::AwaitHeartbeatAnswer => {
+                self.outcome.log.push("server closed the connection without answering a heartbeat".into());
+                self.finish(ConnectionVerdict::HeartbeatRefused { alert: None });
+            }
+            State::AwaitServerFlight if self.outcome.negotiated.is_none() && self.deframer.pending().is_empty() && self.flight_bytes == 0 => {
+                self.outcome.log.push("server closed the connection before a ServerHello".into());
+                self.finish(ConnectionVerdict::VersionRejected { alert: None });
+            }
+            State::AwaitServerFlight => {
+                let phase = self.phase();
+                self.finish(ConnectionVerdict::Inconclusive(Inconclusive::Closed { phase }));
+            }
+        }
+    }
+
+    /// The connection was reset or failed; never read as "safe".
+    pub fn feed_reset(&mut self) {
+        if self.state != State::Done {
+            let phase = self.phase();
+            self.finish(ConnectionVerdict::Inconclusive(Inconclusive::Reset { phase }));
+        }
+    }
+
+    /// The deadline passed.
+    pub fn feed_timeout(&mut self) {
+        if self.state != State::Done {
+            let phase = self.phase();
+            self.finish(ConnectionVerdict::Inconclusive(Inconclusive::Timeout { phase }));
+        }
+    }
+
+    pub fn outcome(&self) -> &ConnectionOutcome {
+        &self.outcome
+    }
+
+    pub fn into_outcome(self) -> ConnectionOutcome {
+        self.outcome
+    }
+
+    fn finish(&mut self, verdict: ConnectionVerdict) {
+        self.outcome.verdict = verdict;
+        self.state = State::Done;
+    }
+
+    fn protocol_error(&mut self, detail: impl Into<String>) {
+        let phase = self.phase();
+        self.finish(ConnectionVerdict::Inconclusive(Inconclusive::ProtocolError { phase, detail: detail.into() }));
+    }
+
+    fn fail_wire(&mut self, err: WireError) {
+        match err {
+            WireError::NotTls(first) if self.flight_bytes == 0 && self.outcome.negotiated.is_none() => {
+                self.finish(ConnectionVerdict::Inconclusive(Inconclusive::NotTls { first_bytes: hex::encode(first) }))
+            }
+            err => self.protocol_error(err.to_string()),
+        }
+    }
+
+    fn on_record(&mut self, typ: ContentType, version: ProtocolVersion, fragment: &[u8]) {
+        if self.state == State::AwaitServerFlight {
+            self.flight_bytes += fragment.len() + 5;
+            if self.flight_bytes > self.cfg.max_flight {
+                return self.protocol_error(format!("server flight exceeds {} bytes", self.cfg.max_flight));
+            }
+        }
+        if let Some(negotiated) = self.outcome.negotiated {
+            if version != negotiated && typ != ContentType::ALERT {
+                self.outcome.log.push(format!("record version {version} differs from negotiated {negotiated}"));
+            }
+        }
+        match typ {
+            ContentType::HANDSHAKE => self.on_handshake(fragment),
+            ContentType::ALERT => self.on_alert(fragment),
+            ContentType::HEARTBEAT => self.on_heartbeat(fragment),
+            other => self.protocol_error(format!("unexpected {other} record")),
+        }
+    }
+
+    fn on_handshake(&mut self, fragment: &[u8]) {
+        if self.state != State::AwaitServerFlight {
+            // Anything after the flight (e.g. a HelloRequest) does not change the heartbeat verdict.
+            self.outcome.log.push("ignored handshake record after the server flight".into());
+            return;
+        }
+        self.handshake.push(fragment);
+        loop {
+            let msg = match self.handshake.next_message() {
+                Ok(Some(m)) => (m.typ, m.body.to_vec()),
+                Ok(None) => return,
+                Err(err) => return self.protocol_error(err.to_string()),
+            };
+            self.on_handshake_message(msg.0, &msg.1);
+            if self.state != State::AwaitServerFlight {
+                return;
+            }
+        }
+    }
+
+    fn on_handshake_message(&mut self, typ: HandshakeType, body: &[u8]) {
+        match typ {
+            HandshakeType::SERVER_HELLO => {
+                let hello = match ServerHello::parse(body) {
+                    Ok(h) => h,
+                    Err(err) => return self.protocol_error(format!("bad ServerHello: {err}")),
+                };
+                let negotiated = hello.negotiated_version();
+                self.outcome.negotiated = Some(negotiated);
+                self.outcome.cipher_suite = Some(hello.cipher_suite);
+                self.outcome.heartbeat_extension = hello.heartbeat_mode();
+                self.outcome.log.push(format!(
+                    "ServerHello {negotiated}, {}, heartbeat extension {}",
+                    hello.cipher_suite,
+                    hello.heartbeat_mode().map(|m| m.name()).unwrap_or("absent")
+                ));
+                if negotiated.rank() > self.cfg.version.rank() || negotiated == ProtocolVersion::TLS1_3 || negotiated.0 >> 8 != 3 {
+                    return self.protocol_error(format!("server chose {negotiated}, above the offered {}", self.cfg.version));
+                }
+                // Every later record of ours uses the negotiated version (PEERS.md pitfall 2).
+                self.record_version = negotiated;
+            }
+            HandshakeType::CERTIFICATE => match parse_certificate_list(body) {
+                Ok(list) => self.outcome.chain = list.into_iter().map(<[u8]>::to_vec).collect(),
+                Err(err) => return self.protocol_error(format!("bad Certificate: {err}")),
+            },
+            HandshakeType::SERVER_HELLO_DONE => {
+                if self.outcome.negotiated.is_none() {
+                    return self.protocol_error("ServerHelloDone before ServerHello");
+                }
+                self.send_heartbeats();
+            }
+            HandshakeType::HELLO_REQUEST
+            | HandshakeType::SERVER_KEY_EXCHANGE
+            | HandshakeType::CERTIFICATE_REQUEST
+            | HandshakeType::CERTIFICATE_STATUS => {}
+            other => self.outcome.log.push(format!("ignored {other} in the server flight")),
+        }
+    }
+
+    fn send_heartbeats(&mut self) {
+        let version = self.record_version;
+        let mut out = Vec::with_capacity(2 * DEFAULT_PAYLOAD_LEN + 64);
+        encode_records(&mut out, ContentType::HEARTBEAT, version, &self.cfg.test_request.encode(), MAX_FRAGMENT_LEN);
+        let mut note = format!(
+            "sent test heartbeat (claims {}, carries {}, padding {})",
+            self.cfg.test_request.claimed_len,
+            self.cfg.test_request.payload.len(),
+            self.cfg.test_request.padding
+        );
+        if let Some(honest) = &self.cfg.honest_request {
+            encode_records(&mut out, ContentType::HEARTBEAT, version, &honest.encode(), MAX_FRAGMENT_LEN);
+            note.push_str(&format!(", honest heartbeat ({} + {} padding)", honest.payload.len(), honest.padding));
+        }
+        if self.cfg.send_sentinel {
+            let hello_request = encode_handshake(HandshakeType::HELLO_REQUEST, &[]);
+            encode_records(&mut out, ContentType::HANDSHAKE, version, &hello_request, MAX_FRAGMENT_LEN);
+            note.push_str(", sentinel");
+        }
+        self.outbox.extend_from_slice(&out);
+        self.outcome.log.push(format!("{note} in {version} records"));
+        self.state = State::AwaitHeartbeatAnswer;
+    }
+
+    fn on_alert(&mut self, fragment: &[u8]) {
+        let alert = match Alert::parse(fragment) {
+            Ok(a) => a,
+            // An unparseable alert means "not tested", never "safe" (PEERS.md pitfall 4).
+            Err(err) => return self.protocol_error(format!("malformed alert: {err}")),
+        };
+        self.outcome.log.push(format!("server sent alert {alert}"));
+        if !alert.is_fatal() && alert.description != AlertDescription::CLOSE_NOTIFY {
+            self.warning_alerts += 1;
+            if self.warning_alerts > MAX_WARNING_ALERTS {
+                self.protocol_error("too many warning alerts");
+            }
+            return;
+        }
+        match self.state {
+            State::AwaitServerFlight if self.outcome.negotiated.is_none() => {
+                self.finish(ConnectionVerdict::VersionRejected { alert: Some(alert.description) })
+            }
+            State::AwaitServerFlight => {
+                let phase = self.phase();
+                self.finish(ConnectionVerdict::Inconclusive(Inconclusive::Alert { phase, alert: alert.to_string() }))
+            }
+            State::AwaitHeartbeatAnswer => self.finish(ConnectionVerdict::HeartbeatRefused { alert: Some(alert.description) }),
+            State::Done => {}
+        }
+    }
+
+    fn on_heartbeat(&mut self, fragment: &[u8]) {
+        let msg = match HeartbeatMessage::parse(fragment) {
+            Ok(m) => m,
+            Err(err) => {
+                self.outcome.log.push(format!("ignored malformed heartbeat record: {err}"));
+                return;
+            }
+        };
+        if self.state != State::AwaitHeartbeatAnswer {
+            // Unsolicited: proves nothing (PEERS.md: nmap called a server vulnerable for this).
+            self.outcome.log.push("ignored unsolicited heartbeat before our request".into());
+            return;
+        }
+        if self.cfg.test_request.is_answered_by(&msg) {
+            let request = &self.cfg.test_request;
+            self.outcome.log.push(format!(
+                "test heartbeat answered: response claims {}, {} bytes in this record",
+                msg.payload_length,
+                msg.body.len()
+            ));
+            if request.overread() > 0 {
+                let sent = request.payload.len();
+                let leaked = &msg.body[sent.min(msg.body.len())..msg.body.len().min(request.claimed_len as usize)];
+                self.outcome.leak =
+                    Some(LeakEvidence { leaked_bytes: leaked.len(), sha256: hex::encode(Sha256::digest(leaked)) });
+            }
+            return self.finish(ConnectionVerdict::Vulnerable);
+        }
+        if self.cfg.honest_request.as_ref().is_some_and(|h| h.is_answered_by(&msg)) {
+            self.outcome.log.push("honest heartbeat answered, test heartbeat dropped".into());
+            return self.finish(ConnectionVerdict::NotVulnerable);
+        }
+        self.outcome.log.push(format!(
+            "ignored heartbeat {} that does not answer our requests (claims {})",
+            if msg.kind == HeartbeatMessageType::RESPONSE { "response" } else { "request" },
+            msg.payload_length
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(claim: u16, payload: &[u8], padding: usize) -> HeartbeatRequest {
+        HeartbeatRequest { claimed_len: claim, payload: payload.to_vec(), padding }
+    }
+
+    #[test]
+    fn answer_matching_requires_our_bytes() {
+        let req = request(20, &[7u8; 20], 0);
+        let mut good = vec![2, 0, 20];
+        good.extend_from_slice(&[7u8; 20]);
+        good.extend_from_slice(&[0xee; 16]);
+        assert!(req.is_answered_by(&HeartbeatMessage::parse(&good).unwrap()));
+        // Same length, other bytes: not ours.
+        let mut other = good.clone();
+        other[5] = 8;
+        assert!(!req.is_answered_by(&HeartbeatMessage::parse(&other).unwrap()));
+        // A request, not a response.
+        let mut as_request = good.clone();
+        as_request[0] = 1;
+        assert!(!req.is_answered_by(&HeartbeatMessage::parse(&as_request).unwrap()));
+        // Too short to be a meaningful echo.
+        assert!(!req.is_answered_by(&HeartbeatMessage::parse(&[2, 0, 20, 7]).unwrap()));
+    }
+
+    #[test]
+    fn prove_mode_is_bounded() {
+        let cfg = ProbeConfig::new(ProtocolVersion::TLS1_2, None, ProbeMode::Prove { overread: 60000 });
+        assert_eq!(cfg.test_request.overread(), MAX_PROVE_OVERREAD as usize);
+        let safe = ProbeConfig::new(ProtocolVersion::TLS1_2, None, ProbeMode::Safe);
+        assert_eq!(safe.test_request.overread(), 0);
+        assert_eq!(safe.test_request.padding, 0);
+        assert!(safe.honest_request.unwrap().padding >= MIN_PADDING);
+    }
+
+    #[test]
+    fn first_output_is_a_client_hello_record() {
+        let mut p = HeartbleedProbe::new(ProbeConfig::new(ProtocolVersion::TLS1_1, Some("a.example".into()), ProbeMode::Safe));
+        let out = p.take_output();
+        assert_eq!(&out[..3], &[22, 3, 1]);
+        assert!(p.take_output().is_empty());
+        assert_eq!(p.phase(), Phase::ServerHello);
+    }
+
+    #[test]
+    fn garbage_is_not_tls() {
+        let mut p = HeartbleedProbe::new(ProbeConfig::new(ProtocolVersion::TLS1_2, None, ProbeMode::Safe));
+        p.feed(b"SSH-2.0-OpenSSH_9.2\r\n");
+        assert!(p.is_done());
+        assert!(matches!(p.outcome().verdict, ConnectionVerdict::Inconclusive(Inconclusive::NotTls { .. })));
+    }
+
+    #[test]
+    fn silence_and_resets_are_never_safe() {
+        let mut p = HeartbleedProbe::new(ProbeConfig::new(ProtocolVersion::TLS1_2, None, ProbeMode::Safe));
+        p.feed_timeout();
+        assert!(matches!(p.outcome().verdict, ConnectionVerdict::Inconclusive(Inconclusive::Timeout { .. })));
+        let mut p = HeartbleedProbe::new(ProbeConfig::new(ProtocolVersion::TLS1_2, None, ProbeMode::Safe));
+        p.feed(&[22, 3, 3, 0, 10, 2]);
+        p.feed_reset();
+        assert!(matches!(p.outcome().verdict, ConnectionVerdict::Inconclusive(Inconclusive::Reset { phase: Phase::ServerHello })));
+    }
+
+    #[test]
+    fn malformed_alert_is_inconclusive() {
+        let mut p = HeartbleedProbe::new(ProbeConfig::new(ProtocolVersion::TLS1_2, None, ProbeMode::Safe));
+        p.feed(&[21, 3, 3, 0, 1, 2]);
+        assert!(matches!(p.outcome().verdict, ConnectionVerdict::Inconclusive(Inconclusive::ProtocolError { .. })));
+    }
+
+    #[test]
+    fn oversized_record_header_is_rejected_at_once() {
+        let mut p = HeartbleedProbe::new(ProbeConfig::new(ProtocolVersion::TLS1_2, None, ProbeMode::Safe));
+        p.feed(&[22, 3, 3, 0xff, 0xff]);
+        assert!(p.is_done());
+    }
+}

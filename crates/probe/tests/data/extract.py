@@ -1,0 +1,29 @@
+#!/usr/bin/env python3
+"""Extracts the server-to-client (and client-to-server) byte streams of single TCP connections from the
+shared real OpenSSL captures, so the probe can be replayed against what real servers sent.
+Usage: python3 extract.py  (needs tshark; reads ../../../../../shared/data/pcap/openssl-1.0.1f-lab)."""
+import os, subprocess, sys
+LAB = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../../../../shared/data/pcap/openssl-1.0.1f-lab")
+WANT = [
+    ("sslyze-heartbleed-vulnerable-1.0.1f.pcap", 2, "sslyze-101f"),
+    ("sslyze-heartbleed-patched-1.0.1g.pcap", 2, "sslyze-101g"),
+    ("nmap-heartbleed-vulnerable-1.0.1f-tls12.pcap", 2, "nmap-101f-tls12"),
+    ("nmap-heartbleed-vulnerable-1.0.1f-tls10.pcap", 2, "nmap-101f-tls10"),
+    ("nmap-heartbleed-patched-1.0.1g-tls12.pcap", 2, "nmap-101g-tls12"),
+    ("nmap-heartbleed-gnutls-heartbeat-enabled-not-vulnerable.pcap", 4, "nmap-gnutls-tls12"),
+    ("hbprobe-heartbleed-nohb-1.0.1f-tls12.pcap", 0, "hbprobe-nohb-tls12"),
+    ("hbprobe-heartbleed-vulnerable-1.0.1f-ssl3.pcap", 0, "hbprobe-101f-ssl3"),
+    ("testssl-heartbleed-vulnerable-1.0.1f.pcap", 8, "testssl-101f"),
+]
+for pcap, stream, name in WANT:
+    out = subprocess.run(["tshark", "-r", os.path.join(LAB, pcap), "-q", "-z", f"follow,tcp,raw,{stream}"],
+                         check=True, capture_output=True, text=True).stdout
+    c2s, s2c = bytearray(), bytearray()
+    body = out.split("=" * 67)[1].splitlines()[5:]
+    for line in body:
+        if not line.strip():
+            continue
+        (s2c if line.startswith("\t") else c2s).extend(bytes.fromhex(line.strip()))
+    open(f"{name}.s2c.bin", "wb").write(s2c)
+    open(f"{name}.c2s.bin", "wb").write(c2s)
+    print(name, len(c2s), len(s2c))
