@@ -1,1 +1,54 @@
-fn main() {}
+//! bleedwatch: find every TLS endpoint, test it for Heartbleed without reading server memory, and
+//! track the response.
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod demo;
+mod lab_cmd;
+mod output;
+mod scan_cmd;
+
+#[derive(Parser, Debug)]
+#[command(name = "bleedwatch", version, about = "Find TLS endpoints, test them for Heartbleed (CVE-2014-0160) safely, and track the response")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Test endpoints for Heartbleed (memory-safe by default).
+    Scan(scan_cmd::ScanArgs),
+    /// Start the built-in loopback lab (vulnerable, fixed and heartbeat-less servers) and scan it.
+    Demo(demo::DemoArgs),
+    /// Run lab servers that behave like OpenSSL 1.0.1f/1.0.1g (canary bytes only) until interrupted.
+    Lab(lab_cmd::LabArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("bleedwatch: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Scan(args) => scan_cmd::run(args).await,
+            Command::Demo(args) => demo::run(args).await,
+            Command::Lab(args) => lab_cmd::run(args).await,
+        }
+    });
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            eprintln!("bleedwatch: error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -51,6 +51,10 @@ impl LabIdentity {
         dn.push(DnType::OrganizationName, "bleedwatch lab");
         params.distinguished_name = dn;
         params.serial_number = Some(rcgen::SerialNumber::from(serial.to_be_bytes().to_vec()));
+        // A realistic one-year validity, so reports show a real "still valid until".
+        let now = std::time::SystemTime::now();
+        params.not_before = (now - std::time::Duration::from_secs(86_400)).into();
+        params.not_after = (now + std::time::Duration::from_secs(365 * 86_400)).into();
         let cert = params.self_signed(&key_pair)?;
         Ok(LabIdentity { chain: vec![cert.der().to_vec()], key: signing_key(key_pem)?, key_pem: key_pem.to_string() })
     }

@@ -285,7 +285,9 @@ impl LabSession {
         rng.fill_bytes(&mut random);
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as u32).unwrap_or(0);
         random[..4].copy_from_slice(&now.to_be_bytes());
-        let mut session_id = vec![0u8; 32];
+        // ssl_get_new_session: a client that will get a ticket gets no session id.
+        let ticket = version != ProtocolVersion::SSL3 && hello.extension(ExtensionType::SESSION_TICKET).is_some();
+        let mut session_id = vec![0u8; if ticket { 0 } else { 32 }];
         rng.fill_bytes(&mut session_id);
 
         // OpenSSL 1.0.1f's ssl_add_serverhello_tlsext order.
@@ -297,7 +299,7 @@ impl LabSession {
         if ecc && hello.extension(ExtensionType::EC_POINT_FORMATS).is_some() {
             extensions.push((ExtensionType::EC_POINT_FORMATS, vec![3, 0, 1, 2]));
         }
-        if version != ProtocolVersion::SSL3 && hello.extension(ExtensionType::SESSION_TICKET).is_some() {
+        if ticket {
             extensions.push((ExtensionType::SESSION_TICKET, vec![]));
         }
         if self.cfg.behaviour != Behaviour::NoHeartbeat && hello.heartbeat_mode().is_some() {

@@ -9,7 +9,7 @@ use std::time::{Instant, SystemTime};
 use bleedwatch_wire::{AlertDescription, ProtocolVersion};
 
 use crate::conn::{connect, connect_failure_outcome, run_probe, ConnectError, Timeouts};
-use crate::heartbleed::{ConnectionOutcome, ConnectionVerdict, Inconclusive, LeakEvidence, ProbeConfig, ProbeMode};
+use crate::heartbleed::{ConnectionOutcome, ConnectionVerdict, Inconclusive, LeakEvidence, Phase, ProbeConfig, ProbeMode};
 use crate::result::{classify, EndpointResult, ScanStatus, Verdict, VersionDetail};
 
 #[derive(Debug, Clone)]
@@ -22,6 +22,8 @@ pub struct EndpointOptions {
     pub sni_retry: bool,
     /// When no SSLv3–TLS 1.2 version is accepted, try a TLS 1.3 handshake for the certificate.
     pub tls13_fallback: bool,
+    /// SNI to send instead of the target's own name.
+    pub sni_override: Option<String>,
 }
 
 impl Default for EndpointOptions {
@@ -32,6 +34,7 @@ impl Default for EndpointOptions {
             versions: ProtocolVersion::PROBEABLE_TLS.to_vec(),
             sni_retry: true,
             tls13_fallback: true,
+            sni_override: None,
         }
     }
 }
@@ -69,7 +72,7 @@ pub async fn probe_endpoint(target: &EndpointTarget, opts: &EndpointOptions) -> 
     let mut details = Vec::new();
     let mut chain: Vec<Vec<u8>> = Vec::new();
     let mut leak: Option<LeakEvidence> = None;
-    let mut sni = target.host.clone().filter(|h| h.parse::<std::net::IpAddr>().is_err());
+    let mut sni = opts.sni_override.clone().or_else(|| target.host.clone().filter(|h| h.parse::<std::net::IpAddr>().is_err()));
     let mut sni_worked: Option<bool> = None;
     let mut status = ScanStatus::Success;
 
@@ -128,9 +131,15 @@ pub async fn probe_endpoint(target: &EndpointTarget, opts: &EndpointOptions) -> 
                 per_version.insert(version, (verdict, reason));
             }
         }
-        if let ConnectionVerdict::Inconclusive(Inconclusive::NotTls { .. }) = outcome.verdict {
-            status = ScanStatus::NotTls;
-            break;
+        match outcome.verdict {
+            ConnectionVerdict::Inconclusive(Inconclusive::NotTls { .. }) => {
+                status = ScanStatus::NotTls;
+                break;
+            }
+            // A server that said nothing at all to one hello will not to the next: don't spend a
+            // timeout per version on it.
+            ConnectionVerdict::Inconclusive(Inconclusive::Timeout { phase: Phase::ServerHello }) => break,
+            _ => {}
         }
     }
 

@@ -14,6 +14,9 @@ WANT = [
     ("hbprobe-heartbleed-nohb-1.0.1f-tls12.pcap", 0, "hbprobe-nohb-tls12"),
     ("hbprobe-heartbleed-vulnerable-1.0.1f-ssl3.pcap", 0, "hbprobe-101f-ssl3"),
     ("testssl-heartbleed-vulnerable-1.0.1f.pcap", 8, "testssl-101f"),
+    ("nmap-heartbleed-nohb-1.0.1f-tls10-11-12.pcap", 2, "nmap-nohb-tls10"),
+    ("nmap-heartbleed-nohb-1.0.1f-tls10-11-12.pcap", 4, "nmap-nohb-tls12"),
+    ("nmap-heartbleed-patched-1.0.1g-tls10-11-12.pcap", 2, "nmap-101g-tls10"),
 ]
 for pcap, stream, name in WANT:
     out = subprocess.run(["tshark", "-r", os.path.join(LAB, pcap), "-q", "-z", f"follow,tcp,raw,{stream}"],

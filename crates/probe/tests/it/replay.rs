@@ -1,4 +1,4 @@
-//! Integration tests of the probe crate. Replays of real OpenSSL server streams (from the shared lab
+//! Replays of real OpenSSL server streams (from the shared lab
 //! captures) through the sans-IO probe: the same bytes a real 1.0.1f, 1.0.1g, no-heartbeat build or
 //! GnuTLS sent must give the right verdict, however the stream is cut into reads.
 

@@ -1,0 +1,5 @@
+//! The probe crate's integration tests, in one binary: replays of real recorded OpenSSL streams, scans
+//! of the lab servers over loopback TCP, and scans of real servers from Debian packages.
+
+mod lab;
+mod replay;

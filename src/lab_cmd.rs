@@ -1,0 +1,85 @@
+//! `bleedwatch lab`: run lab servers by hand (for trying other tools against them, or benchmarks).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use bleedwatch_lab::{Behaviour, LabConfig, LabIdentity, LabServer};
+use bleedwatch_wire::ProtocolVersion;
+use clap::{Args, ValueEnum};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum BehaviourArg {
+    /// Like OpenSSL 1.0.1f: answers every heartbeat (over-reads return canary bytes).
+    Vulnerable,
+    /// Like OpenSSL 1.0.1g: drops heartbeats without room for their payload and 16 bytes of padding.
+    Fixed,
+    /// Like OpenSSL 1.0.1f built with -DOPENSSL_NO_HEARTBEATS.
+    NoHeartbeat,
+}
+
+impl From<BehaviourArg> for Behaviour {
+    fn from(b: BehaviourArg) -> Self {
+        match b {
+            BehaviourArg::Vulnerable => Behaviour::Vulnerable,
+            BehaviourArg::Fixed => Behaviour::Fixed,
+            BehaviourArg::NoHeartbeat => Behaviour::NoHeartbeat,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum KeyArg {
+    Rsa,
+    Ecdsa,
+}
+
+#[derive(Args, Debug)]
+pub struct LabArgs {
+    /// Address to listen on (repeatable). Loopback only.
+    #[arg(long, required = true)]
+    pub listen: Vec<SocketAddr>,
+    #[arg(long, value_enum, default_value = "vulnerable")]
+    pub behaviour: BehaviourArg,
+    /// Versions accepted (default ssl3,tls1.0,tls1.1,tls1.2).
+    #[arg(long, value_delimiter = ',')]
+    pub versions: Vec<String>,
+    #[arg(long, value_enum, default_value = "rsa")]
+    pub key: KeyArg,
+    /// Certificate names (the first is the subject CN).
+    #[arg(long, default_value = "lab.bleedwatch.test")]
+    pub name: Vec<String>,
+}
+
+pub fn parse_versions(names: &[String]) -> Result<Vec<ProtocolVersion>> {
+    if names.is_empty() {
+        return Ok(ProtocolVersion::PROBEABLE_TLS.to_vec());
+    }
+    names
+        .iter()
+        .map(|v| match ProtocolVersion::from_name(v) {
+            Some(p) if ProtocolVersion::PROBEABLE_TLS.contains(&p) => Ok(p),
+            _ => bail!("unknown version {v:?} (use ssl3, tls1.0, tls1.1, tls1.2)"),
+        })
+        .collect()
+}
+
+pub async fn run(args: LabArgs) -> Result<u8> {
+    if let Some(bad) = args.listen.iter().find(|a| !a.ip().is_loopback()) {
+        bail!("--listen {bad}: the lab only listens on loopback addresses");
+    }
+    let names: Vec<&str> = args.name.iter().map(String::as_str).collect();
+    let identity = Arc::new(match args.key {
+        KeyArg::Rsa => LabIdentity::rsa_lab(&names)?,
+        KeyArg::Ecdsa => LabIdentity::generate_ecdsa(&names)?,
+    });
+    let cfg = LabConfig::new(args.behaviour.into(), identity).with_versions(&parse_versions(&args.versions)?);
+    let mut servers = Vec::new();
+    for addr in &args.listen {
+        let server = LabServer::bind(*addr, cfg.clone()).await.with_context(|| format!("cannot listen on {addr}"))?;
+        eprintln!("bleedwatch lab: {:?} server on {}", args.behaviour, server.local_addr());
+        servers.push(server);
+    }
+    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    Ok(0)
+}

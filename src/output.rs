@@ -1,0 +1,229 @@
+//! Writers for scan results: JSON lines, CSV, the summary table and the progress bar. The engine
+//! knows none of these; it only emits results.
+
+use std::fs::File;
+use std::io::{self, BufWriter, IsTerminal, Write};
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use bleedwatch_probe::{EndpointResult, ScanStatus, Verdict};
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// Opens `path` for writing; `-` is standard output.
+pub fn open_output(path: &Path) -> Result<Box<dyn Write + Send>> {
+    if path.as_os_str() == "-" {
+        Ok(Box::new(BufWriter::new(io::stdout())))
+    } else {
+        let file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+        Ok(Box::new(BufWriter::new(file)))
+    }
+}
+
+/// Spreadsheet programs run cells that start with these; prefix them so exported data stays data.
+pub fn neutralize_csv_cell(cell: &str) -> String {
+    match cell.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{cell}"),
+        _ => cell.to_string(),
+    }
+}
+
+pub const CSV_HEADER: &[&str] = &[
+    "address", "port", "transport", "host", "sni", "status", "heartbleed", "reason", "ssl3", "tls1.0", "tls1.1", "tls1.2",
+    "tls1.3", "cert_subject", "cert_issuer", "cert_not_after", "spki_sha256", "cert_sha256", "leaked_bytes",
+];
+
+fn status_name(s: ScanStatus) -> String {
+    serde_json::to_value(s).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+}
+
+pub fn csv_row(r: &EndpointResult) -> Vec<String> {
+    let version = |v: &str| r.versions.get(v).map(|x| x.as_str().to_string()).unwrap_or_default();
+    let cert = r.certificate.as_ref();
+    vec![
+        r.address.clone(),
+        r.port.to_string(),
+        r.transport.to_string(),
+        r.host.clone().unwrap_or_default(),
+        r.sni.clone().unwrap_or_default(),
+        status_name(r.status),
+        r.heartbleed.as_str().to_string(),
+        r.reason.clone().unwrap_or_default(),
+        version("ssl3"),
+        version("tls1.0"),
+        version("tls1.1"),
+        version("tls1.2"),
+        version("tls1.3"),
+        cert.map(|c| c.subject.clone()).unwrap_or_default(),
+        cert.map(|c| c.issuer.clone()).unwrap_or_default(),
+        cert.map(|c| c.not_after.clone()).unwrap_or_default(),
+        cert.map(|c| c.spki_sha256.clone()).unwrap_or_default(),
+        cert.map(|c| c.cert_sha256.clone()).unwrap_or_default(),
+        r.leak.as_ref().map(|l| l.leaked_bytes.to_string()).unwrap_or_default(),
+    ]
+    .into_iter()
+    .map(|c| neutralize_csv_cell(&c))
+    .collect()
+}
+
+/// One line of the summary table, kept instead of the whole result so a large scan stays small.
+pub struct SummaryRow {
+    endpoint: String,
+    verdict: Verdict,
+    versions: String,
+    subject: String,
+    reason: String,
+}
+
+/// Collects what the summary needs and writes JSON lines and CSV as results arrive.
+pub struct ResultSinks {
+    json: Option<Box<dyn Write + Send>>,
+    csv: Option<csv::Writer<Box<dyn Write + Send>>>,
+    rows: Vec<SummaryRow>,
+    pub counts: std::collections::BTreeMap<&'static str, u64>,
+    pub unreachable: u64,
+    pub progress: ProgressBar,
+}
+
+/// Endpoints whose rows the table keeps at most; the counts always cover everything.
+const MAX_TABLE_ROWS: usize = 10_000;
+
+impl ResultSinks {
+    pub fn new(json: Option<&Path>, csv_path: Option<&Path>, total_hint: u128, show_progress: bool) -> Result<Self> {
+        let json = json.map(open_output).transpose()?;
+        let csv = match csv_path {
+            Some(p) => {
+                let mut w = csv::Writer::from_writer(open_output(p)?);
+                w.write_record(CSV_HEADER)?;
+                Some(w)
+            }
+            None => None,
+        };
+        let progress = if show_progress && io::stderr().is_terminal() {
+            let bar = ProgressBar::new(total_hint.min(u64::MAX as u128) as u64);
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} endpoints ({per_sec}) {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            bar
+        } else {
+            ProgressBar::hidden()
+        };
+        Ok(ResultSinks { json, csv, rows: Vec::new(), counts: Default::default(), unreachable: 0, progress })
+    }
+
+    pub fn add(&mut self, r: &EndpointResult) -> Result<()> {
+        if let Some(out) = self.json.as_mut() {
+            serde_json::to_writer(&mut *out, r)?;
+            out.write_all(b"\n")?;
+            out.flush()?;
+        }
+        if let Some(w) = self.csv.as_mut() {
+            w.write_record(csv_row(r))?;
+            w.flush()?;
+        }
+        *self.counts.entry(r.heartbleed.as_str()).or_default() += 1;
+        let unreachable = matches!(r.status, ScanStatus::ConnectionRefused | ScanStatus::ConnectionTimeout);
+        if unreachable {
+            self.unreachable += 1;
+        } else if self.rows.len() < MAX_TABLE_ROWS || r.heartbleed == Verdict::Vulnerable {
+            let host = r.host.as_deref().map(|h| format!(" ({h})")).unwrap_or_default();
+            let addr = if r.address.contains(':') { format!("[{}]", r.address) } else { r.address.clone() };
+            self.rows.push(SummaryRow {
+                endpoint: format!("{addr}:{}{host}", r.port),
+                verdict: r.heartbleed,
+                versions: r
+                    .versions
+                    .iter()
+                    .filter(|(_, v)| **v != Verdict::NotSupported)
+                    .map(|(k, v)| format!("{k}={}", short(*v)))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                subject: r.certificate.as_ref().map(|c| c.subject.clone()).unwrap_or_default(),
+                reason: r.reason.clone().unwrap_or_default(),
+            });
+        }
+        if r.heartbleed == Verdict::Vulnerable {
+            self.progress.set_message(format!("{} vulnerable", self.counts.get("vulnerable").copied().unwrap_or(0)));
+        }
+        self.progress.inc(1);
+        Ok(())
+    }
+
+    pub fn finish(&mut self) -> Result<()> {
+        self.progress.finish_and_clear();
+        if let Some(out) = self.json.as_mut() {
+            out.flush()?;
+        }
+        if let Some(w) = self.csv.as_mut() {
+            w.flush()?;
+        }
+        Ok(())
+    }
+
+    pub fn vulnerable(&self) -> u64 {
+        self.counts.get("vulnerable").copied().unwrap_or(0)
+    }
+
+    /// The human summary: a table of endpoints, most urgent first, and totals.
+    pub fn print_summary(&mut self, out: &mut dyn Write) -> io::Result<()> {
+        self.rows.sort_by_key(|r| (rank(r.verdict), r.endpoint.clone()));
+        let width = self.rows.iter().map(|r| r.endpoint.len()).max().unwrap_or(8).max(8);
+        writeln!(out, "{:<width$}  {:<14}  {:<44}  CERTIFICATE / REASON", "ENDPOINT", "HEARTBLEED", "VERSIONS")?;
+        for r in &self.rows {
+            let tail = if r.verdict == Verdict::Inconclusive || r.subject.is_empty() { &r.reason } else { &r.subject };
+            writeln!(out, "{:<width$}  {:<14}  {:<44}  {}", r.endpoint, r.verdict.as_str(), r.versions, printable(tail))?;
+        }
+        let total: u64 = self.counts.values().sum();
+        let parts: Vec<String> = self.counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
+        writeln!(out, "\n{total} endpoints: {}{}", parts.join(", "), if self.unreachable > 0 {
+            format!(" ({} unreachable, not listed)", self.unreachable)
+        } else {
+            String::new()
+        })
+    }
+}
+
+fn rank(v: Verdict) -> u8 {
+    match v {
+        Verdict::Vulnerable => 0,
+        Verdict::Inconclusive => 1,
+        Verdict::NotVulnerable => 2,
+        Verdict::NoHeartbeat => 3,
+        Verdict::NotApplicable => 4,
+        Verdict::NotSupported => 5,
+    }
+}
+
+fn short(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Vulnerable => "VULN",
+        Verdict::NotVulnerable => "ok",
+        Verdict::NoHeartbeat => "no-hb",
+        Verdict::NotApplicable => "n/a",
+        Verdict::NotSupported => "-",
+        Verdict::Inconclusive => "?",
+    }
+}
+
+/// Certificate subjects come from the network: never let them drive the terminal.
+fn printable(s: &str) -> String {
+    s.chars().map(|c| if c.is_control() { '?' } else { c }).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formula_cells_are_neutralised() {
+        assert_eq!(neutralize_csv_cell("=cmd|' /C calc'!A0"), "'=cmd|' /C calc'!A0");
+        assert_eq!(neutralize_csv_cell("+1"), "'+1");
+        assert_eq!(neutralize_csv_cell("@SUM(1)"), "'@SUM(1)");
+        assert_eq!(neutralize_csv_cell("CN=ok"), "CN=ok");
+    }
+
+    #[test]
+    fn control_characters_never_reach_the_terminal() {
+        assert_eq!(printable("CN=\u{1b}[31mred"), "CN=?[31mred");
+    }
+}

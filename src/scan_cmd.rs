@@ -1,0 +1,190 @@
+//! `bleedwatch scan`: raw arguments → a validated plan → the scheduler → the writers.
+
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use bleedwatch_probe::conn::Timeouts;
+use bleedwatch_probe::heartbleed::MAX_PROVE_OVERREAD;
+use bleedwatch_probe::scan::{run_scan, ScanEvent, ScanItem, SchedulerOptions, TargetHost};
+use bleedwatch_probe::{EndpointOptions, ProbeMode};
+use bleedwatch_targets::{ExclusionSet, HostRef, PortList, TargetSet, Transport};
+use bleedwatch_wire::ProtocolVersion;
+use clap::Args;
+use tokio::sync::mpsc;
+
+use crate::output::ResultSinks;
+
+#[derive(Args, Debug, Clone)]
+pub struct ScanArgs {
+    /// Targets: host, host:port, IPv4/IPv6 ([v6]:port), CIDR (10.0.0.0/24), ranges (10.0.0.1-50,
+    /// 10.0.1-3.1-254, 2001:db8::1-ff).
+    pub targets: Vec<String>,
+    /// Read targets from a file (one or more per line, # comments).
+    #[arg(short = 'i', long = "input-list", visible_alias = "iL", value_name = "FILE")]
+    pub input_list: Vec<PathBuf>,
+    /// Ports for targets without their own: 443, 443,8443, 1-1024.
+    #[arg(short, long, default_value = "443")]
+    pub ports: String,
+    /// Never test these (same syntax as targets, without ports).
+    #[arg(long, value_delimiter = ',')]
+    pub exclude: Vec<String>,
+    #[arg(long, value_name = "FILE")]
+    pub exclude_file: Vec<PathBuf>,
+    /// SNI name to send instead of the target's name.
+    #[arg(long)]
+    pub sni: Option<String>,
+    /// Do not retry without SNI when a server refuses the hello with SNI.
+    #[arg(long)]
+    pub no_sni_retry: bool,
+    /// Protocol versions to test (default all of ssl3, tls1.0, tls1.1, tls1.2).
+    #[arg(long, value_delimiter = ',')]
+    pub versions: Vec<String>,
+    /// Opt-in proof: over-read this many bytes (at most 64) of server memory. Only a count and a
+    /// SHA-256 of the leaked bytes are reported; the bytes are never stored or logged.
+    #[arg(long, value_name = "BYTES", num_args = 0..=1, default_missing_value = "16")]
+    pub prove: Option<u16>,
+    /// Endpoints tested at once.
+    #[arg(short, long, default_value_t = 256)]
+    pub concurrency: usize,
+    /// Endpoints tested at once on one address (be gentle with fragile devices).
+    #[arg(long, default_value_t = 4)]
+    pub per_host: usize,
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub connect_timeout: Duration,
+    /// Limit from connect to the end of the server's hello flight.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub handshake_timeout: Duration,
+    /// Limit for the heartbeat answer once our heartbeats are sent.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub heartbeat_timeout: Duration,
+    /// Write one JSON object per endpoint to FILE (- for standard output).
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Write CSV to FILE (- for standard output).
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+    /// No summary table and no progress bar.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// A validated scan.
+pub struct ScanPlan {
+    pub targets: TargetSet,
+    /// From --exclude and each --exclude-file; an address in any of them is skipped.
+    pub exclusions: Vec<ExclusionSet>,
+    pub endpoint: EndpointOptions,
+    pub scheduler: SchedulerOptions,
+}
+
+impl ScanArgs {
+    pub fn plan(&self) -> Result<ScanPlan> {
+        let ports = PortList::parse(&self.ports).context("--ports")?;
+        let mut specs = bleedwatch_targets::parse_targets(&self.targets)?;
+        for file in &self.input_list {
+            specs.extend(bleedwatch_targets::read_target_file(file)?);
+        }
+        if specs.is_empty() {
+            bail!("no targets: give hosts, addresses or ranges, or -iL FILE");
+        }
+        let mut exclusions = vec![bleedwatch_targets::parse_exclusions(&self.exclude)?];
+        for file in &self.exclude_file {
+            exclusions.push(bleedwatch_targets::read_exclusion_file(file)?);
+        }
+        let targets = TargetSet::from_specs(specs, ports);
+        for spec in targets.specs() {
+            if targets.ports_for(spec).ranges().iter().any(|r| r.transport == Transport::Udp) {
+                bail!("target {spec}: UDP ports (DTLS) are not supported by this build yet; use TCP ports");
+            }
+        }
+        let versions = if self.versions.is_empty() {
+            ProtocolVersion::PROBEABLE_TLS.to_vec()
+        } else {
+            self.versions
+                .iter()
+                .map(|v| match ProtocolVersion::from_name(v) {
+                    Some(p) if ProtocolVersion::PROBEABLE_TLS.contains(&p) => Ok(p),
+                    _ => bail!("--versions: unknown version {v:?} (use ssl3, tls1.0, tls1.1, tls1.2)"),
+                })
+                .collect::<Result<Vec<_>>>()?
+        };
+        let mode = match self.prove {
+            None => ProbeMode::Safe,
+            Some(0) => bail!("--prove needs at least 1 byte"),
+            Some(n) if n > MAX_PROVE_OVERREAD => bail!("--prove reads at most {MAX_PROVE_OVERREAD} bytes"),
+            Some(n) => ProbeMode::Prove { overread: n },
+        };
+        if self.concurrency == 0 || self.per_host == 0 {
+            bail!("--concurrency and --per-host must be at least 1");
+        }
+        Ok(ScanPlan {
+            targets,
+            exclusions,
+            endpoint: EndpointOptions {
+                mode,
+                timeouts: Timeouts { connect: self.connect_timeout, handshake: self.handshake_timeout, heartbeat: self.heartbeat_timeout },
+                versions,
+                sni_retry: !self.no_sni_retry,
+                tls13_fallback: true,
+                sni_override: self.sni.clone(),
+            },
+            scheduler: SchedulerOptions { concurrency: self.concurrency, per_host: self.per_host },
+        })
+    }
+}
+
+/// Runs a plan, feeding every result to `sinks`. Returns the number of vulnerable endpoints.
+pub async fn execute(plan: ScanPlan, sinks: &mut ResultSinks) -> Result<u64> {
+    let (tx, mut rx) = mpsc::channel::<ScanEvent>(1024);
+    let ScanPlan { targets, exclusions, endpoint, scheduler } = plan;
+    let items = targets.iter().filter(|e| !exclusions.iter().any(|x| x.excludes(&e.host))).map(|e| ScanItem {
+        host: match e.host {
+            HostRef::Ip(ip) => TargetHost::Ip(ip),
+            HostRef::Name(name) => TargetHost::Name(name),
+        },
+        port: e.port,
+    });
+    let excluded = |ip: IpAddr| exclusions.iter().any(|x| x.contains(ip));
+    let scan = run_scan(items, excluded, endpoint, scheduler, tx);
+    let consume = async {
+        let mut first_error = None;
+        while let Some(event) = rx.recv().await {
+            match event {
+                ScanEvent::Result(r) => {
+                    if let Err(e) = sinks.add(&r) {
+                        first_error.get_or_insert(e);
+                    }
+                }
+                ScanEvent::Excluded { .. } => sinks.progress.inc(1),
+                ScanEvent::ResolveFailed { name, port, error } => {
+                    sinks.progress.suspend(|| eprintln!("bleedwatch: {name}:{port}: cannot resolve: {error}"));
+                    sinks.progress.inc(1);
+                }
+            }
+        }
+        first_error
+    };
+    let ((), error) = tokio::join!(scan, consume);
+    if let Some(e) = error {
+        return Err(e.context("writing results"));
+    }
+    sinks.finish()?;
+    Ok(sinks.vulnerable())
+}
+
+pub async fn run(args: ScanArgs) -> Result<u8> {
+    let plan = args.plan()?;
+    let json_on_stdout = args.json.as_deref().is_some_and(|p| p.as_os_str() == "-") || args.csv.as_deref().is_some_and(|p| p.as_os_str() == "-");
+    let mut sinks = ResultSinks::new(args.json.as_deref(), args.csv.as_deref(), plan.targets.len_hint(), !args.quiet)?;
+    let vulnerable = execute(plan, &mut sinks).await?;
+    if !args.quiet && !json_on_stdout {
+        sinks.print_summary(&mut std::io::stdout().lock())?;
+    } else if !args.quiet {
+        sinks.print_summary(&mut std::io::stderr().lock())?;
+    }
+    std::io::stdout().flush()?;
+    Ok(if vulnerable > 0 { 1 } else { 0 })
+}
