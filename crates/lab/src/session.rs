@@ -368,3 +368,15 @@ impl LabSession {
         });
     }
 }
+
+/// Fuzz entry point: arbitrary client bytes into each lab behaviour.
+pub fn fuzz_client_bytes(data: &[u8], identity: Arc<LabIdentity>) {
+    for behaviour in [Behaviour::Vulnerable, Behaviour::Fixed, Behaviour::NoHeartbeat] {
+        let mut session = LabSession::new(LabConfig::new(behaviour, identity.clone()));
+        for piece in data.chunks(data.first().map(|b| *b as usize + 1).unwrap_or(1)) {
+            session.feed(piece);
+            let _ = session.take_output();
+        }
+        let _ = session.take_events();
+    }
+}

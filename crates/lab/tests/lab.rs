@@ -197,3 +197,16 @@ fn short_heartbeat_answers_wait_in_the_write_buffer_until_a_flush() {
     );
     assert!(session.is_closed());
 }
+
+#[test]
+fn lab_fuzz_corpus_replays_without_panic() {
+    let identity = Arc::new(LabIdentity::rsa_lab(&["fuzz.test"]).unwrap());
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/lab_client_bytes");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        bleedwatch_lab::session::fuzz_client_bytes(&bytes, identity.clone());
+        n += 1;
+    }
+    assert!(n > 0, "empty corpus {}", dir.display());
+}

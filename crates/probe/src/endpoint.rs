@@ -215,6 +215,5 @@ fn status_for_inconclusive(details: &[VersionDetail]) -> ScanStatus {
 async fn fetch_tls13(target: &EndpointTarget, sni: Option<&str>, t: &Timeouts) -> Result<Vec<Vec<u8>>, String> {
     let stream = connect(target.addr, t.connect).await.map_err(|e| e.to_string())?;
     let deadline = tokio::time::Instant::now() + t.handshake;
-    let _ = (stream, sni, deadline);
-    Err("TLS13-PENDING".to_string())
+    bleedwatch_tls13::fetch_tls13(stream, sni, deadline).await.map(|info| info.chain).map_err(|e| e.to_string())
 }

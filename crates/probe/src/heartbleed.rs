@@ -609,3 +609,16 @@ mod tests {
         assert!(p.is_done());
     }
 }
+
+/// Fuzz entry point: arbitrary server bytes, cut at arbitrary places, followed by each possible end.
+pub fn fuzz_server_bytes(data: &[u8]) {
+    let cfg = ProbeConfig::new(ProtocolVersion::TLS1_2, Some("fuzz.test".into()), ProbeMode::Safe);
+    let mut probe = HeartbleedProbe::new(cfg);
+    let _ = probe.take_output();
+    for piece in data.chunks(data.first().map(|b| *b as usize + 1).unwrap_or(1)) {
+        probe.feed(piece);
+        let _ = probe.take_output();
+    }
+    probe.feed_eof();
+    let _ = probe.outcome();
+}

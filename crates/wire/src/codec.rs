@@ -123,7 +123,7 @@ pub fn put_prefixed(out: &mut Vec<u8>, prefix: Prefix, body: impl FnOnce(&mut Ve
         Prefix::U24 => 3,
     };
     let start = out.len();
-    out.extend(std::iter::repeat(0).take(width));
+    out.extend(std::iter::repeat_n(0, width));
     body(out);
     let len = out.len() - start - width;
     let bytes = (len as u32).to_be_bytes();

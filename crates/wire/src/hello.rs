@@ -95,7 +95,7 @@ impl ClientHelloSpec {
         let unpadded = HANDSHAKE_HEADER_LEN + body.len() + 2 + exts.len();
         if !self.version.is_dtls() && (256..512).contains(&unpadded) {
             let pad = (512 - unpadded).saturating_sub(4);
-            put_extension(&mut exts, ExtensionType::PADDING, |o| o.extend(std::iter::repeat(0).take(pad)));
+            put_extension(&mut exts, ExtensionType::PADDING, |o| o.extend(std::iter::repeat_n(0, pad)));
         }
         put_prefixed(&mut body, Prefix::U16, |o| o.extend_from_slice(&exts));
         encode_handshake(HandshakeType::CLIENT_HELLO, &body)

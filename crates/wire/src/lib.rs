@@ -12,6 +12,7 @@
 pub mod alert;
 pub mod codec;
 pub mod error;
+pub mod fuzzing;
 pub mod handshake;
 pub mod heartbeat;
 pub mod hello;

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The full test suite: installs what the tests need, then runs every test of the workspace
+# (unit, property, replay against real captures, fuzz-corpus replays, and real servers on loopback).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-test-deps.sh
+cargo test --workspace --locked
