@@ -1,15 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages bleedwatch's tests start as real peers, if any is missing.
+# The lists are scripts/test-packages/*.txt (one package per line, # comments), one file per area.
 # Safe to run repeatedly; needs root (or sudo) only when something has to be installed.
 set -euo pipefail
+cd "$(dirname "$0")"
 
-packages=(
-  openssl      # openssl s_server (OpenSSL 3: no heartbeat; TLS 1.3-only mode) and test certificates
-  gnutls-bin   # gnutls-serv --heartbeat: heartbeat-capable, not vulnerable
-  nginx-light  # nginx with RSA and ECDSA certificates
-  ca-certificates
-)
-
+mapfile -t packages < <(sed -e 's/#.*//' -e 's/[[:space:]]\+$//' test-packages/*.txt | grep -v '^[[:space:]]*$' | sort -u)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -21,8 +17,13 @@ echo "installing Debian packages: ${missing[*]}" >&2
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 export DEBIAN_FRONTEND=noninteractive
+# Package scripts must not start system services on the test machine: the tests start their own
+# instances on loopback ports.
+policy=/usr/sbin/policy-rc.d
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+  $SUDO chmod +x "$policy"
+  trap '$SUDO rm -f "$policy"' EXIT
+fi
 $SUDO apt-get update -q
 $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
-# Debian starts nginx on port 80 when it is installed; the tests run their own instances.
-if command -v systemctl >/dev/null 2>&1; then $SUDO systemctl stop nginx 2>/dev/null || true; fi
-$SUDO service nginx stop 2>/dev/null || true

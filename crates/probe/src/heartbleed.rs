@@ -60,7 +60,7 @@ impl HeartbeatRequest {
     /// Does `response` answer this request? The type must be "response", the claimed length must equal
     /// ours and every payload byte present in the reply (up to what we sent) must echo ours. Partial
     /// replies count: mid-handshake, OpenSSL sends only the first 16 KiB record of a long answer.
-    fn is_answered_by(&self, response: &HeartbeatMessage<'_>) -> bool {
+    pub fn is_answered_by(&self, response: &HeartbeatMessage<'_>) -> bool {
         if response.kind != HeartbeatMessageType::RESPONSE || response.payload_length != self.claimed_len {
             return false;
         }
@@ -92,36 +92,70 @@ pub struct ProbeConfig {
     pub client_random: [u8; 32],
 }
 
+/// A fresh pair of requests for one connection: the test heartbeat (unpadded; in `--prove` mode
+/// over-reading) and the honest one, each `payload_len` bytes of random data behind a marker.
+/// Shared by every transport (TLS, DTLS) and by the client test, so the verdict logic is one.
+pub fn heartbeat_requests(mode: ProbeMode, payload_len: usize) -> (HeartbeatRequest, HeartbeatRequest) {
+    use rand::RngCore;
+    let mut rng = rand::thread_rng();
+    let payload_len = payload_len.clamp(16, u16::MAX as usize - MAX_PROVE_OVERREAD as usize);
+    let mut test_payload = vec![0u8; payload_len];
+    rng.fill_bytes(&mut test_payload);
+    test_payload[..16].copy_from_slice(b"bleedwatch-test ");
+    let mut honest_payload = vec![0u8; payload_len];
+    rng.fill_bytes(&mut honest_payload);
+    honest_payload[..16].copy_from_slice(b"bleedwatch-hones");
+    let overread = match mode {
+        ProbeMode::Safe => 0,
+        ProbeMode::Prove { overread } => overread.min(MAX_PROVE_OVERREAD),
+    };
+    (
+        HeartbeatRequest { claimed_len: (payload_len + overread as usize) as u16, payload: test_payload, padding: 0 },
+        HeartbeatRequest { claimed_len: payload_len as u16, payload: honest_payload, padding: MIN_PADDING },
+    )
+}
+
+/// What a heartbeat message from the peer means for our two requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Judgement {
+    /// It answers the test heartbeat: the peer skips the bounds check. With an over-reading test
+    /// request, `leak` says how many bytes came back beyond what we sent (count and digest only).
+    TestAnswered { leak: Option<LeakEvidence> },
+    /// It answers the honest heartbeat: since requests are handled in order and the test one came
+    /// first, the test one was dropped.
+    HonestAnswered,
+    /// A request from the peer, a response to something else, or noise: proves nothing.
+    Unrelated,
+}
+
+/// Judges one heartbeat message against the requests we sent.
+pub fn judge(test: &HeartbeatRequest, honest: Option<&HeartbeatRequest>, msg: &HeartbeatMessage<'_>) -> Judgement {
+    if test.is_answered_by(msg) {
+        let leak = (test.overread() > 0).then(|| {
+            let sent = test.payload.len();
+            let leaked = &msg.body[sent.min(msg.body.len())..msg.body.len().min(test.claimed_len as usize)];
+            LeakEvidence { leaked_bytes: leaked.len(), sha256: hex::encode(Sha256::digest(leaked)) }
+        });
+        return Judgement::TestAnswered { leak };
+    }
+    if honest.is_some_and(|h| h.is_answered_by(msg)) {
+        return Judgement::HonestAnswered;
+    }
+    Judgement::Unrelated
+}
+
 impl ProbeConfig {
     /// A probe with fresh random payloads.
     pub fn new(version: ProtocolVersion, server_name: Option<String>, mode: ProbeMode) -> Self {
         use rand::RngCore;
-        let mut rng = rand::thread_rng();
-        let mut test_payload = vec![0u8; DEFAULT_PAYLOAD_LEN];
-        rng.fill_bytes(&mut test_payload);
-        test_payload[..16].copy_from_slice(b"bleedwatch-test ");
-        let mut honest_payload = vec![0u8; DEFAULT_PAYLOAD_LEN];
-        rng.fill_bytes(&mut honest_payload);
-        honest_payload[..16].copy_from_slice(b"bleedwatch-hones");
+        let (test_request, honest_request) = heartbeat_requests(mode, DEFAULT_PAYLOAD_LEN);
         let mut client_random = [0u8; 32];
-        rng.fill_bytes(&mut client_random);
-        let overread = match mode {
-            ProbeMode::Safe => 0,
-            ProbeMode::Prove { overread } => overread.min(MAX_PROVE_OVERREAD),
-        };
+        rand::thread_rng().fill_bytes(&mut client_random);
         ProbeConfig {
             version,
             server_name,
-            test_request: HeartbeatRequest {
-                claimed_len: (DEFAULT_PAYLOAD_LEN + overread as usize) as u16,
-                payload: test_payload,
-                padding: 0,
-            },
-            honest_request: Some(HeartbeatRequest {
-                claimed_len: DEFAULT_PAYLOAD_LEN as u16,
-                payload: honest_payload,
-                padding: MIN_PADDING,
-            }),
+            test_request,
+            honest_request: Some(honest_request),
             send_sentinel: true,
             max_flight: DEFAULT_MAX_FLIGHT,
             client_random,
@@ -503,24 +537,21 @@ impl HeartbleedProbe {
             self.outcome.log.push("ignored unsolicited heartbeat before our request".into());
             return;
         }
-        if self.cfg.test_request.is_answered_by(&msg) {
-            let request = &self.cfg.test_request;
-            self.outcome.log.push(format!(
-                "test heartbeat answered: response claims {}, {} bytes in this record",
-                msg.payload_length,
-                msg.body.len()
-            ));
-            if request.overread() > 0 {
-                let sent = request.payload.len();
-                let leaked = &msg.body[sent.min(msg.body.len())..msg.body.len().min(request.claimed_len as usize)];
-                self.outcome.leak =
-                    Some(LeakEvidence { leaked_bytes: leaked.len(), sha256: hex::encode(Sha256::digest(leaked)) });
+        match judge(&self.cfg.test_request, self.cfg.honest_request.as_ref(), &msg) {
+            Judgement::TestAnswered { leak } => {
+                self.outcome.log.push(format!(
+                    "test heartbeat answered: response claims {}, {} bytes in this record",
+                    msg.payload_length,
+                    msg.body.len()
+                ));
+                self.outcome.leak = leak;
+                return self.finish(ConnectionVerdict::Vulnerable);
             }
-            return self.finish(ConnectionVerdict::Vulnerable);
-        }
-        if self.cfg.honest_request.as_ref().is_some_and(|h| h.is_answered_by(&msg)) {
-            self.outcome.log.push("honest heartbeat answered, test heartbeat dropped".into());
-            return self.finish(ConnectionVerdict::NotVulnerable);
+            Judgement::HonestAnswered => {
+                self.outcome.log.push("honest heartbeat answered, test heartbeat dropped".into());
+                return self.finish(ConnectionVerdict::NotVulnerable);
+            }
+            Judgement::Unrelated => {}
         }
         self.outcome.log.push(format!(
             "ignored heartbeat {} that does not answer our requests (claims {})",
