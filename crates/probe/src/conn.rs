@@ -65,10 +65,56 @@ pub async fn run_probe(addr: SocketAddr, cfg: ProbeConfig, t: &Timeouts) -> Resu
     Ok(drive(&mut stream, HeartbleedProbe::new(cfg), t).await)
 }
 
+/// A sans-IO heartbeat test over a byte stream: the server probe, and the client test.
+pub trait StreamTest {
+    fn take_output(&mut self) -> Vec<u8>;
+    fn feed(&mut self, data: &[u8]);
+    fn feed_eof(&mut self);
+    fn feed_reset(&mut self);
+    fn feed_timeout(&mut self);
+    fn is_done(&self) -> bool;
+    /// True once our heartbeats are sent and only their answer is awaited.
+    fn awaiting_answer(&self) -> bool;
+}
+
+impl StreamTest for HeartbleedProbe {
+    fn take_output(&mut self) -> Vec<u8> {
+        HeartbleedProbe::take_output(self)
+    }
+    fn feed(&mut self, data: &[u8]) {
+        HeartbleedProbe::feed(self, data)
+    }
+    fn feed_eof(&mut self) {
+        HeartbleedProbe::feed_eof(self)
+    }
+    fn feed_reset(&mut self) {
+        HeartbleedProbe::feed_reset(self)
+    }
+    fn feed_timeout(&mut self) {
+        HeartbleedProbe::feed_timeout(self)
+    }
+    fn is_done(&self) -> bool {
+        HeartbleedProbe::is_done(self)
+    }
+    fn awaiting_answer(&self) -> bool {
+        self.phase() == Phase::Heartbeat
+    }
+}
+
 /// Drives an already-connected stream (plain TCP, or after a STARTTLS upgrade).
-pub async fn drive<S>(stream: &mut S, mut probe: HeartbleedProbe, t: &Timeouts) -> ConnectionOutcome
+pub async fn drive<S>(stream: &mut S, probe: HeartbleedProbe, t: &Timeouts) -> ConnectionOutcome
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    drive_test(stream, probe, t).await.into_outcome()
+}
+
+/// Runs any [`StreamTest`] over a stream until it decides or a deadline passes: `handshake` until our
+/// heartbeats are out, then `heartbeat` for the answer.
+pub async fn drive_test<S, T>(stream: &mut S, mut probe: T, t: &Timeouts) -> T
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    T: StreamTest,
 {
     let handshake_deadline = Instant::now() + t.handshake;
     let mut heartbeat_deadline: Option<Instant> = None;
@@ -82,7 +128,7 @@ where
                 Ok(Err(_)) => probe.feed_reset(),
                 Ok(Ok(())) => {}
             }
-            if probe.phase() == Phase::Heartbeat && heartbeat_deadline.is_none() {
+            if probe.awaiting_answer() && heartbeat_deadline.is_none() {
                 heartbeat_deadline = Some(Instant::now() + t.heartbeat);
             }
         }
@@ -97,7 +143,7 @@ where
             Ok(Err(_)) => probe.feed_reset(),
         }
     }
-    probe.into_outcome()
+    probe
 }
 
 /// An outcome for a connection that never opened, so that results stay uniform.

@@ -5,6 +5,7 @@
 //! the JSON contract.
 #![forbid(unsafe_code)]
 
+pub mod client_test;
 pub mod conn;
 pub mod endpoint;
 pub mod heartbleed;

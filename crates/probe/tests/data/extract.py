@@ -17,6 +17,19 @@ WANT = [
     ("nmap-heartbleed-nohb-1.0.1f-tls10-11-12.pcap", 2, "nmap-nohb-tls10"),
     ("nmap-heartbleed-nohb-1.0.1f-tls10-11-12.pcap", 4, "nmap-nohb-tls12"),
     ("nmap-heartbleed-patched-1.0.1g-tls10-11-12.pcap", 2, "nmap-101g-tls10"),
+    # Client side: a malicious server (s2c) tests a real s_client (c2s).
+    ("client-s_client-1.0.1f-safe-probe-vulnerable-tls12.pcap", 0, "client-101f-safe-tls12"),
+    ("client-s_client-1.0.1f-honest-heartbeat-tls12.pcap", 0, "client-101f-honest-tls12"),
+    ("client-s_client-1.0.1f-overread-claim16384-vulnerable-tls12.pcap", 0, "client-101f-overread-tls12"),
+    ("client-s_client-1.0.1f-overread-claim16384-vulnerable-tls10.pcap", 0, "client-101f-overread-tls10"),
+    ("client-s_client-1.0.1f-overread-claim65535-vulnerable-tls12.pcap", 0, "client-101f-overread65535-tls12"),
+    ("client-s_client-1.0.1f-overread-claim16384-no-hb-ext-vulnerable-tls12.pcap", 0, "client-101f-overread-nohbext-tls12"),
+    ("client-s_client-1.0.1g-safe-probe-patched-tls12.pcap", 0, "client-101g-safe-tls12"),
+    ("client-s_client-1.0.1g-honest-heartbeat-patched-tls12.pcap", 0, "client-101g-honest-tls12"),
+    ("client-s_client-1.0.1g-overread-claim16384-patched-tls12.pcap", 0, "client-101g-overread-tls12"),
+    ("client-s_client-1.0.1f-nohb-safe-probe-tls12.pcap", 0, "client-nohb-safe-tls12"),
+    ("client-s_client-1.0.1f-nohb-safe-probe-tls10.pcap", 0, "client-nohb-safe-tls10"),
+    ("client-s_client-openssl3-safe-probe-tls12.pcap", 0, "client-openssl3-safe-tls12"),
 ]
 for pcap, stream, name in WANT:
     out = subprocess.run(["tshark", "-r", os.path.join(LAB, pcap), "-q", "-z", f"follow,tcp,raw,{stream}"],
