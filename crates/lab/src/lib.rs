@@ -4,6 +4,7 @@
 //! [`session`] is the sans-IO server; [`server`] runs it on a TCP listener.
 #![forbid(unsafe_code)]
 
+pub mod client;
 pub mod identity;
 pub mod kx;
 pub mod server;

@@ -94,9 +94,125 @@ pub struct LabSession {
     deframer: Deframer,
     handshake: HandshakeReassembler,
     version: ProtocolVersion,
-    write_buffer: Vec<u8>,
-    wire: Vec<u8>,
+    out: HandshakeWriteBuffer,
     events: Vec<LabEvent>,
+}
+
+/// OpenSSL 1.0.1's handshake write path: a `BIO_f_buffer` of 4096 bytes in front of the socket.
+/// Bytes in `wire` have reached the network; bytes in `buffer` wait for a flush.
+#[derive(Debug, Default)]
+pub struct HandshakeWriteBuffer {
+    buffer: Vec<u8>,
+    wire: Vec<u8>,
+}
+
+impl HandshakeWriteBuffer {
+    /// `bf_write`: buffer if it fits (strictly), else fill the buffer, flush it, and write a large
+    /// remainder straight through. This is what keeps the tail of a long heartbeat response off the
+    /// wire in the middle of a handshake.
+    pub fn write(&mut self, mut data: &[u8]) {
+        let free = HANDSHAKE_BUFFER - self.buffer.len();
+        if free > data.len() {
+            self.buffer.extend_from_slice(data);
+            return;
+        }
+        if !self.buffer.is_empty() {
+            self.buffer.extend_from_slice(&data[..free]);
+            data = &data[free..];
+            self.flush();
+        }
+        if data.len() >= HANDSHAKE_BUFFER {
+            self.wire.extend_from_slice(data);
+            data = &[];
+        }
+        self.buffer.extend_from_slice(data);
+    }
+
+    pub fn flush(&mut self) {
+        self.wire.append(&mut self.buffer);
+    }
+
+    /// Writes `data` as records of `typ`, one write per record as `do_ssl3_write` does.
+    pub fn write_records(&mut self, typ: ContentType, version: ProtocolVersion, data: &[u8]) {
+        let mut record = Vec::with_capacity(data.len().min(MAX_FRAGMENT_LEN) + 5);
+        if data.is_empty() {
+            encode_records(&mut record, typ, version, &[], MAX_FRAGMENT_LEN);
+            self.write(&record);
+        }
+        for chunk in data.chunks(MAX_FRAGMENT_LEN) {
+            record.clear();
+            encode_records(&mut record, typ, version, chunk, MAX_FRAGMENT_LEN);
+            self.write(&record);
+        }
+    }
+
+    pub fn take_wire(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.wire)
+    }
+
+    pub fn wire_len(&self) -> usize {
+        self.wire.len()
+    }
+}
+
+/// What OpenSSL 1.0.1 does with one heartbeat record, by behaviour (shared by the lab server and the
+/// lab client: the bug and the fix are the same on both sides).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeartbeatAction {
+    /// Send this heartbeat_response message (3 + payload + 16 bytes; over-read bytes are canary).
+    Respond(Vec<u8>),
+    /// Drop silently (1.0.1g's bounds check, or not a request).
+    Drop,
+    /// Unknown record type: fatal unexpected_message (SSLv3 and TLS 1.2 without heartbeat code).
+    Alert,
+    /// Unknown record type, ignored (TLS 1.0 and 1.1 without heartbeat code).
+    Ignore,
+}
+
+/// Decides what 1.0.1f / 1.0.1g / a no-heartbeat build does with `fragment`, and the event to log.
+pub fn heartbeat_action(behaviour: Behaviour, version: ProtocolVersion, fragment: &[u8]) -> (HeartbeatAction, Option<LabEvent>) {
+    if behaviour == Behaviour::NoHeartbeat {
+        // ssl3_read_bytes: TLS 1.0 and 1.1 ignore unknown record types; SSLv3 and TLS 1.2 alert.
+        let action = if version == ProtocolVersion::TLS1_0 || version == ProtocolVersion::TLS1_1 {
+            HeartbeatAction::Ignore
+        } else {
+            HeartbeatAction::Alert
+        };
+        return (action, None);
+    }
+    let Ok(msg) = HeartbeatMessage::parse(fragment) else { return (HeartbeatAction::Drop, None) };
+    if msg.kind != HeartbeatMessageType::REQUEST {
+        return (HeartbeatAction::Drop, None);
+    }
+    let present = msg.body.len().min(msg.payload_length as usize);
+    let answered = match behaviour {
+        Behaviour::Fixed => fragment.len() >= 3 + MIN_PADDING && msg.passes_bounds_check(),
+        _ => true,
+    };
+    let event = LabEvent::Heartbeat {
+        version,
+        record_len: fragment.len(),
+        claimed: msg.payload_length,
+        present,
+        padding: msg.padding_len().unwrap_or(0),
+        overread: msg.missing_payload(),
+        answered,
+        flushed: false,
+    };
+    if !answered {
+        return (HeartbeatAction::Drop, Some(event));
+    }
+    let claimed = msg.payload_length as usize;
+    let mut response = Vec::with_capacity(3 + claimed + MIN_PADDING);
+    response.push(HeartbeatMessageType::RESPONSE.0);
+    response.extend_from_slice(&msg.payload_length.to_be_bytes());
+    response.extend_from_slice(&msg.body[..present]);
+    // Where 1.0.1f copies memory, the lab copies canary bytes.
+    response.extend(CANARY.iter().cycle().take(claimed - present));
+    let mut pad = [0u8; MIN_PADDING];
+    rand::thread_rng().fill_bytes(&mut pad);
+    response.extend_from_slice(&pad);
+    (HeartbeatAction::Respond(response), Some(event))
 }
 
 impl LabSession {
@@ -107,15 +223,14 @@ impl LabSession {
             deframer: Deframer::new(),
             handshake: HandshakeReassembler::default(),
             version: ProtocolVersion::TLS1_0,
-            write_buffer: Vec::with_capacity(HANDSHAKE_BUFFER),
-            wire: Vec::new(),
+            out: HandshakeWriteBuffer::default(),
             events: Vec::new(),
         }
     }
 
     /// Bytes that reached the "wire" (left the write buffer).
     pub fn take_output(&mut self) -> Vec<u8> {
-        std::mem::take(&mut self.wire)
+        self.out.take_wire()
     }
 
     pub fn take_events(&mut self) -> Vec<LabEvent> {
@@ -149,42 +264,12 @@ impl LabSession {
         self.state = State::Closed;
     }
 
-    /// `BIO_f_buffer`'s write: buffer if it fits (strictly), else fill, flush, and write big remainders
-    /// straight through. This is what keeps the tail of a long heartbeat response off the wire.
-    fn buffered_write(&mut self, mut data: &[u8]) {
-        let free = HANDSHAKE_BUFFER - self.write_buffer.len();
-        if free > data.len() {
-            self.write_buffer.extend_from_slice(data);
-            return;
-        }
-        if !self.write_buffer.is_empty() {
-            self.write_buffer.extend_from_slice(&data[..free]);
-            data = &data[free..];
-            self.flush();
-        }
-        if data.len() >= HANDSHAKE_BUFFER {
-            self.wire.extend_from_slice(data);
-            data = &[];
-        }
-        self.write_buffer.extend_from_slice(data);
-    }
-
     fn flush(&mut self) {
-        self.wire.append(&mut self.write_buffer);
+        self.out.flush();
     }
 
-    /// Writes `data` as records of `typ`, one `BIO_write` per record as `do_ssl3_write` does.
     fn write_records(&mut self, typ: ContentType, version: ProtocolVersion, data: &[u8]) {
-        for chunk in data.chunks(MAX_FRAGMENT_LEN.max(1)) {
-            let mut record = Vec::with_capacity(chunk.len() + 5);
-            encode_records(&mut record, typ, version, chunk, MAX_FRAGMENT_LEN);
-            self.buffered_write(&record);
-        }
-        if data.is_empty() {
-            let mut record = Vec::new();
-            encode_records(&mut record, typ, version, &[], MAX_FRAGMENT_LEN);
-            self.buffered_write(&record);
-        }
+        self.out.write_records(typ, version, data);
     }
 
     /// A fatal alert is flushed at once (`ssl3_dispatch_alert`), then the server gives up.
@@ -321,51 +406,19 @@ impl LabSession {
 
     fn on_heartbeat(&mut self, fragment: &[u8]) {
         let version = self.version;
-        if self.cfg.behaviour == Behaviour::NoHeartbeat {
-            // ssl3_read_bytes: TLS 1.0 and 1.1 ignore unknown record types; SSLv3 and TLS 1.2 alert.
-            if version == ProtocolVersion::TLS1_0 || version == ProtocolVersion::TLS1_1 {
-                return;
+        let (action, event) = heartbeat_action(self.cfg.behaviour, version, fragment);
+        let before = self.out.wire_len();
+        match action {
+            HeartbeatAction::Respond(response) => self.write_records(ContentType::HEARTBEAT, version, &response),
+            HeartbeatAction::Alert => self.fatal(AlertDescription::UNEXPECTED_MESSAGE, version),
+            HeartbeatAction::Drop | HeartbeatAction::Ignore => {}
+        }
+        if let Some(mut event) = event {
+            if let LabEvent::Heartbeat { flushed, .. } = &mut event {
+                *flushed = self.out.wire_len() > before;
             }
-            return self.fatal(AlertDescription::UNEXPECTED_MESSAGE, version);
+            self.events.push(event);
         }
-        let Ok(msg) = HeartbeatMessage::parse(fragment) else { return };
-        if msg.kind != HeartbeatMessageType::REQUEST {
-            return;
-        }
-        let present = msg.body.len().min(msg.payload_length as usize);
-        let padding = msg.padding_len().unwrap_or(0);
-        let overread = msg.missing_payload();
-        // 1.0.1g's fix: silently discard what does not fit.
-        let answered = match self.cfg.behaviour {
-            Behaviour::Fixed => fragment.len() >= 3 + MIN_PADDING && msg.passes_bounds_check(),
-            _ => true,
-        };
-        let mut flushed = false;
-        if answered {
-            let claimed = msg.payload_length as usize;
-            let mut response = Vec::with_capacity(3 + claimed + MIN_PADDING);
-            response.push(HeartbeatMessageType::RESPONSE.0);
-            response.extend_from_slice(&msg.payload_length.to_be_bytes());
-            response.extend_from_slice(&msg.body[..present]);
-            // Where 1.0.1f copies memory, the lab copies canary bytes.
-            response.extend(CANARY.iter().cycle().take(claimed - present));
-            let mut pad = [0u8; MIN_PADDING];
-            rand::thread_rng().fill_bytes(&mut pad);
-            response.extend_from_slice(&pad);
-            let before = self.wire.len();
-            self.write_records(ContentType::HEARTBEAT, version, &response);
-            flushed = self.wire.len() > before;
-        }
-        self.events.push(LabEvent::Heartbeat {
-            version,
-            record_len: fragment.len(),
-            claimed: msg.payload_length,
-            present,
-            padding,
-            overread,
-            answered,
-            flushed,
-        });
     }
 }
 
