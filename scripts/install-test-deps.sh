@@ -6,6 +6,15 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 mapfile -t packages < <(sed -e 's/#.*//' -e 's/[[:space:]]\+$//' test-packages/*.txt | grep -v '^[[:space:]]*$' | sort -u)
+# Python tools from PyPI (sslyze attacks the honeypot in tests/cli.rs), in a venv under target/ so
+# nothing outside the checkout changes. scripts/test.sh puts its bin/ on PATH.
+venv="$(cd .. && pwd)/target/test-tools/venv"
+if [ ! -x "$venv/bin/sslyze" ]; then
+  echo "installing sslyze into $venv" >&2
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check "sslyze==6.3.1"
+fi
+
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -4,4 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-test-deps.sh
+export PATH="$PWD/target/test-tools/venv/bin:$PATH"
 cargo test --workspace --locked

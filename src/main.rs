@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod cmd_client;
 mod demo;
 mod lab_cmd;
 mod output;
@@ -26,6 +27,10 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Run lab servers that behave like OpenSSL 1.0.1f/1.0.1g (canary bytes only) until interrupted.
     Lab(lab_cmd::LabArgs),
+    /// Test the TLS clients that connect here (mail gateways, proxies, agents) for Heartbleed.
+    ClientTest(cmd_client::ClientTestArgs),
+    /// Pretend to be a vulnerable server (canary bytes only) and log every Heartbleed attempt.
+    Honeypot(cmd_client::HoneypotArgs),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +47,8 @@ fn main() -> ExitCode {
             Command::Scan(args) => scan_cmd::run(args).await,
             Command::Demo(args) => demo::run(args).await,
             Command::Lab(args) => lab_cmd::run(args).await,
+            Command::ClientTest(args) => cmd_client::run_client_test(args).await,
+            Command::Honeypot(args) => cmd_client::run_honeypot(args).await,
         }
     });
     match result {

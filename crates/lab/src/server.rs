@@ -26,8 +26,16 @@ pub struct LabServerHandle {
     events: EventLog,
 }
 
+/// A live feed of what clients do, for the honeypot.
+pub type EventFeed = tokio::sync::mpsc::UnboundedSender<(SocketAddr, LabEvent)>;
+
 impl LabServer {
     pub async fn bind(addr: SocketAddr, cfg: LabConfig) -> std::io::Result<LabServerHandle> {
+        LabServer::bind_with_feed(addr, cfg, None).await
+    }
+
+    /// Like [`LabServer::bind`], also sending every event to `feed` as it happens.
+    pub async fn bind_with_feed(addr: SocketAddr, cfg: LabConfig, feed: Option<EventFeed>) -> std::io::Result<LabServerHandle> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let events: EventLog = Arc::default();
@@ -36,9 +44,9 @@ impl LabServer {
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, peer)) = listener.accept().await else { continue };
-                let (cfg, log) = (cfg.clone(), log.clone());
+                let (cfg, log, feed) = (cfg.clone(), log.clone(), feed.clone());
                 tokio::spawn(async move {
-                    let _ = tokio::time::timeout(CONNECTION_LIMIT, serve(stream, peer, &cfg, &log)).await;
+                    let _ = tokio::time::timeout(CONNECTION_LIMIT, serve(stream, peer, &cfg, &log, feed.as_ref())).await;
                 });
             }
         });
@@ -67,7 +75,7 @@ impl Drop for LabServerHandle {
     }
 }
 
-async fn serve(mut stream: TcpStream, peer: SocketAddr, cfg: &LabConfig, log: &EventLog) {
+async fn serve(mut stream: TcpStream, peer: SocketAddr, cfg: &LabConfig, log: &EventLog, feed: Option<&EventFeed>) {
     let _ = stream.set_nodelay(true);
     let mut session = LabSession::new(cfg.clone());
     let mut buf = vec![0u8; 32 * 1024];
@@ -78,8 +86,14 @@ async fn serve(mut stream: TcpStream, peer: SocketAddr, cfg: &LabConfig, log: &E
         };
         session.feed(&buf[..n]);
         let out = session.take_output();
+        let events = session.take_events();
+        if let Some(feed) = feed {
+            for e in &events {
+                let _ = feed.send((peer, e.clone()));
+            }
+        }
         if let Ok(mut l) = log.lock() {
-            l.extend(session.take_events().into_iter().map(|e| (peer, e)));
+            l.extend(events.into_iter().map(|e| (peer, e)));
         }
         if !out.is_empty() && stream.write_all(&out).await.is_err() {
             break;

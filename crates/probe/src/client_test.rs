@@ -331,3 +331,36 @@ pub fn fuzz_client_bytes(data: &[u8]) {
     }
     t.feed_eof();
 }
+
+/// Options for [`serve_client_tests`].
+#[derive(Debug, Clone)]
+pub struct ClientTestOptions {
+    pub mode: ProbeMode,
+    pub timeouts: crate::conn::Timeouts,
+    /// Stop after this many clients (None: run until the task is dropped).
+    pub max_clients: Option<usize>,
+}
+
+/// Accepts clients on `listener`, tests each (concurrently), and sends one result per client.
+/// `service` names what the client spoke before TLS (`tls` for direct TLS).
+pub async fn serve_client_tests(
+    listener: tokio::net::TcpListener,
+    opts: ClientTestOptions,
+    service: &'static str,
+    results: tokio::sync::mpsc::Sender<ClientTestResult>,
+) {
+    let mut served = 0usize;
+    let mut tasks = tokio::task::JoinSet::new();
+    while opts.max_clients.is_none_or(|max| served < max) {
+        let Ok((mut stream, peer)) = listener.accept().await else { continue };
+        served += 1;
+        let (opts, results) = (opts.clone(), results.clone());
+        tasks.spawn(async move {
+            let _ = stream.set_nodelay(true);
+            let tester = crate::conn::drive_test(&mut stream, ClientTester::new(opts.mode), &opts.timeouts).await;
+            let _ = results.send(tester.report(peer, service)).await;
+        });
+        while tasks.try_join_next().is_some() {}
+    }
+    while tasks.join_next().await.is_some() {}
+}

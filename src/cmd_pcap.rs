@@ -1,0 +1,254 @@
+//! `bleedwatch pcap FILE...`: find Heartbleed attacks in packet captures. The engine is the
+//! `bleedwatch-pcap` crate; this file only chooses outputs: a human summary, JSON lines, CSV and a
+//! progress bar.
+
+use std::fs::File;
+use std::io::{self, BufWriter, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use bleedwatch_pcap::{analyze_reader_with_progress, Config, Finding, Summary};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+#[derive(Args, Debug)]
+pub struct PcapArgs {
+    /// Capture files (pcap or pcapng); `-` reads standard input.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Write every finding as a JSON line to FILE (`-` for standard output, instead of the summary).
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Write every finding as a CSV row to FILE (`-` for standard output, instead of the summary).
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+    /// No summary and no progress bar (exit code and files only).
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Connections tracked at once; the least recently active are closed early beyond it.
+    #[arg(long, value_name = "N", default_value_t = 262_144)]
+    pub max_flows: usize,
+    /// Memory for buffered stream data (out-of-order segments, scanning), in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 256)]
+    pub max_buffer_mib: usize,
+    /// Close connections idle this long, in seconds of capture time.
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    pub idle_timeout: u64,
+}
+
+/// CSV columns, in the order of [`csv_row`].
+const CSV_HEADER: &[&str] = &[
+    "file",
+    "time",
+    "connection",
+    "transport",
+    "src_ip",
+    "src_port",
+    "dst_ip",
+    "dst_port",
+    "attacker",
+    "victim",
+    "direction",
+    "kind",
+    "severity",
+    "notice",
+    "notice_msg",
+    "encrypted",
+    "tls_version",
+    "cipher",
+    "record_length",
+    "payload_length",
+    "payload_present",
+    "request_record_length",
+    "response_records",
+    "response_bytes",
+    "leaked_bytes",
+];
+
+/// Spreadsheet programs run cells that start with these; a leading `'` keeps exported data data.
+fn neutralize(cell: String) -> String {
+    match cell.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{cell}"),
+        _ => cell,
+    }
+}
+
+fn opt<T: ToString>(v: &Option<T>) -> String {
+    v.as_ref().map(ToString::to_string).unwrap_or_default()
+}
+
+fn csv_row(f: &Finding) -> Vec<String> {
+    vec![
+        f.file.clone(),
+        f.time.clone(),
+        f.connection.to_string(),
+        f.transport.clone(),
+        f.src_ip.clone(),
+        f.src_port.to_string(),
+        f.dst_ip.clone(),
+        f.dst_port.to_string(),
+        f.attacker.clone(),
+        f.victim.clone(),
+        f.direction.clone(),
+        f.kind.to_string(),
+        f.severity.as_str().to_string(),
+        opt(&f.notice),
+        opt(&f.notice_msg),
+        f.encrypted.to_string(),
+        opt(&f.tls_version),
+        opt(&f.cipher),
+        opt(&f.record_length),
+        opt(&f.payload_length),
+        opt(&f.payload_present),
+        opt(&f.request_record_length),
+        opt(&f.response_records),
+        opt(&f.response_bytes),
+        opt(&f.leaked_bytes),
+    ]
+    .into_iter()
+    .map(neutralize)
+    .collect()
+}
+
+fn is_stdio(path: &Path) -> bool {
+    path.as_os_str() == "-"
+}
+
+fn open_output(path: &Path) -> Result<Box<dyn Write>> {
+    if is_stdio(path) {
+        Ok(Box::new(BufWriter::new(io::stdout())))
+    } else {
+        let file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+        Ok(Box::new(BufWriter::new(file)))
+    }
+}
+
+fn progress_bar(total: Option<u64>, name: &str) -> ProgressBar {
+    let bar = match total {
+        Some(len) => {
+            let bar = ProgressBar::new(len);
+            if let Ok(style) = ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}") {
+                bar.set_style(style.progress_chars("=> "));
+            }
+            bar
+        }
+        None => {
+            let bar = ProgressBar::new_spinner();
+            if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} {bytes} {bytes_per_sec}") {
+                bar.set_style(style);
+            }
+            bar
+        }
+    };
+    bar.set_message(name.to_string());
+    bar
+}
+
+/// Runs `bleedwatch pcap`. Exit code: 0 no attack found, 1 attack found, 2 a file could not be
+/// analysed (the others still are, and their findings written).
+pub fn run(args: &PcapArgs) -> Result<i32> {
+    let json_to_stdout = args.json.as_deref().is_some_and(is_stdio);
+    let csv_to_stdout = args.csv.as_deref().is_some_and(is_stdio);
+    if json_to_stdout && csv_to_stdout {
+        bail!("--json - and --csv - cannot both write to standard output");
+    }
+    if args.files.iter().filter(|f| is_stdio(f)).count() > 1 {
+        bail!("standard input (-) can be read only once");
+    }
+    let cfg = Config {
+        max_flows: args.max_flows.max(1),
+        max_buffered_bytes: args.max_buffer_mib.max(1) << 20,
+        idle_timeout_secs: args.idle_timeout.max(1),
+        ..Config::default()
+    };
+    let mut json = args.json.as_deref().map(open_output).transpose()?;
+    let mut csv = match args.csv.as_deref() {
+        Some(path) => {
+            let mut w = csv::Writer::from_writer(open_output(path)?);
+            w.write_record(CSV_HEADER).context("cannot write CSV header")?;
+            Some(w)
+        }
+        None => None,
+    };
+    let show_summary = !args.quiet && !json_to_stdout && !csv_to_stdout;
+    let show_progress = !args.quiet && io::stderr().is_terminal();
+
+    let mut summary = Summary::new();
+    let mut failed = false;
+    for path in &args.files {
+        let name = path.display().to_string();
+        let input: Box<dyn io::Read> = if is_stdio(path) {
+            Box::new(io::stdin().lock())
+        } else {
+            match File::open(path) {
+                Ok(f) => Box::new(f),
+                Err(e) => {
+                    eprintln!("bleedwatch: {name}: {e}");
+                    failed = true;
+                    continue;
+                }
+            }
+        };
+        let size = if is_stdio(path) { None } else { std::fs::metadata(path).ok().map(|m| m.len()) };
+        let bar = show_progress.then(|| progress_bar(size, &name));
+        let mut write_error: Option<anyhow::Error> = None;
+        let mut sink = |f: Finding| {
+            summary.add_finding(&f);
+            if write_error.is_some() {
+                return;
+            }
+            if let Some(out) = json.as_mut() {
+                let written = serde_json::to_writer(&mut *out, &f).map_err(anyhow::Error::from).and_then(|()| out.write_all(b"\n").map_err(anyhow::Error::from));
+                if let Err(e) = written {
+                    write_error = Some(e.context("cannot write JSON output"));
+                }
+            }
+            if let Some(w) = csv.as_mut() {
+                if let Err(e) = w.write_record(csv_row(&f)) {
+                    write_error = Some(anyhow::Error::from(e).context("cannot write CSV output"));
+                }
+            }
+        };
+        let result = analyze_reader_with_progress(&name, input, &cfg, &mut sink, &mut |bytes| {
+            if let Some(bar) = &bar {
+                bar.set_position(bytes);
+            }
+        });
+        if let Some(bar) = &bar {
+            bar.finish_and_clear();
+        }
+        if let Some(e) = write_error {
+            return Err(e);
+        }
+        match result {
+            Ok(stats) => {
+                for w in &stats.warnings {
+                    eprintln!("bleedwatch: {name}: warning: {w}");
+                }
+                summary.add_file(&stats);
+            }
+            Err(e) => {
+                eprintln!("bleedwatch: {e}");
+                failed = true;
+            }
+        }
+    }
+    if let Some(out) = json.as_mut() {
+        out.flush().context("cannot write JSON output")?;
+    }
+    if let Some(w) = csv.as_mut() {
+        w.flush().context("cannot write CSV output")?;
+    }
+    if show_summary {
+        let mut stdout = io::stdout().lock();
+        stdout.write_all(summary.render().as_bytes()).context("cannot write the summary")?;
+        stdout.flush().ok();
+    }
+    Ok(if failed {
+        2
+    } else if summary.attack_found() {
+        1
+    } else {
+        0
+    })
+}

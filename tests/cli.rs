@@ -1,0 +1,241 @@
+//! The bleedwatch binary end to end: the demo, `scan` on the lab and on bad input, `client-test` with
+//! real clients from Debian, and the honeypot under attack by real scanners. Everything runs on
+//! loopback; every process a test starts is stopped by it.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn bleedwatch() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_bleedwatch"))
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A child killed when dropped.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_listening(addr: SocketAddr) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listening on {addr}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits (bounded) for a child to exit and returns its output.
+fn finish(child: Child, limit: Duration) -> Output {
+    let id = child.id();
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(limit);
+        let _ = Command::new("kill").arg("-9").arg(id.to_string()).status();
+    });
+    let out = child.wait_with_output().unwrap();
+    drop(killer);
+    out
+}
+
+/// Whether a real client/tool is installed; panics with instructions when missing.
+fn require(binary: &str) -> bool {
+    if std::env::var_os("BLEEDWATCH_SKIP_REAL_SERVERS").is_some() {
+        return false;
+    }
+    let found = Command::new("sh").arg("-c").arg(format!("command -v {binary}")).stdout(Stdio::null()).status().unwrap().success();
+    assert!(found, "{binary} is not installed: run the README's test command (bash scripts/test.sh)");
+    true
+}
+
+fn json_lines(text: &str) -> Vec<serde_json::Value> {
+    text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect()
+}
+
+fn temp_path(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("bleedwatch-cli-{}-{name}", std::process::id()))
+}
+
+#[test]
+fn demo_scans_the_lab_and_every_verdict_matches() {
+    let json = temp_path("demo.jsonl");
+    let out = bleedwatch().args(["demo", "--port", &free_port().to_string(), "--json"]).arg(&json).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("lab check: all 8 verdicts as expected"), "{stdout}");
+    let lines = json_lines(&std::fs::read_to_string(&json).unwrap());
+    assert_eq!(lines.len(), 8);
+    for line in &lines {
+        for key in ["address", "port", "transport", "service", "sni", "status", "heartbleed", "versions", "certificate"] {
+            assert!(line.get(key).is_some(), "missing {key}: {line}");
+        }
+    }
+    let _ = std::fs::remove_file(json);
+}
+
+#[test]
+fn scan_exit_codes_json_and_csv() {
+    let port = free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let _lab = Running(bleedwatch().args(["lab", "--listen", &addr.to_string(), "--behaviour", "vulnerable"]).stderr(Stdio::null()).spawn().unwrap());
+    wait_listening(addr);
+    let csv = temp_path("scan.csv");
+    let out = bleedwatch().args(["scan", &addr.to_string(), "--json", "-", "--csv"]).arg(&csv).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "a vulnerable endpoint exits 1: {}", String::from_utf8_lossy(&out.stderr));
+    let lines = json_lines(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["heartbleed"], "vulnerable");
+    assert_eq!(lines[0]["versions"]["tls1.2"], "vulnerable");
+    assert_eq!(lines[0]["transport"], "tcp");
+    let csv_text = std::fs::read_to_string(&csv).unwrap();
+    assert!(csv_text.starts_with("address,port,transport"), "{csv_text}");
+    assert!(csv_text.contains(",vulnerable,"), "{csv_text}");
+    let _ = std::fs::remove_file(csv);
+
+    // Nothing vulnerable: exit 0.
+    let fixed_port = free_port();
+    let fixed: SocketAddr = format!("127.0.0.1:{fixed_port}").parse().unwrap();
+    let _fixed = Running(bleedwatch().args(["lab", "--listen", &fixed.to_string(), "--behaviour", "fixed"]).stderr(Stdio::null()).spawn().unwrap());
+    wait_listening(fixed);
+    let out = bleedwatch().args(["scan", &fixed.to_string(), "-q"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn bad_input_is_a_clear_error_with_exit_2() {
+    for (args, needle) in [
+        (vec!["scan", "10.0.0.0/33"], "prefix length 33"),
+        (vec!["scan", "127.0.0.1", "-p", "70000"], "70000"),
+        (vec!["scan", "-iL", "/nonexistent/targets.txt"], "/nonexistent/targets.txt"),
+        (vec!["scan"], "no targets"),
+        (vec!["scan", "127.0.0.1", "--prove", "1000"], "at most 64"),
+        (vec!["scan", "127.0.0.1", "--versions", "tls9"], "tls9"),
+    ] {
+        let out = bleedwatch().args(&args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+}
+
+/// Starts `client-test` for `n` clients, runs `clients`, and returns the per-client JSON lines.
+fn client_test(n: usize, clients: impl FnOnce(SocketAddr)) -> Vec<serde_json::Value> {
+    let port = free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let child = bleedwatch()
+        .args(["client-test", "--listen", &addr.to_string(), "--max-clients", &n.to_string(), "--timeout", "10s", "--json", "-"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_listening(addr);
+    // wait_listening itself connected once without TLS: that counts as a client.
+    clients(addr);
+    let out = finish(child, Duration::from_secs(60));
+    json_lines(&String::from_utf8_lossy(&out.stdout))
+}
+
+#[test]
+fn client_test_with_real_clients() {
+    if !require("curl") || !require("openssl") || !require("gnutls-cli") {
+        return;
+    }
+    let results = client_test(4, |addr| {
+        let port = addr.port().to_string();
+        let _ = Command::new("curl").args(["-sk", "--max-time", "10", &format!("https://127.0.0.1:{port}/")]).output();
+        let _ = Command::new("openssl").args(["s_client", "-connect", &addr.to_string()]).stdin(Stdio::null()).output();
+        let _ = Command::new("gnutls-cli").args(["--insecure", "--heartbeat", "-p", &port, "127.0.0.1"]).stdin(Stdio::null()).output();
+    });
+    assert_eq!(results.len(), 4, "{results:#?}");
+    // The connection that only checked the port is inconclusive, never a verdict.
+    assert_eq!(results[0]["verdict"], "inconclusive", "{:#?}", results[0]);
+    // curl and s_client (OpenSSL 3) have no heartbeat support; gnutls-cli --heartbeat offers the
+    // extension but refuses heartbeats during the handshake.
+    assert_eq!(results[1]["verdict"], "no-heartbeat", "curl: {:#?}", results[1]);
+    assert_eq!(results[2]["verdict"], "no-heartbeat", "s_client: {:#?}", results[2]);
+    assert_eq!(results[3]["verdict"], "not-vulnerable", "gnutls-cli: {:#?}", results[3]);
+    assert_eq!(results[3]["client_hello"]["heartbeat_mode"], "peer_allowed_to_send");
+    for r in &results {
+        for key in ["client", "tls_version", "verdict"] {
+            assert!(r.get(key).is_some(), "{key} missing: {r}");
+        }
+    }
+}
+
+/// Starts a honeypot that exits after `attempts` heartbeats, runs `attack`, returns the attempts.
+fn honeypot(attempts: usize, attack: impl FnOnce(SocketAddr)) -> Vec<serde_json::Value> {
+    let port = free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let child = bleedwatch()
+        .args(["honeypot", "--listen", &addr.to_string(), "--max-attempts", &attempts.to_string(), "--json", "-"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_listening(addr);
+    attack(addr);
+    let out = finish(child, Duration::from_secs(60));
+    json_lines(&String::from_utf8_lossy(&out.stdout))
+}
+
+#[test]
+fn honeypot_logs_our_own_prove_scan() {
+    let mut scan_out = None;
+    let attempts = honeypot(8, |addr| {
+        scan_out = Some(bleedwatch().args(["scan", &addr.to_string(), "--prove", "16", "--json", "-"]).output().unwrap());
+    });
+    let scan = json_lines(&String::from_utf8_lossy(&scan_out.unwrap().stdout));
+    assert_eq!(scan[0]["heartbleed"], "vulnerable");
+    assert_eq!(scan[0]["leak"]["leaked_bytes"], 16);
+    // Four versions, each with one over-read (claim = sent + 16) and one honest heartbeat.
+    assert_eq!(attempts.len(), 8, "{attempts:#?}");
+    let over_reads: Vec<_> = attempts.iter().filter(|a| a["kind"] == "over-read").collect();
+    assert_eq!(over_reads.len(), 4);
+    assert!(over_reads.iter().all(|a| a["overread"] == 16 && a["answered"] == true));
+    let versions: std::collections::BTreeSet<_> = attempts.iter().map(|a| a["tls_version"].as_str().unwrap().to_string()).collect();
+    assert_eq!(versions.into_iter().collect::<Vec<_>>(), ["ssl3", "tls1.0", "tls1.1", "tls1.2"]);
+}
+
+#[test]
+fn honeypot_logs_nmap_ssl_heartbleed() {
+    if !require("nmap") {
+        return;
+    }
+    let mut nmap_out = String::new();
+    let attempts = honeypot(1, |addr| {
+        let out = Command::new("nmap")
+            .args(["-Pn", "-n", "-p", &addr.port().to_string(), "--script", "ssl-heartbleed", "--script-args", "ssl-heartbleed.protocols=TLSv1.2", "127.0.0.1"])
+            .output()
+            .unwrap();
+        nmap_out = String::from_utf8_lossy(&out.stdout).to_string();
+    });
+    assert!(nmap_out.contains("VULNERABLE"), "nmap sees a vulnerable server: {nmap_out}");
+    assert_eq!(attempts.len(), 1, "{attempts:#?}");
+    assert_eq!(attempts[0]["kind"], "over-read");
+    assert_eq!(attempts[0]["claimed_length"], 16384);
+    assert_eq!(attempts[0]["payload_sent"], 19, "nmap sends 'Nmap ssl-heartbleed'");
+    assert_eq!(attempts[0]["tls_version"], "tls1.2");
+}
+
+#[test]
+fn honeypot_logs_sslyze_heartbleed() {
+    if !require("sslyze") {
+        return;
+    }
+    let mut sslyze_out = String::new();
+    let attempts = honeypot(1, |addr| {
+        let out = Command::new("sslyze").args(["--heartbleed", &addr.to_string()]).output().unwrap();
+        sslyze_out = String::from_utf8_lossy(&out.stdout).to_string();
+    });
+    assert!(sslyze_out.to_uppercase().contains("VULNERABLE"), "sslyze: {sslyze_out}");
+    assert!(!attempts.is_empty());
+    assert_eq!(attempts[0]["kind"], "memory-safe-probe", "{attempts:#?}");
+    assert_eq!(attempts[0]["overread"], 0);
+}
