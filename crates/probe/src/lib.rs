@@ -7,6 +7,8 @@
 
 pub mod client_test;
 pub mod conn;
+pub mod dns;
+pub mod dtls;
 pub mod endpoint;
 pub mod heartbleed;
 pub mod result;

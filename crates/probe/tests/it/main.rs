@@ -2,6 +2,8 @@
 //! of the lab servers over loopback TCP, and scans of real servers from Debian packages.
 
 mod client_replay;
+mod dns;
+mod dtls;
 mod fuzz_corpus;
 mod lab;
 mod real_servers;
