@@ -103,6 +103,7 @@ pub async fn run(args: DemoArgs) -> Result<u8> {
         ports: "443".into(),
         exclude: vec![],
         exclude_file: vec![],
+        dns_server: None,
         sni: None,
         no_sni_retry: false,
         versions: vec![],

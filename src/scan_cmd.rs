@@ -33,6 +33,9 @@ pub struct ScanArgs {
     pub exclude: Vec<String>,
     #[arg(long, value_name = "FILE")]
     pub exclude_file: Vec<PathBuf>,
+    /// Resolve names through this DNS server (IP:port) instead of the system resolver.
+    #[arg(long, value_name = "ADDR")]
+    pub dns_server: Option<std::net::SocketAddr>,
     /// SNI name to send instead of the target's name.
     #[arg(long)]
     pub sni: Option<String>,
@@ -131,7 +134,7 @@ impl ScanArgs {
                 tls13_fallback: true,
                 sni_override: self.sni.clone(),
             },
-            scheduler: SchedulerOptions { concurrency: self.concurrency, per_host: self.per_host },
+            scheduler: SchedulerOptions { concurrency: self.concurrency, per_host: self.per_host, dns_server: self.dns_server },
         })
     }
 }

@@ -10,7 +10,7 @@ use hickory_resolver::TokioAsyncResolver;
 pub enum DnsError {
     #[error("cannot read the system DNS configuration: {0}")]
     SystemConfig(String),
-    #[error("MX lookup for {domain} failed: {detail}")]
+    #[error("DNS lookup for {domain} failed: {detail}")]
     Lookup { domain: String, detail: String },
 }
 
@@ -25,6 +25,8 @@ fn resolver(server: Option<SocketAddr>) -> Result<TokioAsyncResolver, DnsError> 
     let mut opts = ResolverOpts::default();
     opts.timeout = std::time::Duration::from_secs(3);
     opts.attempts = 2;
+    // Both address families, each address tested on its own.
+    opts.ip_strategy = hickory_resolver::config::LookupIpStrategy::Ipv4AndIpv6;
     match server {
         Some(addr) => {
             let group = NameServerConfigGroup::from_ips_clear(&[addr.ip()], addr.port(), true);
@@ -65,4 +67,16 @@ pub async fn resolve_mx(domain: &str, server: Option<SocketAddr>) -> Result<Vec<
         }
         Err(e) => Err(DnsError::Lookup { domain: domain.to_string(), detail: e.to_string() }),
     }
+}
+
+/// Every A and AAAA address of `name` through `server` (each is tested on its own: results differ
+/// behind load balancers).
+pub async fn resolve_addrs(name: &str, server: SocketAddr) -> Result<Vec<std::net::IpAddr>, DnsError> {
+    let resolver = resolver(Some(server))?;
+    let fqdn = if name.ends_with('.') { name.to_string() } else { format!("{name}.") };
+    let lookup = resolver.lookup_ip(fqdn.as_str()).await.map_err(|e| DnsError::Lookup { domain: name.to_string(), detail: e.to_string() })?;
+    let mut addrs: Vec<_> = lookup.iter().collect();
+    addrs.sort();
+    addrs.dedup();
+    Ok(addrs)
 }

@@ -39,11 +39,13 @@ pub struct SchedulerOptions {
     pub concurrency: usize,
     /// Endpoints under test at once on one address (fragile devices: PEERS.md pitfall 9).
     pub per_host: usize,
+    /// Resolve names through this DNS server instead of the system resolver.
+    pub dns_server: Option<SocketAddr>,
 }
 
 impl Default for SchedulerOptions {
     fn default() -> Self {
-        SchedulerOptions { concurrency: 256, per_host: 4 }
+        SchedulerOptions { concurrency: 256, per_host: 4, dns_server: None }
     }
 }
 
@@ -70,6 +72,17 @@ impl HostLimits {
     }
 }
 
+/// Every address of `name` (A and AAAA), through `dns_server` when given.
+async fn resolve(name: &str, port: u16, dns_server: Option<SocketAddr>) -> Result<Vec<SocketAddr>, String> {
+    let mut addrs: Vec<SocketAddr> = match dns_server {
+        Some(server) => crate::dns::resolve_addrs(name, server).await.map_err(|e| e.to_string())?.into_iter().map(|ip| SocketAddr::new(ip, port)).collect(),
+        None => tokio::net::lookup_host((name, port)).await.map_err(|e| e.to_string())?.collect(),
+    };
+    addrs.sort();
+    addrs.dedup();
+    Ok(addrs)
+}
+
 /// Runs a scan. `items` is consumed lazily: at most `concurrency` endpoints are in memory at once.
 /// `excluded` decides per address. Results go to `events` in completion order.
 pub async fn run_scan<I, X>(items: I, excluded: X, opts: EndpointOptions, sched: SchedulerOptions, events: mpsc::Sender<ScanEvent>)
@@ -84,13 +97,8 @@ where
     for item in items {
         let addrs: Vec<(SocketAddr, Option<String>)> = match &item.host {
             TargetHost::Ip(ip) => vec![(SocketAddr::new(*ip, item.port), None)],
-            TargetHost::Name(name) => match tokio::net::lookup_host((name.as_str(), item.port)).await {
-                Ok(found) => {
-                    let mut addrs: Vec<SocketAddr> = found.collect();
-                    addrs.sort();
-                    addrs.dedup();
-                    addrs.into_iter().map(|a| (a, Some(name.clone()))).collect()
-                }
+            TargetHost::Name(name) => match resolve(name, item.port, sched.dns_server).await {
+                Ok(addrs) => addrs.into_iter().map(|a| (a, Some(name.clone()))).collect(),
                 Err(e) => {
                     let _ = events.send(ScanEvent::ResolveFailed { name: name.clone(), port: item.port, error: e.to_string() }).await;
                     continue;

@@ -27,6 +27,10 @@ async fn dns_server() -> (SocketAddr, tokio::task::JoinHandle<()>) {
                         let mx = MX::new(pref, Name::from_ascii(host).unwrap());
                         resp.add_answer(Record::from_rdata(q.name().clone(), 60, RData::MX(mx)));
                     }
+                } else if q.name().to_ascii() == "multi.test." && q.query_type() == RecordType::A {
+                    resp.add_answer(Record::from_rdata(q.name().clone(), 60, RData::A("127.0.0.1".parse::<std::net::Ipv4Addr>().unwrap().into())));
+                } else if q.name().to_ascii() == "multi.test." && q.query_type() == RecordType::AAAA {
+                    resp.add_answer(Record::from_rdata(q.name().clone(), 60, RData::AAAA("::1".parse::<std::net::Ipv6Addr>().unwrap().into())));
                 } else if q.name().to_ascii() == "nomx.test." {
                     // The name exists but has no MX: NOERROR, no answers.
                 } else {
@@ -53,5 +57,42 @@ async fn mail_exchangers_in_preference_order() {
     // A name that does not exist is an error naming the domain.
     let err = resolve_mx("missing.test", Some(server)).await.unwrap_err();
     assert!(err.to_string().contains("missing.test"), "{err}");
+    task.abort();
+}
+
+/// A name with an IPv4 and an IPv6 address: each is tested and reported on its own, with the name
+/// sent as SNI to both.
+#[tokio::test]
+async fn every_address_of_a_name_is_tested() {
+    use std::sync::Arc;
+    use bleedwatch_lab::{Behaviour, LabConfig, LabIdentity, LabServer};
+    use bleedwatch_probe::scan::{run_scan, ScanEvent, ScanItem, SchedulerOptions, TargetHost};
+
+    let (server, task) = dns_server().await;
+    let identity = Arc::new(LabIdentity::rsa_lab(&["multi.test"]).unwrap());
+    let v4 = LabServer::bind("127.0.0.1:0".parse().unwrap(), LabConfig::new(Behaviour::Vulnerable, identity.clone())).await.unwrap();
+    let port = v4.local_addr().port();
+    let v6 = match LabServer::bind(format!("[::1]:{port}").parse().unwrap(), LabConfig::new(Behaviour::Fixed, identity)).await {
+        Ok(s) => s,
+        Err(e) => panic!("this test needs IPv6 on loopback (::1): {e}"),
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::channel(8);
+    let items = vec![ScanItem { host: TargetHost::Name("multi.test".into()), port }].into_iter();
+    let sched = SchedulerOptions { dns_server: Some(server), ..SchedulerOptions::default() };
+    run_scan(items, |_| false, bleedwatch_probe::EndpointOptions::default(), sched, tx).await;
+    let mut results = Vec::new();
+    while let Some(ScanEvent::Result(r)) = rx.recv().await {
+        results.push(r);
+    }
+    results.sort_by(|a, b| a.address.cmp(&b.address));
+    assert_eq!(results.len(), 2, "{results:#?}");
+    // Behind one name, one address is vulnerable and the other fixed: both are seen.
+    assert_eq!((results[0].address.as_str(), results[0].heartbleed.as_str()), ("127.0.0.1", "vulnerable"));
+    assert_eq!((results[1].address.as_str(), results[1].heartbleed.as_str()), ("::1", "not-vulnerable"));
+    for r in &results {
+        assert_eq!(r.host.as_deref(), Some("multi.test"));
+        assert_eq!(r.sni.as_deref(), Some("multi.test"));
+    }
+    drop((v4, v6));
     task.abort();
 }
