@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod cmd_client;
+mod cmd_pcap;
 mod demo;
 mod lab_cmd;
 mod output;
@@ -31,6 +32,8 @@ enum Command {
     ClientTest(cmd_client::ClientTestArgs),
     /// Pretend to be a vulnerable server (canary bytes only) and log every Heartbleed attempt.
     Honeypot(cmd_client::HoneypotArgs),
+    /// Find Heartbleed attacks (and whether they leaked) in packet captures.
+    Pcap(cmd_pcap::PcapArgs),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +52,7 @@ fn main() -> ExitCode {
             Command::Lab(args) => lab_cmd::run(args).await,
             Command::ClientTest(args) => cmd_client::run_client_test(args).await,
             Command::Honeypot(args) => cmd_client::run_honeypot(args).await,
+            Command::Pcap(args) => tokio::task::spawn_blocking(move || cmd_pcap::run(&args)).await?.map(|code| code as u8),
         }
     });
     match result {

@@ -1,0 +1,512 @@
+//! Heartbleed rules, per connection, over the records of both directions.
+//!
+//! Plaintext heartbeats (before ChangeCipherSpec) are read: a request claiming more payload than its
+//! record holds is the over-read; one that fits but lacks RFC 6520's 16 bytes of padding is a probe
+//! (a fixed OpenSSL drops it, a vulnerable one answers). A response is matched to the peer's pending
+//! request (same claimed length first), and the payload bytes that came back beyond what the
+//! requester sent are counted as leaked. A vulnerable OpenSSL answers mid-handshake with only its first
+//! 16384-byte record, so a response is never required to be complete: later heartbeat records from
+//! the same side continue it while the first claimed more than it held.
+//!
+//! Encrypted heartbeats are judged from sizes and timing: before any application data, shorter than
+//! the cipher allows for a padded request, or answered by more bytes than were asked with.
+//!
+//! Each finding also carries the notice Zeek's heartbleed script would raise for the same record
+//! ([`crate::zeek`]); a notice with no bleedwatch finding of its own becomes an `info` finding, so
+//! every Zeek notice appears exactly once.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+
+use bleedwatch_wire::handshake::{ClientHello, ServerHello};
+use bleedwatch_wire::heartbeat::{HeartbeatMessage, HeartbeatMessageType, HEADER_LEN as HB_HEADER_LEN, MIN_PADDING};
+use bleedwatch_wire::record::MAX_FRAGMENT_LEN;
+use bleedwatch_wire::{CipherSuite, ContentType, ProtocolVersion};
+
+use crate::cipher_names::cipher_name;
+use crate::finding::{Finding, Kind, Severity};
+use crate::timestamp::Timestamp;
+use crate::tls::{Dir, RecordInfo, TlsEvents};
+use crate::zeek::{self, Rule, ZeekHeartbleed, ZeekNotice};
+
+/// Requests remembered per direction while waiting for answers.
+const MAX_PENDING_REQUESTS: usize = 16;
+
+#[derive(Debug, Clone)]
+pub(crate) struct ConnMeta {
+    pub id: u64,
+    pub udp: bool,
+    pub orig: SocketAddr,
+    pub resp: SocketAddr,
+    pub start: Timestamp,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct PlainRequest {
+    record_length: u32,
+    payload_length: u32,
+    present: u32,
+    invalid: bool,
+}
+
+#[derive(Debug)]
+struct PlainResponse {
+    ts: Timestamp,
+    first_record_length: u32,
+    payload_length: u32,
+    /// Message bytes seen so far (type, length field, payload, padding).
+    message_bytes: u64,
+    records: u32,
+    record_bytes: u64,
+    last_record_full: bool,
+    notices: Vec<ZeekNotice>,
+}
+
+impl PlainResponse {
+    /// A vulnerable OpenSSL cuts a long answer into 16384-byte records; another full record may follow
+    /// while fewer bytes than `3 + payload + 16` have come.
+    fn wants_more(&self) -> bool {
+        self.last_record_full && self.message_bytes < (HB_HEADER_LEN + MIN_PADDING) as u64 + u64::from(self.payload_length)
+    }
+}
+
+#[derive(Debug)]
+struct EncryptedExchange {
+    requester: Dir,
+    ts: Timestamp,
+    length: u32,
+    before_data: bool,
+    odd_length: bool,
+    response_ts: Option<Timestamp>,
+    response_records: u32,
+    response_bytes: u64,
+    notices: Vec<ZeekNotice>,
+}
+
+pub(crate) struct Detector {
+    pub meta: ConnMeta,
+    version: Option<ProtocolVersion>,
+    record_version: Option<ProtocolVersion>,
+    cipher: Option<CipherSuite>,
+    pub tls_records: u64,
+    requests: [VecDeque<PlainRequest>; 2],
+    responses: [Option<PlainResponse>; 2],
+    encrypted_appdata: u64,
+    exchange: Option<EncryptedExchange>,
+    zeek: ZeekHeartbleed,
+    /// The endpoints as text (client ip, server ip, client ip:port, server ip:port), made once on the
+    /// first finding.
+    names: std::cell::OnceCell<[String; 4]>,
+    /// Findings ready for the sink (file name not yet set).
+    pub out: Vec<Finding>,
+}
+
+impl Detector {
+    pub fn new(meta: ConnMeta) -> Self {
+        Detector {
+            meta,
+            version: None,
+            record_version: None,
+            cipher: None,
+            tls_records: 0,
+            requests: [VecDeque::new(), VecDeque::new()],
+            responses: [None, None],
+            encrypted_appdata: 0,
+            exchange: None,
+            zeek: ZeekHeartbleed::default(),
+            names: std::cell::OnceCell::new(),
+            out: Vec::new(),
+        }
+    }
+
+    fn names(&self) -> &[String; 4] {
+        self.names.get_or_init(|| {
+            let (o, r): (SocketAddr, SocketAddr) = (self.meta.orig, self.meta.resp);
+            [o.ip().to_string(), r.ip().to_string(), o.to_string(), r.to_string()]
+        })
+    }
+
+    fn zeek_version(&self) -> Option<String> {
+        self.version.map(|v| zeek::version_string(v.0))
+    }
+
+    fn cipher_string(&self) -> Option<String> {
+        self.cipher.map(|c| cipher_name(c.0).map_or_else(|| format!("unknown-{}", c.0), str::to_string))
+    }
+
+    /// A finding with the connection's context; `requester` is the side that sent the request.
+    fn finding(&self, kind: Kind, severity: Severity, ts: Timestamp, requester: Dir, encrypted: bool) -> Finding {
+        let version = self.version.or(self.record_version);
+        let names = self.names();
+        let (attacker, victim) = match requester {
+            Dir::Orig => (&names[2], &names[3]),
+            Dir::Resp => (&names[3], &names[2]),
+        };
+        Finding {
+            file: String::new(),
+            time: ts.rfc3339(),
+            ts: ts.as_secs_f64(),
+            connection: self.meta.id,
+            transport: if self.meta.udp { "udp" } else { "tcp" }.into(),
+            src_ip: names[0].clone(),
+            src_port: self.meta.orig.port(),
+            dst_ip: names[1].clone(),
+            dst_port: self.meta.resp.port(),
+            attacker: attacker.clone(),
+            victim: victim.clone(),
+            direction: match requester {
+                Dir::Orig => "client-to-server",
+                Dir::Resp => "server-to-client",
+            }
+            .into(),
+            kind,
+            severity,
+            notice: None,
+            notice_msg: None,
+            notice_n: None,
+            encrypted,
+            tls_version: version.map(|v| v.name().map_or_else(|| format!("{:#06x}", v.0), str::to_string)),
+            cipher: self.cipher_string(),
+            record_length: None,
+            payload_length: None,
+            payload_present: None,
+            request_record_length: None,
+            response_records: None,
+            response_bytes: None,
+            leaked_bytes: None,
+        }
+    }
+
+    /// Puts each Zeek notice on the finding it corresponds to; a notice without one gets its own
+    /// finding (built from `context`), so every notice is reported exactly once. Then emits all.
+    fn emit(&mut self, mut findings: Vec<Finding>, notices: Vec<ZeekNotice>, ts: Timestamp, encrypted: bool) {
+        for notice in notices {
+            let (kinds, severity) = natural_kinds(notice.rule);
+            let index = match findings.iter().position(|f| f.notice.is_none() && kinds.contains(&f.kind)) {
+                Some(i) => i,
+                None => {
+                    // Success notices fire on the answering side; the requester is the other one.
+                    let requester = match notice.rule {
+                        Rule::PlainSuccess | Rule::EncryptedSuccess => notice.from.other(),
+                        _ => notice.from,
+                    };
+                    let mut f = self.finding(kinds[0], severity, ts, requester, encrypted);
+                    if encrypted {
+                        f.record_length = notice.n.map(|n| n as u32);
+                    }
+                    findings.push(f);
+                    findings.len() - 1
+                }
+            };
+            let Some(target) = findings.get_mut(index) else { continue };
+            target.notice = Some(notice.note.name().to_string());
+            target.notice_msg = Some(notice.msg);
+            target.notice_n = notice.n;
+        }
+        self.out.extend(findings);
+    }
+
+    fn plaintext_heartbeat(&mut self, dir: Dir, ts: Timestamp, rec: &RecordInfo) {
+        let d = dir.index();
+        if let Some(resp) = self.responses[d].as_mut() {
+            if resp.wants_more() {
+                // The rest of a long answer: raw bytes, not a new message.
+                resp.records += 1;
+                resp.record_bytes += u64::from(rec.observed);
+                resp.message_bytes += u64::from(rec.observed);
+                resp.last_record_full = rec.length as usize >= MAX_FRAGMENT_LEN;
+                if !resp.wants_more() {
+                    self.finish_response(dir);
+                }
+                return;
+            }
+            self.finish_response(dir);
+        }
+        if (rec.length as usize) < HB_HEADER_LEN {
+            let mut f = self.finding(Kind::HeartbeatMalformed, Severity::Suspicious, ts, dir, false);
+            f.record_length = Some(u32::from(rec.length));
+            self.emit(vec![f], Vec::new(), ts, false);
+            return;
+        }
+        if (rec.head_len as usize) < HB_HEADER_LEN {
+            return; // the header bytes were lost
+        }
+        let Ok(message) = HeartbeatMessage::parse(&rec.head) else { return };
+        let length = u32::from(rec.length);
+        let payload_length = u32::from(message.payload_length);
+        let notices = self.zeek.plaintext(ts, dir, u64::from(length), message.kind.0, u64::from(payload_length));
+        match message.kind {
+            HeartbeatMessageType::REQUEST => self.plaintext_request(dir, ts, length, payload_length, notices),
+            HeartbeatMessageType::RESPONSE => {
+                self.responses[d] = Some(PlainResponse {
+                    ts,
+                    first_record_length: length,
+                    payload_length,
+                    message_bytes: u64::from(rec.observed),
+                    records: 1,
+                    record_bytes: u64::from(rec.observed),
+                    last_record_full: length as usize >= MAX_FRAGMENT_LEN,
+                    notices,
+                });
+                if self.responses[d].as_ref().is_some_and(|r| !r.wants_more()) {
+                    self.finish_response(dir);
+                }
+            }
+            _ => self.emit(Vec::new(), notices, ts, false),
+        }
+    }
+
+    fn plaintext_request(&mut self, dir: Dir, ts: Timestamp, length: u32, payload_length: u32, notices: Vec<ZeekNotice>) {
+        let body = length - HB_HEADER_LEN as u32;
+        let present = body.min(payload_length);
+        let overflow = payload_length > body;
+        let unpadded = !overflow && body - payload_length < MIN_PADDING as u32;
+        let mut findings = Vec::new();
+        if overflow || unpadded {
+            let (kind, severity) = if overflow { (Kind::HeartbeatOverflow, Severity::Attack) } else { (Kind::HeartbeatUnpadded, Severity::Probe) };
+            let mut f = self.finding(kind, severity, ts, dir, false);
+            f.record_length = Some(length);
+            f.payload_length = Some(payload_length);
+            f.payload_present = Some(present);
+            findings.push(f);
+        }
+        let pending = &mut self.requests[dir.index()];
+        if pending.len() >= MAX_PENDING_REQUESTS {
+            pending.pop_front();
+        }
+        pending.push_back(PlainRequest { record_length: length, payload_length, present, invalid: overflow || unpadded });
+        if !notices.is_empty() && findings.is_empty() {
+            let mut f = self.finding(Kind::HeartbeatPlaintextRequest, Severity::Info, ts, dir, false);
+            f.record_length = Some(length);
+            f.payload_length = Some(payload_length);
+            f.payload_present = Some(present);
+            findings.push(f);
+        }
+        self.emit(findings, notices, ts, false);
+    }
+
+    fn finish_response(&mut self, responder: Dir) {
+        let Some(resp) = self.responses[responder.index()].take() else { return };
+        let requester = responder.other();
+        let pending = &mut self.requests[requester.index()];
+        let matched = pending
+            .iter()
+            .position(|r| r.payload_length == resp.payload_length)
+            .or(if pending.is_empty() { None } else { Some(0) })
+            .and_then(|i| pending.remove(i));
+        let delivered = resp.message_bytes.saturating_sub(HB_HEADER_LEN as u64).min(u64::from(resp.payload_length));
+        let mut findings = Vec::new();
+        let (kind, severity, leaked) = match matched {
+            Some(req) if req.invalid => {
+                let leaked = delivered.saturating_sub(u64::from(req.present));
+                let kind = if leaked > 0 { Kind::HeartbeatResponseLeak } else { Kind::HeartbeatResponseToInvalid };
+                (kind, Severity::Success, Some(leaked))
+            }
+            Some(_) => (Kind::HeartbeatResponse, Severity::Info, Some(0)),
+            None => (Kind::HeartbeatResponseUnsolicited, Severity::Info, None),
+        };
+        let mut f = self.finding(kind, severity, resp.ts, requester, false);
+        f.record_length = Some(resp.first_record_length);
+        f.payload_length = Some(resp.payload_length);
+        f.payload_present = matched.map(|r| r.present);
+        f.request_record_length = matched.map(|r| r.record_length);
+        f.response_records = Some(resp.records);
+        f.response_bytes = Some(resp.record_bytes);
+        f.leaked_bytes = leaked;
+        let worth_reporting = severity > Severity::Info || kind == Kind::HeartbeatResponseUnsolicited || !resp.notices.is_empty();
+        if worth_reporting {
+            findings.push(f);
+        }
+        self.emit(findings, resp.notices, resp.ts, false);
+    }
+
+    fn encrypted_heartbeat(&mut self, dir: Dir, ts: Timestamp, rec: &RecordInfo) {
+        let length = u32::from(rec.length);
+        let version = self.zeek_version();
+        let cipher = self.cipher_string();
+        let notices = self.zeek.encrypted(ts, self.meta.start, dir, u64::from(length), self.encrypted_appdata, cipher.as_deref(), version.as_deref());
+        if let Some(ex) = self.exchange.as_mut() {
+            if ex.requester != dir {
+                ex.response_ts.get_or_insert(ts);
+                ex.response_records += 1;
+                ex.response_bytes += u64::from(rec.observed);
+                ex.notices.extend(notices);
+                return;
+            }
+            self.finish_exchange();
+        }
+        let odd_length = match (&cipher, &version) {
+            (Some(c), Some(v)) => zeek::min_length(c, v).is_some_and(|(_, min)| u64::from(length) < min),
+            _ => false,
+        };
+        self.exchange = Some(EncryptedExchange {
+            requester: dir,
+            ts,
+            length,
+            before_data: self.encrypted_appdata == 0,
+            odd_length,
+            response_ts: None,
+            response_records: 0,
+            response_bytes: 0,
+            notices,
+        });
+    }
+
+    /// Judges an encrypted request once its answer (or the lack of one) is known.
+    fn finish_exchange(&mut self) {
+        let Some(ex) = self.exchange.take() else { return };
+        let answered_longer = ex.response_bytes > u64::from(ex.length);
+        let mut findings = Vec::new();
+        let base = |this: &Self, kind, severity| {
+            let mut f = this.finding(kind, severity, ex.ts, ex.requester, true);
+            f.record_length = Some(ex.length);
+            f.response_records = Some(ex.response_records);
+            f.response_bytes = Some(ex.response_bytes);
+            f
+        };
+        if ex.before_data {
+            let severity = if ex.response_records == 0 {
+                Severity::Suspicious
+            } else if answered_longer {
+                Severity::Attack
+            } else {
+                Severity::Info // answered in kind: an ordinary heartbeat
+            };
+            findings.push(base(self, Kind::EncryptedHeartbeatBeforeData, severity));
+        }
+        if ex.odd_length {
+            findings.push(base(self, Kind::EncryptedHeartbeatOddLength, Severity::Probe));
+        }
+        if answered_longer {
+            let mut f = base(self, Kind::EncryptedHeartbeatSuccess, Severity::Success);
+            let ts = ex.response_ts.unwrap_or(ex.ts);
+            f.time = ts.rfc3339();
+            f.ts = ts.as_secs_f64();
+            f.request_record_length = Some(ex.length);
+            f.leaked_bytes = Some(ex.response_bytes - u64::from(ex.length));
+            findings.push(f);
+        }
+        // Notices without a finding of their own: "within first minute", many requests, odd length
+        // of an answer.
+        self.emit(findings, ex.notices, ex.ts, true);
+    }
+
+    /// The connection ended: judge what is still waiting for an answer.
+    pub fn finish(&mut self) {
+        self.finish_response(Dir::Orig);
+        self.finish_response(Dir::Resp);
+        self.finish_exchange();
+    }
+}
+
+/// The bleedwatch kinds a Zeek rule's notice belongs on, and the severity of a finding made just to
+/// carry it.
+fn natural_kinds(rule: Rule) -> (&'static [Kind], Severity) {
+    match rule {
+        Rule::PlainOverflow => (&[Kind::HeartbeatOverflow, Kind::HeartbeatUnpadded], Severity::Info),
+        Rule::PlainScan => (&[Kind::HeartbeatPlaintextRequest, Kind::HeartbeatUnpadded, Kind::HeartbeatOverflow], Severity::Info),
+        Rule::PlainSuccess => (
+            &[Kind::HeartbeatResponse, Kind::HeartbeatResponseLeak, Kind::HeartbeatResponseToInvalid, Kind::HeartbeatResponseUnsolicited],
+            Severity::Info,
+        ),
+        Rule::EncryptedBeforeData => (&[Kind::EncryptedHeartbeatBeforeData], Severity::Info),
+        Rule::EncryptedFirstMinute => (&[Kind::EncryptedHeartbeatEarly], Severity::Info),
+        Rule::ManyRequests => (&[Kind::ManyRequests], Severity::Suspicious),
+        Rule::OddLengthTiny | Rule::OddLengthCipher => (&[Kind::EncryptedHeartbeatOddLength], Severity::Info),
+        Rule::EncryptedSuccess => (&[Kind::EncryptedHeartbeatSuccess], Severity::Info),
+    }
+}
+
+impl TlsEvents for Detector {
+    fn record(&mut self, dir: Dir, ts: Timestamp, rec: &RecordInfo) {
+        self.tls_records += 1;
+        if self.record_version.is_none() && rec.content_type != ContentType::HEARTBEAT {
+            self.record_version = Some(rec.version);
+        }
+        if rec.content_type != ContentType::HEARTBEAT && self.responses[dir.index()].is_some() {
+            self.finish_response(dir);
+        }
+        if rec.encrypted {
+            if rec.content_type == ContentType::HEARTBEAT {
+                self.encrypted_heartbeat(dir, ts, rec);
+            } else if rec.content_type == ContentType::APPLICATION_DATA && rec.length > 0 {
+                self.encrypted_appdata += 1;
+                // The answering side moved on to other data: its answer is complete.
+                if self.exchange.as_ref().is_some_and(|ex| ex.requester != dir && ex.response_records > 0) {
+                    self.finish_exchange();
+                }
+            }
+        } else if rec.content_type == ContentType::HEARTBEAT {
+            self.plaintext_heartbeat(dir, ts, rec);
+        }
+    }
+
+    fn client_hello(&mut self, _dir: Dir, _hello: &ClientHello<'_>) {}
+
+    fn server_hello(&mut self, _dir: Dir, hello: &ServerHello<'_>) {
+        self.version = Some(hello.negotiated_version());
+        self.cipher = Some(hello.cipher_suite);
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn detector() -> Detector {
+        Detector::new(ConnMeta { id: 1, udp: false, orig: "10.0.0.1:40000".parse().unwrap(), resp: "10.0.0.2:443".parse().unwrap(), start: Timestamp(0) })
+    }
+
+    fn hb(length: u16, head: [u8; 3], observed: u32, encrypted: bool) -> RecordInfo {
+        RecordInfo { content_type: ContentType::HEARTBEAT, version: ProtocolVersion::TLS1_2, length, head, head_len: 3, observed, encrypted }
+    }
+
+    #[test]
+    fn over_read_answered_by_one_full_record_counts_the_leak() {
+        let mut d = detector();
+        // nmap: claims 16384, sends 19 bytes.
+        d.record(Dir::Orig, Timestamp(1), &hb(22, [1, 0x40, 0], 22, false));
+        d.record(Dir::Resp, Timestamp(2), &hb(16384, [2, 0x40, 0], 16384, false));
+        d.finish();
+        let kinds: Vec<_> = d.out.iter().map(|f| (f.kind, f.severity, f.leaked_bytes)).collect();
+        assert_eq!(kinds, vec![(Kind::HeartbeatOverflow, Severity::Attack, None), (Kind::HeartbeatResponseLeak, Severity::Success, Some(16362))]);
+        assert_eq!(d.out[1].attacker, "10.0.0.1:40000");
+        assert_eq!(d.out[1].notice.as_deref(), Some("Heartbleed::SSL_Heartbeat_Attack_Success"));
+    }
+
+    #[test]
+    fn long_answer_spans_records() {
+        let mut d = detector();
+        d.record(Dir::Resp, Timestamp(1), &hb(3, [1, 0xff, 0xff], 3, false));
+        for _ in 0..4 {
+            d.record(Dir::Orig, Timestamp(2), &hb(16384, [2, 0xff, 0xff], 16384, false));
+        }
+        d.finish();
+        let leak = d.out.iter().find(|f| f.kind == Kind::HeartbeatResponseLeak).unwrap();
+        assert_eq!(leak.leaked_bytes, Some(65533));
+        assert_eq!(leak.response_records, Some(4));
+        assert_eq!(leak.attacker, "10.0.0.2:443");
+        assert_eq!(leak.direction, "server-to-client");
+    }
+
+    #[test]
+    fn benign_encrypted_heartbeat_is_info() {
+        let mut d = detector();
+        d.record(Dir::Orig, Timestamp(1), &hb(61, [0; 3], 61, true));
+        d.record(Dir::Resp, Timestamp(2), &hb(61, [0; 3], 61, true));
+        d.finish();
+        assert_eq!(d.out.len(), 1);
+        assert_eq!(d.out[0].severity, Severity::Info);
+        assert_eq!(d.out[0].notice.as_deref(), Some("Heartbleed::SSL_Heartbeat_Attack"));
+    }
+
+    #[test]
+    fn truncated_heartbeat_record_is_malformed() {
+        let mut d = detector();
+        let mut rec = hb(2, [1, 0, 0], 2, false);
+        rec.head_len = 2;
+        d.record(Dir::Orig, Timestamp(1), &rec);
+        assert_eq!(d.out[0].kind, Kind::HeartbeatMalformed);
+    }
+}

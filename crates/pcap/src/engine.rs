@@ -1,0 +1,449 @@
+//! The flow table: packets in, findings out. Bounded in flows and bytes, with idle expiry, so that a
+//! multi-gigabyte capture is analysed in constant memory.
+
+use std::collections::HashMap;
+
+use foldhash::fast::RandomState;
+use std::net::{IpAddr, SocketAddr};
+
+use serde::{Deserialize, Serialize};
+
+use crate::detect::{ConnMeta, Detector};
+use crate::dtls::{self, DtlsStream};
+use crate::finding::Finding;
+use crate::ip::{Decoder, FragLimits, L4Packet, TcpInfo};
+use crate::reader::{linktype_name, Packet};
+use crate::tcp::{MemoryBudget, ReassemblyLimits, Reassembler};
+use crate::timestamp::Timestamp;
+use crate::tls::{Dir, StreamLimits, TlsStream};
+
+/// Limits of one analysis. The defaults keep a run under about 1 GiB whatever the capture holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Config {
+    /// Connections tracked at once; past it the least recently active are closed early.
+    pub max_flows: usize,
+    /// Bytes buffered across all connections (out-of-order data, scanning and handshake buffers).
+    pub max_buffered_bytes: usize,
+    /// Out-of-order bytes held for one direction of one connection before giving up on a hole.
+    pub max_flow_buffered_bytes: usize,
+    /// Out-of-order segments held for one direction of one connection.
+    pub max_flow_held_segments: usize,
+    /// A connection with no packet for this long (capture time) is closed.
+    pub idle_timeout_secs: u64,
+    /// Plaintext bytes per direction examined for a STARTTLS upgrade.
+    pub starttls_scan_bytes: usize,
+    /// Window used to find record boundaries again after a loss.
+    pub resync_window_bytes: usize,
+    /// IP datagrams being reassembled at once, bytes they may hold, and how long they may wait.
+    pub max_fragment_datagrams: usize,
+    pub max_fragment_bytes: usize,
+    pub fragment_timeout_secs: u64,
+    /// Largest capture block accepted (a larger claim means a corrupt file).
+    pub max_block_bytes: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_flows: 262_144,
+            max_buffered_bytes: 256 << 20,
+            max_flow_buffered_bytes: 4 << 20,
+            max_flow_held_segments: 4096,
+            idle_timeout_secs: 300,
+            starttls_scan_bytes: 16 << 10,
+            resync_window_bytes: 64 << 10,
+            max_fragment_datagrams: 4096,
+            max_fragment_bytes: 32 << 20,
+            fragment_timeout_secs: 30,
+            max_block_bytes: 64 << 20,
+        }
+    }
+}
+
+/// What was read from one capture.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FileStats {
+    pub file: String,
+    /// `pcap` or `pcapng`.
+    pub format: String,
+    pub bytes_read: u64,
+    pub packets: u64,
+    /// Frames whose capture length is below their wire length (snaplen).
+    pub truncated_packets: u64,
+    pub ip_packets: u64,
+    pub non_ip_packets: u64,
+    pub undecodable_packets: u64,
+    pub tcp_segments: u64,
+    pub udp_datagrams: u64,
+    pub ip_fragments: u64,
+    pub reassembled_datagrams: u64,
+    pub fragments_dropped: u64,
+    pub tcp_connections: u64,
+    pub dtls_flows: u64,
+    /// Connections (TCP or DTLS) in which TLS records were found.
+    pub tls_connections: u64,
+    pub tcp_gaps: u64,
+    pub tcp_gap_bytes: u64,
+    pub resyncs: u64,
+    pub flows_expired: u64,
+    pub flows_evicted: u64,
+    pub peak_buffered_bytes: u64,
+    pub findings: u64,
+    pub first_packet: Option<f64>,
+    pub last_packet: Option<f64>,
+    /// The file was damaged (truncated, corrupt, unreadable after some point); results cover what
+    /// could be read.
+    pub partial: bool,
+    pub warnings: Vec<String>,
+}
+
+/// A connection's two endpoints in a fixed order, packed so hashing is one short byte run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct FlowKey {
+    a: ([u8; 16], u16),
+    b: ([u8; 16], u16),
+    udp: bool,
+}
+
+fn packed(addr: SocketAddr) -> ([u8; 16], u16) {
+    let ip = match addr.ip() {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+        IpAddr::V6(v6) => v6.octets(),
+    };
+    (ip, addr.port())
+}
+
+impl FlowKey {
+    fn new(src: SocketAddr, dst: SocketAddr, udp: bool) -> Self {
+        let (s, d) = (packed(src), packed(dst));
+        if s <= d {
+            FlowKey { a: s, b: d, udp }
+        } else {
+            FlowKey { a: d, b: s, udp }
+        }
+    }
+}
+
+struct TcpDir {
+    reasm: Reassembler,
+    tls: TlsStream,
+    finished: bool,
+}
+
+enum Streams {
+    Tcp([TcpDir; 2]),
+    Udp([DtlsStream; 2]),
+}
+
+struct Flow {
+    detector: Detector,
+    streams: Streams,
+    last_seen: Timestamp,
+    /// Neither direction is TLS: only the end of the connection is still of interest.
+    ignored: bool,
+    /// Bytes this flow's streams hold, as last accounted in the budget.
+    accounted: usize,
+    /// When a RST was seen. Data the other side had in flight still arrives after it (and a server
+    /// that leaks keeps sending), so the flow stays open a little longer.
+    reset_at: Option<Timestamp>,
+}
+
+/// How long a reset connection keeps taking segments.
+const RESET_LINGER_NS: i64 = 5 * Timestamp::NANOS_PER_SEC;
+
+/// Everything but the flow table, so a flow and the context can be borrowed together.
+struct Ctx<'s> {
+    file: String,
+    cfg: Config,
+    reassembly: ReassemblyLimits,
+    stream_limits: StreamLimits,
+    budget: MemoryBudget,
+    stats: FileStats,
+    sink: &'s mut dyn FnMut(Finding),
+    next_conn_id: u64,
+}
+
+impl Ctx<'_> {
+    fn drain(&mut self, detector: &mut Detector) {
+        for mut f in detector.out.drain(..) {
+            f.file.clone_from(&self.file);
+            self.stats.findings += 1;
+            (self.sink)(f);
+        }
+    }
+}
+
+/// Flows by 5-tuple. foldhash is seeded per process, so crafted traffic cannot aim at collisions;
+/// flows are boxed so the table moves pointers, not flow state, when it grows.
+type FlowTable = HashMap<FlowKey, Box<Flow>, RandomState>;
+
+pub(crate) struct Engine<'s> {
+    flows: FlowTable,
+    decoder: Decoder,
+    ctx: Ctx<'s>,
+    now: Timestamp,
+    last_expiry: Timestamp,
+}
+
+impl<'s> Engine<'s> {
+    pub fn new(file: &str, cfg: &Config, sink: &'s mut dyn FnMut(Finding)) -> Self {
+        let frag = FragLimits {
+            max_datagrams: cfg.max_fragment_datagrams,
+            max_bytes: cfg.max_fragment_bytes,
+            timeout_ns: (cfg.fragment_timeout_secs as i64).saturating_mul(Timestamp::NANOS_PER_SEC),
+        };
+        Engine {
+            flows: HashMap::with_hasher(RandomState::default()),
+            decoder: Decoder::new(frag),
+            ctx: Ctx {
+                file: file.to_string(),
+                reassembly: ReassemblyLimits { max_held_bytes: cfg.max_flow_buffered_bytes, max_held_segments: cfg.max_flow_held_segments },
+                stream_limits: StreamLimits {
+                    starttls_scan: cfg.starttls_scan_bytes,
+                    resync_window: cfg.resync_window_bytes,
+                    resync_total: cfg.resync_window_bytes.saturating_mul(16),
+                    max_handshake: 64 << 10,
+                },
+                budget: MemoryBudget::new(cfg.max_buffered_bytes),
+                cfg: cfg.clone(),
+                stats: FileStats { file: file.to_string(), ..FileStats::default() },
+                sink,
+                next_conn_id: 0,
+            },
+            now: Timestamp(i64::MIN),
+            last_expiry: Timestamp(i64::MIN),
+        }
+    }
+
+    pub fn on_packet(&mut self, pkt: &Packet<'_>) {
+        let stats = &mut self.ctx.stats;
+        stats.packets += 1;
+        if (pkt.data.len() as u64) < u64::from(pkt.orig_len) {
+            stats.truncated_packets += 1;
+        }
+        let t = pkt.ts.as_secs_f64();
+        stats.first_packet.get_or_insert(t);
+        stats.last_packet = Some(t);
+        if pkt.ts > self.now {
+            self.now = pkt.ts;
+        }
+        self.maybe_expire();
+        let Engine { flows, decoder, ctx, .. } = self;
+        decoder.decode(pkt.ts, pkt.linktype, pkt.data, &mut |l4| on_l4(flows, ctx, pkt.ts, l4));
+    }
+
+    fn maybe_expire(&mut self) {
+        let step = Timestamp::NANOS_PER_SEC.saturating_mul(10);
+        if self.now.0.saturating_sub(self.last_expiry.0) < step {
+            return;
+        }
+        self.last_expiry = self.now;
+        let idle = (self.ctx.cfg.idle_timeout_secs as i64).saturating_mul(Timestamp::NANOS_PER_SEC);
+        let now = self.now;
+        let mut expired: Vec<(u64, FlowKey)> = self
+            .flows
+            .iter()
+            .filter(|(_, f)| {
+                now.0.saturating_sub(f.last_seen.0) > idle || f.reset_at.is_some_and(|r| now.0.saturating_sub(r.0) > RESET_LINGER_NS)
+            })
+            .map(|(k, f)| (f.detector.meta.id, *k))
+            .collect();
+        expired.sort_unstable_by_key(|(id, _)| *id);
+        for (_, key) in expired {
+            if let Some(flow) = self.flows.remove(&key) {
+                self.ctx.stats.flows_expired += 1;
+                close_flow(&mut self.ctx, flow);
+            }
+        }
+    }
+
+    /// End of input: close every connection, oldest first, and return the statistics.
+    pub fn finish(mut self) -> FileStats {
+        let mut rest: Vec<Box<Flow>> = self.flows.drain().map(|(_, f)| f).collect();
+        rest.sort_unstable_by_key(|f| f.detector.meta.id);
+        for flow in rest {
+            close_flow(&mut self.ctx, flow);
+        }
+        let d = &self.decoder.stats;
+        let stats = &mut self.ctx.stats;
+        stats.ip_packets = d.ip_packets;
+        stats.non_ip_packets = d.non_ip_packets;
+        stats.undecodable_packets = d.undecodable_packets;
+        stats.ip_fragments = d.ip_fragments;
+        stats.reassembled_datagrams = d.reassembled_datagrams;
+        stats.fragments_dropped = d.fragments_dropped;
+        stats.peak_buffered_bytes = self.ctx.budget.peak as u64;
+        for lt in &d.unsupported_linktypes {
+            stats.warnings.push(format!("packets with unsupported link type {} ({}) were skipped", lt, linktype_name(*lt)));
+        }
+        std::mem::take(&mut self.ctx.stats)
+    }
+}
+
+fn on_l4(flows: &mut FlowTable, ctx: &mut Ctx<'_>, ts: Timestamp, pkt: &L4Packet<'_>) {
+    let src = SocketAddr::new(pkt.src, pkt.sport);
+    let dst = SocketAddr::new(pkt.dst, pkt.dport);
+    match pkt.tcp {
+        Some(tcp) => {
+            ctx.stats.tcp_segments += 1;
+            let key = FlowKey::new(src, dst, false);
+            if let Some(flow) = flows.get_mut(&key) {
+                if flow.on_tcp(ctx, ts, src, &tcp, pkt) {
+                    if let Some(flow) = flows.remove(&key) {
+                        close_flow(ctx, flow);
+                    }
+                }
+                return;
+            }
+            // Only a SYN or data opens a connection; stray ACKs, FINs and RSTs do not.
+            if tcp.rst || (!tcp.syn && pkt.payload.is_empty()) {
+                return;
+            }
+            // The originator sends the SYN; without one, a server hello tells the server.
+            let from_server = (tcp.syn && tcp.ack) || (!tcp.syn && starts_like_server_hello(pkt.payload));
+            let (orig, resp) = if from_server { (dst, src) } else { (src, dst) };
+            make_room(flows, ctx);
+            ctx.stats.tcp_connections += 1;
+            let mut flow = new_flow(ctx, orig, resp, ts, false);
+            if flow.on_tcp(ctx, ts, src, &tcp, pkt) {
+                close_flow(ctx, flow);
+            } else {
+                flows.insert(key, flow);
+            }
+        }
+        None => {
+            ctx.stats.udp_datagrams += 1;
+            let key = FlowKey::new(src, dst, true);
+            if !flows.contains_key(&key) {
+                if !dtls::looks_like_dtls(pkt.payload) {
+                    return;
+                }
+                let (orig, resp) = if dtls::is_server_flight(pkt.payload) { (dst, src) } else { (src, dst) };
+                make_room(flows, ctx);
+                ctx.stats.dtls_flows += 1;
+                let flow = new_flow(ctx, orig, resp, ts, true);
+                flows.insert(key, flow);
+            }
+            let Some(flow) = flows.get_mut(&key) else { return };
+            flow.last_seen = ts;
+            let dir = if src == flow.detector.meta.orig { Dir::Orig } else { Dir::Resp };
+            if let Streams::Udp(streams) = &mut flow.streams {
+                streams[dir.index()].datagram(pkt.payload, ts, dir, &mut flow.detector);
+            }
+            ctx.drain(&mut flow.detector);
+        }
+    }
+}
+
+/// True when a first segment seen mid-connection is a server's hello, so its sender is the server.
+fn starts_like_server_hello(payload: &[u8]) -> bool {
+    payload.len() >= 6 && payload[0] == 22 && payload[1] == 3 && payload[5] == 2
+}
+
+fn new_flow(ctx: &mut Ctx<'_>, orig: SocketAddr, resp: SocketAddr, ts: Timestamp, udp: bool) -> Box<Flow> {
+    ctx.next_conn_id += 1;
+    let meta = ConnMeta { id: ctx.next_conn_id, udp, orig, resp, start: ts };
+    let streams = if udp {
+        Streams::Udp([DtlsStream::default(), DtlsStream::default()])
+    } else {
+        let dir = || TcpDir { reasm: Reassembler::new(), tls: TlsStream::new(), finished: false };
+        Streams::Tcp([dir(), dir()])
+    };
+    Box::new(Flow { detector: Detector::new(meta), streams, last_seen: ts, ignored: false, accounted: 0, reset_at: None })
+}
+
+/// At the flow limit, closes the least recently active eighth of the table.
+fn make_room(flows: &mut FlowTable, ctx: &mut Ctx<'_>) {
+    if flows.len() < ctx.cfg.max_flows.max(1) {
+        return;
+    }
+    let mut by_age: Vec<(Timestamp, u64, FlowKey)> = flows.iter().map(|(k, f)| (f.last_seen, f.detector.meta.id, *k)).collect();
+    let n = (by_age.len() / 8).max(1);
+    by_age.select_nth_unstable(n - 1);
+    let mut victims: Vec<_> = by_age[..n].to_vec();
+    victims.sort_unstable_by_key(|(_, id, _)| *id);
+    for (_, _, key) in victims {
+        if let Some(flow) = flows.remove(&key) {
+            ctx.stats.flows_evicted += 1;
+            close_flow(ctx, flow);
+        }
+    }
+}
+
+/// Ends a connection: whatever is held is handed on with gaps, open records and exchanges judged.
+fn close_flow(ctx: &mut Ctx<'_>, mut flow: Box<Flow>) {
+    let ts = flow.last_seen;
+    if let Streams::Tcp(dirs) = &mut flow.streams {
+        for dir in [Dir::Orig, Dir::Resp] {
+            let TcpDir { reasm, tls, .. } = &mut dirs[dir.index()];
+            let detector = &mut flow.detector;
+            let limits = ctx.stream_limits;
+            reasm.flush(&mut ctx.budget, &mut |chunk| tls.feed(chunk, ts, dir, detector, &limits));
+            tls.finish(ts, dir, detector);
+            ctx.stats.tcp_gaps += reasm.gaps;
+            ctx.stats.tcp_gap_bytes += reasm.gap_bytes;
+            ctx.stats.resyncs += u64::from(tls.resyncs);
+        }
+    }
+    ctx.budget.release(flow.accounted);
+    flow.detector.finish();
+    if flow.detector.tls_records > 0 {
+        ctx.stats.tls_connections += 1;
+    }
+    ctx.drain(&mut flow.detector);
+}
+
+impl Flow {
+    /// Handles one segment; returns true when the connection is over.
+    fn on_tcp(&mut self, ctx: &mut Ctx<'_>, ts: Timestamp, src: SocketAddr, tcp: &TcpInfo, pkt: &L4Packet<'_>) -> bool {
+        self.last_seen = ts;
+        if tcp.rst && self.reset_at.is_none() {
+            self.reset_at = Some(ts);
+        }
+        if self.ignored {
+            return tcp.rst;
+        }
+        let dir = if src == self.detector.meta.orig { Dir::Orig } else { Dir::Resp };
+        let Streams::Tcp(dirs) = &mut self.streams else { return false };
+        let detector = &mut self.detector;
+        let limits = ctx.stream_limits;
+        {
+            let TcpDir { reasm, tls, finished } = &mut dirs[dir.index()];
+            if tcp.syn {
+                reasm.on_syn(tcp.seq);
+            } else if !reasm.is_started() {
+                tls.starts_mid_stream();
+            }
+            let seq = if tcp.syn { tcp.seq.wrapping_add(1) } else { tcp.seq };
+            if tls.is_off() {
+                reasm.discard(&mut ctx.budget);
+            } else if !pkt.payload.is_empty() || pkt.missing > 0 || tcp.fin {
+                reasm.segment(seq, pkt.payload, pkt.missing, tcp.fin, &ctx.reassembly, &mut ctx.budget, &mut |chunk| {
+                    tls.feed(chunk, ts, dir, detector, &limits)
+                });
+            }
+            if reasm.is_finished() && !*finished {
+                *finished = true;
+                tls.finish(ts, dir, detector);
+            }
+        }
+        // Keep the overall account of what the streams buffer.
+        let held: usize = dirs.iter().map(|d| d.tls.buffered_bytes()).sum();
+        if held != self.accounted {
+            if held > self.accounted {
+                ctx.budget.take(held - self.accounted);
+            } else {
+                ctx.budget.release(self.accounted - held);
+            }
+            self.accounted = held;
+        }
+        if dirs.iter().all(|d| d.tls.is_off()) {
+            self.ignored = true;
+            for d in dirs.iter_mut() {
+                d.reasm.discard(&mut ctx.budget);
+            }
+        }
+        ctx.drain(detector);
+        dirs.iter().all(|d| d.finished)
+    }
+}

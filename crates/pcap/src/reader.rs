@@ -1,0 +1,377 @@
+//! Streaming pcap / pcapng reading on top of `pcap-parser`: one bounded buffer whatever the file
+//! size, timestamps normalised to nanoseconds, and damage mid-file turned into a partial result with a
+//! warning instead of an error or a panic. nom types stay inside this module.
+
+use std::cell::Cell;
+use std::io::{Cursor, Read};
+use std::rc::Rc;
+
+use pcap_parser::pcapng::Block;
+use pcap_parser::traits::{PcapNGPacketBlock, PcapReaderIterator};
+use pcap_parser::{LegacyPcapReader, Linktype, PcapBlockOwned, PcapError as RawError, PcapNGReader};
+
+use crate::error::PcapError;
+use crate::timestamp::Timestamp;
+
+/// One captured frame as stored in the file.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Packet<'a> {
+    pub ts: Timestamp,
+    pub linktype: i32,
+    pub data: &'a [u8],
+    /// Length on the wire; larger than `data.len()` when the capture's snaplen cut the frame.
+    pub orig_len: u32,
+}
+
+/// What the reader saw besides packets.
+#[derive(Debug, Default)]
+pub(crate) struct ReadOutcome {
+    pub format: &'static str,
+    pub warnings: Vec<String>,
+    pub partial: bool,
+}
+
+const READ_BUFFER: usize = 1 << 20;
+/// How much of the file is read before deciding what it is (also the first fill of the parser).
+const SNIFF_LEN: usize = 64 * 1024;
+const PCAP_MAGICS: [[u8; 4]; 6] = [
+    [0xd4, 0xc3, 0xb2, 0xa1], // microseconds, little-endian
+    [0xa1, 0xb2, 0xc3, 0xd4], // microseconds, big-endian
+    [0x4d, 0x3c, 0xb2, 0xa1], // nanoseconds, little-endian
+    [0xa1, 0xb2, 0x3c, 0x4d], // nanoseconds, big-endian
+    [0x34, 0xcd, 0xb2, 0xa1], // Kuznetzov's modified pcap, little-endian
+    [0xa1, 0xb2, 0xcd, 0x34], // modified pcap, big-endian
+];
+const PCAPNG_MAGIC: [u8; 4] = [0x0a, 0x0d, 0x0d, 0x0a];
+
+/// Counts bytes as the parser pulls them, for progress reporting.
+struct CountingReader<R> {
+    inner: R,
+    count: Rc<Cell<u64>>,
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.set(self.count.get() + n as u64);
+        Ok(n)
+    }
+}
+
+/// Reads until `buf` is full or the input ends (a pipe may deliver a few bytes per read).
+fn read_prefix<R: Read>(reader: &mut R, limit: usize) -> std::io::Result<Vec<u8>> {
+    let mut prefix = Vec::with_capacity(limit);
+    reader.take(limit as u64).read_to_end(&mut prefix)?;
+    Ok(prefix)
+}
+
+struct Interface {
+    linktype: i32,
+    units_per_sec: u64,
+    offset_secs: i64,
+}
+
+fn pcapng_timestamp(ts_high: u32, ts_low: u32, iface: &Interface) -> Timestamp {
+    let units = (u64::from(ts_high) << 32) | u64::from(ts_low);
+    let per_sec = iface.units_per_sec.max(1);
+    let secs = (units / per_sec) as i64;
+    let nanos = (u128::from(units % per_sec) * 1_000_000_000 / u128::from(per_sec)) as i64;
+    Timestamp::from_secs_nanos(secs.saturating_add(iface.offset_secs), nanos)
+}
+
+/// Reads every packet of a pcap or pcapng stream, calling `on_packet` for each and `on_progress` with
+/// the number of bytes read so far. Errors only when the input is not a capture at all.
+pub(crate) fn read_capture<R: Read>(
+    name: &str,
+    reader: R,
+    max_block: usize,
+    on_packet: &mut dyn FnMut(&Packet<'_>),
+    on_progress: &mut dyn FnMut(u64),
+) -> Result<ReadOutcome, PcapError> {
+    let count = Rc::new(Cell::new(0u64));
+    let mut counting = CountingReader { inner: reader, count: Rc::clone(&count) };
+    let prefix = read_prefix(&mut counting, SNIFF_LEN).map_err(|source| PcapError::Io { name: name.into(), source })?;
+    if prefix.is_empty() {
+        return Err(PcapError::Empty { name: name.into() });
+    }
+    let magic: Option<[u8; 4]> = prefix.get(..4).and_then(|m| m.try_into().ok());
+    let is_pcapng = magic == Some(PCAPNG_MAGIC);
+    let is_pcap = magic.is_some_and(|m| PCAP_MAGICS.contains(&m));
+    if !is_pcap && !is_pcapng {
+        let first: Vec<String> = prefix.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        return Err(PcapError::NotACapture { name: name.into(), first_bytes: first.join(" ") });
+    }
+    let input = Cursor::new(prefix).chain(counting);
+    let bad_header = |e: RawError<&'static [u8]>| PcapError::BadHeader { name: name.into(), detail: describe(&e) };
+    let mut outcome = ReadOutcome { format: if is_pcapng { "pcapng" } else { "pcap" }, ..ReadOutcome::default() };
+    if is_pcapng {
+        let mut parser = PcapNGReader::new(READ_BUFFER, input).map_err(bad_header)?;
+        drive(&mut parser, Format::Pcapng, max_block, &count, &mut outcome, on_packet, on_progress);
+    } else {
+        let big_endian = magic.is_some_and(|m| m[0] == 0xa1);
+        let mut parser = LegacyPcapReader::new(READ_BUFFER, input).map_err(bad_header)?;
+        drive(&mut parser, Format::Pcap { big_endian }, max_block, &count, &mut outcome, on_packet, on_progress);
+    }
+    on_progress(count.get());
+    Ok(outcome)
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Format {
+    Pcap { big_endian: bool },
+    Pcapng,
+}
+
+/// The size the next block claims, read from its header (for pcapng, the smaller of the two byte
+/// orders, since a section may use either).
+fn claimed_block_size(format: Format, data: &[u8]) -> Option<usize> {
+    let word = |at: usize| -> Option<[u8; 4]> { data.get(at..at + 4)?.try_into().ok() };
+    match format {
+        Format::Pcap { big_endian } => {
+            let caplen = word(8)?;
+            let caplen = if big_endian { u32::from_be_bytes(caplen) } else { u32::from_le_bytes(caplen) };
+            Some(caplen as usize + 16)
+        }
+        Format::Pcapng => {
+            let len = word(4)?;
+            Some(u32::from_le_bytes(len).min(u32::from_be_bytes(len)) as usize)
+        }
+    }
+}
+
+fn drive<P: PcapReaderIterator>(
+    parser: &mut P,
+    format: Format,
+    max_block: usize,
+    count: &Cell<u64>,
+    outcome: &mut ReadOutcome,
+    on_packet: &mut dyn FnMut(&Packet<'_>),
+    on_progress: &mut dyn FnMut(u64),
+) {
+    let mut state = BlockState::default();
+    let mut capacity = READ_BUFFER;
+    let mut last_progress = 0u64;
+    loop {
+        let step = match parser.next() {
+            Ok((used, block)) => {
+                state.handle(block, on_packet, &mut outcome.warnings);
+                Step::Consume(used)
+            }
+            Err(RawError::Eof) => Step::Done,
+            Err(RawError::Incomplete(_)) => Step::Refill,
+            Err(RawError::BufferTooSmall) => Step::Grow,
+            Err(RawError::UnexpectedEof) => Step::Truncated,
+            Err(e) => Step::Corrupt(describe(&e)),
+        };
+        match step {
+            // No shifting here: the buffer is compacted only when it is refilled, when little is left.
+            Step::Consume(used) => parser.consume_noshift(used),
+            Step::Refill => {
+                if parser.refill().is_err() {
+                    outcome.warnings.push(format!("read error after {} bytes: results are partial", count.get()));
+                    outcome.partial = true;
+                    break;
+                }
+                if count.get() != last_progress {
+                    last_progress = count.get();
+                    on_progress(last_progress);
+                }
+            }
+            Step::Grow => {
+                // A block larger than the buffer: grow to fit it, but never beyond what a real capture
+                // needs, since the size comes from the file.
+                let claimed = claimed_block_size(format, parser.data()).unwrap_or(usize::MAX);
+                let wanted = claimed.saturating_add(64).next_power_of_two().max(capacity.saturating_mul(2));
+                if claimed > max_block || wanted > max_block.saturating_mul(2) || !parser.grow(wanted) {
+                    outcome.warnings.push(format!(
+                        "a block after {} bytes claims more than {} bytes: file is corrupt, results are partial",
+                        parser.consumed(),
+                        max_block
+                    ));
+                    outcome.partial = true;
+                    break;
+                }
+                capacity = wanted;
+            }
+            Step::Truncated => {
+                outcome.warnings.push(format!(
+                    "file ends inside a {} after {} bytes (truncated capture): results cover the packets before it",
+                    if matches!(format, Format::Pcapng) { "block" } else { "packet record" },
+                    parser.consumed()
+                ));
+                outcome.partial = true;
+                break;
+            }
+            Step::Corrupt(what) => {
+                outcome.warnings.push(format!(
+                    "corrupt data after {} bytes ({what}): results cover the packets before it",
+                    parser.consumed()
+                ));
+                outcome.partial = true;
+                break;
+            }
+            Step::Done => break,
+        }
+    }
+}
+
+enum Step {
+    Consume(usize),
+    Refill,
+    Grow,
+    Truncated,
+    Corrupt(String),
+    Done,
+}
+
+/// Describes a pcap-parser error without dumping the input bytes it may carry.
+fn describe<I>(e: &RawError<I>) -> String {
+    match e {
+        RawError::Eof => "end of file".into(),
+        RawError::BufferTooSmall => "block larger than the buffer".into(),
+        RawError::UnexpectedEof => "unexpected end of file".into(),
+        RawError::ReadError => "read error".into(),
+        RawError::Incomplete(n) => format!("{n} more bytes needed"),
+        RawError::HeaderNotRecognized => "header not recognized".into(),
+        RawError::NomError(_, kind) | RawError::OwnedNomError(_, kind) => format!("parse error: {kind:?}"),
+    }
+}
+
+/// Per-file state the blocks need: the legacy header's link type and precision, pcapng interfaces.
+#[derive(Default)]
+struct BlockState {
+    legacy_linktype: i32,
+    legacy_nanos: bool,
+    interfaces: Vec<Interface>,
+    last_ts: Timestamp,
+    warned_unknown_interface: bool,
+}
+
+impl BlockState {
+    fn handle(&mut self, block: PcapBlockOwned<'_>, on_packet: &mut dyn FnMut(&Packet<'_>), warnings: &mut Vec<String>) {
+        match block {
+            PcapBlockOwned::LegacyHeader(header) => {
+                self.legacy_linktype = header.network.0;
+                self.legacy_nanos = header.is_nanosecond_precision();
+            }
+            PcapBlockOwned::Legacy(frame) => {
+                let frac = if self.legacy_nanos { i64::from(frame.ts_usec) } else { i64::from(frame.ts_usec) * 1_000 };
+                let ts = Timestamp::from_secs_nanos(i64::from(frame.ts_sec), frac);
+                self.last_ts = ts;
+                on_packet(&Packet { ts, linktype: self.legacy_linktype, data: frame.data, orig_len: frame.origlen });
+            }
+            PcapBlockOwned::NG(Block::SectionHeader(_)) => self.interfaces.clear(),
+            PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => self.interfaces.push(Interface {
+                linktype: idb.linktype.0,
+                units_per_sec: idb.ts_resolution().unwrap_or(1_000_000),
+                offset_secs: idb.ts_offset(),
+            }),
+            PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => {
+                let Some(iface) = self.interfaces.get(epb.if_id as usize) else {
+                    if !self.warned_unknown_interface {
+                        self.warned_unknown_interface = true;
+                        warnings.push(format!("packets for undeclared interface {} were skipped", epb.if_id));
+                    }
+                    return;
+                };
+                let ts = pcapng_timestamp(epb.ts_high, epb.ts_low, iface);
+                self.last_ts = ts;
+                on_packet(&Packet { ts, linktype: iface.linktype, data: epb.packet_data(), orig_len: epb.origlen });
+            }
+            PcapBlockOwned::NG(Block::SimplePacket(spb)) => {
+                // Simple packet blocks carry no timestamp and belong to interface 0.
+                let Some(iface) = self.interfaces.first() else { return };
+                on_packet(&Packet {
+                    ts: self.last_ts,
+                    linktype: iface.linktype,
+                    data: spb.packet_data(),
+                    orig_len: spb.origlen,
+                });
+            }
+            PcapBlockOwned::NG(_) => {}
+        }
+    }
+}
+
+/// The link type number as pcap-parser names it, for messages.
+pub(crate) fn linktype_name(linktype: i32) -> String {
+    format!("{:?}", Linktype(linktype))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn legacy_pcap(packets: &[&[u8]]) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(&[0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0]);
+        out.extend_from_slice(&[0; 8]);
+        out.extend_from_slice(&65535u32.to_le_bytes());
+        out.extend_from_slice(&1u32.to_le_bytes());
+        for (i, p) in packets.iter().enumerate() {
+            out.extend_from_slice(&(1_000 + i as u32).to_le_bytes());
+            out.extend_from_slice(&500u32.to_le_bytes());
+            out.extend_from_slice(&(p.len() as u32).to_le_bytes());
+            out.extend_from_slice(&(p.len() as u32).to_le_bytes());
+            out.extend_from_slice(p);
+        }
+        out
+    }
+
+    type Collected = (Vec<(Timestamp, Vec<u8>)>, ReadOutcome);
+
+    fn collect(bytes: &[u8]) -> Result<Collected, PcapError> {
+        let mut got = Vec::new();
+        let outcome = read_capture("t", bytes, 1 << 24, &mut |p| got.push((p.ts, p.data.to_vec())), &mut |_| {})?;
+        Ok((got, outcome))
+    }
+
+    #[test]
+    fn reads_legacy_packets_with_microsecond_timestamps() {
+        let file = legacy_pcap(&[b"abc", b"defg"]);
+        let (got, outcome) = collect(&file).unwrap();
+        assert_eq!(outcome.format, "pcap");
+        assert!(!outcome.partial);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].0, Timestamp::from_secs_nanos(1000, 500_000));
+        assert_eq!(got[1].1, b"defg");
+    }
+
+    #[test]
+    fn truncated_last_packet_is_partial_not_error() {
+        let file = legacy_pcap(&[b"abc", b"defghij"]);
+        let (got, outcome) = collect(&file[..file.len() - 3]).unwrap();
+        assert_eq!(got.len(), 1);
+        assert!(outcome.partial);
+        assert!(outcome.warnings[0].contains("truncated"), "{:?}", outcome.warnings);
+    }
+
+    #[test]
+    fn garbage_and_empty_inputs_are_clear_errors() {
+        assert!(matches!(collect(b""), Err(PcapError::Empty { .. })));
+        assert!(matches!(collect(b"GET / HTTP/1.1\r\n"), Err(PcapError::NotACapture { .. })));
+        assert!(matches!(collect(&[0xd4, 0xc3, 0xb2, 0xa1, 2, 0]), Err(PcapError::BadHeader { .. })));
+    }
+
+    #[test]
+    fn absurd_record_length_stops_with_warning() {
+        let mut file = legacy_pcap(&[b"abc"]);
+        // A record header claiming 3 GB.
+        file.extend_from_slice(&[0; 8]);
+        file.extend_from_slice(&3_000_000_000u32.to_le_bytes());
+        file.extend_from_slice(&3_000_000_000u32.to_le_bytes());
+        file.extend_from_slice(&[0; 100]);
+        let (got, outcome) = collect(&file).unwrap();
+        assert_eq!(got.len(), 1);
+        assert!(outcome.partial);
+    }
+
+    #[test]
+    fn pcapng_timestamps_use_interface_resolution() {
+        let iface = Interface { linktype: 1, units_per_sec: 1_000_000_000, offset_secs: 10 };
+        let units: u64 = 1_500_000_000;
+        let ts = pcapng_timestamp((units >> 32) as u32, units as u32, &iface);
+        assert_eq!(ts, Timestamp::from_secs_nanos(11, 500_000_000));
+    }
+}

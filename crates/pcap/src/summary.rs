@@ -1,0 +1,256 @@
+//! Verdicts per connection and a human summary across files: who attacked whom, when, and with what
+//! result.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::engine::FileStats;
+use crate::finding::{Finding, Kind, Severity};
+
+/// What one connection amounts to.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ConnVerdict {
+    pub file: String,
+    pub connection: u64,
+    pub transport: String,
+    pub client: String,
+    pub server: String,
+    /// An invalid or suspicious heartbeat request: over-read, unpadded probe, odd-length or
+    /// unanswered early encrypted heartbeat.
+    pub attack_attempted: bool,
+    /// A request that asked for more than it sent: a readable over-read, or an encrypted request
+    /// answered by more than it carried.
+    pub over_read: bool,
+    /// A non-exploiting probe (payload present, padding missing).
+    pub unpadded_probe: bool,
+    /// The victim answered an invalid request (it is vulnerable).
+    pub succeeded: bool,
+    /// Bytes that came back beyond what was sent (encrypted: estimated).
+    pub leaked_bytes: u64,
+    /// The heartbeats involved were encrypted.
+    pub encrypted: bool,
+    /// `ip:port` of the requesters and of the victims of attempts.
+    pub attackers: Vec<String>,
+    pub victims: Vec<String>,
+    /// Zeek notice names, in order of appearance.
+    pub notices: Vec<String>,
+}
+
+/// Groups findings by file and connection.
+pub fn connection_verdicts(findings: &[Finding]) -> Vec<ConnVerdict> {
+    let mut map: BTreeMap<(String, u64), ConnVerdict> = BTreeMap::new();
+    for f in findings {
+        let v = map.entry((f.file.clone(), f.connection)).or_insert_with(|| ConnVerdict {
+            file: f.file.clone(),
+            connection: f.connection,
+            transport: f.transport.clone(),
+            client: endpoint(&f.src_ip, f.src_port),
+            server: endpoint(&f.dst_ip, f.dst_port),
+            ..ConnVerdict::default()
+        });
+        if let Some(n) = &f.notice {
+            v.notices.push(n.clone());
+        }
+        if !f.severity.is_attempt() {
+            continue;
+        }
+        v.attack_attempted = true;
+        v.encrypted |= f.encrypted;
+        v.over_read |= matches!(f.kind, Kind::HeartbeatOverflow | Kind::HeartbeatResponseLeak | Kind::EncryptedHeartbeatSuccess);
+        v.unpadded_probe |= f.kind == Kind::HeartbeatUnpadded;
+        if f.severity == Severity::Success {
+            v.succeeded = true;
+            v.leaked_bytes += f.leaked_bytes.unwrap_or(0);
+        }
+        if !v.attackers.contains(&f.attacker) {
+            v.attackers.push(f.attacker.clone());
+        }
+        if !v.victims.contains(&f.victim) {
+            v.victims.push(f.victim.clone());
+        }
+    }
+    map.into_values().collect()
+}
+
+fn endpoint(ip: &str, port: u16) -> String {
+    if ip.contains(':') {
+        format!("[{ip}]:{port}")
+    } else {
+        format!("{ip}:{port}")
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+struct PairStats {
+    direction: String,
+    /// The request last counted (file, connection, time): one request gives its findings together.
+    last_request: Option<(String, u64, i64)>,
+    attempts: u64,
+    successes: u64,
+    leaked: u64,
+    encrypted: bool,
+    first: Option<(f64, String)>,
+    last: Option<(f64, String)>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct FileCounts {
+    attempts: u64,
+    successes: u64,
+}
+
+/// Accumulates findings and file statistics for the human summary.
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    files: Vec<FileStats>,
+    file_counts: BTreeMap<String, FileCounts>,
+    pairs: BTreeMap<(String, String), PairStats>,
+    attempts: u64,
+    successes: u64,
+    leaked: u64,
+    first: Option<(f64, String)>,
+    last: Option<(f64, String)>,
+    notices: BTreeMap<String, u64>,
+}
+
+impl Summary {
+    pub fn new() -> Self {
+        Summary::default()
+    }
+
+    pub fn add_finding(&mut self, f: &Finding) {
+        if let Some(n) = &f.notice {
+            *self.notices.entry(n.clone()).or_default() += 1;
+        }
+        if !f.severity.is_attempt() {
+            return;
+        }
+        let counts = self.file_counts.entry(f.file.clone()).or_default();
+        let pair = self.pairs.entry((f.attacker.clone(), f.victim.clone())).or_default();
+        pair.direction.clone_from(&f.direction);
+        pair.encrypted |= f.encrypted;
+        let at = (f.ts, f.time.clone());
+        if f.severity == Severity::Success {
+            self.successes += 1;
+            counts.successes += 1;
+            pair.successes += 1;
+            let leaked = f.leaked_bytes.unwrap_or(0);
+            self.leaked += leaked;
+            pair.leaked += leaked;
+        } else if pair.last_request.as_ref() != Some(&(f.file.clone(), f.connection, (f.ts * 1e6) as i64)) {
+            pair.last_request = Some((f.file.clone(), f.connection, (f.ts * 1e6) as i64));
+            self.attempts += 1;
+            counts.attempts += 1;
+            pair.attempts += 1;
+            for slot in [&mut self.first, &mut pair.first] {
+                if slot.as_ref().is_none_or(|(t, _)| at.0 < *t) {
+                    *slot = Some(at.clone());
+                }
+            }
+            for slot in [&mut self.last, &mut pair.last] {
+                if slot.as_ref().is_none_or(|(t, _)| at.0 > *t) {
+                    *slot = Some(at.clone());
+                }
+            }
+        }
+    }
+
+    pub fn add_file(&mut self, stats: &FileStats) {
+        self.files.push(stats.clone());
+    }
+
+    /// True when any attack attempt (or success) was found.
+    pub fn attack_found(&self) -> bool {
+        self.attempts + self.successes > 0
+    }
+
+    pub fn attempts(&self) -> u64 {
+        self.attempts
+    }
+
+    pub fn successes(&self) -> u64 {
+        self.successes
+    }
+
+    /// The summary as text tables for a terminal.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let packets: u64 = self.files.iter().map(|f| f.packets).sum();
+        let tcp: u64 = self.files.iter().map(|f| f.tcp_connections).sum();
+        let tls: u64 = self.files.iter().map(|f| f.tls_connections).sum();
+        let dtls: u64 = self.files.iter().map(|f| f.dtls_flows).sum();
+        let _ = writeln!(
+            out,
+            "bleedwatch pcap: {} file(s), {} packets, {} TCP connections, {} DTLS flows, {} with TLS",
+            self.files.len(),
+            packets,
+            tcp,
+            dtls,
+            tls
+        );
+        if !self.attack_found() {
+            let _ = writeln!(out, "No Heartbleed attempts found.");
+        } else {
+            let attackers: std::collections::BTreeSet<_> = self.pairs.keys().map(|(a, _)| a).collect();
+            let victims: std::collections::BTreeSet<_> = self.pairs.keys().map(|(_, v)| v).collect();
+            let _ = writeln!(
+                out,
+                "Heartbleed: {} attempt(s) by {} attacker(s) against {} victim(s); {} success(es), {} bytes leaked",
+                self.attempts,
+                attackers.len(),
+                victims.len(),
+                self.successes,
+                self.leaked
+            );
+            if let (Some((_, first)), Some((_, last))) = (&self.first, &self.last) {
+                let _ = writeln!(out, "First attempt {first}, last attempt {last}");
+            }
+            let _ = writeln!(out);
+            let _ = writeln!(
+                out,
+                "{:<42} {:<42} {:<17} {:>8} {:>9} {:>8} {:<28} {:<28}",
+                "ATTACKER", "VICTIM", "DIRECTION", "ATTEMPTS", "SUCCESSES", "LEAKED", "FIRST", "LAST"
+            );
+            for ((attacker, victim), p) in &self.pairs {
+                let leaked = if p.encrypted && p.leaked > 0 { format!("~{}", p.leaked) } else { p.leaked.to_string() };
+                let _ = writeln!(
+                    out,
+                    "{:<42} {:<42} {:<17} {:>8} {:>9} {:>8} {:<28} {:<28}",
+                    attacker,
+                    victim,
+                    p.direction,
+                    p.attempts,
+                    p.successes,
+                    leaked,
+                    p.first.as_ref().map_or("-", |(_, t)| t.as_str()),
+                    p.last.as_ref().map_or("-", |(_, t)| t.as_str()),
+                );
+            }
+        }
+        if !self.notices.is_empty() {
+            let _ = writeln!(out);
+            let list: Vec<String> = self.notices.iter().map(|(n, c)| format!("{n} x{c}")).collect();
+            let _ = writeln!(out, "Zeek-equivalent notices: {}", list.join(", "));
+        }
+        let _ = writeln!(out);
+        let _ = writeln!(out, "{:<60} {:>10} {:>8} {:>6} {:>9} {:>10}  NOTES", "FILE", "PACKETS", "CONNS", "TLS", "ATTEMPTS", "SUCCESSES");
+        for f in &self.files {
+            let c = self.file_counts.get(&f.file).cloned().unwrap_or_default();
+            let notes = if f.partial { "partial: ".to_string() + &f.warnings.join("; ") } else { f.warnings.join("; ") };
+            let _ = writeln!(
+                out,
+                "{:<60} {:>10} {:>8} {:>6} {:>9} {:>10}  {}",
+                f.file,
+                f.packets,
+                f.tcp_connections + f.dtls_flows,
+                f.tls_connections,
+                c.attempts,
+                c.successes,
+                notes
+            );
+        }
+        out
+    }
+}
