@@ -126,6 +126,8 @@ pub struct Attempt {
     pub overread: usize,
     /// Whether the honeypot answered (always with the attacker's own bytes and canary bytes).
     pub answered: bool,
+    /// Sent inside an established session (after the handshake) rather than in the clear.
+    pub encrypted: bool,
 }
 
 fn attempt_kind(overread: usize, padding: usize) -> &'static str {
@@ -157,7 +159,7 @@ pub async fn run_honeypot(args: HoneypotArgs) -> Result<u8> {
             _ = tokio::signal::ctrl_c() => None,
         };
         let Some((peer, event)) = next else { break };
-        let LabEvent::Heartbeat { version, record_len, claimed, present, padding, overread, answered, .. } = event else { continue };
+        let LabEvent::Heartbeat { version, record_len, claimed, present, padding, overread, answered, encrypted, .. } = event else { continue };
         let attempt = Attempt {
             source: peer.to_string(),
             listener: servers.first().map(|s| s.local_addr().to_string()).unwrap_or_default(),
@@ -170,6 +172,7 @@ pub async fn run_honeypot(args: HoneypotArgs) -> Result<u8> {
             padding,
             overread,
             answered,
+            encrypted,
         };
         eprintln!(
             "{}  {}  {}: claims {}, sent {}, padding {}{}",

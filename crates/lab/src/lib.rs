@@ -5,11 +5,13 @@
 #![forbid(unsafe_code)]
 
 pub mod client;
+pub mod dtls;
 pub mod identity;
 pub mod kx;
 pub mod server;
 pub mod session;
 pub mod suites;
+pub mod tls12;
 
 pub use identity::LabIdentity;
 pub use server::{LabServer, LabServerHandle};

@@ -8,22 +8,31 @@
 //! handshake write buffer — so a long response sent mid-handshake shows only its full 16 KiB records,
 //! and a short one waits in the buffer until a flush. Over-read bytes are canary bytes, never memory.
 //!
-//! The lab never completes a handshake: a ClientKeyExchange draws a fatal handshake_failure alert.
+//! Handshakes complete for TLS 1.0–1.2 with the AES-CBC and AES-GCM suites of [`SuiteSpec`] (RSA, DHE,
+//! ECDHE key exchange; see [`crate::tls12`]): then heartbeats are answered inside the encrypted
+//! session by the same [`heartbeat_action`], with no write buffer any more (1.0.1 frees it once the
+//! handshake is done), and application data gets a short page, as `s_server -www` does. Suites 1.0.1f
+//! chooses but the lab cannot run (DES, 3DES, RC4, CAMELLIA, SEED, IDEA) and SSLv3 still end with a
+//! fatal handshake_failure at the ClientKeyExchange. Renegotiation is refused (no_renegotiation).
 
 use std::sync::Arc;
 
-use bleedwatch_wire::alert::Alert;
+use bleedwatch_wire::alert::{Alert, AlertLevel};
 use bleedwatch_wire::handshake::{ClientHello, HandshakeReassembler};
 use bleedwatch_wire::heartbeat::{HeartbeatMessage, HeartbeatMessageType, MIN_PADDING};
 use bleedwatch_wire::hello::{encode_certificate, encode_handshake, encode_server_hello_done, ServerHelloSpec};
 use bleedwatch_wire::record::{encode_records, Deframer, MAX_FRAGMENT_LEN};
 use bleedwatch_wire::types::KeyExchange;
-use bleedwatch_wire::{AlertDescription, ContentType, ExtensionType, HandshakeType, ProtocolVersion};
+use bleedwatch_wire::{AlertDescription, CipherSuite, ContentType, ExtensionType, HandshakeType, ProtocolVersion};
 use rand::RngCore;
 
-use crate::identity::LabIdentity;
-use crate::kx::{server_key_exchange, NAMED_CURVE_P256};
+use crate::identity::{LabIdentity, SigningKey};
+use crate::kx::{rsa_premaster, server_key_exchange, EphemeralKey, KxError, NAMED_CURVE_P256};
 use crate::suites;
+use crate::tls12::{
+    constant_time_eq, derive_keys, master_secret, verify_data, RecordError, RecordProtection, Side, SuiteSpec, Transcript,
+    MASTER_SECRET_LEN, VERIFY_DATA_LEN,
+};
 
 /// Which OpenSSL the lab imitates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -77,6 +86,8 @@ pub enum LabEvent {
         answered: bool,
         /// Response bytes that reached the wire at once (the rest waits in the write buffer).
         flushed: bool,
+        /// The request came inside the encrypted session (after the client's ChangeCipherSpec).
+        encrypted: bool,
     },
     Alert { sent: bool, alert: String },
 }
@@ -85,8 +96,40 @@ pub enum LabEvent {
 enum State {
     AwaitClientHello,
     AwaitClientKeyExchange,
+    AwaitChangeCipherSpec,
+    AwaitFinished,
+    Established,
     Closed,
 }
+
+/// What the server flight settled, kept for the client's key exchange.
+struct Negotiated {
+    suite: CipherSuite,
+    kx: KeyExchange,
+    client_version: ProtocolVersion,
+    client_random: [u8; 32],
+    server_random: [u8; 32],
+    /// The DHE or ECDHE secret behind the ServerKeyExchange.
+    ephemeral: Option<EphemeralKey>,
+    /// The session_ticket extension was echoed, so a NewSessionTicket must precede the CCS.
+    ticket: bool,
+}
+
+/// Keys derived at the ClientKeyExchange, waiting for the ChangeCipherSpecs that switch them on.
+struct PendingKeys {
+    spec: SuiteSpec,
+    master: [u8; MASTER_SECRET_LEN],
+    ticket: bool,
+    client_write: Option<RecordProtection>,
+    server_write: Option<RecordProtection>,
+}
+
+/// Longest request awaited before the lab page is sent anyway.
+const REQUEST_LIMIT: usize = 8192;
+/// OpenSSL's default session ticket lifetime hint and ticket size, as seen in
+/// `s_client-1.0.1f-normal-session-legit-heartbeat-1.0.1f-tls12.pcap` (300 s, 160 bytes).
+const TICKET_LIFETIME_HINT: u32 = 300;
+const TICKET_LEN: usize = 160;
 
 pub struct LabSession {
     cfg: LabConfig,
@@ -96,6 +139,15 @@ pub struct LabSession {
     version: ProtocolVersion,
     out: HandshakeWriteBuffer,
     events: Vec<LabEvent>,
+    transcript: Transcript,
+    negotiated: Option<Box<Negotiated>>,
+    pending: Option<Box<PendingKeys>>,
+    /// Opens client records once the client's ChangeCipherSpec has arrived.
+    read: Option<RecordProtection>,
+    /// Seals server records once the server's ChangeCipherSpec has gone out.
+    write: Option<RecordProtection>,
+    suite: Option<CipherSuite>,
+    request: Vec<u8>,
 }
 
 /// OpenSSL 1.0.1's handshake write path: a `BIO_f_buffer` of 4096 bytes in front of the socket.
@@ -198,6 +250,7 @@ pub fn heartbeat_action(behaviour: Behaviour, version: ProtocolVersion, fragment
         overread: msg.missing_payload(),
         answered,
         flushed: false,
+        encrypted: false,
     };
     if !answered {
         return (HeartbeatAction::Drop, Some(event));
@@ -225,6 +278,13 @@ impl LabSession {
             version: ProtocolVersion::TLS1_0,
             out: HandshakeWriteBuffer::default(),
             events: Vec::new(),
+            transcript: Transcript::default(),
+            negotiated: None,
+            pending: None,
+            read: None,
+            write: None,
+            suite: None,
+            request: Vec::new(),
         }
     }
 
@@ -242,6 +302,16 @@ impl LabSession {
         self.state == State::Closed
     }
 
+    /// True once both Finished messages have been exchanged and records are encrypted both ways.
+    pub fn is_established(&self) -> bool {
+        self.state == State::Established
+    }
+
+    /// The suite of the completed handshake, if there is one.
+    pub fn established_suite(&self) -> Option<CipherSuite> {
+        self.suite.filter(|_| self.state == State::Established)
+    }
+
     pub fn feed(&mut self, data: &[u8]) {
         if self.state == State::Closed {
             return;
@@ -256,7 +326,15 @@ impl LabSession {
                 // OpenSSL answers a bad record header with no alert before a version is set.
                 Err(_) => return self.fatal_or_close(AlertDescription::DECODE_ERROR),
             };
-            self.on_record(typ, version, &fragment);
+            let (fragment, encrypted) = match self.read.as_mut() {
+                None => (fragment, false),
+                Some(read) => match read.open(typ, version, &fragment) {
+                    Ok(plaintext) => (plaintext, true),
+                    Err(RecordError::Overflow) => return self.fatal(AlertDescription::RECORD_OVERFLOW, self.version),
+                    Err(RecordError::BadRecordMac) => return self.fatal(AlertDescription::BAD_RECORD_MAC, self.version),
+                },
+            };
+            self.on_record(typ, version, &fragment, encrypted);
         }
     }
 
@@ -268,17 +346,35 @@ impl LabSession {
         self.out.flush();
     }
 
-    fn write_records(&mut self, typ: ContentType, version: ProtocolVersion, data: &[u8]) {
-        self.out.write_records(typ, version, data);
+    /// Writes `data` as records of `typ`: plaintext until the server's ChangeCipherSpec, sealed after.
+    /// Once the handshake is done 1.0.1 has freed its write buffer, so everything goes out at once.
+    fn send(&mut self, typ: ContentType, version: ProtocolVersion, data: &[u8]) {
+        match self.write.as_mut() {
+            Some(write) => {
+                let records = write.seal_records(typ, version, data);
+                self.out.write(&records);
+            }
+            None => self.out.write_records(typ, version, data),
+        }
+        if self.state == State::Established {
+            self.flush();
+        }
     }
 
     /// A fatal alert is flushed at once (`ssl3_dispatch_alert`), then the server gives up.
     fn fatal(&mut self, description: AlertDescription, record_version: ProtocolVersion) {
         let alert = Alert::fatal(description);
-        self.write_records(ContentType::ALERT, record_version, &alert.encode());
+        self.send(ContentType::ALERT, record_version, &alert.encode());
         self.flush();
         self.events.push(LabEvent::Alert { sent: true, alert: alert.to_string() });
         self.close();
+    }
+
+    fn warning(&mut self, description: AlertDescription) {
+        let alert = Alert { level: AlertLevel::WARNING, description };
+        self.send(ContentType::ALERT, self.version, &alert.encode());
+        self.flush();
+        self.events.push(LabEvent::Alert { sent: true, alert: alert.to_string() });
     }
 
     fn fatal_or_close(&mut self, description: AlertDescription) {
@@ -288,8 +384,9 @@ impl LabSession {
         }
     }
 
-    fn on_record(&mut self, typ: ContentType, record_version: ProtocolVersion, fragment: &[u8]) {
+    fn on_record(&mut self, typ: ContentType, record_version: ProtocolVersion, fragment: &[u8], encrypted: bool) {
         match (self.state, typ) {
+            (State::Closed, _) => {}
             (State::AwaitClientHello, ContentType::HANDSHAKE) => {
                 self.handshake.push(fragment);
                 match self.handshake.next_message() {
@@ -303,23 +400,10 @@ impl LabSession {
             }
             // OpenSSL's version-flexible method only accepts a handshake record first.
             (State::AwaitClientHello, _) => self.close(),
-            (State::AwaitClientKeyExchange, ContentType::HEARTBEAT) => self.on_heartbeat(fragment),
-            (State::AwaitClientKeyExchange, ContentType::HANDSHAKE) => {
-                self.handshake.push(fragment);
-                loop {
-                    match self.handshake.next_message() {
-                        Ok(None) => break,
-                        Ok(Some(m)) if m.typ == HandshakeType::CLIENT_KEY_EXCHANGE => {
-                            // The lab cannot finish a handshake; say so the way a failing server does.
-                            return self.fatal(AlertDescription::HANDSHAKE_FAILURE, self.version);
-                        }
-                        // ssl3_get_message: anything but the expected message is unexpected.
-                        Ok(Some(_)) => return self.fatal(AlertDescription::UNEXPECTED_MESSAGE, self.version),
-                        Err(_) => return self.fatal(AlertDescription::ILLEGAL_PARAMETER, self.version),
-                    }
-                }
-            }
-            (State::AwaitClientKeyExchange, ContentType::ALERT) => {
+            // 1.0.1 processes heartbeats whenever they come, in the handshake or after it.
+            (_, ContentType::HEARTBEAT) => self.on_heartbeat(fragment, encrypted),
+            (_, ContentType::HANDSHAKE) => self.on_handshake(fragment),
+            (_, ContentType::ALERT) => {
                 if let Ok(alert) = Alert::parse(fragment) {
                     self.events.push(LabEvent::Alert { sent: false, alert: alert.to_string() });
                     if alert.is_fatal() || alert.description == AlertDescription::CLOSE_NOTIFY {
@@ -327,14 +411,40 @@ impl LabSession {
                     }
                 }
             }
-            (State::AwaitClientKeyExchange, _) => self.fatal(AlertDescription::UNEXPECTED_MESSAGE, self.version),
-            (State::Closed, _) => {}
+            (State::AwaitChangeCipherSpec, ContentType::CHANGE_CIPHER_SPEC) => self.on_change_cipher_spec(fragment),
+            (State::Established, ContentType::APPLICATION_DATA) => self.on_application_data(fragment),
+            _ => self.fatal(AlertDescription::UNEXPECTED_MESSAGE, self.version),
+        }
+    }
+
+    fn on_handshake(&mut self, fragment: &[u8]) {
+        self.handshake.push(fragment);
+        while self.state != State::Closed {
+            let (typ, body) = match self.handshake.next_message() {
+                Ok(None) => return,
+                Ok(Some(m)) => (m.typ, m.body.to_vec()),
+                Err(_) => return self.fatal(AlertDescription::ILLEGAL_PARAMETER, self.version),
+            };
+            match (self.state, typ) {
+                (State::AwaitClientKeyExchange, HandshakeType::CLIENT_KEY_EXCHANGE) => self.on_client_key_exchange(&body),
+                (State::AwaitFinished, HandshakeType::FINISHED) => self.on_finished(&body),
+                // A renegotiating ClientHello: refused, the connection goes on.
+                (State::Established, HandshakeType::CLIENT_HELLO) => self.warning(AlertDescription::NO_RENEGOTIATION),
+                // ssl3_get_message: anything but the expected message is unexpected.
+                _ => return self.fatal(AlertDescription::UNEXPECTED_MESSAGE, self.version),
+            }
         }
     }
 
     fn choose_version(&self, client_version: ProtocolVersion) -> Option<ProtocolVersion> {
         let ceiling = client_version.0.min(ProtocolVersion::TLS1_2.0);
         self.cfg.versions.iter().copied().filter(|v| v.0 <= ceiling && v.0 >= ProtocolVersion::SSL3.0).max()
+    }
+
+    /// Sends a handshake message and adds it to the transcript.
+    fn send_handshake(&mut self, message: &[u8]) {
+        self.transcript.push(message);
+        self.send(ContentType::HANDSHAKE, self.version, message);
     }
 
     fn on_client_hello(&mut self, body: &[u8], record_version: ProtocolVersion) {
@@ -364,6 +474,7 @@ impl LabSession {
         let Some((suite, kx)) = suites::choose(&hello.cipher_suites, identity.is_rsa(), version == ProtocolVersion::TLS1_2, ecdhe_ok) else {
             return self.fatal(AlertDescription::HANDSHAKE_FAILURE, version);
         };
+        self.transcript.push(&encode_handshake(HandshakeType::CLIENT_HELLO, body));
 
         let mut rng = rand::thread_rng();
         let mut random = [0u8; 32];
@@ -375,7 +486,8 @@ impl LabSession {
         let mut session_id = vec![0u8; if ticket { 0 } else { 32 }];
         rng.fill_bytes(&mut session_id);
 
-        // OpenSSL 1.0.1f's ssl_add_serverhello_tlsext order.
+        // OpenSSL 1.0.1f's ssl_add_serverhello_tlsext order. Extensions 1.0.1f did not know
+        // (extended_master_secret, encrypt_then_mac, ...) are not acknowledged.
         let mut extensions = Vec::new();
         if hello.signals_renegotiation_info() {
             extensions.push((ExtensionType::RENEGOTIATION_INFO, vec![0]));
@@ -391,31 +503,157 @@ impl LabSession {
             extensions.push((ExtensionType::HEARTBEAT, vec![1]));
         }
         let server_hello = ServerHelloSpec { version, random, session_id, cipher_suite: suite, extensions }.encode();
-        self.write_records(ContentType::HANDSHAKE, version, &server_hello);
-        self.write_records(ContentType::HANDSHAKE, version, &encode_certificate(&identity.chain));
+        self.send_handshake(&server_hello);
+        self.send_handshake(&encode_certificate(&identity.chain));
+        let mut ephemeral = None;
         if kx != KeyExchange::Rsa {
             match server_key_exchange(kx, &identity.key, version == ProtocolVersion::TLS1_2, hello.random, &random) {
-                Ok(ske) => self.write_records(ContentType::HANDSHAKE, version, &encode_handshake(HandshakeType::SERVER_KEY_EXCHANGE, &ske)),
+                Ok((ske, key)) => {
+                    self.send_handshake(&encode_handshake(HandshakeType::SERVER_KEY_EXCHANGE, &ske));
+                    ephemeral = Some(key);
+                }
                 Err(_) => return self.fatal(AlertDescription::INTERNAL_ERROR, version),
             }
         }
-        self.write_records(ContentType::HANDSHAKE, version, &encode_server_hello_done());
+        self.send_handshake(&encode_server_hello_done());
         self.flush(); // SSL3_ST_SW_FLUSH at the end of the flight
+        let mut client_random = [0u8; 32];
+        client_random.iter_mut().zip(hello.random).for_each(|(d, s)| *d = *s);
+        self.negotiated = Some(Box::new(Negotiated {
+            suite,
+            kx,
+            client_version: hello.version,
+            client_random,
+            server_random: random,
+            ephemeral,
+            ticket,
+        }));
+        self.suite = Some(suite);
         self.state = State::AwaitClientKeyExchange;
     }
 
-    fn on_heartbeat(&mut self, fragment: &[u8]) {
+    fn on_client_key_exchange(&mut self, body: &[u8]) {
+        let Some(negotiated) = self.negotiated.take() else {
+            return self.fatal(AlertDescription::INTERNAL_ERROR, self.version);
+        };
+        // A suite 1.0.1f would run but the lab cannot (or SSLv3): fail the way a broken server does.
+        let spec = match SuiteSpec::for_suite(negotiated.suite) {
+            Some(spec) if self.version != ProtocolVersion::SSL3 => spec,
+            _ => return self.fatal(AlertDescription::HANDSHAKE_FAILURE, self.version),
+        };
+        let premaster = match (&negotiated.ephemeral, &self.cfg.identity.key) {
+            (Some(ephemeral), _) => match ephemeral.premaster(body) {
+                Ok(premaster) => premaster,
+                Err(KxError::Decode) => return self.fatal(AlertDescription::DECODE_ERROR, self.version),
+                // ssl3_get_client_key_exchange: an unusable point or DH value is a handshake_failure.
+                Err(_) => return self.fatal(AlertDescription::HANDSHAKE_FAILURE, self.version),
+            },
+            (None, SigningKey::Rsa(key)) if negotiated.kx == KeyExchange::Rsa => {
+                rsa_premaster(key, body, self.version, negotiated.client_version)
+            }
+            _ => return self.fatal(AlertDescription::HANDSHAKE_FAILURE, self.version),
+        };
+        self.transcript.push(&encode_handshake(HandshakeType::CLIENT_KEY_EXCHANGE, body));
+        let hash = spec.prf_hash(self.version);
+        let master = master_secret(hash, &premaster, &negotiated.client_random, &negotiated.server_random);
+        let keys = derive_keys(&spec, self.version, &master, &negotiated.client_random, &negotiated.server_random);
+        self.pending = Some(Box::new(PendingKeys {
+            spec,
+            master,
+            ticket: negotiated.ticket,
+            client_write: Some(keys.client_write),
+            server_write: Some(keys.server_write),
+        }));
+        self.state = State::AwaitChangeCipherSpec;
+    }
+
+    fn on_change_cipher_spec(&mut self, fragment: &[u8]) {
+        if fragment != [1] {
+            return self.fatal(AlertDescription::ILLEGAL_PARAMETER, self.version);
+        }
+        // A CCS in the middle of a handshake message would split it across keys.
+        if self.handshake.is_mid_message() {
+            return self.fatal(AlertDescription::UNEXPECTED_MESSAGE, self.version);
+        }
+        let Some(read) = self.pending.as_mut().and_then(|p| p.client_write.take()) else {
+            return self.fatal(AlertDescription::INTERNAL_ERROR, self.version);
+        };
+        self.read = Some(read);
+        self.state = State::AwaitFinished;
+    }
+
+    fn on_finished(&mut self, body: &[u8]) {
+        let Some(mut pending) = self.pending.take() else {
+            return self.fatal(AlertDescription::INTERNAL_ERROR, self.version);
+        };
+        if body.len() != VERIFY_DATA_LEN {
+            return self.fatal(AlertDescription::DECODE_ERROR, self.version);
+        }
+        let hash = pending.spec.prf_hash(self.version);
+        let expected = verify_data(hash, &pending.master, Side::Client, &self.transcript);
+        if !constant_time_eq(body, &expected) {
+            return self.fatal(AlertDescription::DECRYPT_ERROR, self.version);
+        }
+        self.transcript.push(&encode_handshake(HandshakeType::FINISHED, body));
+        if pending.ticket {
+            // An opaque ticket: the lab never resumes, so there is nothing to put in it.
+            let mut ticket = vec![0u8; TICKET_LEN];
+            rand::thread_rng().fill_bytes(&mut ticket);
+            let mut nst = Vec::with_capacity(6 + TICKET_LEN);
+            nst.extend_from_slice(&TICKET_LIFETIME_HINT.to_be_bytes());
+            nst.extend_from_slice(&(TICKET_LEN as u16).to_be_bytes());
+            nst.extend_from_slice(&ticket);
+            self.send_handshake(&encode_handshake(HandshakeType::NEW_SESSION_TICKET, &nst));
+        }
+        self.send(ContentType::CHANGE_CIPHER_SPEC, self.version, &[1]);
+        self.write = pending.server_write.take();
+        let server_verify = verify_data(hash, &pending.master, Side::Server, &self.transcript);
+        self.send_handshake(&encode_handshake(HandshakeType::FINISHED, &server_verify));
+        self.flush();
+        self.state = State::Established;
+    }
+
+    /// Like `s_server -www`: once a request line is in, answer with a page and close.
+    fn on_application_data(&mut self, fragment: &[u8]) {
+        let room = REQUEST_LIMIT.saturating_sub(self.request.len());
+        self.request.extend_from_slice(&fragment[..fragment.len().min(room)]);
+        if !self.request.contains(&b'\n') && self.request.len() < REQUEST_LIMIT {
+            return;
+        }
+        let page = self.lab_page();
+        self.send(ContentType::APPLICATION_DATA, self.version, page.as_bytes());
+        self.warning(AlertDescription::CLOSE_NOTIFY);
+        self.close();
+    }
+
+    fn lab_page(&self) -> String {
+        let imitates = match self.cfg.behaviour {
+            Behaviour::Vulnerable => "OpenSSL 1.0.1f (vulnerable to Heartbleed: over-reads are answered with canary bytes, never memory)",
+            Behaviour::Fixed => "OpenSSL 1.0.1g (Heartbleed fixed)",
+            Behaviour::NoHeartbeat => "OpenSSL 1.0.1f built without heartbeats",
+        };
+        let suite = self.suite.map(|s| s.name().map(str::to_owned).unwrap_or_else(|| format!("{:#06x}", s.0))).unwrap_or_default();
+        let version = self.version.name().unwrap_or("unknown");
+        format!(
+            "HTTP/1.0 200 ok\r\nContent-type: text/html\r\n\r\n<HTML><BODY BGCOLOR=\"#ffffff\">\n<pre>\n\
+             This is the bleedwatch lab, a TLS server that behaves like {imitates}.\n\
+             Protocol: {version}\nCipher: {suite}\n</pre></BODY></HTML>\r\n"
+        )
+    }
+
+    fn on_heartbeat(&mut self, fragment: &[u8], encrypted: bool) {
         let version = self.version;
         let (action, event) = heartbeat_action(self.cfg.behaviour, version, fragment);
         let before = self.out.wire_len();
         match action {
-            HeartbeatAction::Respond(response) => self.write_records(ContentType::HEARTBEAT, version, &response),
+            HeartbeatAction::Respond(response) => self.send(ContentType::HEARTBEAT, version, &response),
             HeartbeatAction::Alert => self.fatal(AlertDescription::UNEXPECTED_MESSAGE, version),
             HeartbeatAction::Drop | HeartbeatAction::Ignore => {}
         }
         if let Some(mut event) = event {
-            if let LabEvent::Heartbeat { flushed, .. } = &mut event {
+            if let LabEvent::Heartbeat { flushed, encrypted: inside, .. } = &mut event {
                 *flushed = self.out.wire_len() > before;
+                *inside = encrypted;
             }
             self.events.push(event);
         }

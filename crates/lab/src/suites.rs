@@ -68,6 +68,7 @@ pub fn choose(client_suites: &[CipherSuite], rsa_cert: bool, tls12: bool, ecdhe_
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::*;
 

@@ -4,6 +4,8 @@
 //! ServerHello (version, cipher, extensions in order), and heartbeat responses of the same size, with
 //! the same bytes kept back in the handshake write buffer.
 
+#![allow(clippy::unwrap_used, clippy::panic)]
+
 use std::sync::Arc;
 
 use bleedwatch_lab::identity::LAB_RSA_KEY_A;
@@ -245,4 +247,485 @@ fn lab_client_answers_like_real_openssl_clients() {
     check_client("client-101g-overread-tls12", Behaviour::Fixed, v12);
     check_client("client-nohb-safe-tls12", Behaviour::NoHeartbeat, v12);
     check_client("client-nohb-safe-tls10", Behaviour::NoHeartbeat, ProtocolVersion::TLS1_0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Completed handshakes: a minimal client written against the lab's own record layer, then real
+// clients (OpenSSL s_client, curl, gnutls-cli, sslyze) over loopback TCP.
+// ---------------------------------------------------------------------------------------------
+
+mod handshakes {
+    use super::*;
+    use bleedwatch_lab::tls12::{derive_keys, master_secret, verify_data, RecordProtection, Side, SuiteSpec, Transcript};
+    use bleedwatch_wire::codec::{put_prefixed, Prefix};
+    use bleedwatch_wire::hello::{encode_handshake, ClientHelloSpec};
+    use bleedwatch_wire::record::encode_records;
+    use bleedwatch_wire::{CipherSuite, ExtensionType};
+    use rsa::Pkcs1v15Encrypt;
+
+    /// A TLS client reduced to RSA key transport and one offered suite: enough to take a lab session
+    /// through a full handshake and talk to it encrypted.
+    struct MiniClient {
+        session: LabSession,
+        version: ProtocolVersion,
+        write: RecordProtection,
+        read: RecordProtection,
+        /// Server records after the handshake, decrypted: (type, wire fragment length, plaintext).
+        received: Vec<(ContentType, usize, Vec<u8>)>,
+    }
+
+    fn records(bytes: &[u8]) -> Vec<(ContentType, Vec<u8>)> {
+        let mut d = Deframer::new();
+        d.push(bytes).unwrap();
+        let mut out = Vec::new();
+        while let Some(r) = d.next_record().unwrap() {
+            out.push((r.header.content_type, r.fragment.to_vec()));
+        }
+        out
+    }
+
+    fn record(typ: ContentType, version: ProtocolVersion, data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_records(&mut out, typ, version, data, 16384);
+        out
+    }
+
+    impl MiniClient {
+        /// Runs the handshake up to the client's Finished; `tamper_finished` flips a verify_data bit.
+        fn connect(behaviour: Behaviour, version: ProtocolVersion, suite: u16, tamper_finished: bool) -> (MiniClient, Vec<(ContentType, Vec<u8>)>) {
+            let identity = Arc::new(LabIdentity::rsa_lab(&["localhost"]).unwrap());
+            let public = match &identity.key {
+                bleedwatch_lab::identity::SigningKey::Rsa(k) => k.to_public_key(),
+                _ => unreachable!(),
+            };
+            let mut session = LabSession::new(LabConfig::new(behaviour, identity));
+            let client_random = [0x11u8; 32];
+            let mut spec = ClientHelloSpec::probe(version, client_random, None);
+            spec.cipher_suites = vec![CipherSuite(suite)];
+            let hello = spec.encode();
+            let mut transcript = Transcript::default();
+            transcript.push(&hello);
+            session.feed(&record(ContentType::HANDSHAKE, ProtocolVersion::TLS1_0, &hello));
+            let mut h = HandshakeReassembler::default();
+            let mut server_random = Vec::new();
+            let mut ticket = false;
+            for (typ, fragment) in records(&session.take_output()) {
+                assert_eq!(typ, ContentType::HANDSHAKE);
+                h.push(&fragment);
+                while let Some(m) = h.next_message().unwrap() {
+                    transcript.push(&encode_handshake(m.typ, m.body));
+                    if m.typ == HandshakeType::SERVER_HELLO {
+                        let sh = ServerHello::parse(m.body).unwrap();
+                        assert_eq!(sh.cipher_suite, CipherSuite(suite));
+                        server_random = sh.random.to_vec();
+                        ticket = sh.extension(ExtensionType::SESSION_TICKET).is_some();
+                    }
+                }
+            }
+            assert!(ticket, "the probe hello offers a session ticket, and 1.0.1f echoes it");
+            let mut premaster = version.0.to_be_bytes().to_vec();
+            premaster.extend_from_slice(&[0x5a; 46]);
+            let encrypted = public.encrypt(&mut rand::thread_rng(), Pkcs1v15Encrypt, &premaster).unwrap();
+            let mut cke_body = Vec::new();
+            put_prefixed(&mut cke_body, Prefix::U16, |o| o.extend_from_slice(&encrypted));
+            let cke = encode_handshake(HandshakeType::CLIENT_KEY_EXCHANGE, &cke_body);
+            transcript.push(&cke);
+            let spec = SuiteSpec::for_suite(CipherSuite(suite)).unwrap();
+            let hash = spec.prf_hash(version);
+            let master = master_secret(hash, &premaster, &client_random, &server_random);
+            let keys = derive_keys(&spec, version, &master, &client_random, &server_random);
+            let (mut write, read) = (keys.client_write, keys.server_write);
+            let mut verify = verify_data(hash, &master, Side::Client, &transcript);
+            if tamper_finished {
+                verify[0] ^= 1;
+            }
+            let finished = encode_handshake(HandshakeType::FINISHED, &verify);
+            transcript.push(&finished);
+            let mut flight = record(ContentType::HANDSHAKE, version, &cke);
+            flight.extend(record(ContentType::CHANGE_CIPHER_SPEC, version, &[1]));
+            flight.extend(write.seal_records(ContentType::HANDSHAKE, version, &finished));
+            session.feed(&flight);
+            let reply = records(&session.take_output());
+            let mut client = MiniClient { session, version, write, read, received: Vec::new() };
+            if !tamper_finished {
+                // NewSessionTicket, CCS, then the server Finished, which must verify.
+                assert_eq!(reply.iter().map(|(t, _)| *t).collect::<Vec<_>>(), [ContentType::HANDSHAKE, ContentType::CHANGE_CIPHER_SPEC, ContentType::HANDSHAKE]);
+                let nst = &reply[0].1;
+                assert_eq!(nst[0], HandshakeType::NEW_SESSION_TICKET.0);
+                assert_eq!(nst.len(), 170, "lifetime hint + 160-byte ticket, as 1.0.1f sends");
+                transcript.push(nst);
+                let server_finished = client.read.open(ContentType::HANDSHAKE, version, &reply[2].1).unwrap();
+                assert_eq!(server_finished, encode_handshake(HandshakeType::FINISHED, &verify_data(hash, &master, Side::Server, &transcript)));
+                assert!(client.session.is_established());
+            }
+            (client, reply)
+        }
+
+        fn send(&mut self, typ: ContentType, data: &[u8]) {
+            let bytes = self.write.seal_records(typ, self.version, data);
+            self.session.feed(&bytes);
+            for (typ, fragment) in records(&self.session.take_output()) {
+                let plain = self.read.open(typ, self.version, &fragment).unwrap();
+                self.received.push((typ, fragment.len(), plain));
+            }
+        }
+    }
+
+    #[test]
+    fn encrypted_overread_is_answered_like_the_capture() {
+        // encrypted-heartbleed-vulnerable-1.0.1f-tls12.pcap: AES128-SHA, a 3-byte heartbeat claiming
+        // 16384 bytes inside the session; 1.0.1f answered 16403 bytes in records of 16432 and 64.
+        let (mut client, _) = MiniClient::connect(Behaviour::Vulnerable, ProtocolVersion::TLS1_2, 0x002f, false);
+        client.send(ContentType::HEARTBEAT, &[1, 0x40, 0x00]);
+        let lens: Vec<_> = client.received.iter().map(|(t, len, _)| (*t, *len)).collect();
+        assert_eq!(lens, [(ContentType::HEARTBEAT, 16432), (ContentType::HEARTBEAT, 64)]);
+        let response: Vec<u8> = client.received.iter().flat_map(|(_, _, p)| p.clone()).collect();
+        assert_eq!(response.len(), 16403);
+        assert_eq!(&response[..3], &[2, 0x40, 0x00]);
+        assert_eq!(&response[3..3 + CANARY.len()], CANARY);
+        let events = client.session.take_events();
+        assert!(
+            events.iter().any(|e| matches!(e, LabEvent::Heartbeat { encrypted: true, claimed: 16384, overread: 16384, answered: true, flushed: true, .. })),
+            "{events:?}"
+        );
+    }
+
+    #[test]
+    fn every_completable_suite_and_version_carries_heartbeats_and_data() {
+        let cases = [
+            (ProtocolVersion::TLS1_0, 0x002f),
+            (ProtocolVersion::TLS1_0, 0x0035),
+            (ProtocolVersion::TLS1_1, 0x002f),
+            (ProtocolVersion::TLS1_2, 0x0035),
+            (ProtocolVersion::TLS1_2, 0x003c),
+            (ProtocolVersion::TLS1_2, 0x009c),
+            (ProtocolVersion::TLS1_2, 0x009d),
+        ];
+        for (version, suite) in cases {
+            let (mut client, _) = MiniClient::connect(Behaviour::Vulnerable, version, suite, false);
+            // An honest heartbeat comes back whole, with fresh padding.
+            let request = bleedwatch_wire::heartbeat::encode(bleedwatch_wire::heartbeat::HeartbeatMessageType::REQUEST, 5, b"hello", &[0; 16]);
+            client.send(ContentType::HEARTBEAT, &request);
+            let (typ, _, response) = client.received.remove(0);
+            assert_eq!(typ, ContentType::HEARTBEAT);
+            assert_eq!(&response[..8], &[2, 0, 5, b'h', b'e', b'l', b'l', b'o'], "{version} {suite:#06x}");
+            // A request line gets the lab page, then close_notify.
+            client.send(ContentType::APPLICATION_DATA, b"GET / HTTP/1.0\r\n\r\n");
+            let (typ, _, page) = client.received.remove(0);
+            assert_eq!(typ, ContentType::APPLICATION_DATA);
+            let page = String::from_utf8(page).unwrap();
+            assert!(page.starts_with("HTTP/1.0 200 ok\r\n") && page.contains("bleedwatch lab"), "{page}");
+            assert_eq!(client.received.remove(0), (ContentType::ALERT, close_notify_record_len(version, suite), vec![1, 0]));
+            assert!(client.session.is_closed());
+        }
+    }
+
+    /// Wire size of the sealed 2-byte close_notify: GCM adds nonce and tag, CBC an IV (TLS 1.1+), the
+    /// MAC and padding to a block.
+    fn close_notify_record_len(version: ProtocolVersion, suite: u16) -> usize {
+        match (suite, version) {
+            (0x009c | 0x009d, _) => 8 + 2 + 16,
+            (0x003c, _) => 16 + 48,
+            (_, ProtocolVersion::TLS1_0) => 32,
+            _ => 16 + 32,
+        }
+    }
+
+    #[test]
+    fn fixed_and_heartbeatless_labs_inside_the_session() {
+        // 1.0.1g drops the over-read silently; the connection goes on.
+        let (mut client, _) = MiniClient::connect(Behaviour::Fixed, ProtocolVersion::TLS1_2, 0x002f, false);
+        client.send(ContentType::HEARTBEAT, &[1, 0x40, 0x00]);
+        assert!(client.received.is_empty());
+        assert!(client.session.take_events().iter().any(|e| matches!(e, LabEvent::Heartbeat { encrypted: true, answered: false, .. })));
+        assert!(!client.session.is_closed());
+        // Without heartbeat code, TLS 1.2 alerts on the unknown record type (encrypted alert)...
+        let (mut client, _) = MiniClient::connect(Behaviour::NoHeartbeat, ProtocolVersion::TLS1_2, 0x002f, false);
+        client.send(ContentType::HEARTBEAT, &[1, 0, 0]);
+        assert_eq!(client.received.iter().map(|(t, _, p)| (*t, p.clone())).collect::<Vec<_>>(), [(ContentType::ALERT, vec![2, 10])]);
+        // ...and TLS 1.0 ignores it.
+        let (mut client, _) = MiniClient::connect(Behaviour::NoHeartbeat, ProtocolVersion::TLS1_0, 0x002f, false);
+        client.send(ContentType::HEARTBEAT, &[1, 0, 0]);
+        assert!(client.received.is_empty() && !client.session.is_closed());
+    }
+
+    #[test]
+    fn wrong_finished_or_tampered_record_is_fatal() {
+        let (client, reply) = MiniClient::connect(Behaviour::Vulnerable, ProtocolVersion::TLS1_2, 0x002f, true);
+        // decrypt_error in the clear: the server has not switched its write side on.
+        assert_eq!(reply, [(ContentType::ALERT, vec![2, 51])]);
+        assert!(client.session.is_closed());
+
+        let (mut client, _) = MiniClient::connect(Behaviour::Vulnerable, ProtocolVersion::TLS1_2, 0x009c, false);
+        let mut bytes = client.write.seal_records(ContentType::APPLICATION_DATA, ProtocolVersion::TLS1_2, b"GET / HTTP/1.0\r\n");
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        client.session.feed(&bytes);
+        let out = records(&client.session.take_output());
+        assert_eq!(out.len(), 1);
+        assert_eq!(client.read.open(out[0].0, ProtocolVersion::TLS1_2, &out[0].1).unwrap(), vec![2, 20], "bad_record_mac");
+        assert!(client.session.is_closed());
+    }
+
+    #[test]
+    fn renegotiation_is_refused_and_the_session_goes_on() {
+        let (mut client, _) = MiniClient::connect(Behaviour::Vulnerable, ProtocolVersion::TLS1_2, 0x002f, false);
+        let hello = ClientHelloSpec::probe(ProtocolVersion::TLS1_2, [3; 32], None).encode();
+        client.send(ContentType::HANDSHAKE, &hello);
+        assert_eq!(client.received.remove(0).2, vec![1, 100]);
+        client.send(ContentType::HEARTBEAT, &bleedwatch_wire::heartbeat::encode(bleedwatch_wire::heartbeat::HeartbeatMessageType::REQUEST, 1, b"x", &[0; 16]));
+        assert_eq!(client.received.remove(0).0, ContentType::HEARTBEAT);
+    }
+
+    #[test]
+    fn suites_the_lab_cannot_run_still_fail_at_client_key_exchange() {
+        // DES-CBC-SHA, as 1.0.1f chose for nmap: the flight goes out, the key exchange is refused.
+        let identity = Arc::new(LabIdentity::rsa_lab(&["localhost"]).unwrap());
+        let mut session = LabSession::new(LabConfig::new(Behaviour::Vulnerable, identity));
+        let mut spec = ClientHelloSpec::probe(ProtocolVersion::TLS1_2, [1; 32], None);
+        spec.cipher_suites = vec![CipherSuite(0x0009)];
+        session.feed(&record(ContentType::HANDSHAKE, ProtocolVersion::TLS1_0, &spec.encode()));
+        assert!(!session.take_output().is_empty());
+        let cke = encode_handshake(HandshakeType::CLIENT_KEY_EXCHANGE, &[0, 2, 1, 2]);
+        session.feed(&record(ContentType::HANDSHAKE, ProtocolVersion::TLS1_2, &cke));
+        assert_eq!(records(&session.take_output()), [(ContentType::ALERT, vec![2, 40])]);
+    }
+}
+
+mod real_clients {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::SocketAddr;
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    use bleedwatch_lab::{LabServer, LabServerHandle};
+
+    /// Whether a real client is installed; without it the test fails with instructions, unless the
+    /// whole real-peer suite is switched off (as in tests/cli.rs).
+    fn require(binary: &str) -> Option<std::path::PathBuf> {
+        if std::env::var_os("BLEEDWATCH_SKIP_REAL_SERVERS").is_some() {
+            return None;
+        }
+        // sslyze lives in the venv scripts/install-test-deps.sh makes under target/.
+        let venv = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/test-tools/venv/bin").join(binary);
+        let on_path = std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).map(|d| d.join(binary)).find(|p| p.is_file()))
+            .unwrap_or_default();
+        let found = on_path.or_else(|| venv.is_file().then_some(venv));
+        assert!(found.is_some(), "{binary} is not installed: run `bash scripts/install-test-deps.sh` (or the README's test command)");
+        found
+    }
+
+    /// A lab server on a loopback port, with its own runtime so that blocking client processes can
+    /// run on the test thread.
+    struct Lab {
+        handle: Option<LabServerHandle>,
+        /// Runs the server's tasks for as long as the lab lives.
+        _runtime: tokio::runtime::Runtime,
+    }
+
+    impl Lab {
+        fn start(behaviour: Behaviour, identity: LabIdentity) -> Lab {
+            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+            let cfg = LabConfig::new(behaviour, Arc::new(identity));
+            let handle = runtime.block_on(LabServer::bind("127.0.0.1:0".parse().unwrap(), cfg)).unwrap();
+            Lab { handle: Some(handle), _runtime: runtime }
+        }
+
+        fn addr(&self) -> SocketAddr {
+            self.handle.as_ref().unwrap().local_addr()
+        }
+
+        fn events(&self) -> Vec<LabEvent> {
+            self.handle.as_ref().unwrap().events().into_iter().map(|(_, e)| e).collect()
+        }
+    }
+
+    impl Drop for Lab {
+        fn drop(&mut self) {
+            // Stop the listener before the runtime (dropped after this) ends its tasks.
+            if let Some(h) = self.handle.take() {
+                h.stop();
+            }
+        }
+    }
+
+    /// Runs a client with `input` on stdin; killed if it outlives `limit`. Returns stdout + stderr.
+    fn run(program: &std::path::Path, args: &[&str], input: &[u8], hold_stdin: Duration, limit: Duration) -> String {
+        let mut child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{}: {e}", program.display()));
+        let mut stdin = child.stdin.take().unwrap();
+        let input = input.to_vec();
+        // Some clients quit at end of input before the answer arrives: keep stdin open a while.
+        let writer = std::thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+            let _ = stdin.flush();
+            std::thread::sleep(hold_stdin);
+        });
+        let mut stdout = child.stdout.take().unwrap();
+        let mut stderr = child.stderr.take().unwrap();
+        let out_reader = std::thread::spawn(move || {
+            let mut s = Vec::new();
+            let _ = stdout.read_to_end(&mut s);
+            s
+        });
+        let err_reader = std::thread::spawn(move || {
+            let mut s = Vec::new();
+            let _ = stderr.read_to_end(&mut s);
+            s
+        });
+        let deadline = Instant::now() + limit;
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = writer.join();
+        let mut text = String::from_utf8_lossy(&out_reader.join().unwrap()).to_string();
+        text.push_str(&String::from_utf8_lossy(&err_reader.join().unwrap()));
+        text
+    }
+
+    fn s_client(lab: &Lab, version_flag: &str, cipher: Option<&str>) -> String {
+        let openssl = require("openssl").unwrap();
+        let connect = lab.addr().to_string();
+        let mut args = vec!["s_client", "-connect", &connect, version_flag, "-msg", "-ign_eof"];
+        // OpenSSL 3 refuses TLS 1.0/1.1 and SHA-1 signatures above security level 0.
+        let cipher = match (cipher, version_flag) {
+            (Some(c), "-tls1_2") => c.to_string(),
+            (Some(c), _) => format!("{c}:@SECLEVEL=0"),
+            (None, "-tls1_2") => "DEFAULT".to_string(),
+            (None, _) => "DEFAULT:@SECLEVEL=0".to_string(),
+        };
+        args.extend(["-cipher", &cipher]);
+        run(&openssl, &args, b"GET / HTTP/1.0\r\n\r\n", Duration::from_millis(0), Duration::from_secs(30))
+    }
+
+    fn assert_completed(out: &str, protocol: &str, cipher: &str) {
+        assert!(out.contains(&format!("Protocol  : {protocol}")), "{protocol} {cipher}: {out}");
+        assert!(out.contains(&format!("Cipher is {cipher}")) || out.contains(&format!("Cipher    : {cipher}")), "{protocol} {cipher}: {out}");
+        // The server's Finished was verified (s_client prints it under -msg) and the page came back.
+        assert!(out.lines().any(|l| l.starts_with("<<< ") && l.ends_with("Finished")), "{out}");
+        assert!(out.contains("This is the bleedwatch lab"), "{protocol} {cipher}: page missing: {out}");
+    }
+
+    #[test]
+    fn openssl_s_client_completes_handshakes_with_an_rsa_lab() {
+        if require("openssl").is_none() {
+            return;
+        }
+        let lab = Lab::start(Behaviour::Vulnerable, LabIdentity::rsa_lab(&["localhost"]).unwrap());
+        let cases: &[(&str, Option<&str>, &str, &str)] = &[
+            ("-tls1_2", None, "TLSv1.2", "ECDHE-RSA-AES256-GCM-SHA384"),
+            ("-tls1_2", Some("ECDHE-RSA-AES128-GCM-SHA256"), "TLSv1.2", "ECDHE-RSA-AES128-GCM-SHA256"),
+            ("-tls1_2", Some("ECDHE-RSA-AES128-SHA"), "TLSv1.2", "ECDHE-RSA-AES128-SHA"),
+            ("-tls1_2", Some("ECDHE-RSA-AES256-SHA"), "TLSv1.2", "ECDHE-RSA-AES256-SHA"),
+            ("-tls1_2", Some("ECDHE-RSA-AES256-SHA384"), "TLSv1.2", "ECDHE-RSA-AES256-SHA384"),
+            ("-tls1_2", Some("AES128-SHA"), "TLSv1.2", "AES128-SHA"),
+            ("-tls1_2", Some("AES256-SHA"), "TLSv1.2", "AES256-SHA"),
+            ("-tls1_2", Some("AES128-GCM-SHA256"), "TLSv1.2", "AES128-GCM-SHA256"),
+            ("-tls1_2", Some("AES256-SHA256"), "TLSv1.2", "AES256-SHA256"),
+            ("-tls1_2", Some("DHE-RSA-AES128-GCM-SHA256"), "TLSv1.2", "DHE-RSA-AES128-GCM-SHA256"),
+            ("-tls1_2", Some("DHE-RSA-AES256-SHA"), "TLSv1.2", "DHE-RSA-AES256-SHA"),
+            ("-tls1_1", None, "TLSv1.1", "ECDHE-RSA-AES256-SHA"),
+            ("-tls1_1", Some("AES128-SHA"), "TLSv1.1", "AES128-SHA"),
+            ("-tls1_1", Some("DHE-RSA-AES128-SHA"), "TLSv1.1", "DHE-RSA-AES128-SHA"),
+            ("-tls1", None, "TLSv1", "ECDHE-RSA-AES256-SHA"),
+            ("-tls1", Some("AES128-SHA"), "TLSv1", "AES128-SHA"),
+            ("-tls1", Some("DHE-RSA-AES256-SHA"), "TLSv1", "DHE-RSA-AES256-SHA"),
+        ];
+        for (flag, cipher, protocol, expect) in cases {
+            let out = s_client(&lab, flag, *cipher);
+            assert_completed(&out, protocol, expect);
+        }
+        assert!(!lab.events().iter().any(|e| matches!(e, LabEvent::Alert { sent: true, alert } if alert.starts_with("fatal"))), "{:?}", lab.events());
+    }
+
+    #[test]
+    fn openssl_s_client_completes_handshakes_with_an_ecdsa_lab() {
+        if require("openssl").is_none() {
+            return;
+        }
+        let lab = Lab::start(Behaviour::Vulnerable, LabIdentity::generate_ecdsa(&["localhost"]).unwrap());
+        let cases: &[(&str, Option<&str>, &str, &str)] = &[
+            ("-tls1_2", None, "TLSv1.2", "ECDHE-ECDSA-AES256-GCM-SHA384"),
+            ("-tls1_2", Some("ECDHE-ECDSA-AES128-GCM-SHA256"), "TLSv1.2", "ECDHE-ECDSA-AES128-GCM-SHA256"),
+            ("-tls1_2", Some("ECDHE-ECDSA-AES128-SHA"), "TLSv1.2", "ECDHE-ECDSA-AES128-SHA"),
+            ("-tls1_2", Some("ECDHE-ECDSA-AES128-SHA256"), "TLSv1.2", "ECDHE-ECDSA-AES128-SHA256"),
+            ("-tls1_1", Some("ECDHE-ECDSA-AES128-SHA"), "TLSv1.1", "ECDHE-ECDSA-AES128-SHA"),
+            ("-tls1", Some("ECDHE-ECDSA-AES256-SHA"), "TLSv1", "ECDHE-ECDSA-AES256-SHA"),
+        ];
+        for (flag, cipher, protocol, expect) in cases {
+            let out = s_client(&lab, flag, *cipher);
+            assert_completed(&out, protocol, expect);
+        }
+    }
+
+    #[test]
+    fn curl_gets_the_lab_page() {
+        let Some(curl) = require("curl") else { return };
+        let lab = Lab::start(Behaviour::Fixed, LabIdentity::rsa_lab(&["localhost"]).unwrap());
+        let url = format!("https://{}/", lab.addr());
+        let out = run(&curl, &["-k", "-sS", "--max-time", "20", &url], b"", Duration::ZERO, Duration::from_secs(30));
+        assert!(out.contains("This is the bleedwatch lab") && out.contains("OpenSSL 1.0.1g"), "{out}");
+    }
+
+    /// gnutls-cli, an independent TLS implementation, through each key exchange and record
+    /// protection the lab runs. (gnutls-cli's `--heartbeat` only lets the server ping it — its
+    /// `**HEARTBEAT**` command belongs to gnutls-serv — so encrypted heartbeat requests are covered
+    /// by the `handshakes` tests above.)
+    #[test]
+    fn gnutls_cli_completes_handshakes() {
+        let Some(gnutls) = require("gnutls-cli") else { return };
+        let rsa_lab = Lab::start(Behaviour::Vulnerable, LabIdentity::rsa_lab(&["localhost"]).unwrap());
+        let ecdsa_lab = Lab::start(Behaviour::Vulnerable, LabIdentity::generate_ecdsa(&["localhost"]).unwrap());
+        let cases = [
+            (&rsa_lab, "NORMAL", "(TLS1.2-X.509)-(ECDHE-SECP256R1)-(RSA-SHA256)-(AES-256-GCM)"),
+            (&rsa_lab, "NORMAL:-VERS-ALL:+VERS-TLS1.0", "(TLS1.0-X.509)-(ECDHE-SECP256R1)-(AES-256-CBC)-(SHA1)"),
+            (&rsa_lab, "NORMAL:-VERS-ALL:+VERS-TLS1.1:-KX-ALL:+RSA", "(TLS1.1-X.509)-(RSA)-(AES-256-CBC)-(SHA1)"),
+            (&rsa_lab, "NORMAL:-VERS-ALL:+VERS-TLS1.2:-KX-ALL:+DHE-RSA", "(TLS1.2-X.509)-(DHE-CUSTOM2048)-(RSA-SHA256)-(AES-256-GCM)"),
+            (
+                &rsa_lab,
+                "NORMAL:-VERS-ALL:+VERS-TLS1.2:-KX-ALL:+RSA:-CIPHER-ALL:+AES-128-CBC:-MAC-ALL:+SHA256",
+                "(TLS1.2-X.509)-(RSA)-(AES-128-CBC)-(SHA256)",
+            ),
+            (&ecdsa_lab, "NORMAL", "(TLS1.2-X.509)-(ECDHE-SECP256R1)-(ECDSA-SHA256)-(AES-256-GCM)"),
+            (&ecdsa_lab, "NORMAL:-VERS-ALL:+VERS-TLS1.0", "(TLS1.0-X.509)-(ECDHE-SECP256R1)-(AES-256-CBC)-(SHA1)"),
+        ];
+        for (lab, priority, description) in cases {
+            let port = lab.addr().port().to_string();
+            let prio = format!("--priority={priority}");
+            let out = run(&gnutls, &["--insecure", "--heartbeat", &prio, "-p", &port, "127.0.0.1"], b"GET / HTTP/1.0\n\n", Duration::ZERO, Duration::from_secs(30));
+            assert!(out.contains("- Handshake was completed"), "{priority}: {out}");
+            assert!(out.contains(&format!("- Description: {description}")), "{priority}: {out}");
+            assert!(out.contains("This is the bleedwatch lab"), "{priority}: {out}");
+        }
+        // gnutls offers the heartbeat extension and the lab (as 1.0.1f) accepts it.
+        assert!(rsa_lab.events().iter().all(|e| !matches!(e, LabEvent::ClientHello { offers_heartbeat: false, .. })));
+    }
+
+    /// sslyze's connectivity check needs real handshakes before it tests anything; then its
+    /// Heartbleed check must tell the 1.0.1f lab from the 1.0.1g one.
+    #[test]
+    fn sslyze_tells_vulnerable_from_fixed() {
+        let Some(sslyze) = require("sslyze") else { return };
+        for (behaviour, verdict) in [(Behaviour::Vulnerable, "VULNERABLE - Server is vulnerable to Heartbleed"), (Behaviour::Fixed, "OK - Not vulnerable to Heartbleed")] {
+            let lab = Lab::start(behaviour, LabIdentity::rsa_lab(&["localhost"]).unwrap());
+            let target = lab.addr().to_string();
+            let out = run(&sslyze, &["--heartbleed", &target], b"", Duration::ZERO, Duration::from_secs(120));
+            assert!(out.contains(verdict), "{behaviour:?}: {out}");
+            // The probe came in the clear, mid-handshake, after sslyze's own completed handshakes.
+            let answered = behaviour == Behaviour::Vulnerable;
+            assert!(lab.events().iter().any(|e| matches!(e, LabEvent::Heartbeat { encrypted: false, answered: a, .. } if *a == answered)), "{:?}", lab.events());
+        }
+    }
 }
