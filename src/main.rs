@@ -36,8 +36,13 @@ enum Command {
     Pcap(cmd_pcap::PcapArgs),
 }
 
+/// nmap users type `-iL FILE`; clap has no two-letter short flags, so spell it out first.
+fn nmap_style_args() -> Vec<std::ffi::OsString> {
+    std::env::args_os().map(|a| if a == "-iL" { "--input-list".into() } else { a }).collect()
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(nmap_style_args());
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

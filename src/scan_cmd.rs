@@ -23,7 +23,7 @@ pub struct ScanArgs {
     /// 10.0.1-3.1-254, 2001:db8::1-ff).
     pub targets: Vec<String>,
     /// Read targets from a file (one or more per line, # comments).
-    #[arg(short = 'i', long = "input-list", visible_alias = "iL", value_name = "FILE")]
+    #[arg(long = "input-list", visible_alias = "iL", value_name = "FILE")]
     pub input_list: Vec<PathBuf>,
     /// Ports for targets without their own: 443, 443,8443, 1-1024.
     #[arg(short, long, default_value = "443")]

@@ -180,7 +180,7 @@ pub async fn probe_endpoint(target: &EndpointTarget, opts: &EndpointOptions) -> 
     if let Some(c) = tls13_chain {
         chain = c;
     }
-    let summaries: Vec<_> = chain.iter().filter_map(|der| bleedwatch_x509::summarize(der).ok()).collect();
+    let summaries = crate::certs::summarize_chain(&chain);
     EndpointResult {
         address: target.addr.ip().to_string(),
         port: target.addr.port(),

@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod client_test;
+pub mod certs;
 pub mod conn;
 pub mod dns;
 pub mod dtls;

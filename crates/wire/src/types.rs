@@ -257,10 +257,24 @@ impl CipherSuite {
         }
     }
 
-    /// A broad offer, strongest first, covering ECDHE, DHE, static RSA, CBC, GCM, ChaCha20, 3DES and
-    /// RC4 (PEERS.md pitfall 3: a narrow list misses servers that only speak old suites). Only suites
-    /// defined for TLS 1.2 and earlier: the raw probe never speaks TLS 1.3.
+    /// A broad offer covering static RSA, ECDHE, DHE, CBC, GCM, ChaCha20, 3DES and RC4 (PEERS.md
+    /// pitfall 3: a narrow list misses servers that only speak old suites). Only suites defined for
+    /// TLS 1.2 and earlier: the raw probe never speaks TLS 1.3. Static-RSA suites come first: the probe
+    /// never finishes the key exchange, so it should not make the server sign an ephemeral key for
+    /// nothing (that signature was most of nginx's CPU in the scan benchmark).
     pub const BROAD_OFFER: &'static [CipherSuite] = &[
+        CipherSuite::TLS_RSA_WITH_AES_256_GCM_SHA384,
+        CipherSuite::TLS_RSA_WITH_AES_128_GCM_SHA256,
+        CipherSuite::TLS_RSA_WITH_AES_256_CBC_SHA256,
+        CipherSuite::TLS_RSA_WITH_AES_128_CBC_SHA256,
+        CipherSuite::TLS_RSA_WITH_AES_256_CBC_SHA,
+        CipherSuite::TLS_RSA_WITH_AES_128_CBC_SHA,
+        CipherSuite::TLS_RSA_WITH_CAMELLIA_256_CBC_SHA,
+        CipherSuite::TLS_RSA_WITH_CAMELLIA_128_CBC_SHA,
+        CipherSuite::TLS_RSA_WITH_SEED_CBC_SHA,
+        CipherSuite::TLS_RSA_WITH_3DES_EDE_CBC_SHA,
+        CipherSuite::TLS_RSA_WITH_RC4_128_SHA,
+        CipherSuite::TLS_RSA_WITH_RC4_128_MD5,
         CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
         CipherSuite::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
         CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
@@ -289,23 +303,11 @@ impl CipherSuite {
         CipherSuite::TLS_ECDH_ECDSA_WITH_AES_256_CBC_SHA,
         CipherSuite::TLS_ECDH_RSA_WITH_AES_128_CBC_SHA,
         CipherSuite::TLS_ECDH_ECDSA_WITH_AES_128_CBC_SHA,
-        CipherSuite::TLS_RSA_WITH_AES_256_GCM_SHA384,
-        CipherSuite::TLS_RSA_WITH_AES_128_GCM_SHA256,
-        CipherSuite::TLS_RSA_WITH_AES_256_CBC_SHA256,
-        CipherSuite::TLS_RSA_WITH_AES_128_CBC_SHA256,
-        CipherSuite::TLS_RSA_WITH_AES_256_CBC_SHA,
-        CipherSuite::TLS_RSA_WITH_AES_128_CBC_SHA,
-        CipherSuite::TLS_RSA_WITH_CAMELLIA_256_CBC_SHA,
-        CipherSuite::TLS_RSA_WITH_CAMELLIA_128_CBC_SHA,
-        CipherSuite::TLS_RSA_WITH_SEED_CBC_SHA,
         CipherSuite::TLS_ECDHE_ECDSA_WITH_3DES_EDE_CBC_SHA,
         CipherSuite::TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA,
         CipherSuite::TLS_DHE_RSA_WITH_3DES_EDE_CBC_SHA,
-        CipherSuite::TLS_RSA_WITH_3DES_EDE_CBC_SHA,
         CipherSuite::TLS_ECDHE_ECDSA_WITH_RC4_128_SHA,
         CipherSuite::TLS_ECDHE_RSA_WITH_RC4_128_SHA,
-        CipherSuite::TLS_RSA_WITH_RC4_128_SHA,
-        CipherSuite::TLS_RSA_WITH_RC4_128_MD5,
         CipherSuite::TLS_EMPTY_RENEGOTIATION_INFO_SCSV,
     ];
 }

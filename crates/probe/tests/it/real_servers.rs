@@ -77,7 +77,7 @@ async fn nginx_with_rsa_and_ecdsa_certificates() {
     let (rsa_port, ec_port) = (free_port(), free_port());
     let prefix = dir.path();
     let conf = format!(
-        "worker_processes 1;\nerror_log {p}/error.log;\npid {p}/nginx.pid;\nevents {{ worker_connections 256; }}\n\
+        "master_process off;\nworker_processes 1;\nerror_log {p}/error.log;\npid {p}/nginx.pid;\nevents {{ worker_connections 256; }}\n\
          http {{\n access_log off;\n client_body_temp_path {p}/body; proxy_temp_path {p}/proxy; fastcgi_temp_path {p}/fcgi; uwsgi_temp_path {p}/uwsgi; scgi_temp_path {p}/scgi;\n\
          server {{ listen 127.0.0.1:{rsa_port} ssl; ssl_certificate {rc}; ssl_certificate_key {rk}; return 200 ok; }}\n\
          server {{ listen 127.0.0.1:{ec_port} ssl; ssl_certificate {ec}; ssl_certificate_key {ek}; return 200 ok; }}\n}}\n",
