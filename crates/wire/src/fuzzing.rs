@@ -17,11 +17,7 @@ pub fn records(data: &[u8]) {
         if deframer.push(piece).is_err() {
             return;
         }
-        loop {
-            let record = match deframer.next_record() {
-                Ok(Some(r)) => r,
-                _ => break,
-            };
+        while let Ok(Some(record)) = deframer.next_record() {
             match record.header.content_type {
                 ContentType::HANDSHAKE => {
                     handshake.push(record.fragment);
