@@ -18,7 +18,7 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 
-use bleedwatch_wire::handshake::{ClientHello, ServerHello};
+use bleedwatch_wire::handshake::ServerHello;
 use bleedwatch_wire::heartbeat::{HeartbeatMessage, HeartbeatMessageType, HEADER_LEN as HB_HEADER_LEN, MIN_PADDING};
 use bleedwatch_wire::record::MAX_FRAGMENT_LEN;
 use bleedwatch_wire::{CipherSuite, ContentType, ProtocolVersion};
@@ -440,8 +440,6 @@ impl TlsEvents for Detector {
             self.plaintext_heartbeat(dir, ts, rec);
         }
     }
-
-    fn client_hello(&mut self, _dir: Dir, _hello: &ClientHello<'_>) {}
 
     fn server_hello(&mut self, _dir: Dir, hello: &ServerHello<'_>) {
         self.version = Some(hello.negotiated_version());

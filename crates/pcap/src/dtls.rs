@@ -1,24 +1,18 @@
-//! DTLS over UDP: each datagram carries whole records with a 13-byte header (type, version, epoch,
-//! sequence number, length). `wire` has no DTLS record parser yet, so the header is read here with
-//! `wire`'s bounds-checked [`Reader`]; hellos and heartbeats still go through `wire`'s parsers.
-//! Records with a non-zero epoch are encrypted.
+//! DTLS over UDP: each datagram carries whole records, walked with `wire`'s DTLS framing
+//! ([`bleedwatch_wire::dtls::records`], [`bleedwatch_wire::dtls::handshake_fragments`]); the
+//! ServerHello and the heartbeats go through `wire`'s parsers as for TLS. Records with a non-zero
+//! epoch are encrypted.
 
-use bleedwatch_wire::codec::Reader;
-use bleedwatch_wire::handshake::{ClientHello, ServerHello};
-use bleedwatch_wire::{ContentType, HandshakeType, ProtocolVersion};
+use bleedwatch_wire::dtls::{handshake_fragments, looks_like_dtls_header, records, RECORD_HEADER_LEN};
+use bleedwatch_wire::handshake::ServerHello;
+use bleedwatch_wire::{ContentType, HandshakeType};
 
 use crate::timestamp::Timestamp;
 use crate::tls::{Dir, RecordInfo, TlsEvents};
 
-pub(crate) const DTLS_HEADER_LEN: usize = 13;
-const DTLS_HANDSHAKE_HEADER_LEN: usize = 12;
-
-/// True when a datagram starts like a DTLS 1.0/1.2 record.
+/// True when a datagram starts like a DTLS record.
 pub(crate) fn looks_like_dtls(datagram: &[u8]) -> bool {
-    datagram.len() >= DTLS_HEADER_LEN
-        && (20..=24).contains(&datagram[0])
-        && datagram[1] == 0xfe
-        && (datagram[2] == 0xff || datagram[2] == 0xfd)
+    datagram.len() >= RECORD_HEADER_LEN && looks_like_dtls_header(datagram)
 }
 
 /// True when a datagram carries a server's first flight (ServerHello or HelloVerifyRequest), which
@@ -27,7 +21,7 @@ pub(crate) fn is_server_flight(datagram: &[u8]) -> bool {
     looks_like_dtls(datagram)
         && datagram[0] == ContentType::HANDSHAKE.0
         && datagram
-            .get(DTLS_HEADER_LEN)
+            .get(RECORD_HEADER_LEN)
             .is_some_and(|&t| t == HandshakeType::SERVER_HELLO.0 || t == HandshakeType::HELLO_VERIFY_REQUEST.0)
 }
 
@@ -37,33 +31,13 @@ pub(crate) struct DtlsStream {
     hello_done: bool,
 }
 
-struct DtlsHeader {
-    content_type: ContentType,
-    version: ProtocolVersion,
-    epoch: u16,
-    length: u16,
-}
-
-fn parse_header(r: &mut Reader<'_>) -> Option<DtlsHeader> {
-    let content_type = ContentType(r.u8("dtls.type").ok()?);
-    let version = ProtocolVersion(r.u16("dtls.version").ok()?);
-    let epoch = r.u16("dtls.epoch").ok()?;
-    r.u48("dtls.sequence").ok()?;
-    let length = r.u16("dtls.length").ok()?;
-    if !(20..=24).contains(&content_type.0) || !version.is_dtls() {
-        return None;
-    }
-    Some(DtlsHeader { content_type, version, epoch, length })
-}
-
 impl DtlsStream {
+    /// The records of one datagram. A malformed or cut record ends the datagram, as a DTLS stack
+    /// discards the rest of it.
     pub fn datagram<E: TlsEvents>(&mut self, datagram: &[u8], ts: Timestamp, dir: Dir, ev: &mut E) {
-        let mut r = Reader::new(datagram);
-        while r.left() >= DTLS_HEADER_LEN {
-            let Some(h) = parse_header(&mut r) else { return };
-            // A record longer than the datagram was cut (snaplen): report what is there.
-            let available = r.left().min(h.length as usize);
-            let Ok(fragment) = r.take(available, "dtls.fragment") else { return };
+        for record in records(datagram) {
+            let Ok(record) = record else { return };
+            let (h, fragment) = (record.header, record.fragment);
             self.records += 1;
             let encrypted = h.epoch > 0;
             if h.content_type == ContentType::HANDSHAKE && !encrypted && !self.hello_done {
@@ -88,32 +62,15 @@ impl DtlsStream {
         }
     }
 
-    /// Hellos that arrive in one unfragmented handshake message.
+    /// The ServerHello, when it arrives as one unfragmented handshake message.
     fn handshake<E: TlsEvents>(&mut self, fragment: &[u8], dir: Dir, ev: &mut E) {
-        let mut r = Reader::new(fragment);
-        while r.left() >= DTLS_HANDSHAKE_HEADER_LEN {
-            let (Ok(typ), Ok(length), Ok(_seq), Ok(offset), Ok(frag_len)) =
-                (r.u8("hs.type"), r.u24("hs.length"), r.u16("hs.seq"), r.u24("hs.offset"), r.u24("hs.frag_len"))
-            else {
-                return;
-            };
-            let Ok(body) = r.take(frag_len as usize, "hs.body") else { return };
-            if offset != 0 || frag_len != length {
-                continue;
-            }
-            match HandshakeType(typ) {
-                HandshakeType::CLIENT_HELLO => {
-                    if let Ok(hello) = ClientHello::parse(body) {
-                        ev.client_hello(dir, &hello);
-                    }
+        let Ok(fragments) = handshake_fragments(fragment) else { return };
+        for f in fragments {
+            if f.header.typ == HandshakeType::SERVER_HELLO && f.header.is_whole() {
+                if let Ok(hello) = ServerHello::parse(f.body) {
+                    ev.server_hello(dir, &hello);
+                    self.hello_done = true;
                 }
-                HandshakeType::SERVER_HELLO => {
-                    if let Ok(hello) = ServerHello::parse(body) {
-                        ev.server_hello(dir, &hello);
-                        self.hello_done = true;
-                    }
-                }
-                _ => {}
             }
         }
     }
@@ -131,7 +88,6 @@ mod tests {
         fn record(&mut self, _dir: Dir, _ts: Timestamp, rec: &RecordInfo) {
             self.0.push((rec.content_type.0, rec.length, rec.observed, rec.encrypted, rec.head[..rec.head_len as usize].to_vec()));
         }
-        fn client_hello(&mut self, _dir: Dir, _hello: &ClientHello<'_>) {}
         fn server_hello(&mut self, _dir: Dir, _hello: &ServerHello<'_>) {}
     }
 

@@ -1,7 +1,7 @@
 //! The flow table: packets in, findings out. Bounded in flows and bytes, with idle expiry, so that a
 //! multi-gigabyte capture is analysed in constant memory.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use foldhash::fast::RandomState;
 use std::net::{IpAddr, SocketAddr};
@@ -97,29 +97,29 @@ pub struct FileStats {
     pub warnings: Vec<String>,
 }
 
-/// A connection's two endpoints in a fixed order, packed so hashing is one short byte run.
+/// A connection's two endpoints in a fixed order, packed (IPv4 as IPv4-mapped IPv6) so that building,
+/// comparing and hashing a key is cheap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 struct FlowKey {
-    a: ([u8; 16], u16),
-    b: ([u8; 16], u16),
+    a: (u128, u16),
+    b: (u128, u16),
     udp: bool,
 }
 
-fn packed(addr: SocketAddr) -> ([u8; 16], u16) {
-    let ip = match addr.ip() {
-        IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
-        IpAddr::V6(v6) => v6.octets(),
+fn packed(ip: IpAddr, port: u16) -> (u128, u16) {
+    let ip = match ip {
+        IpAddr::V4(v4) => u128::from(u32::from(v4)) | 0xffff_0000_0000,
+        IpAddr::V6(v6) => u128::from(v6),
     };
-    (ip, addr.port())
+    (ip, port)
 }
 
 impl FlowKey {
-    fn new(src: SocketAddr, dst: SocketAddr, udp: bool) -> Self {
-        let (s, d) = (packed(src), packed(dst));
-        if s <= d {
-            FlowKey { a: s, b: d, udp }
+    fn new(src: (u128, u16), dst: (u128, u16), udp: bool) -> Self {
+        if src <= dst {
+            FlowKey { a: src, b: dst, udp }
         } else {
-            FlowKey { a: d, b: s, udp }
+            FlowKey { a: dst, b: src, udp }
         }
     }
 }
@@ -130,12 +130,15 @@ struct TcpDir {
     finished: bool,
 }
 
+// Flows are boxed already; boxing the TCP variant too would cost a second allocation per connection.
+#[allow(clippy::large_enum_variant)]
 enum Streams {
     Tcp([TcpDir; 2]),
     Udp([DtlsStream; 2]),
 }
 
 struct Flow {
+    key: FlowKey,
     detector: Detector,
     streams: Streams,
     last_seen: Timestamp,
@@ -161,10 +164,25 @@ struct Ctx<'s> {
     stats: FileStats,
     sink: &'s mut dyn FnMut(Finding),
     next_conn_id: u64,
+    /// Idle checks, oldest first: one entry per flow, re-queued with the flow's last activity when
+    /// it turns out to be still active. Entries of flows already gone are dropped when reached.
+    idle_timers: VecDeque<Timer>,
+    /// Flows that saw a RST, to close once the linger time has passed.
+    reset_timers: VecDeque<Timer>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Timer {
+    at: Timestamp,
+    key: FlowKey,
+    id: u64,
 }
 
 impl Ctx<'_> {
     fn drain(&mut self, detector: &mut Detector) {
+        if detector.out.is_empty() {
+            return;
+        }
         for mut f in detector.out.drain(..) {
             f.file.clone_from(&self.file);
             self.stats.findings += 1;
@@ -209,6 +227,8 @@ impl<'s> Engine<'s> {
                 stats: FileStats { file: file.to_string(), ..FileStats::default() },
                 sink,
                 next_conn_id: 0,
+                idle_timers: VecDeque::new(),
+                reset_timers: VecDeque::new(),
             },
             now: Timestamp(i64::MIN),
             last_expiry: Timestamp(i64::MIN),
@@ -233,27 +253,45 @@ impl<'s> Engine<'s> {
     }
 
     fn maybe_expire(&mut self) {
-        let step = Timestamp::NANOS_PER_SEC.saturating_mul(10);
-        if self.now.0.saturating_sub(self.last_expiry.0) < step {
+        if self.now.0.saturating_sub(self.last_expiry.0) < Timestamp::NANOS_PER_SEC {
             return;
         }
         self.last_expiry = self.now;
-        let idle = (self.ctx.cfg.idle_timeout_secs as i64).saturating_mul(Timestamp::NANOS_PER_SEC);
         let now = self.now;
-        let mut expired: Vec<(u64, FlowKey)> = self
-            .flows
-            .iter()
-            .filter(|(_, f)| {
-                now.0.saturating_sub(f.last_seen.0) > idle || f.reset_at.is_some_and(|r| now.0.saturating_sub(r.0) > RESET_LINGER_NS)
-            })
-            .map(|(k, f)| (f.detector.meta.id, *k))
-            .collect();
-        expired.sort_unstable_by_key(|(id, _)| *id);
-        for (_, key) in expired {
-            if let Some(flow) = self.flows.remove(&key) {
-                self.ctx.stats.flows_expired += 1;
-                close_flow(&mut self.ctx, flow);
+        let idle = (self.ctx.cfg.idle_timeout_secs as i64).saturating_mul(Timestamp::NANOS_PER_SEC);
+        while let Some(timer) = self.ctx.idle_timers.front().copied() {
+            if now.0.saturating_sub(timer.at.0) <= idle {
+                break;
             }
+            self.ctx.idle_timers.pop_front();
+            let Some(flow) = self.flows.get(&timer.key).filter(|f| f.detector.meta.id == timer.id) else { continue };
+            if now.0.saturating_sub(flow.last_seen.0) > idle {
+                self.expire(&timer.key);
+            } else {
+                let at = flow.last_seen;
+                self.ctx.idle_timers.push_back(Timer { at, ..timer });
+            }
+        }
+        while let Some(timer) = self.ctx.reset_timers.front().copied() {
+            if now.0.saturating_sub(timer.at.0) <= RESET_LINGER_NS {
+                break;
+            }
+            self.ctx.reset_timers.pop_front();
+            if self.flows.get(&timer.key).is_some_and(|f| f.detector.meta.id == timer.id) {
+                self.expire(&timer.key);
+            }
+        }
+        // Entries of flows closed by FIN wait until their time comes; keep that bounded.
+        if self.ctx.idle_timers.len() > self.ctx.cfg.max_flows.saturating_mul(4).max(1024) {
+            let flows = &self.flows;
+            self.ctx.idle_timers.retain(|t| flows.get(&t.key).is_some_and(|f| f.detector.meta.id == t.id));
+        }
+    }
+
+    fn expire(&mut self, key: &FlowKey) {
+        if let Some(flow) = self.flows.remove(key) {
+            self.ctx.stats.flows_expired += 1;
+            close_flow(&mut self.ctx, flow);
         }
     }
 
@@ -283,10 +321,11 @@ impl<'s> Engine<'s> {
 fn on_l4(flows: &mut FlowTable, ctx: &mut Ctx<'_>, ts: Timestamp, pkt: &L4Packet<'_>) {
     let src = SocketAddr::new(pkt.src, pkt.sport);
     let dst = SocketAddr::new(pkt.dst, pkt.dport);
+    let (src_key, dst_key) = (packed(pkt.src, pkt.sport), packed(pkt.dst, pkt.dport));
     match pkt.tcp {
         Some(tcp) => {
             ctx.stats.tcp_segments += 1;
-            let key = FlowKey::new(src, dst, false);
+            let key = FlowKey::new(src_key, dst_key, false);
             if let Some(flow) = flows.get_mut(&key) {
                 if flow.on_tcp(ctx, ts, src, &tcp, pkt) {
                     if let Some(flow) = flows.remove(&key) {
@@ -304,7 +343,7 @@ fn on_l4(flows: &mut FlowTable, ctx: &mut Ctx<'_>, ts: Timestamp, pkt: &L4Packet
             let (orig, resp) = if from_server { (dst, src) } else { (src, dst) };
             make_room(flows, ctx);
             ctx.stats.tcp_connections += 1;
-            let mut flow = new_flow(ctx, orig, resp, ts, false);
+            let mut flow = new_flow(ctx, key, orig, resp, ts, false);
             if flow.on_tcp(ctx, ts, src, &tcp, pkt) {
                 close_flow(ctx, flow);
             } else {
@@ -313,7 +352,7 @@ fn on_l4(flows: &mut FlowTable, ctx: &mut Ctx<'_>, ts: Timestamp, pkt: &L4Packet
         }
         None => {
             ctx.stats.udp_datagrams += 1;
-            let key = FlowKey::new(src, dst, true);
+            let key = FlowKey::new(src_key, dst_key, true);
             if !flows.contains_key(&key) {
                 if !dtls::looks_like_dtls(pkt.payload) {
                     return;
@@ -321,7 +360,7 @@ fn on_l4(flows: &mut FlowTable, ctx: &mut Ctx<'_>, ts: Timestamp, pkt: &L4Packet
                 let (orig, resp) = if dtls::is_server_flight(pkt.payload) { (dst, src) } else { (src, dst) };
                 make_room(flows, ctx);
                 ctx.stats.dtls_flows += 1;
-                let flow = new_flow(ctx, orig, resp, ts, true);
+                let flow = new_flow(ctx, key, orig, resp, ts, true);
                 flows.insert(key, flow);
             }
             let Some(flow) = flows.get_mut(&key) else { return };
@@ -340,7 +379,7 @@ fn starts_like_server_hello(payload: &[u8]) -> bool {
     payload.len() >= 6 && payload[0] == 22 && payload[1] == 3 && payload[5] == 2
 }
 
-fn new_flow(ctx: &mut Ctx<'_>, orig: SocketAddr, resp: SocketAddr, ts: Timestamp, udp: bool) -> Box<Flow> {
+fn new_flow(ctx: &mut Ctx<'_>, key: FlowKey, orig: SocketAddr, resp: SocketAddr, ts: Timestamp, udp: bool) -> Box<Flow> {
     ctx.next_conn_id += 1;
     let meta = ConnMeta { id: ctx.next_conn_id, udp, orig, resp, start: ts };
     let streams = if udp {
@@ -349,7 +388,8 @@ fn new_flow(ctx: &mut Ctx<'_>, orig: SocketAddr, resp: SocketAddr, ts: Timestamp
         let dir = || TcpDir { reasm: Reassembler::new(), tls: TlsStream::new(), finished: false };
         Streams::Tcp([dir(), dir()])
     };
-    Box::new(Flow { detector: Detector::new(meta), streams, last_seen: ts, ignored: false, accounted: 0, reset_at: None })
+    ctx.idle_timers.push_back(Timer { at: ts, key, id: meta.id });
+    Box::new(Flow { key, detector: Detector::new(meta), streams, last_seen: ts, ignored: false, accounted: 0, reset_at: None })
 }
 
 /// At the flow limit, closes the least recently active eighth of the table.
@@ -399,6 +439,7 @@ impl Flow {
         self.last_seen = ts;
         if tcp.rst && self.reset_at.is_none() {
             self.reset_at = Some(ts);
+            ctx.reset_timers.push_back(Timer { at: ts, key: self.key, id: self.detector.meta.id });
         }
         if self.ignored {
             return tcp.rst;

@@ -4,10 +4,10 @@
 //! with fragment reassembly; bad checksums ignored), reassembles each TCP direction (out of order,
 //! retransmitted and overlapping segments, first copy wins, losses as gaps, bounded memory, idle
 //! expiry), finds TLS by content on any port and after STARTTLS, follows DTLS over UDP, and applies
-//! the heartbeat rules of [`detect`](crate::Finding) in both directions (a malicious server reading a
-//! client's memory is found with attacker and victim the right way round). Every finding also
-//! carries the notice Zeek's heartbleed script would raise, so results compare line by line with
-//! Zeek's `notice.log`.
+//! the heartbeat rules in both directions (a malicious server reading a client's memory is found
+//! with attacker and victim the right way round). Each [`Finding`] has a [`Kind`] and a
+//! [`Severity`], lengths only (never payload bytes), and the notice Zeek's heartbleed script would
+//! raise for the same record, so results compare line by line with Zeek's `notice.log`.
 //!
 //! The API streams: findings go to a sink as connections resolve, and memory stays bounded whatever
 //! the size of the capture.

@@ -27,16 +27,24 @@ impl Timestamp {
     pub fn rfc3339(self) -> String {
         let micros = self.0.div_euclid(1_000);
         match OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000) {
-            Ok(t) if (0..=9999).contains(&t.year()) => format!(
-                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
-                t.year(),
-                u8::from(t.month()),
-                t.day(),
-                t.hour(),
-                t.minute(),
-                t.second(),
-                t.microsecond()
-            ),
+            Ok(t) if (0..=9999).contains(&t.year()) => {
+                // Written digit by digit: findings are made in bulk and this is on that path.
+                let mut out = String::with_capacity(27);
+                let mut push = |value: u32, width: u32, sep: char| {
+                    for i in (0..width).rev() {
+                        out.push(char::from(b'0' + (value / 10u32.pow(i) % 10) as u8));
+                    }
+                    out.push(sep);
+                };
+                push(t.year() as u32, 4, '-');
+                push(u32::from(u8::from(t.month())), 2, '-');
+                push(u32::from(t.day()), 2, 'T');
+                push(u32::from(t.hour()), 2, ':');
+                push(u32::from(t.minute()), 2, ':');
+                push(u32::from(t.second()), 2, '.');
+                push(t.microsecond(), 6, 'Z');
+                out
+            }
             _ => format!("{:.6}", self.as_secs_f64()),
         }
     }

@@ -12,7 +12,7 @@
 //! FTP, XMPP, LDAP, PostgreSQL, ...) look on the wire. After a loss, or when the capture starts in the
 //! middle of a connection, the walk resynchronises on two consecutive plausible record headers.
 
-use bleedwatch_wire::handshake::{ClientHello, HandshakeReassembler, ServerHello};
+use bleedwatch_wire::handshake::{HandshakeReassembler, ServerHello};
 use bleedwatch_wire::record::{RecordHeader, HEADER_LEN, MAX_CIPHERTEXT_LEN, MAX_FRAGMENT_LEN};
 use bleedwatch_wire::{ContentType, HandshakeType, ProtocolVersion};
 
@@ -56,7 +56,6 @@ pub(crate) struct RecordInfo {
 /// What a TLS stream reports to whoever watches the connection.
 pub(crate) trait TlsEvents {
     fn record(&mut self, dir: Dir, ts: Timestamp, rec: &RecordInfo);
-    fn client_hello(&mut self, dir: Dir, hello: &ClientHello<'_>);
     fn server_hello(&mut self, dir: Dir, hello: &ServerHello<'_>);
 }
 
@@ -388,7 +387,9 @@ impl TlsStream {
     }
 
     fn feed_handshake<E: TlsEvents>(&mut self, piece: &[u8], dir: Dir, ev: &mut E, limits: &StreamLimits) {
-        if self.handshake_bytes + piece.len() > limits.max_handshake {
+        // Only the server's hello matters (version and cipher); a stream that starts with a
+        // ClientHello is the client's, and nothing in it is needed.
+        if self.handshake_bytes + piece.len() > limits.max_handshake || (self.handshake_bytes == 0 && piece.first() != Some(&HandshakeType::SERVER_HELLO.0) && piece.first() != Some(&HandshakeType::HELLO_REQUEST.0)) {
             self.stop_handshake();
             return;
         }
@@ -399,12 +400,6 @@ impl TlsStream {
         loop {
             match hs.next_message() {
                 Ok(Some(msg)) => match msg.typ {
-                    HandshakeType::CLIENT_HELLO => {
-                        if let Ok(hello) = ClientHello::parse(msg.body) {
-                            ev.client_hello(dir, &hello);
-                        }
-                        done = true;
-                    }
                     HandshakeType::SERVER_HELLO => {
                         if let Ok(hello) = ServerHello::parse(msg.body) {
                             ev.server_hello(dir, &hello);
@@ -558,16 +553,12 @@ mod tests {
     #[derive(Default)]
     struct Log {
         records: Vec<(ContentType, u16, u32, Vec<u8>, bool)>,
-        client_hellos: usize,
         server_hellos: Vec<u16>,
     }
 
     impl TlsEvents for Log {
         fn record(&mut self, _dir: Dir, _ts: Timestamp, rec: &RecordInfo) {
             self.records.push((rec.content_type, rec.length, rec.observed, rec.head[..rec.head_len as usize].to_vec(), rec.encrypted));
-        }
-        fn client_hello(&mut self, _dir: Dir, _hello: &ClientHello<'_>) {
-            self.client_hellos += 1;
         }
         fn server_hello(&mut self, _dir: Dir, hello: &ServerHello<'_>) {
             self.server_hellos.push(hello.cipher_suite.0);
@@ -609,12 +600,29 @@ mod tests {
     fn records_hello_and_encryption_state() {
         let stream = sample_stream();
         let log = run(&[Chunk::Data(&stream)], false);
-        assert_eq!(log.client_hellos, 1);
+        assert_eq!(log.records[0].3, vec![1, 0, 0], "the ClientHello record comes first");
         let kinds: Vec<_> = log.records.iter().map(|r| (r.0, r.1, r.4)).collect();
         assert_eq!(kinds[1], (ContentType::HEARTBEAT, 3, false));
         assert_eq!(log.records[1].3, vec![1, 0x40, 0]);
         assert_eq!(kinds[2], (ContentType::CHANGE_CIPHER_SPEC, 1, false));
         assert_eq!(*kinds.last().unwrap(), (ContentType::HEARTBEAT, 48, true));
+    }
+
+    #[test]
+    fn server_hello_split_across_records_gives_the_cipher() {
+        let hello = bleedwatch_wire::hello::ServerHelloSpec {
+            version: ProtocolVersion::TLS1_2,
+            random: [3; 32],
+            session_id: vec![1; 32],
+            cipher_suite: bleedwatch_wire::CipherSuite(0xc014),
+            extensions: Vec::new(),
+        }
+        .encode();
+        let mut stream = Vec::new();
+        encode_records(&mut stream, ContentType::HANDSHAKE, ProtocolVersion::TLS1_2, &hello, 20);
+        let chunks: Vec<Chunk<'_>> = stream.chunks(7).map(Chunk::Data).collect();
+        let log = run(&chunks, false);
+        assert_eq!(log.server_hellos, vec![0xc014]);
     }
 
     #[test]
@@ -624,7 +632,7 @@ mod tests {
         for split in [1usize, 7, 30, 33, 35, 200] {
             let chunks: Vec<Chunk<'_>> = stream.chunks(split).map(Chunk::Data).collect();
             let log = run(&chunks, false);
-            assert_eq!(log.client_hellos, 1, "split {split}");
+            assert_eq!((log.records[0].0, log.records[0].3[0]), (ContentType::HANDSHAKE, 1), "split {split}");
             assert!(log.records.iter().any(|r| r.0 == ContentType::HEARTBEAT && r.1 == 3));
         }
     }

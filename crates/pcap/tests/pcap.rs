@@ -791,3 +791,75 @@ fn memory_limits_hold_under_reordering() {
     assert!(stats.peak_buffered_bytes <= 4096 + 2048 + 65536 * 2, "peak {}", stats.peak_buffered_bytes);
     assert!(stats.tcp_gaps > 0, "reversed input under tight limits must give up on holes");
 }
+
+/// A pcapng written by Wireshark's editcap gives the same findings as the original pcap.
+#[test]
+fn pcapng_from_editcap_matches_the_original() {
+    let (want, _) = analyze_file(&lab("nmap-heartbleed-vulnerable-1.0.1f-tls12.pcap"));
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/nmap-heartbleed-vulnerable-1.0.1f-tls12.pcapng");
+    let (got, stats) = analyze_file(&fixture);
+    assert_eq!(stats.format, "pcapng");
+    assert_eq!(normalize(&got), normalize(&want));
+    assert_eq!(got.iter().map(|f| f.time.clone()).collect::<Vec<_>>(), want.iter().map(|f| f.time.clone()).collect::<Vec<_>>(), "timestamps survive pcapng");
+}
+
+/// Connections idle longer than the timeout are closed (and judged) early; nothing is lost.
+#[test]
+fn idle_connections_expire() {
+    let first = std::fs::read(lab("nmap-heartbleed-vulnerable-1.0.1f-tls12.pcap")).unwrap();
+    let second = std::fs::read(lab("client-s_client-1.0.1f-overread-claim16384-vulnerable-tls12.pcap")).unwrap();
+    let (linktype, mut recs) = read_pcap(&first);
+    let (_, later) = read_pcap(&second);
+    let start = recs[0].ts_sec;
+    // The second capture happens an hour after the first.
+    recs.extend(later.into_iter().map(|r| Rec { ts_sec: start + 3600 + (r.ts_sec - later_start(&second)), ..r }));
+    let cfg = Config { idle_timeout_secs: 60, ..Config::default() };
+    let (findings, stats) = analyze_bytes_with("two", &write_pcap(linktype, &recs, false), &cfg).unwrap();
+    assert!(stats.flows_expired >= 1, "{stats:?}");
+    let (a, _) = analyze_bytes("a", &first).unwrap();
+    let (b, _) = analyze_bytes("b", &second).unwrap();
+    let mut both = normalize(&a);
+    both.extend(normalize(&b));
+    both.sort_by(|x, y| format!("{x:?}").cmp(&format!("{y:?}")));
+    assert_eq!(normalize(&findings), both);
+}
+
+fn later_start(capture: &[u8]) -> u32 {
+    read_pcap(capture).1[0].ts_sec
+}
+
+/// Progress is reported by bytes read and ends at the file size.
+#[test]
+fn progress_reports_bytes_read() {
+    let bytes = std::fs::read(lab("client-s_client-1.0.1f-overread-claim65535-vulnerable-tls12.pcap")).unwrap();
+    let mut seen = Vec::new();
+    bleedwatch_pcap::analyze_reader_with_progress("p", &bytes[..], &Config::default(), &mut |_| {}, &mut |n| seen.push(n)).unwrap();
+    assert_eq!(seen.last().copied(), Some(bytes.len() as u64));
+    assert!(seen.windows(2).all(|w| w[0] <= w[1]));
+}
+
+/// The human summary names attackers, victims and successes.
+#[test]
+fn summary_lists_attackers_victims_and_successes() {
+    let mut summary = bleedwatch_pcap::Summary::new();
+    for file in ["nmap-heartbleed-vulnerable-1.0.1f-tls12.pcap", "client-s_client-1.0.1f-overread-claim16384-vulnerable-tls12.pcap", "s_client-openssl3-normal-session-1.0.1f-tls12.pcap"] {
+        let (findings, stats) = analyze_file(&lab(file));
+        for f in &findings {
+            summary.add_finding(f);
+        }
+        summary.add_file(&stats);
+    }
+    assert!(summary.attack_found());
+    assert_eq!((summary.attempts(), summary.successes()), (2, 2));
+    let text = summary.render();
+    assert!(text.contains("127.0.0.1:53184") && text.contains("127.0.0.1:14453"), "{text}");
+    assert!(text.contains("server-to-client") && text.contains("client-to-server"));
+    assert!(text.contains("2 success(es), 32743 bytes leaked"), "{text}");
+
+    let mut quiet = bleedwatch_pcap::Summary::new();
+    let (findings, stats) = analyze_file(&lab("s_client-openssl3-normal-session-1.0.1f-tls12.pcap"));
+    assert!(findings.is_empty());
+    quiet.add_file(&stats);
+    assert!(!quiet.attack_found());
+    assert!(quiet.render().contains("No Heartbleed attempts found."));
+}
