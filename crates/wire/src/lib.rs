@@ -11,6 +11,7 @@
 
 pub mod alert;
 pub mod codec;
+pub mod dtls;
 pub mod error;
 pub mod fuzzing;
 pub mod handshake;
