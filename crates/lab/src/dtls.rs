@@ -736,6 +736,7 @@ pub fn fuzz_client_datagrams(data: &[u8], identity: Arc<crate::LabIdentity>) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::*;
     use crate::identity::LAB_RSA_KEY_A;
@@ -880,7 +881,10 @@ mod tests {
         use bleedwatch_wire::hello::ClientHelloSpec;
         let mut enc = DtlsRecordEncoder::new(ProtocolVersion::DTLS1_0, 0);
         let mut spec = ClientHelloSpec::probe(version, [3; 32], None);
-        spec.cipher_suites = dtls_cipher_suites(&spec.cipher_suites);
+        // ECDHE first, so that the flight has a ServerKeyExchange and the EC extension question arises.
+        let mut suites = vec![CipherSuite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, CipherSuite::TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA];
+        suites.extend(dtls_cipher_suites(&spec.cipher_suites));
+        spec.cipher_suites = suites;
         session.feed_datagram(now, &enc.encode(ContentType::HANDSHAKE, &encode_handshake(HandshakeType::CLIENT_HELLO, 0, &client_hello_body(&spec))).unwrap());
         let hvr = session.take_datagrams();
         assert_eq!(hvr.len(), 1);

@@ -22,16 +22,26 @@
 //! Why small heartbeats: OpenSSL 1.0.1f's DTLS code calls `OPENSSL_assert(len <= 16384)` on the response
 //! and so aborts the server for any claim above 16365; the probe claims [`DTLS_PAYLOAD_LEN`] bytes (plus
 //! at most 64 in `--prove` mode) and refuses to send anything above [`MAX_DTLS_CLAIM`]. At that size the
-//! whole datagram fits a 1232-byte IPv6-safe MTU. OpenSSL 1.0.1 writes mid-handshake records through a
-//! 4 KiB buffer, so a small answer waits there until the server's next flush: the sentinel's alert, or
-//! its own handshake retransmission timer (1 s), or until our retransmission wakes it. OpenSSL's DTLS
-//! read path also stops after each heartbeat record and resumes only when another datagram arrives, so
-//! the probe's bounded retransmissions (500 ms, doubling, 3 times) double as the wake-up.
+//! whole datagram fits a 1232-byte IPv6-safe MTU.
+//!
+//! What real servers do with that datagram, and how each case is read:
+//! - OpenSSL 1.0.1 writes mid-handshake records through a 4 KiB buffer, so a small answer waits until the
+//!   next flush, and its DTLS read path stops after each heartbeat record until another datagram
+//!   arrives. The flush comes with the sentinel's alert, or with the server's own retransmission of its
+//!   flight (after 1 s). When the server retransmits its flight, we resend our datagram (RFC 6347
+//!   §4.2.4), which also wakes it to process the rest.
+//! - OpenSSL 3 (no heartbeat code) sends a fatal unexpected_message alert for the heartbeat record.
+//! - GnuTLS aborts the handshake on the unpadded heartbeat and goes silent, without an alert and without
+//!   retransmitting its flight. After [`DtlsProbeConfig::silence`] of total silence the probe sends a new
+//!   ClientHello: a server that answers it (HelloVerifyRequest, or a ServerHello with a new random) is
+//!   alive and dropped our association after reading our heartbeats without answering them, which is
+//!   the datagram form of a TCP close ("heartbeat refused"). A server that stays silent is
+//!   `inconclusive`. The new ClientHello also wakes a stalled OpenSSL application.
 //!
 //! Datagrams from the server can be reordered on the way back. "Vulnerable" is decided the moment an
-//! echo of the test heartbeat arrives; the reassuring outcomes (honest answer, fatal alert) are held for
-//! a short linger in case a test answer was overtaken. Silence after the retries is `inconclusive`,
-//! never safe.
+//! echo of the test heartbeat arrives; the reassuring outcomes (honest answer, fatal alert, dropped
+//! association) are held for a short linger in case a test answer was overtaken. Silence after the
+//! bounded retries is `inconclusive`, never safe.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -39,8 +49,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bleedwatch_wire::alert::Alert;
 use bleedwatch_wire::dtls::{
-    client_hello_body, dtls_cipher_suites, encode_flight, encode_handshake, pack_datagrams, records, DtlsHandshakeReassembler,
-    DtlsRecordEncoder, ReassemblyLimits, DEFAULT_MTU, MAX_DATAGRAM_LEN,
+    client_hello_body, dtls_cipher_suites, encode_flight, encode_handshake, handshake_fragments, pack_datagrams, records,
+    DtlsHandshakeReassembler, DtlsRecordEncoder, ReassemblyLimits, DEFAULT_MTU, MAX_DATAGRAM_LEN,
 };
 use bleedwatch_wire::handshake::{parse_certificate_list, parse_hello_verify_request, ServerHello};
 use bleedwatch_wire::heartbeat::HeartbeatMessage;
@@ -51,8 +61,8 @@ use tokio::net::UdpSocket;
 use crate::conn::{connect_failure_outcome, ConnectError, Timeouts};
 use crate::endpoint::{EndpointOptions, EndpointTarget};
 use crate::heartbleed::{
-    heartbeat_requests, judge, ConnectionOutcome, ConnectionVerdict, Inconclusive, Judgement, LeakEvidence, Phase,
-    ProbeConfig, ProbeMode, DEFAULT_MAX_FLIGHT, MAX_WARNING_ALERTS,
+    heartbeat_requests, judge, ConnectionOutcome, ConnectionVerdict, Inconclusive, Judgement, LeakEvidence, Phase, ProbeConfig, ProbeMode,
+    DEFAULT_MAX_FLIGHT, MAX_WARNING_ALERTS,
 };
 use crate::result::{classify, EndpointResult, ScanStatus, Verdict, VersionDetail};
 
@@ -68,6 +78,10 @@ pub const DEFAULT_DTLS_VERSIONS: [ProtocolVersion; 2] = [ProtocolVersion::DTLS1_
 pub const MAX_DATAGRAMS: usize = 512;
 /// Cookie exchanges accepted before the server is considered broken.
 pub const MAX_HELLO_VERIFY_REQUESTS: u32 = 3;
+/// Records read from one datagram; the rest of a longer datagram is discarded.
+pub const MAX_RECORDS_PER_DATAGRAM: usize = 64;
+/// Lines kept in an outcome's log, so that a chatty server cannot grow it without bound.
+const MAX_LOG_LINES: usize = 100;
 
 /// Bounded retransmission of our last flight (RFC 6347 §4.2.4): wait `initial`, then double, at most
 /// `max_retries` times; after that the phase times out.
@@ -93,8 +107,12 @@ pub struct DtlsProbeConfig {
     /// Largest datagram we send.
     pub mtu: usize,
     pub retransmit: Retransmit,
-    /// How long a reassuring outcome (honest answer, fatal alert) waits for a test answer that the
-    /// network may have reordered behind it.
+    /// How long the association may stay completely silent after our heartbeats before we check
+    /// whether the server dropped it. Longer than the 1 s after which OpenSSL and GnuTLS retransmit their
+    /// flight, so that a server still waiting on us shows itself first.
+    pub silence: Duration,
+    /// How long a reassuring outcome (honest answer, fatal alert, dropped association) waits for a test
+    /// answer that the network may have reordered behind it.
     pub linger: Duration,
 }
 
@@ -117,6 +135,7 @@ impl DtlsProbeConfig {
             },
             mtu: DEFAULT_MTU,
             retransmit: Retransmit::default(),
+            silence: Duration::from_millis(2500),
             linger: Duration::from_millis(300),
         }
     }
@@ -140,16 +159,11 @@ enum State {
     ServerFlight,
     /// Heartbeats and sentinel sent.
     Heartbeat,
+    /// Silence after our heartbeats: a new ClientHello asks whether the server is still there.
+    Liveness,
     /// A reassuring outcome is pending; a test answer may still arrive.
     Linger,
     Done,
-}
-
-/// What our last flight was, to send it again.
-#[derive(Debug, Clone)]
-enum Flight {
-    ClientHello { message_seq: u16, body: Vec<u8> },
-    Heartbeats,
 }
 
 /// The probe for one DTLS association. Feed it datagrams and timer expiries (with the current time);
@@ -160,20 +174,22 @@ pub struct DtlsHeartbleedProbe {
     encoder: DtlsRecordEncoder,
     handshake: DtlsHandshakeReassembler,
     outbox: Vec<Vec<u8>>,
-    flight: Flight,
+    /// Our last ClientHello (message_seq, body), to send again.
+    client_hello: (u16, Vec<u8>),
     retries: u32,
     interval: Duration,
     timer: Option<Instant>,
+    last_sent: Option<Instant>,
     linger_until: Option<Instant>,
     pending: Option<ConnectionVerdict>,
     hello_verify_requests: u32,
-    /// message_seq of our latest ClientHello (0, or 1 after a cookie exchange).
-    last_client_hello_seq: u16,
+    server_random: Vec<u8>,
+    /// Server datagrams since our heartbeats went out: any sign that it still holds the association.
+    heard_since_heartbeats: usize,
     flight_bytes: usize,
     warning_alerts: u32,
     datagrams: usize,
     valid_records: usize,
-    ignored_retransmissions: usize,
     outcome: ConnectionOutcome,
 }
 
@@ -190,9 +206,6 @@ impl DtlsHeartbleedProbe {
                 return Err(DtlsConfigError::ClaimTooLarge { claimed: request.claimed_len, limit: MAX_DTLS_CLAIM });
             }
         }
-        let mut spec = ClientHelloSpec::probe(p.version, p.client_random, p.server_name.clone());
-        spec.cipher_suites = dtls_cipher_suites(&spec.cipher_suites);
-        let body = client_hello_body(&spec);
         let outcome = ConnectionOutcome {
             offered: p.version,
             negotiated: None,
@@ -210,24 +223,32 @@ impl DtlsHeartbleedProbe {
             handshake: DtlsHandshakeReassembler::new(0, ReassemblyLimits { max_buffered: p.max_flight, ..ReassemblyLimits::default() }),
             state: State::Hello,
             outbox: Vec::new(),
-            flight: Flight::ClientHello { message_seq: 0, body },
+            client_hello: (0, Self::hello_body(p, None)),
             retries: 0,
             interval: cfg.retransmit.initial,
             timer: None,
+            last_sent: None,
             linger_until: None,
             pending: None,
             hello_verify_requests: 0,
-            last_client_hello_seq: 0,
+            server_random: Vec::new(),
+            heard_since_heartbeats: 0,
             flight_bytes: 0,
             warning_alerts: 0,
             datagrams: 0,
             valid_records: 0,
-            ignored_retransmissions: 0,
             outcome,
             cfg,
         };
-        probe.send_flight(now);
+        probe.send_client_hello(now);
         Ok(probe)
+    }
+
+    fn hello_body(p: &ProbeConfig, cookie: Option<Vec<u8>>) -> Vec<u8> {
+        let mut spec = ClientHelloSpec::probe(p.version, p.client_random, p.server_name.clone());
+        spec.cipher_suites = dtls_cipher_suites(&spec.cipher_suites);
+        spec.cookie = cookie;
+        client_hello_body(&spec)
     }
 
     /// Datagrams to send now, in order.
@@ -235,8 +256,8 @@ impl DtlsHeartbleedProbe {
         std::mem::take(&mut self.outbox)
     }
 
-    /// When [`DtlsHeartbleedProbe::handle_timeout`] must be called next (retransmission or the end of the
-    /// linger); `None` once done.
+    /// When [`DtlsHeartbleedProbe::handle_timeout`] must be called next (retransmission, silence check
+    /// or the end of the linger); `None` once done.
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.state {
             State::Done => None,
@@ -265,33 +286,68 @@ impl DtlsHeartbleedProbe {
         self.outcome
     }
 
-    /// The retransmission timer or the linger ran out: send the last flight again, or give up, or settle
-    /// the pending verdict.
+    /// A timer ran out: retransmit (bounded), check whether a silent server is still there, give up, or
+    /// settle the pending verdict.
     pub fn handle_timeout(&mut self, now: Instant) {
-        match self.state {
-            State::Done => {}
-            State::Linger => {
-                if self.linger_until.is_some_and(|t| now >= t) {
-                    let verdict = self.pending.take().unwrap_or(ConnectionVerdict::Inconclusive(Inconclusive::Timeout { phase: Phase::Heartbeat }));
-                    self.finish(verdict);
-                }
+        if self.state == State::Linger {
+            if self.linger_until.is_some_and(|t| now >= t) {
+                self.settle();
             }
-            _ => {
-                match self.timer {
-                    Some(t) if now >= t => {}
-                    _ => return,
-                }
+            return;
+        }
+        match self.timer {
+            Some(t) if now >= t => {}
+            _ => return,
+        }
+        match self.state {
+            State::Hello | State::ServerFlight => {
                 if self.retries >= self.cfg.retransmit.max_retries {
-                    self.outcome.log.push(format!("no answer after {} retransmissions", self.retries));
-                    let phase = self.phase();
-                    return self.finish(ConnectionVerdict::Inconclusive(Inconclusive::Timeout { phase }));
+                    return self.give_up();
                 }
                 self.retries += 1;
                 self.interval = (self.interval * 2).min(self.cfg.retransmit.max_interval);
-                self.outcome.log.push(format!("retransmission {} of our last flight", self.retries));
-                self.send_flight(now);
+                self.note(format!("retransmission {} of our ClientHello", self.retries));
+                self.send_client_hello(now);
             }
+            State::Heartbeat if self.heard_since_heartbeats == 0 => {
+                // Not a word since our heartbeats, not even a retransmitted flight: ask with a new
+                // ClientHello whether the server is still there at all.
+                self.note(format!("no datagram from the server for {:?} after our heartbeats; sending a new ClientHello", self.cfg.silence));
+                self.state = State::Liveness;
+                self.retries = 0;
+                self.interval = self.cfg.retransmit.initial;
+                self.send_liveness_hello(now);
+            }
+            State::Heartbeat => {
+                // The server is alive but answered nothing: send our datagram again, a bounded number of
+                // times, then give up.
+                if self.retries >= self.cfg.retransmit.max_retries {
+                    return self.give_up();
+                }
+                self.resend_heartbeats(now);
+            }
+            State::Liveness => {
+                if self.retries >= self.cfg.retransmit.max_retries {
+                    self.note("the server answered neither our heartbeats nor a new ClientHello");
+                    return self.give_up();
+                }
+                self.retries += 1;
+                self.interval = (self.interval * 2).min(self.cfg.retransmit.max_interval);
+                self.send_liveness_hello(now);
+            }
+            State::Linger | State::Done => {}
         }
+    }
+
+    fn give_up(&mut self) {
+        self.note(format!("no deciding answer after {} retransmissions", self.retries));
+        let phase = self.phase();
+        self.finish(ConnectionVerdict::Inconclusive(Inconclusive::Timeout { phase }));
+    }
+
+    fn settle(&mut self) {
+        let verdict = self.pending.take().unwrap_or(ConnectionVerdict::Inconclusive(Inconclusive::Timeout { phase: Phase::Heartbeat }));
+        self.finish(verdict);
     }
 
     /// The overall deadline passed.
@@ -299,10 +355,7 @@ impl DtlsHeartbleedProbe {
         match self.state {
             State::Done => {}
             // The linger only waits for a test answer that might overtake; its verdict stands.
-            State::Linger => {
-                let verdict = self.pending.take().unwrap_or(ConnectionVerdict::Inconclusive(Inconclusive::Timeout { phase: Phase::Heartbeat }));
-                self.finish(verdict);
-            }
+            State::Linger => self.settle(),
             _ => {
                 let phase = self.phase();
                 self.finish(ConnectionVerdict::Inconclusive(Inconclusive::Timeout { phase }));
@@ -313,25 +366,19 @@ impl DtlsHeartbleedProbe {
     /// An ICMP port unreachable (or other socket error) came back. Before the server said anything this
     /// means nothing listens; afterwards the association is broken. Never "safe".
     pub fn feed_unreachable(&mut self, detail: &str) {
-        if self.state == State::Done {
-            return;
+        match self.state {
+            State::Done => {}
+            State::Linger => self.settle(),
+            _ => {
+                self.note(format!("socket error: {detail}"));
+                if self.valid_records == 0 {
+                    self.finish(ConnectionVerdict::Inconclusive(Inconclusive::ConnectFailed { detail: detail.to_string() }));
+                } else {
+                    let phase = self.phase();
+                    self.finish(ConnectionVerdict::Inconclusive(Inconclusive::Reset { phase }));
+                }
+            }
         }
-        if self.state == State::Linger {
-            return self.feed_timeout();
-        }
-        self.outcome.log.push(format!("socket error: {detail}"));
-        if self.valid_records == 0 {
-            self.finish(ConnectionVerdict::Inconclusive(Inconclusive::ConnectFailed { detail: detail.to_string() }));
-        } else {
-            let phase = self.phase();
-            self.finish(ConnectionVerdict::Inconclusive(Inconclusive::Reset { phase }));
-        }
-    }
-
-    /// True when the association failed before the server sent anything valid because the port is
-    /// unreachable: the shell reports that as a refused connection.
-    pub fn unreachable_before_any_answer(&self) -> bool {
-        self.valid_records == 0 && matches!(self.outcome.verdict, ConnectionVerdict::Inconclusive(Inconclusive::ConnectFailed { .. }))
     }
 
     /// One datagram from the server.
@@ -343,7 +390,14 @@ impl DtlsHeartbleedProbe {
         if self.datagrams > MAX_DATAGRAMS {
             return self.protocol_error(format!("more than {MAX_DATAGRAMS} datagrams from the server"));
         }
+        if matches!(self.state, State::Heartbeat | State::Liveness) {
+            self.heard_since_heartbeats += 1;
+        }
         for (index, record) in records(datagram).enumerate() {
+            if index >= MAX_RECORDS_PER_DATAGRAM {
+                self.note(format!("discarded the rest of a datagram after {MAX_RECORDS_PER_DATAGRAM} records"));
+                break;
+            }
             let record = match record {
                 Ok(r) => r,
                 Err(err) => {
@@ -351,7 +405,7 @@ impl DtlsHeartbleedProbe {
                         return self.not_dtls(err, datagram);
                     }
                     // RFC 6347 §4.1.2.7: discard what cannot be parsed, keep going.
-                    self.outcome.log.push(format!("discarded the rest of a datagram: {err}"));
+                    self.note(format!("discarded the rest of a datagram: {err}"));
                     break;
                 }
             };
@@ -359,13 +413,21 @@ impl DtlsHeartbleedProbe {
             let (header, fragment) = (record.header, record.fragment.to_vec());
             if header.epoch != 0 {
                 // We never change cipher state; later epochs can only be noise or another association's.
-                self.outcome.log.push(format!("ignored {} record at epoch {}", header.content_type, header.epoch));
+                self.note(format!("ignored {} record at epoch {}", header.content_type, header.epoch));
                 continue;
             }
             self.on_record(now, header.content_type, header.version, &fragment);
             if self.state == State::Done {
                 return;
             }
+        }
+    }
+
+    fn note(&mut self, line: impl Into<String>) {
+        match self.outcome.log.len() {
+            n if n < MAX_LOG_LINES => self.outcome.log.push(line.into()),
+            n if n == MAX_LOG_LINES => self.outcome.log.push("(further log lines dropped)".into()),
+            _ => {}
         }
     }
 
@@ -402,32 +464,63 @@ impl DtlsHeartbleedProbe {
         self.linger_until = Some(now + self.cfg.linger);
     }
 
-    /// (Re)sends the last flight with fresh record sequence numbers and re-arms the timer.
-    fn send_flight(&mut self, now: Instant) {
-        let datagrams = match self.flight.clone() {
-            Flight::ClientHello { message_seq, body } => {
-                encode_flight(&mut self.encoder, &[(HandshakeType::CLIENT_HELLO, message_seq, &body)], self.cfg.mtu)
-            }
-            Flight::Heartbeats => self.heartbeat_datagrams(),
-        };
+    fn queue(&mut self, now: Instant, datagrams: Result<Vec<Vec<u8>>, WireError>) {
         match datagrams {
-            Ok(d) => self.outbox.extend(d),
-            Err(err) => return self.protocol_error(format!("cannot encode our flight: {err}")),
+            Ok(d) => {
+                self.outbox.extend(d);
+                self.last_sent = Some(now);
+            }
+            Err(err) => self.protocol_error(format!("cannot encode our flight: {err}")),
         }
+    }
+
+    /// (Re)sends our ClientHello with fresh record sequence numbers, in a DTLS 1.0 record, and re-arms the
+    /// timer.
+    fn send_client_hello(&mut self, now: Instant) {
+        let (seq, body) = self.client_hello.clone();
+        self.send_hello(now, seq, &body);
+    }
+
+    /// A ClientHello that starts a new association (message_seq 0, no cookie), to learn whether a silent
+    /// server is still there. Our own association's state (its ClientHello, sentinel seq) is kept.
+    fn send_liveness_hello(&mut self, now: Instant) {
+        let body = Self::hello_body(&self.cfg.probe, None);
+        self.send_hello(now, 0, &body);
+    }
+
+    fn send_hello(&mut self, now: Instant, seq: u16, body: &[u8]) {
+        let version = self.encoder.version();
+        self.encoder.set_version(ProtocolVersion::DTLS1_0);
+        let datagrams = encode_flight(&mut self.encoder, &[(HandshakeType::CLIENT_HELLO, seq, body)], self.cfg.mtu);
+        self.encoder.set_version(version);
+        self.queue(now, datagrams);
         self.timer = Some(now + self.interval);
     }
 
+    /// The heartbeat datagram: test, honest, sentinel, with fresh record sequence numbers.
     fn heartbeat_datagrams(&mut self) -> Result<Vec<Vec<u8>>, WireError> {
         let mut recs = vec![self.encoder.encode(ContentType::HEARTBEAT, &self.cfg.probe.test_request.encode())?];
         if let Some(honest) = &self.cfg.probe.honest_request {
             recs.push(self.encoder.encode(ContentType::HEARTBEAT, &honest.encode())?);
         }
         if self.cfg.probe.send_sentinel {
-            // The next message_seq the server expects from us: one past our last ClientHello.
-            let seq = self.last_client_hello_seq.wrapping_add(1);
-            recs.push(self.encoder.encode(ContentType::HANDSHAKE, &encode_handshake(HandshakeType::HELLO_REQUEST, seq, &[]))?);
+            recs.push(self.encoder.encode(ContentType::HANDSHAKE, &encode_handshake(HandshakeType::HELLO_REQUEST, self.sentinel_seq(), &[]))?);
         }
         Ok(pack_datagrams(&recs, self.cfg.mtu))
+    }
+
+    /// The next handshake message_seq the server expects from us: one past our last ClientHello.
+    fn sentinel_seq(&self) -> u16 {
+        self.client_hello.0.wrapping_add(1)
+    }
+
+    fn resend_heartbeats(&mut self, now: Instant) {
+        self.retries += 1;
+        self.interval = (self.interval * 2).min(self.cfg.retransmit.max_interval);
+        self.note(format!("retransmission {} of our heartbeat datagram", self.retries));
+        let datagrams = self.heartbeat_datagrams();
+        self.queue(now, datagrams);
+        self.timer = Some(now + self.interval);
     }
 
     fn on_record(&mut self, now: Instant, typ: ContentType, version: ProtocolVersion, fragment: &[u8]) {
@@ -438,34 +531,72 @@ impl DtlsHeartbleedProbe {
             }
         }
         if let Some(negotiated) = self.outcome.negotiated {
-            if version != negotiated && typ != ContentType::ALERT && typ != ContentType::HANDSHAKE {
-                self.outcome.log.push(format!("record version {version} differs from negotiated {negotiated}"));
+            if version != negotiated && typ == ContentType::HEARTBEAT {
+                self.note(format!("record version {version} differs from negotiated {negotiated}"));
             }
         }
         match typ {
-            ContentType::HANDSHAKE => self.on_handshake_record(now, fragment),
+            ContentType::HANDSHAKE => match self.state {
+                State::Hello | State::ServerFlight => self.on_handshake_record(now, fragment),
+                State::Heartbeat => self.on_server_retransmission(now),
+                State::Liveness => self.on_liveness_answer(now, fragment),
+                State::Linger | State::Done => {}
+            },
             ContentType::ALERT => self.on_alert(now, fragment),
             ContentType::HEARTBEAT => self.on_heartbeat(now, fragment),
             other => self.protocol_error(format!("unexpected {other} record at epoch 0")),
         }
     }
 
-    fn on_handshake_record(&mut self, now: Instant, fragment: &[u8]) {
-        if !matches!(self.state, State::Hello | State::ServerFlight) {
-            // The server retransmitting its flight (its timer ran out before our records arrived, or it
-            // flushes buffered heartbeat answers together with it): nothing new for the verdict.
-            self.ignored_retransmissions += 1;
-            if self.ignored_retransmissions == 1 {
-                self.outcome.log.push("server retransmitted handshake records after its flight".into());
-            }
+    /// Handshake records after our heartbeats: the server retransmitting its flight, so it still waits for
+    /// our next flight (and has flushed whatever it held). Answer with our datagram again (RFC 6347
+    /// §4.2.4), at most once per retransmission interval.
+    fn on_server_retransmission(&mut self, now: Instant) {
+        let recently = self.last_sent.is_some_and(|t| now.saturating_duration_since(t) < self.cfg.retransmit.initial);
+        if recently {
             return;
         }
-        match self.handshake.push_record(fragment) {
-            Ok(0) => {}
-            Ok(stale) => {
-                self.ignored_retransmissions += stale;
+        self.note("server retransmitted its flight without answering our heartbeats");
+        if self.retries < self.cfg.retransmit.max_retries {
+            self.resend_heartbeats(now);
+        }
+    }
+
+    /// Handshake records while we ask a silent server whether it is still there. A HelloVerifyRequest or a
+    /// ServerHello with a new random starts a new association: the old one was dropped. The old
+    /// ServerHello again means it still holds our association: back to waiting for answers.
+    fn on_liveness_answer(&mut self, now: Instant, fragment: &[u8]) {
+        let Ok(fragments) = handshake_fragments(fragment) else {
+            self.note("ignored a malformed handshake record");
+            return;
+        };
+        for f in fragments {
+            let new_association = match f.header.typ {
+                HandshakeType::HELLO_VERIFY_REQUEST => true,
+                HandshakeType::SERVER_HELLO if f.header.is_whole() => match ServerHello::parse(f.body) {
+                    Ok(hello) => hello.random != self.server_random.as_slice(),
+                    Err(_) => continue,
+                },
+                _ => continue,
+            };
+            if new_association {
+                self.note(format!(
+                    "server answered a new ClientHello ({}): it dropped our association after our heartbeats without answering them",
+                    f.header.typ
+                ));
+                return self.linger(now, ConnectionVerdict::HeartbeatRefused { alert: None });
             }
-            Err(err) => return self.protocol_error(format!("bad handshake fragment: {err}")),
+            self.note("server retransmitted its old flight: it still holds our association");
+            self.state = State::Heartbeat;
+            self.retries = 0;
+            self.interval = self.cfg.retransmit.initial;
+            return self.resend_heartbeats(now);
+        }
+    }
+
+    fn on_handshake_record(&mut self, now: Instant, fragment: &[u8]) {
+        if let Err(err) = self.handshake.push_record(fragment) {
+            return self.protocol_error(format!("bad handshake fragment: {err}"));
         }
         while matches!(self.state, State::Hello | State::ServerFlight) {
             let Some(message) = self.handshake.next_message() else { return };
@@ -485,14 +616,12 @@ impl DtlsHeartbleedProbe {
                 if self.hello_verify_requests > MAX_HELLO_VERIFY_REQUESTS {
                     return self.protocol_error("server keeps sending HelloVerifyRequests");
                 }
-                let p = &self.cfg.probe;
-                let mut spec = ClientHelloSpec::probe(p.version, p.client_random, p.server_name.clone());
-                spec.cipher_suites = dtls_cipher_suites(&spec.cipher_suites);
-                spec.cookie = Some(cookie.clone());
-                self.last_client_hello_seq = self.last_client_hello_seq.wrapping_add(1);
-                self.flight = Flight::ClientHello { message_seq: self.last_client_hello_seq, body: client_hello_body(&spec) };
-                self.outcome.log.push(format!("HelloVerifyRequest with a {}-byte cookie; sent ClientHello with it", cookie.len()));
-                self.restart_retransmission(now);
+                self.note(format!("HelloVerifyRequest with a {}-byte cookie; sent ClientHello with it", cookie.len()));
+                // RFC 6347 §4.2.2: the ClientHello answering a HelloVerifyRequest takes the next message_seq.
+                self.client_hello = (self.client_hello.0.wrapping_add(1), Self::hello_body(&self.cfg.probe, Some(cookie)));
+                self.retries = 0;
+                self.interval = self.cfg.retransmit.initial;
+                self.send_client_hello(now);
             }
             HandshakeType::SERVER_HELLO if self.state == State::Hello => {
                 let hello = match ServerHello::parse(body) {
@@ -503,7 +632,8 @@ impl DtlsHeartbleedProbe {
                 self.outcome.negotiated = Some(negotiated);
                 self.outcome.cipher_suite = Some(hello.cipher_suite);
                 self.outcome.heartbeat_extension = hello.heartbeat_mode();
-                self.outcome.log.push(format!(
+                self.server_random = hello.random.to_vec();
+                self.note(format!(
                     "ServerHello {negotiated}, {}, heartbeat extension {}",
                     hello.cipher_suite,
                     hello.heartbeat_mode().map(|m| m.name()).unwrap_or("absent")
@@ -515,31 +645,27 @@ impl DtlsHeartbleedProbe {
                 // DTLS code silently drops records of any other version).
                 self.encoder.set_version(negotiated);
                 self.state = State::ServerFlight;
-                self.restart_timer(now);
+                self.server_progress(now);
             }
             HandshakeType::CERTIFICATE if self.state == State::ServerFlight => match parse_certificate_list(body) {
-                Ok(list) => self.outcome.chain = list.into_iter().map(<[u8]>::to_vec).collect(),
+                Ok(list) => {
+                    self.outcome.chain = list.into_iter().map(<[u8]>::to_vec).collect();
+                    self.server_progress(now);
+                }
                 Err(err) => self.protocol_error(format!("bad Certificate: {err}")),
             },
             HandshakeType::SERVER_HELLO_DONE if self.state == State::ServerFlight => self.send_heartbeats(now),
-            HandshakeType::SERVER_KEY_EXCHANGE | HandshakeType::CERTIFICATE_REQUEST | HandshakeType::CERTIFICATE_STATUS | HandshakeType::HELLO_REQUEST
+            HandshakeType::SERVER_KEY_EXCHANGE | HandshakeType::CERTIFICATE_REQUEST | HandshakeType::CERTIFICATE_STATUS
                 if self.state == State::ServerFlight =>
             {
-                self.restart_timer(now)
+                self.server_progress(now)
             }
             other => self.protocol_error(format!("unexpected {other} in the server flight")),
         }
     }
 
-    /// A new flight of ours: count retransmissions from zero and send it now.
-    fn restart_retransmission(&mut self, now: Instant) {
-        self.retries = 0;
-        self.interval = self.cfg.retransmit.initial;
-        self.send_flight(now);
-    }
-
-    /// The server made progress: wait a full interval again before retransmitting.
-    fn restart_timer(&mut self, now: Instant) {
+    /// The server's flight is arriving: give the rest a full interval before retransmitting.
+    fn server_progress(&mut self, now: Instant) {
         self.retries = 0;
         self.interval = self.cfg.retransmit.initial;
         self.timer = Some(now + self.interval);
@@ -547,7 +673,6 @@ impl DtlsHeartbleedProbe {
 
     fn send_heartbeats(&mut self, now: Instant) {
         let version = self.encoder.version();
-        self.flight = Flight::Heartbeats;
         self.state = State::Heartbeat;
         let t = &self.cfg.probe.test_request;
         let mut note = format!("sent test heartbeat (claims {}, carries {}, padding {})", t.claimed_len, t.payload.len(), t.padding);
@@ -555,10 +680,16 @@ impl DtlsHeartbleedProbe {
             note.push_str(&format!(", honest heartbeat ({} + {} padding)", h.payload.len(), h.padding));
         }
         if self.cfg.probe.send_sentinel {
-            note.push_str(&format!(", sentinel HelloRequest (message_seq {})", self.last_client_hello_seq.wrapping_add(1)));
+            note.push_str(&format!(", sentinel HelloRequest (message_seq {})", self.sentinel_seq()));
         }
-        self.outcome.log.push(format!("{note} in {version} records at epoch 0"));
-        self.restart_retransmission(now);
+        self.note(format!("{note} in {version} records at epoch 0, one datagram"));
+        self.retries = 0;
+        self.interval = self.cfg.retransmit.initial;
+        let datagrams = self.heartbeat_datagrams();
+        self.queue(now, datagrams);
+        // Wait out the silence window before anything else: a server still holding the association
+        // retransmits its flight within it, which is what prompts our resend.
+        self.timer = Some(now + self.cfg.silence);
     }
 
     fn on_alert(&mut self, now: Instant, fragment: &[u8]) {
@@ -567,7 +698,7 @@ impl DtlsHeartbleedProbe {
             // An unparseable alert means "not tested", never "safe" (PEERS.md pitfall 4).
             Err(err) => return self.protocol_error(format!("malformed alert: {err}")),
         };
-        self.outcome.log.push(format!("server sent alert {alert}"));
+        self.note(format!("server sent alert {alert}"));
         if !alert.is_fatal() && alert.description != AlertDescription::CLOSE_NOTIFY {
             self.warning_alerts += 1;
             if self.warning_alerts > MAX_WARNING_ALERTS {
@@ -581,7 +712,7 @@ impl DtlsHeartbleedProbe {
                 let phase = self.phase();
                 self.finish(ConnectionVerdict::Inconclusive(Inconclusive::Alert { phase, alert: alert.to_string() }))
             }
-            State::Heartbeat => self.linger(now, ConnectionVerdict::HeartbeatRefused { alert: Some(alert.description) }),
+            State::Heartbeat | State::Liveness => self.linger(now, ConnectionVerdict::HeartbeatRefused { alert: Some(alert.description) }),
             State::Linger | State::Done => {}
         }
     }
@@ -590,18 +721,18 @@ impl DtlsHeartbleedProbe {
         let msg = match HeartbeatMessage::parse(fragment) {
             Ok(m) => m,
             Err(err) => {
-                self.outcome.log.push(format!("ignored malformed heartbeat record: {err}"));
+                self.note(format!("ignored malformed heartbeat record: {err}"));
                 return;
             }
         };
-        if !matches!(self.state, State::Heartbeat | State::Linger) {
+        if !matches!(self.state, State::Heartbeat | State::Liveness | State::Linger) {
             // Unsolicited: proves nothing (PEERS.md: nmap called a server vulnerable for this).
-            self.outcome.log.push("ignored unsolicited heartbeat before our request".into());
+            self.note("ignored unsolicited heartbeat before our request");
             return;
         }
         match judge(&self.cfg.probe.test_request, self.cfg.probe.honest_request.as_ref(), &msg) {
             Judgement::TestAnswered { leak } => {
-                self.outcome.log.push(format!(
+                self.note(format!(
                     "test heartbeat answered: response claims {}, {} bytes in this record",
                     msg.payload_length,
                     msg.body.len()
@@ -610,14 +741,14 @@ impl DtlsHeartbleedProbe {
                 self.finish(ConnectionVerdict::Vulnerable);
             }
             Judgement::HonestAnswered => {
-                self.outcome.log.push("honest heartbeat answered, test heartbeat dropped".into());
+                self.note("honest heartbeat answered, test heartbeat dropped");
                 match self.state {
-                    State::Heartbeat => self.linger(now, ConnectionVerdict::NotVulnerable),
-                    // An answer outweighs an alert that arrived first.
+                    State::Heartbeat | State::Liveness => self.linger(now, ConnectionVerdict::NotVulnerable),
+                    // An answer outweighs an alert or a dropped association seen first.
                     _ => self.pending = Some(ConnectionVerdict::NotVulnerable),
                 }
             }
-            Judgement::Unrelated => self.outcome.log.push(format!(
+            Judgement::Unrelated => self.note(format!(
                 "ignored heartbeat that does not answer our requests (type {}, claims {})",
                 msg.kind.0, msg.payload_length
             )),
@@ -845,4 +976,287 @@ pub fn fuzz_server_datagrams(data: &[u8]) {
     probe.handle_timeout(now + Duration::from_secs(60));
     probe.feed_timeout();
     let _ = probe.outcome();
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use bleedwatch_lab::dtls::{DtlsLabOptions, LabDtlsSession};
+    use bleedwatch_lab::{Behaviour, LabConfig, LabIdentity};
+    use std::collections::VecDeque;
+    use std::sync::Arc;
+
+    /// What the network does to datagrams in flight.
+    #[derive(Default)]
+    struct Network {
+        /// Drop the n-th datagram from the client (0-based).
+        drop_client: Vec<usize>,
+        /// Deliver each batch of server datagrams in reverse order.
+        reverse_server: bool,
+    }
+
+    /// Runs the sans-IO probe against the sans-IO lab on a virtual clock; returns the outcome and the
+    /// virtual time it took.
+    fn simulate(behaviour: Behaviour, versions: &[ProtocolVersion], offered: ProtocolVersion, net: Network) -> (ConnectionOutcome, Duration) {
+        let identity = Arc::new(LabIdentity::rsa_lab(&["sim.test"]).unwrap());
+        let mut server = LabDtlsSession::new(LabConfig::new(behaviour, identity).with_versions(versions), DtlsLabOptions::default(), vec![5; 20]);
+        let start = Instant::now();
+        let mut now = start;
+        let mut probe = DtlsHeartbleedProbe::new(DtlsProbeConfig::new(offered, None, ProbeMode::Safe), now).unwrap();
+        let mut sent = 0usize;
+        for _ in 0..200 {
+            for d in probe.take_datagrams() {
+                assert!(d.len() <= DEFAULT_MTU, "datagram of {} bytes", d.len());
+                if !net.drop_client.contains(&sent) {
+                    server.feed_datagram(now, &d);
+                }
+                sent += 1;
+            }
+            let mut batch: VecDeque<Vec<u8>> = server.take_datagrams().into();
+            if net.reverse_server {
+                batch = batch.into_iter().rev().collect();
+            }
+            for d in batch {
+                probe.feed_datagram(now, &d);
+            }
+            if probe.is_done() {
+                break;
+            }
+            if !probe.take_datagrams_pending() {
+                let next = [probe.poll_timeout(), server.poll_timeout()].into_iter().flatten().min();
+                let Some(next) = next else { break };
+                now = now.max(next);
+                probe.handle_timeout(now);
+                server.handle_timeout(now);
+            }
+        }
+        assert!(probe.is_done(), "simulation did not finish: {:#?}", probe.outcome().log);
+        (probe.into_outcome(), now - start)
+    }
+
+    impl DtlsHeartbleedProbe {
+        fn take_datagrams_pending(&self) -> bool {
+            !self.outbox.is_empty()
+        }
+    }
+
+    #[test]
+    fn vulnerable_lab_answers_when_its_buffer_is_flushed() {
+        let (o, took) = simulate(Behaviour::Vulnerable, &[], ProtocolVersion::DTLS1_2, Network::default());
+        assert_eq!(o.verdict, ConnectionVerdict::Vulnerable, "{:#?}", o.log);
+        assert_eq!(o.negotiated, Some(ProtocolVersion::DTLS1_2));
+        assert!(o.leak.is_none());
+        // The answer waits in 1.0.1f's buffer until its 1 s retransmission timer flushes it.
+        assert!(took >= Duration::from_secs(1) && took < Duration::from_secs(2), "{took:?}");
+    }
+
+    #[test]
+    fn fixed_lab_is_not_vulnerable_from_the_honest_answer() {
+        let (o, took) = simulate(Behaviour::Fixed, &[], ProtocolVersion::DTLS1_2, Network::default());
+        assert_eq!(o.verdict, ConnectionVerdict::NotVulnerable, "{:#?}", o.log);
+        assert!(o.log.iter().any(|l| l.contains("honest heartbeat answered")));
+        assert!(took < Duration::from_secs(3), "{took:?}");
+    }
+
+    #[test]
+    fn heartbeatless_lab_alerts_at_once() {
+        let (o, took) = simulate(Behaviour::NoHeartbeat, &[ProtocolVersion::DTLS1_0], ProtocolVersion::DTLS1_2, Network::default());
+        assert_eq!(o.verdict, ConnectionVerdict::HeartbeatRefused { alert: Some(AlertDescription::UNEXPECTED_MESSAGE) });
+        assert_eq!(classify(&o).0, Verdict::NoHeartbeat);
+        assert_eq!(o.negotiated, Some(ProtocolVersion::DTLS1_0));
+        // Only the linger.
+        assert!(took < Duration::from_millis(500), "{took:?}");
+    }
+
+    #[test]
+    fn lost_datagrams_are_retransmitted() {
+        // Lose the first ClientHello, the cookie ClientHello, and the heartbeat datagram once each.
+        for lost in [vec![0], vec![1], vec![2], vec![0, 1, 2]] {
+            for behaviour in [Behaviour::Vulnerable, Behaviour::Fixed] {
+                let (o, _) = simulate(behaviour, &[], ProtocolVersion::DTLS1_2, Network { drop_client: lost.clone(), ..Network::default() });
+                let expected = if behaviour == Behaviour::Vulnerable { Verdict::Vulnerable } else { Verdict::NotVulnerable };
+                assert_eq!(classify(&o).0, expected, "{behaviour:?} losing {lost:?}: {:#?}", o.log);
+            }
+        }
+    }
+
+    #[test]
+    fn reordered_server_datagrams_do_not_change_the_verdict() {
+        for behaviour in [Behaviour::Vulnerable, Behaviour::Fixed, Behaviour::NoHeartbeat] {
+            let (o, _) = simulate(behaviour, &[ProtocolVersion::DTLS1_2], ProtocolVersion::DTLS1_2, Network { reverse_server: true, ..Network::default() });
+            let expected = match behaviour {
+                Behaviour::Vulnerable => Verdict::Vulnerable,
+                Behaviour::Fixed => Verdict::NotVulnerable,
+                Behaviour::NoHeartbeat => Verdict::NoHeartbeat,
+            };
+            assert_eq!(classify(&o).0, expected, "{behaviour:?}: {:#?}", o.log);
+        }
+    }
+
+    fn heartbeat_response(request: &crate::heartbleed::HeartbeatRequest) -> Vec<u8> {
+        bleedwatch_wire::heartbeat::encode(bleedwatch_wire::heartbeat::HeartbeatMessageType::RESPONSE, request.claimed_len, &request.payload, &[0; 16])
+    }
+
+    /// A probe that has sent its heartbeats to a hand-driven server (DTLS 1.2, no cookie).
+    fn probe_after_flight(now: Instant) -> (DtlsHeartbleedProbe, DtlsRecordEncoder, DtlsProbeConfig) {
+        use bleedwatch_wire::hello::{encode_certificate, encode_server_hello_done, ServerHelloSpec};
+        let cfg = DtlsProbeConfig::new(ProtocolVersion::DTLS1_2, None, ProbeMode::Safe);
+        let mut probe = DtlsHeartbleedProbe::new(cfg.clone(), now).unwrap();
+        probe.take_datagrams();
+        let mut enc = DtlsRecordEncoder::new(ProtocolVersion::DTLS1_2, 0);
+        let sh = ServerHelloSpec {
+            version: ProtocolVersion::DTLS1_2,
+            random: [9; 32],
+            session_id: vec![],
+            cipher_suite: bleedwatch_wire::CipherSuite::TLS_RSA_WITH_AES_128_CBC_SHA,
+            extensions: vec![(bleedwatch_wire::ExtensionType::HEARTBEAT, vec![1])],
+        }
+        .encode();
+        let messages: Vec<(HandshakeType, u16, Vec<u8>)> = vec![
+            (HandshakeType::SERVER_HELLO, 0, sh[4..].to_vec()),
+            (HandshakeType::CERTIFICATE, 1, encode_certificate(&[vec![1, 2, 3]])[4..].to_vec()),
+            (HandshakeType::SERVER_HELLO_DONE, 2, encode_server_hello_done()[4..].to_vec()),
+        ];
+        // Deliver the flight backwards, one fragment-sized datagram at a time.
+        let borrowed: Vec<(HandshakeType, u16, &[u8])> = messages.iter().map(|(t, s, b)| (*t, *s, b.as_slice())).collect();
+        let datagrams = encode_flight(&mut enc, &borrowed, 60).unwrap();
+        for d in datagrams.iter().rev() {
+            probe.feed_datagram(now, d);
+        }
+        let out = probe.take_datagrams();
+        assert_eq!(out.len(), 1, "heartbeats, honest and sentinel in one datagram");
+        let kinds: Vec<_> = records(&out[0]).map(|r| r.unwrap().header.content_type).collect();
+        assert_eq!(kinds, vec![ContentType::HEARTBEAT, ContentType::HEARTBEAT, ContentType::HANDSHAKE]);
+        // No cookie exchange: our ClientHello was message 0, so the sentinel is message 1.
+        let sentinel = records(&out[0]).nth(2).unwrap().unwrap();
+        let frag = &handshake_fragments(sentinel.fragment).unwrap()[0];
+        assert_eq!((frag.header.typ, frag.header.message_seq), (HandshakeType::HELLO_REQUEST, 1));
+        (probe, enc, cfg)
+    }
+
+    #[test]
+    fn a_test_answer_overtaken_by_the_honest_one_still_counts() {
+        let now = Instant::now();
+        let (mut probe, mut enc, cfg) = probe_after_flight(now);
+        let honest = cfg.probe.honest_request.as_ref().unwrap();
+        probe.feed_datagram(now, &enc.encode(ContentType::HEARTBEAT, &heartbeat_response(honest)).unwrap());
+        assert!(!probe.is_done(), "lingering");
+        probe.feed_datagram(now + Duration::from_millis(100), &enc.encode(ContentType::HEARTBEAT, &heartbeat_response(&cfg.probe.test_request)).unwrap());
+        assert_eq!(probe.outcome().verdict, ConnectionVerdict::Vulnerable);
+        // After the linger the honest answer stands.
+        let (mut probe, mut enc, cfg) = probe_after_flight(now);
+        probe.feed_datagram(now, &enc.encode(ContentType::HEARTBEAT, &heartbeat_response(cfg.probe.honest_request.as_ref().unwrap())).unwrap());
+        probe.handle_timeout(probe.poll_timeout().unwrap());
+        assert_eq!(probe.outcome().verdict, ConnectionVerdict::NotVulnerable);
+    }
+
+    #[test]
+    fn a_server_that_drops_the_association_is_asked_again_then_judged() {
+        let now = Instant::now();
+        // Silence, then a HelloVerifyRequest for our new ClientHello: the association was dropped.
+        let (mut probe, mut enc, _) = probe_after_flight(now);
+        let check = probe.poll_timeout().unwrap();
+        assert_eq!(check - now, Duration::from_millis(2500));
+        probe.handle_timeout(check);
+        let hello = probe.take_datagrams();
+        let r = records(&hello[0]).next().unwrap().unwrap();
+        let f = &handshake_fragments(r.fragment).unwrap()[0];
+        assert_eq!((f.header.typ, f.header.message_seq), (HandshakeType::CLIENT_HELLO, 0));
+        let hvr = encode_handshake(HandshakeType::HELLO_VERIFY_REQUEST, 0, &bleedwatch_wire::dtls::encode_hello_verify_request(ProtocolVersion::DTLS1_0, &[1; 16]));
+        probe.feed_datagram(check, &enc.encode(ContentType::HANDSHAKE, &hvr).unwrap());
+        probe.handle_timeout(probe.poll_timeout().unwrap());
+        assert_eq!(probe.outcome().verdict, ConnectionVerdict::HeartbeatRefused { alert: None });
+        assert_eq!(classify(probe.outcome()).0, Verdict::NotVulnerable, "extension negotiated");
+
+        // Silence, and the new ClientHello goes unanswered too: inconclusive.
+        let (mut probe, _, _) = probe_after_flight(now);
+        let mut steps = 0;
+        while let Some(t) = probe.poll_timeout() {
+            probe.handle_timeout(t);
+            probe.take_datagrams();
+            steps += 1;
+            assert!(steps < 10);
+        }
+        assert_eq!(probe.outcome().verdict, ConnectionVerdict::Inconclusive(Inconclusive::Timeout { phase: Phase::Heartbeat }));
+
+        // A server that retransmits its old flight is still there: we resend our heartbeats, and never
+        // call it anything but inconclusive without an answer.
+        let (mut probe, mut enc, _) = probe_after_flight(now);
+        let sh_again = enc.encode(ContentType::HANDSHAKE, &encode_handshake(HandshakeType::SERVER_HELLO_DONE, 2, &[])).unwrap();
+        let t = now + Duration::from_secs(1);
+        probe.feed_datagram(t, &sh_again);
+        assert_eq!(probe.take_datagrams().len(), 1, "our heartbeat datagram again");
+        let mut steps = 0;
+        while let Some(t) = probe.poll_timeout() {
+            probe.feed_datagram(t, &sh_again);
+            probe.handle_timeout(t);
+            probe.take_datagrams();
+            steps += 1;
+            assert!(steps < 10);
+        }
+        assert_eq!(probe.outcome().verdict, ConnectionVerdict::Inconclusive(Inconclusive::Timeout { phase: Phase::Heartbeat }));
+    }
+
+    #[test]
+    fn refuses_unsafe_configurations() {
+        let now = Instant::now();
+        let mut cfg = DtlsProbeConfig::new(ProtocolVersion::DTLS1_0, None, ProbeMode::Safe);
+        cfg.probe.test_request.claimed_len = MAX_DTLS_CLAIM + 1;
+        assert!(matches!(DtlsHeartbleedProbe::new(cfg, now), Err(DtlsConfigError::ClaimTooLarge { .. })));
+        let cfg = DtlsProbeConfig::new(ProtocolVersion::TLS1_2, None, ProbeMode::Safe);
+        assert!(matches!(DtlsHeartbleedProbe::new(cfg, now), Err(DtlsConfigError::NotDtls(_))));
+        // Prove mode stays far below 16365.
+        let cfg = DtlsProbeConfig::new(ProtocolVersion::DTLS1_2, None, ProbeMode::Prove { overread: 60000 });
+        assert!(cfg.probe.test_request.claimed_len <= 16365 - 1000);
+    }
+
+    #[test]
+    fn garbage_and_tls_are_not_dtls() {
+        let now = Instant::now();
+        for reply in [&b"SSH-2.0-OpenSSH_9.2\r\n"[..], &[22, 3, 3, 0, 5, 2, 0, 0, 1, 0][..]] {
+            let mut probe = DtlsHeartbleedProbe::new(DtlsProbeConfig::new(ProtocolVersion::DTLS1_2, None, ProbeMode::Safe), now).unwrap();
+            probe.feed_datagram(now, reply);
+            assert!(matches!(probe.outcome().verdict, ConnectionVerdict::Inconclusive(Inconclusive::NotTls { .. })));
+        }
+        // A fatal alert to the hello: the version is refused.
+        let mut probe = DtlsHeartbleedProbe::new(DtlsProbeConfig::new(ProtocolVersion::DTLS1_2, None, ProbeMode::Safe), now).unwrap();
+        let mut enc = DtlsRecordEncoder::new(ProtocolVersion::DTLS1_0, 0);
+        probe.feed_datagram(now, &enc.encode(ContentType::ALERT, &[2, 70]).unwrap());
+        assert_eq!(probe.outcome().verdict, ConnectionVerdict::VersionRejected { alert: Some(AlertDescription::PROTOCOL_VERSION) });
+        // An unsolicited heartbeat response before ours proves nothing.
+        let mut probe = DtlsHeartbleedProbe::new(DtlsProbeConfig::new(ProtocolVersion::DTLS1_2, None, ProbeMode::Safe), now).unwrap();
+        probe.feed_datagram(now, &enc.encode(ContentType::HEARTBEAT, &[2, 0, 0]).unwrap());
+        assert!(!probe.is_done());
+    }
+
+    #[test]
+    fn a_chatty_server_cannot_grow_the_outcome() {
+        let now = Instant::now();
+        let (mut probe, mut enc, _) = probe_after_flight(now);
+        let mut datagram = Vec::new();
+        for _ in 0..1000 {
+            datagram.extend(enc.encode(ContentType::HEARTBEAT, &[2, 0, 1, 0]).unwrap());
+        }
+        for _ in 0..50 {
+            probe.feed_datagram(now, &datagram);
+        }
+        assert!(!probe.is_done());
+        assert!(probe.outcome().log.len() <= MAX_LOG_LINES + 1);
+        assert!(probe.outcome().log.iter().any(|l| l.contains("after 64 records")));
+    }
+
+    #[test]
+    fn fuzz_entry_never_panics() {
+        let mut seed = 7u32;
+        for len in [0usize, 1, 13, 25, 100, 700, 3000] {
+            let data: Vec<u8> = (0..len)
+                .map(|_| {
+                    seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                    (seed >> 16) as u8
+                })
+                .collect();
+            fuzz_server_datagrams(&data);
+        }
+    }
 }

@@ -12,6 +12,7 @@ pub mod dns;
 pub mod dtls;
 pub mod endpoint;
 pub mod heartbleed;
+pub mod prelude;
 pub mod result;
 pub mod scan;
 
