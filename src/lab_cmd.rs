@@ -46,6 +46,9 @@ pub struct LabArgs {
     pub versions: Vec<String>,
     #[arg(long, value_enum, default_value = "rsa")]
     pub key: KeyArg,
+    /// Speak this STARTTLS dialect before TLS (smtp, imap, pop3, ftp, xmpp, ldap, postgres, …).
+    #[arg(long, value_name = "PROTO")]
+    pub starttls: Option<String>,
     /// Certificate names (the first is the subject CN).
     #[arg(long, default_value = "lab.bleedwatch.test")]
     pub name: Vec<String>,
@@ -74,9 +77,10 @@ pub async fn run(args: LabArgs) -> Result<u8> {
         KeyArg::Ecdsa => LabIdentity::generate_ecdsa(&names)?,
     });
     let cfg = LabConfig::new(args.behaviour.into(), identity).with_versions(&parse_versions(&args.versions)?);
+    let starttls = args.starttls.as_deref().map(str::parse::<bleedwatch_starttls::Protocol>).transpose().map_err(|e| anyhow::anyhow!("--starttls: {e}"))?;
     let mut servers = Vec::new();
     for addr in &args.listen {
-        let server = LabServer::bind(*addr, cfg.clone()).await.with_context(|| format!("cannot listen on {addr}"))?;
+        let server = LabServer::bind_with(*addr, cfg.clone(), None, starttls).await.with_context(|| format!("cannot listen on {addr}"))?;
         eprintln!("bleedwatch lab: {:?} server on {}", args.behaviour, server.local_addr());
         servers.push(server);
     }

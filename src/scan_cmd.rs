@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 use bleedwatch_probe::conn::Timeouts;
 use bleedwatch_probe::heartbleed::MAX_PROVE_OVERREAD;
 use bleedwatch_probe::scan::{run_scan, ScanEvent, ScanItem, SchedulerOptions, TargetHost};
+use bleedwatch_probe::prelude::StarttlsMode;
 use bleedwatch_probe::{EndpointOptions, ProbeMode};
 use bleedwatch_targets::{ExclusionSet, HostRef, PortList, TargetSet, Transport};
 use bleedwatch_wire::ProtocolVersion;
@@ -25,9 +26,23 @@ pub struct ScanArgs {
     /// Read targets from a file (one or more per line, # comments).
     #[arg(long = "input-list", visible_alias = "iL", value_name = "FILE")]
     pub input_list: Vec<PathBuf>,
-    /// Ports for targets without their own: 443, 443,8443, 1-1024.
+    /// Ports for targets without their own: 443, 443,8443, 1-1024, udp/4433 (DTLS), T:443,U:4433.
     #[arg(short, long, default_value = "443")]
     pub ports: String,
+    /// The ports given with -p are UDP: test them with DTLS.
+    #[arg(short = 'u', long)]
+    pub udp: bool,
+    /// How to reach TLS: auto (direct TLS or STARTTLS, found out per port), none (direct TLS only),
+    /// or a dialect: smtp, lmtp, imap, pop3, ftp, xmpp, xmpp-server, ldap, nntp, sieve, postgres,
+    /// mysql, rdp, irc.
+    #[arg(long, default_value = "auto", value_name = "PROTO")]
+    pub starttls: String,
+    /// How long to wait for a server to speak first when finding out what a port speaks.
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    pub banner_wait: Duration,
+    /// Also test the mail exchangers of DOMAIN (MX records) on port 25 with SMTP STARTTLS.
+    #[arg(long, value_name = "DOMAIN")]
+    pub mx: Vec<String>,
     /// Never test these (same syntax as targets, without ports).
     #[arg(long, value_delimiter = ',')]
     pub exclude: Vec<String>,
@@ -85,32 +100,53 @@ pub struct ScanPlan {
 
 impl ScanArgs {
     pub fn plan(&self) -> Result<ScanPlan> {
-        let ports = PortList::parse(&self.ports).context("--ports")?;
-        let mut specs = bleedwatch_targets::parse_targets(&self.targets)?;
+        self.plan_with(Vec::new())
+    }
+
+    /// Targets for `--mx`: every mail exchanger of each domain, on port 25 (SMTP STARTTLS, found by
+    /// the port and the banner).
+    pub async fn mx_targets(&self) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for domain in &self.mx {
+            let exchangers = bleedwatch_probe::dns::resolve_mx(domain, self.dns_server).await?;
+            for mx in exchangers {
+                eprintln!("bleedwatch: {domain}: mail exchanger {} (preference {})", mx.host, mx.preference);
+                out.push(format!("{}:25", mx.host));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The plan, with `extra` targets added to the ones given.
+    pub fn plan_with(&self, extra: Vec<String>) -> Result<ScanPlan> {
+        let ports = if self.udp {
+            let udp: Vec<String> = self.ports.split(',').map(|p| if p.contains('/') || p.contains(':') { p.to_string() } else { format!("udp/{p}") }).collect();
+            PortList::parse(&udp.join(",")).context("--ports")?
+        } else {
+            PortList::parse(&self.ports).context("--ports")?
+        };
+        let mut specs = bleedwatch_targets::parse_targets(self.targets.iter().chain(extra.iter()))?;
         for file in &self.input_list {
             specs.extend(bleedwatch_targets::read_target_file(file)?);
         }
-        if specs.is_empty() {
-            bail!("no targets: give hosts, addresses or ranges, or -iL FILE");
+        if specs.is_empty() && self.mx.is_empty() {
+            bail!("no targets: give hosts, addresses or ranges, -iL FILE, or --mx DOMAIN");
         }
         let mut exclusions = vec![bleedwatch_targets::parse_exclusions(&self.exclude)?];
         for file in &self.exclude_file {
             exclusions.push(bleedwatch_targets::read_exclusion_file(file)?);
         }
         let targets = TargetSet::from_specs(specs, ports);
-        for spec in targets.specs() {
-            if targets.ports_for(spec).ranges().iter().any(|r| r.transport == Transport::Udp) {
-                bail!("target {spec}: UDP ports (DTLS) are not supported by this build yet; use TCP ports");
-            }
-        }
         let versions = if self.versions.is_empty() {
-            ProtocolVersion::PROBEABLE_TLS.to_vec()
+            let mut all = ProtocolVersion::PROBEABLE_TLS.to_vec();
+            all.extend([ProtocolVersion::DTLS1_2, ProtocolVersion::DTLS1_0]);
+            all
         } else {
             self.versions
                 .iter()
                 .map(|v| match ProtocolVersion::from_name(v) {
-                    Some(p) if ProtocolVersion::PROBEABLE_TLS.contains(&p) => Ok(p),
-                    _ => bail!("--versions: unknown version {v:?} (use ssl3, tls1.0, tls1.1, tls1.2)"),
+                    Some(p) if ProtocolVersion::PROBEABLE_TLS.contains(&p) || p.is_dtls() => Ok(p),
+                    _ => bail!("--versions: unknown version {v:?} (use ssl3, tls1.0, tls1.1, tls1.2, dtls1.0, dtls1.2)"),
                 })
                 .collect::<Result<Vec<_>>>()?
         };
@@ -119,6 +155,11 @@ impl ScanArgs {
             Some(0) => bail!("--prove needs at least 1 byte"),
             Some(n) if n > MAX_PROVE_OVERREAD => bail!("--prove reads at most {MAX_PROVE_OVERREAD} bytes"),
             Some(n) => ProbeMode::Prove { overread: n },
+        };
+        let starttls = match self.starttls.to_ascii_lowercase().as_str() {
+            "auto" => StarttlsMode::Auto,
+            "none" | "off" | "tls" => StarttlsMode::Off,
+            name => StarttlsMode::Force(name.parse().map_err(|e| anyhow::anyhow!("--starttls: {e}"))?),
         };
         if self.concurrency == 0 || self.per_host == 0 {
             bail!("--concurrency and --per-host must be at least 1");
@@ -133,6 +174,8 @@ impl ScanArgs {
                 sni_retry: !self.no_sni_retry,
                 tls13_fallback: true,
                 sni_override: self.sni.clone(),
+                starttls,
+                banner_wait: self.banner_wait,
             },
             scheduler: SchedulerOptions { concurrency: self.concurrency, per_host: self.per_host, dns_server: self.dns_server },
         })
@@ -149,6 +192,7 @@ pub async fn execute(plan: ScanPlan, sinks: &mut ResultSinks) -> Result<u64> {
             HostRef::Name(name) => TargetHost::Name(name),
         },
         port: e.port,
+        udp: e.transport == Transport::Udp,
     });
     let excluded = |ip: IpAddr| exclusions.iter().any(|x| x.contains(ip));
     let scan = run_scan(items, excluded, endpoint, scheduler, tx);
@@ -179,7 +223,11 @@ pub async fn execute(plan: ScanPlan, sinks: &mut ResultSinks) -> Result<u64> {
 }
 
 pub async fn run(args: ScanArgs) -> Result<u8> {
-    let plan = args.plan()?;
+    let mx = args.mx_targets().await?;
+    if !args.mx.is_empty() && mx.is_empty() && args.targets.is_empty() && args.input_list.is_empty() {
+        bail!("--mx: no mail exchangers found");
+    }
+    let plan = args.plan_with(mx)?;
     let json_on_stdout = args.json.as_deref().is_some_and(|p| p.as_os_str() == "-") || args.csv.as_deref().is_some_and(|p| p.as_os_str() == "-");
     let mut sinks = ResultSinks::new(args.json.as_deref(), args.csv.as_deref(), plan.targets.len_hint(), !args.quiet)?;
     let vulnerable = execute(plan, &mut sinks).await?;

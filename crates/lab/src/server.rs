@@ -31,11 +31,22 @@ pub type EventFeed = tokio::sync::mpsc::UnboundedSender<(SocketAddr, LabEvent)>;
 
 impl LabServer {
     pub async fn bind(addr: SocketAddr, cfg: LabConfig) -> std::io::Result<LabServerHandle> {
-        LabServer::bind_with_feed(addr, cfg, None).await
+        LabServer::bind_with(addr, cfg, None, None).await
     }
 
     /// Like [`LabServer::bind`], also sending every event to `feed` as it happens.
     pub async fn bind_with_feed(addr: SocketAddr, cfg: LabConfig, feed: Option<EventFeed>) -> std::io::Result<LabServerHandle> {
+        LabServer::bind_with(addr, cfg, feed, None).await
+    }
+
+    /// The full form: an event feed, and a STARTTLS dialect the server speaks before TLS (it plays
+    /// e.g. an SMTP server offering STARTTLS, then the lab TLS server).
+    pub async fn bind_with(
+        addr: SocketAddr,
+        cfg: LabConfig,
+        feed: Option<EventFeed>,
+        starttls: Option<bleedwatch_starttls::Protocol>,
+    ) -> std::io::Result<LabServerHandle> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let events: EventLog = Arc::default();
@@ -46,7 +57,7 @@ impl LabServer {
                 let Ok((stream, peer)) = listener.accept().await else { continue };
                 let (cfg, log, feed) = (cfg.clone(), log.clone(), feed.clone());
                 tokio::spawn(async move {
-                    let _ = tokio::time::timeout(CONNECTION_LIMIT, serve(stream, peer, &cfg, &log, feed.as_ref())).await;
+                    let _ = tokio::time::timeout(CONNECTION_LIMIT, serve(stream, peer, &cfg, &log, feed.as_ref(), starttls)).await;
                 });
             }
         });
@@ -75,9 +86,30 @@ impl Drop for LabServerHandle {
     }
 }
 
-async fn serve(mut stream: TcpStream, peer: SocketAddr, cfg: &LabConfig, log: &EventLog, feed: Option<&EventFeed>) {
+async fn serve(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    cfg: &LabConfig,
+    log: &EventLog,
+    feed: Option<&EventFeed>,
+    starttls: Option<bleedwatch_starttls::Protocol>,
+) {
     let _ = stream.set_nodelay(true);
     let mut session = LabSession::new(cfg.clone());
+    if let Some(protocol) = starttls {
+        let params = bleedwatch_starttls::ServerParams { hostname: "lab.bleedwatch.test".into(), ..Default::default() };
+        let deadline = tokio::time::Instant::now() + IDLE_LIMIT;
+        match bleedwatch_starttls::io::accept_starttls(&mut stream, protocol, params, deadline).await {
+            Ok(leftover) => {
+                session.feed(&leftover);
+                let out = session.take_output();
+                if !out.is_empty() && stream.write_all(&out).await.is_err() {
+                    return;
+                }
+            }
+            Err(_) => return,
+        }
+    }
     let mut buf = vec![0u8; 32 * 1024];
     loop {
         let n = match tokio::time::timeout(IDLE_LIMIT, stream.read(&mut buf)).await {

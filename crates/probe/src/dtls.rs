@@ -43,9 +43,8 @@
 //! association) are held for a short linger in case a test answer was overtaken. Silence after the
 //! bounded retries is `inconclusive`, never safe.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use bleedwatch_wire::alert::Alert;
 use bleedwatch_wire::dtls::{
@@ -58,13 +57,13 @@ use bleedwatch_wire::hello::ClientHelloSpec;
 use bleedwatch_wire::{AlertDescription, ContentType, HandshakeType, ProtocolVersion, WireError};
 use tokio::net::UdpSocket;
 
-use crate::conn::{connect_failure_outcome, ConnectError, Timeouts};
-use crate::endpoint::{EndpointOptions, EndpointTarget};
+use crate::conn::{ConnectError, Timeouts};
+use crate::endpoint::{build_result, initial_sni, sweep_versions, AttemptFailure, EndpointOptions, EndpointTarget, ResultContext};
 use crate::heartbleed::{
-    heartbeat_requests, judge, ConnectionOutcome, ConnectionVerdict, Inconclusive, Judgement, LeakEvidence, Phase, ProbeConfig, ProbeMode,
+    heartbeat_requests, judge, ConnectionOutcome, ConnectionVerdict, Inconclusive, Judgement, Phase, ProbeConfig, ProbeMode,
     DEFAULT_MAX_FLIGHT, MAX_WARNING_ALERTS,
 };
-use crate::result::{classify, EndpointResult, ScanStatus, Verdict, VersionDetail};
+use crate::result::EndpointResult;
 
 /// Payload of the test and honest heartbeats over DTLS: far below OpenSSL 1.0.1f's 16365-byte abort
 /// threshold, and small enough that both heartbeats and the sentinel share one 1232-byte datagram.
@@ -808,15 +807,6 @@ async fn drive(socket: &UdpSocket, mut probe: DtlsHeartbleedProbe, t: &Timeouts)
     probe.into_outcome()
 }
 
-/// Alerts that may mean "not with that SNI" (PEERS.md pitfall 4).
-fn sni_may_be_the_problem(o: &ConnectionOutcome) -> bool {
-    matches!(
-        o.verdict,
-        ConnectionVerdict::VersionRejected {
-            alert: Some(AlertDescription::UNRECOGNIZED_NAME | AlertDescription::HANDSHAKE_FAILURE | AlertDescription::ILLEGAL_PARAMETER)
-        }
-    ) || matches!(&o.verdict, ConnectionVerdict::Inconclusive(Inconclusive::ProtocolError { .. }))
-}
 
 async fn run_or_refused(addr: SocketAddr, cfg: DtlsProbeConfig, t: &Timeouts) -> Result<ConnectionOutcome, ConnectError> {
     let outcome = run_dtls_probe(addr, cfg, t).await?;
@@ -829,137 +819,23 @@ async fn run_or_refused(addr: SocketAddr, cfg: DtlsProbeConfig, t: &Timeouts) ->
 }
 
 /// Tests one UDP endpoint for Heartbleed over DTLS: each DTLS version in `opts.versions` (DTLS 1.2 then
-/// 1.0 when it names none) on its own association, following downgrades and retrying without SNI when
-/// SNI is refused. Same result type as TCP, with `transport: "udp"` and `service: "dtls"`.
+/// 1.0 when it names none) on its own association, through the same version sweep as TLS (downgrades,
+/// SNI retry, stopping at silence). Same result type as TCP, with `transport: "udp"` and
+/// `service: "dtls"`.
 pub async fn probe_dtls_endpoint(target: &EndpointTarget, opts: &EndpointOptions) -> EndpointResult {
-    let started = SystemTime::now();
-    let clock = Instant::now();
     let mut versions: Vec<ProtocolVersion> = opts.versions.iter().copied().filter(|v| v.is_dtls()).collect();
     if versions.is_empty() {
         versions = DEFAULT_DTLS_VERSIONS.to_vec();
     }
-    versions.sort_by_key(|v| std::cmp::Reverse(v.rank()));
-    versions.dedup();
-
-    let mut per_version: BTreeMap<ProtocolVersion, (Verdict, Option<String>)> = BTreeMap::new();
-    let mut details = Vec::new();
-    let mut chain: Vec<Vec<u8>> = Vec::new();
-    let mut leak: Option<LeakEvidence> = None;
-    let mut sni = opts.sni_override.clone().or_else(|| target.host.clone().filter(|h| h.parse::<std::net::IpAddr>().is_err()));
-    let mut sni_worked: Option<bool> = None;
-    let mut status = ScanStatus::Success;
-
-    for &version in &versions {
-        if per_version.contains_key(&version) {
-            continue;
-        }
-        let cfg = DtlsProbeConfig::new(version, sni.clone(), opts.mode);
-        let mut outcome = match run_or_refused(target.addr, cfg.clone(), &opts.timeouts).await {
-            Ok(o) => o,
-            Err(err) => {
-                status = match err {
-                    ConnectError::Refused => ScanStatus::ConnectionRefused,
-                    ConnectError::Timeout => ScanStatus::ConnectionTimeout,
-                    ConnectError::Other(_) => ScanStatus::ConnectionFailed,
-                };
-                let o = connect_failure_outcome(&cfg.probe, &err);
-                details.push(VersionDetail::from_outcome(&o, cfg.probe.server_name.is_some()));
-                per_version.insert(version, classify(&o));
-                break;
-            }
-        };
-        let mut used_sni = cfg.probe.server_name.is_some();
-        if used_sni && opts.sni_retry && sni_worked != Some(true) && sni_may_be_the_problem(&outcome) {
-            if let Ok(retry) = run_or_refused(target.addr, DtlsProbeConfig::new(version, None, opts.mode), &opts.timeouts).await {
-                if retry.negotiated.is_some() {
-                    details.push(VersionDetail::from_outcome(&outcome, true));
-                    outcome = retry;
-                    used_sni = false;
-                    sni = None;
-                }
-            }
-        }
-        if outcome.negotiated.is_some() && sni_worked.is_none() {
-            sni_worked = Some(used_sni);
-        }
-        if chain.is_empty() && !outcome.chain.is_empty() {
-            chain = outcome.chain.clone();
-        }
-        if leak.is_none() {
-            leak = outcome.leak.clone();
-        }
-        details.push(VersionDetail::from_outcome(&outcome, used_sni));
-        let (verdict, reason) = classify(&outcome);
-        match outcome.negotiated {
-            // Answered below the offer: the versions in between are not supported, and this association
-            // already tested the negotiated one.
-            Some(negotiated) if negotiated != version => {
-                for &v in versions.iter().filter(|v| v.rank() > negotiated.rank() && v.rank() <= version.rank()) {
-                    per_version.entry(v).or_insert((Verdict::NotSupported, Some(format!("server negotiated {negotiated}"))));
-                }
-                per_version.insert(negotiated, (verdict, reason));
-            }
-            _ => {
-                per_version.insert(version, (verdict, reason));
-            }
-        }
-        match outcome.verdict {
-            ConnectionVerdict::Inconclusive(Inconclusive::NotTls { .. }) => {
-                status = ScanStatus::NotTls;
-                break;
-            }
-            // Silence to one hello after every retransmission: the next will fare no better.
-            ConnectionVerdict::Inconclusive(Inconclusive::Timeout { phase: Phase::ServerHello }) => break,
-            _ => {}
-        }
-    }
-
-    let accepted_any = per_version.values().any(|(v, _)| *v != Verdict::NotSupported);
-    let mut heartbleed = per_version.values().fold(Verdict::NotSupported, |acc, (v, _)| Verdict::worst(acc, *v));
-    let mut reason = per_version.values().filter(|(v, _)| *v == heartbleed).find_map(|(_, r)| r.clone());
-    if !accepted_any && status == ScanStatus::Success {
-        heartbleed = Verdict::Inconclusive;
-        reason = Some("no DTLS 1.0 or 1.2 version accepted".into());
-        status = ScanStatus::HandshakeError;
-    }
-    if status != ScanStatus::Success && heartbleed != Verdict::Vulnerable {
-        heartbleed = Verdict::Inconclusive;
-    }
-    if heartbleed == Verdict::Inconclusive && status == ScanStatus::Success {
-        status = status_for_inconclusive(&details);
-    }
-    let summaries: Vec<_> = chain.iter().filter_map(|der| bleedwatch_x509::summarize(der).ok()).collect();
-    EndpointResult {
-        address: target.addr.ip().to_string(),
-        port: target.addr.port(),
-        transport: "udp",
-        host: target.host.clone(),
-        service: "dtls".into(),
-        sni: if sni_worked == Some(true) { sni } else { None },
-        status,
-        heartbleed,
-        reason,
-        versions: per_version.into_iter().map(|(v, (verdict, _))| (v.to_string(), verdict)).collect(),
-        certificate: summaries.first().cloned(),
-        chain: summaries,
-        leak,
-        details,
-        started_at: humantime::format_rfc3339_millis(started).to_string(),
-        duration_ms: clock.elapsed().as_millis() as u64,
-    }
-}
-
-/// The scan status for an inconclusive endpoint, from the reason of the last inconclusive version (the
-/// TCP endpoint test's rule).
-fn status_for_inconclusive(details: &[VersionDetail]) -> ScanStatus {
-    let reason = details.iter().rev().find(|d| d.verdict == Verdict::Inconclusive).and_then(|d| d.reason.clone()).unwrap_or_default();
-    if reason.starts_with("timeout") {
-        ScanStatus::IoTimeout
-    } else if reason.starts_with("protocol error") || reason.starts_with("alert") {
-        ScanStatus::ProtocolError
-    } else {
-        ScanStatus::HandshakeError
-    }
+    let sweep = sweep_versions(&versions, initial_sni(target, opts), opts.sni_retry, |version, sni| {
+        let cfg = DtlsProbeConfig::new(version, sni, opts.mode);
+        async move { run_or_refused(target.addr, cfg.clone(), &opts.timeouts).await.map_err(|e| AttemptFailure::connect(&cfg.probe, &e)) }
+    })
+    .await;
+    build_result(
+        sweep,
+        ResultContext { target, transport: "udp", service: "dtls".into(), tls13: None, none_accepted: "no DTLS 1.0 or 1.2 version accepted" },
+    )
 }
 
 /// Fuzz entry point: arbitrary server datagrams (cut from `data`) into a DTLS 1.2 probe, then each end.
@@ -982,6 +858,7 @@ pub fn fuzz_server_datagrams(data: &[u8]) {
 #[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::*;
+    use crate::result::{classify, Verdict};
     use bleedwatch_lab::dtls::{DtlsLabOptions, LabDtlsSession};
     use bleedwatch_lab::{Behaviour, LabConfig, LabIdentity};
     use std::collections::VecDeque;

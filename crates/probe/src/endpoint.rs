@@ -24,6 +24,10 @@ pub struct EndpointOptions {
     pub tls13_fallback: bool,
     /// SNI to send instead of the target's own name.
     pub sni_override: Option<String>,
+    /// Direct TLS, a given STARTTLS dialect, or find out.
+    pub starttls: crate::prelude::StarttlsMode,
+    /// How long to wait for a server to speak first when finding out what a port speaks.
+    pub banner_wait: std::time::Duration,
 }
 
 impl Default for EndpointOptions {
@@ -35,6 +39,8 @@ impl Default for EndpointOptions {
             sni_retry: true,
             tls13_fallback: true,
             sni_override: None,
+            starttls: crate::prelude::StarttlsMode::Auto,
+            banner_wait: std::time::Duration::from_secs(3),
         }
     }
 }
@@ -61,79 +67,120 @@ fn sni_may_be_the_problem(o: &ConnectionOutcome) -> bool {
     ) || matches!(&o.verdict, ConnectionVerdict::Inconclusive(Inconclusive::ProtocolError { .. }))
 }
 
-pub async fn probe_endpoint(target: &EndpointTarget, opts: &EndpointOptions) -> EndpointResult {
-    let started = SystemTime::now();
-    let clock = Instant::now();
-    let mut versions = opts.versions.clone();
+/// A connection for one version that could not be made (or upgraded): the scan status it means and
+/// an outcome that says why, so results stay uniform.
+pub struct AttemptFailure {
+    pub status: ScanStatus,
+    pub outcome: ConnectionOutcome,
+}
+
+impl AttemptFailure {
+    pub fn connect(cfg: &ProbeConfig, err: &ConnectError) -> AttemptFailure {
+        AttemptFailure {
+            status: match err {
+                ConnectError::Refused => ScanStatus::ConnectionRefused,
+                ConnectError::Timeout => ScanStatus::ConnectionTimeout,
+                ConnectError::Other(_) => ScanStatus::ConnectionFailed,
+            },
+            outcome: connect_failure_outcome(cfg, err),
+        }
+    }
+}
+
+/// What testing every version of an endpoint found, before it becomes an [`EndpointResult`].
+pub struct VersionSweep {
+    pub per_version: BTreeMap<ProtocolVersion, (Verdict, Option<String>)>,
+    pub details: Vec<VersionDetail>,
+    pub chain: Vec<Vec<u8>>,
+    pub leak: Option<LeakEvidence>,
+    /// The SNI name in use at the end (None once the retry without SNI was needed).
+    pub sni: Option<String>,
+    pub sni_worked: Option<bool>,
+    pub status: ScanStatus,
+    started: SystemTime,
+    clock: Instant,
+}
+
+impl VersionSweep {
+    pub fn accepted_any(&self) -> bool {
+        self.per_version.values().any(|(v, _)| *v != Verdict::NotSupported)
+    }
+}
+
+/// Tests `versions` newest first, one connection each through `attempt(version, sni)`: follows
+/// downgrades (a lower negotiated version answers for the versions in between), retries without SNI
+/// when SNI may be why a hello was refused, and stops at an unreachable, non-TLS or silent endpoint.
+/// Shared by every transport, so TLS, STARTTLS and DTLS reach verdicts the same way.
+pub async fn sweep_versions<F, Fut>(versions: &[ProtocolVersion], sni: Option<String>, sni_retry: bool, mut attempt: F) -> VersionSweep
+where
+    F: FnMut(ProtocolVersion, Option<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<ConnectionOutcome, AttemptFailure>>,
+{
+    let mut versions = versions.to_vec();
     versions.sort_by_key(|v| std::cmp::Reverse(v.rank()));
     versions.dedup();
-
-    let mut per_version: BTreeMap<ProtocolVersion, (Verdict, Option<String>)> = BTreeMap::new();
-    let mut details = Vec::new();
-    let mut chain: Vec<Vec<u8>> = Vec::new();
-    let mut leak: Option<LeakEvidence> = None;
-    let mut sni = opts.sni_override.clone().or_else(|| target.host.clone().filter(|h| h.parse::<std::net::IpAddr>().is_err()));
-    let mut sni_worked: Option<bool> = None;
-    let mut status = ScanStatus::Success;
-
+    let mut sweep = VersionSweep {
+        per_version: BTreeMap::new(),
+        details: Vec::new(),
+        chain: Vec::new(),
+        leak: None,
+        sni,
+        sni_worked: None,
+        status: ScanStatus::Success,
+        started: SystemTime::now(),
+        clock: Instant::now(),
+    };
     for &version in &versions {
-        if per_version.contains_key(&version) {
+        if sweep.per_version.contains_key(&version) {
             continue;
         }
-        let cfg = ProbeConfig::new(version, sni.clone(), opts.mode);
-        let mut outcome = match run_probe(target.addr, cfg.clone(), &opts.timeouts).await {
+        let mut used_sni = sweep.sni.is_some();
+        let mut outcome = match attempt(version, sweep.sni.clone()).await {
             Ok(o) => o,
-            Err(err) => {
-                status = match err {
-                    ConnectError::Refused => ScanStatus::ConnectionRefused,
-                    ConnectError::Timeout => ScanStatus::ConnectionTimeout,
-                    ConnectError::Other(_) => ScanStatus::ConnectionFailed,
-                };
-                let o = connect_failure_outcome(&cfg, &err);
-                details.push(VersionDetail::from_outcome(&o, cfg.server_name.is_some()));
-                per_version.insert(version, classify(&o));
+            Err(failure) => {
+                sweep.status = failure.status;
+                sweep.details.push(VersionDetail::from_outcome(&failure.outcome, used_sni));
+                sweep.per_version.insert(version, classify(&failure.outcome));
                 break;
             }
         };
-        let mut used_sni = cfg.server_name.is_some();
-        if used_sni && opts.sni_retry && sni_worked != Some(true) && sni_may_be_the_problem(&outcome) {
-            let retry_cfg = ProbeConfig::new(version, None, opts.mode);
-            if let Ok(retry) = run_probe(target.addr, retry_cfg, &opts.timeouts).await {
+        if used_sni && sni_retry && sweep.sni_worked != Some(true) && sni_may_be_the_problem(&outcome) {
+            if let Ok(retry) = attempt(version, None).await {
                 if retry.negotiated.is_some() {
-                    details.push(VersionDetail::from_outcome(&outcome, true));
+                    sweep.details.push(VersionDetail::from_outcome(&outcome, true));
                     outcome = retry;
                     used_sni = false;
-                    sni = None;
+                    sweep.sni = None;
                 }
             }
         }
-        if outcome.negotiated.is_some() && sni_worked.is_none() {
-            sni_worked = Some(used_sni);
+        if outcome.negotiated.is_some() && sweep.sni_worked.is_none() {
+            sweep.sni_worked = Some(used_sni);
         }
-        if chain.is_empty() && !outcome.chain.is_empty() {
-            chain = outcome.chain.clone();
+        if sweep.chain.is_empty() && !outcome.chain.is_empty() {
+            sweep.chain = outcome.chain.clone();
         }
-        if leak.is_none() {
-            leak = outcome.leak.clone();
+        if sweep.leak.is_none() {
+            sweep.leak = outcome.leak.clone();
         }
-        details.push(VersionDetail::from_outcome(&outcome, used_sni));
+        sweep.details.push(VersionDetail::from_outcome(&outcome, used_sni));
         let (verdict, reason) = classify(&outcome);
         match outcome.negotiated {
             // The server answered below what we offered: every version in between is not supported, and
             // this connection already tested the negotiated one.
             Some(negotiated) if negotiated != version => {
                 for &v in versions.iter().filter(|v| v.rank() > negotiated.rank() && v.rank() <= version.rank()) {
-                    per_version.entry(v).or_insert((Verdict::NotSupported, Some(format!("server negotiated {negotiated}"))));
+                    sweep.per_version.entry(v).or_insert((Verdict::NotSupported, Some(format!("server negotiated {negotiated}"))));
                 }
-                per_version.insert(negotiated, (verdict, reason));
+                sweep.per_version.insert(negotiated, (verdict, reason));
             }
             _ => {
-                per_version.insert(version, (verdict, reason));
+                sweep.per_version.insert(version, (verdict, reason));
             }
         }
         match outcome.verdict {
             ConnectionVerdict::Inconclusive(Inconclusive::NotTls { .. }) => {
-                status = ScanStatus::NotTls;
+                sweep.status = ScanStatus::NotTls;
                 break;
             }
             // A server that said nothing at all to one hello will not to the next: don't spend a
@@ -142,66 +189,104 @@ pub async fn probe_endpoint(target: &EndpointTarget, opts: &EndpointOptions) -> 
             _ => {}
         }
     }
+    sweep
+}
 
-    let accepted_any = per_version.values().any(|(v, _)| *v != Verdict::NotSupported);
-    let mut heartbleed = per_version.values().fold(Verdict::NotSupported, |acc, (v, _)| Verdict::worst(acc, *v));
-    let mut reason = per_version
-        .values()
-        .filter(|(v, _)| *v == heartbleed)
-        .find_map(|(_, r)| r.clone());
-    let mut tls13_chain = None;
-    if !accepted_any && status == ScanStatus::Success {
-        if opts.tls13_fallback {
-            match fetch_tls13(target, sni.as_deref(), &opts.timeouts).await {
-                Ok(chain13) => {
-                    heartbleed = Verdict::NotApplicable;
-                    reason = Some("only TLS 1.3 is accepted; TLS 1.3 has no heartbeat".into());
-                    per_version.insert(ProtocolVersion::TLS1_3, (Verdict::NotApplicable, None));
-                    tls13_chain = Some(chain13);
-                }
-                Err(err) => {
-                    heartbleed = Verdict::Inconclusive;
-                    reason = Some(format!("no SSLv3-TLS 1.2 version accepted, and TLS 1.3 failed: {err}"));
-                    status = ScanStatus::HandshakeError;
-                }
+/// How an endpoint was reached, for the result.
+pub struct ResultContext<'a> {
+    pub target: &'a EndpointTarget,
+    pub transport: &'static str,
+    pub service: String,
+    /// When no version up to TLS 1.2 was accepted: the TLS 1.3 handshake's chain, or why it failed.
+    /// `None` when it was not tried (DTLS).
+    pub tls13: Option<Result<Vec<Vec<u8>>, String>>,
+    /// What to say when nothing was accepted and no TLS 1.3 fallback applies.
+    pub none_accepted: &'static str,
+}
+
+/// Turns a sweep into the endpoint's result: the overall verdict (any vulnerable version wins, then
+/// any inconclusive one), the TLS 1.3 fallback, and the certificate summaries.
+pub fn build_result(mut sweep: VersionSweep, ctx: ResultContext<'_>) -> EndpointResult {
+    let mut heartbleed = sweep.per_version.values().fold(Verdict::NotSupported, |acc, (v, _)| Verdict::worst(acc, *v));
+    let mut reason = sweep.per_version.values().filter(|(v, _)| *v == heartbleed).find_map(|(_, r)| r.clone());
+    if !sweep.accepted_any() && sweep.status == ScanStatus::Success {
+        match ctx.tls13 {
+            Some(Ok(chain13)) => {
+                heartbleed = Verdict::NotApplicable;
+                reason = Some("only TLS 1.3 is accepted; TLS 1.3 has no heartbeat".into());
+                sweep.per_version.insert(ProtocolVersion::TLS1_3, (Verdict::NotApplicable, None));
+                sweep.chain = chain13;
             }
-        } else {
-            heartbleed = Verdict::Inconclusive;
-            reason = Some("no SSLv3-TLS 1.2 version accepted".into());
-            status = ScanStatus::HandshakeError;
+            Some(Err(err)) => {
+                heartbleed = Verdict::Inconclusive;
+                reason = Some(format!("{}, and TLS 1.3 failed: {err}", ctx.none_accepted));
+                sweep.status = ScanStatus::HandshakeError;
+            }
+            None => {
+                heartbleed = Verdict::Inconclusive;
+                reason = Some(ctx.none_accepted.into());
+                sweep.status = ScanStatus::HandshakeError;
+            }
         }
     }
-    if status != ScanStatus::Success && heartbleed != Verdict::Vulnerable {
+    if sweep.status != ScanStatus::Success && heartbleed != Verdict::Vulnerable {
         heartbleed = Verdict::Inconclusive;
     }
-    if heartbleed == Verdict::Inconclusive && status == ScanStatus::Success {
-        status = status_for_inconclusive(&details);
+    if heartbleed == Verdict::Inconclusive && sweep.status == ScanStatus::Success {
+        sweep.status = status_for_inconclusive(&sweep.details);
     }
-    if let Some(c) = tls13_chain {
-        chain = c;
-    }
-    let summaries = crate::certs::summarize_chain(&chain);
+    let summaries = crate::certs::summarize_chain(&sweep.chain);
     EndpointResult {
-        address: target.addr.ip().to_string(),
-        port: target.addr.port(),
-        transport: "tcp",
-        host: target.host.clone(),
-        service: "tls".into(),
-        sni: if sni_worked == Some(true) { sni } else { None },
-        status,
+        address: ctx.target.addr.ip().to_string(),
+        port: ctx.target.addr.port(),
+        transport: ctx.transport,
+        host: ctx.target.host.clone(),
+        service: ctx.service,
+        sni: if sweep.sni_worked == Some(true) { sweep.sni } else { None },
+        status: sweep.status,
         heartbleed,
         reason,
-        versions: per_version.into_iter().map(|(v, (verdict, _))| (v.to_string(), verdict)).collect(),
+        versions: sweep.per_version.into_iter().map(|(v, (verdict, _))| (v.to_string(), verdict)).collect(),
         certificate: summaries.first().cloned(),
         chain: summaries,
-        leak,
-        details,
-        started_at: rfc3339(started),
-        duration_ms: clock.elapsed().as_millis() as u64,
+        banner: None,
+        leak: sweep.leak,
+        details: sweep.details,
+        started_at: rfc3339(sweep.started),
+        duration_ms: sweep.clock.elapsed().as_millis() as u64,
     }
 }
 
-fn status_for_inconclusive(details: &[VersionDetail]) -> ScanStatus {
+/// The SNI name for a target: the override, else the target's name unless it is an address.
+pub fn initial_sni(target: &EndpointTarget, opts: &EndpointOptions) -> Option<String> {
+    opts.sni_override.clone().or_else(|| target.host.clone().filter(|h| h.parse::<std::net::IpAddr>().is_err()))
+}
+
+/// Tests one TCP endpoint (direct TLS or STARTTLS, see [`crate::prelude`]).
+pub async fn probe_endpoint(target: &EndpointTarget, opts: &EndpointOptions) -> EndpointResult {
+    crate::prelude::probe_tcp_endpoint(target, opts).await
+}
+
+/// The sweep over direct TLS.
+pub async fn sweep_direct_tls(target: &EndpointTarget, opts: &EndpointOptions, versions: &[ProtocolVersion]) -> VersionSweep {
+    sweep_versions(versions, initial_sni(target, opts), opts.sni_retry, |version, sni| {
+        let cfg = ProbeConfig::new(version, sni, opts.mode);
+        async move { run_probe(target.addr, cfg.clone(), &opts.timeouts).await.map_err(|e| AttemptFailure::connect(&cfg, &e)) }
+    })
+    .await
+}
+
+/// The result for a direct-TLS sweep, with the TLS 1.3 fallback when nothing older was accepted.
+pub async fn direct_tls_result(target: &EndpointTarget, opts: &EndpointOptions, sweep: VersionSweep, service: String) -> EndpointResult {
+    let tls13 = if !sweep.accepted_any() && sweep.status == ScanStatus::Success && opts.tls13_fallback {
+        Some(fetch_tls13(target, sweep.sni.as_deref(), &opts.timeouts).await)
+    } else {
+        None
+    };
+    build_result(sweep, ResultContext { target, transport: "tcp", service, tls13, none_accepted: "no SSLv3-TLS 1.2 version accepted" })
+}
+
+pub(crate) fn status_for_inconclusive(details: &[VersionDetail]) -> ScanStatus {
     let reason = details.iter().rev().find(|d| d.verdict == Verdict::Inconclusive).and_then(|d| d.reason.clone()).unwrap_or_default();
     if reason.starts_with("timeout") {
         ScanStatus::IoTimeout

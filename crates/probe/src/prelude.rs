@@ -12,6 +12,9 @@ use tokio::net::TcpStream;
 use tokio::time::{timeout_at, Instant};
 
 use crate::conn::{connect, ConnectError};
+use crate::endpoint::{direct_tls_result, initial_sni, sweep_direct_tls, sweep_versions, AttemptFailure, EndpointOptions, EndpointTarget, VersionSweep};
+use crate::heartbleed::HeartbleedProbe;
+use crate::result::{EndpointResult, ScanStatus, Verdict};
 
 /// How the user asked to reach TLS on a port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -120,11 +123,6 @@ pub async fn connect_starttls(addr: SocketAddr, protocol: Protocol, params: Clie
     run_upgrade(stream, ClientUpgrade::new(protocol, params), Instant::now() + limit).await
 }
 
-/// Ports whose usual service speaks first with a STARTTLS-capable banner: worth waiting for it.
-fn server_first_hint(port: u16) -> Option<Protocol> {
-    Protocol::for_port(port).filter(|p| p.server_speaks_first())
-}
-
 /// The decision for `--starttls auto` before any TLS is tried, from the port alone: a well-known
 /// STARTTLS port gets its dialect (detection by banner still corrects a wrong guess); anything else
 /// starts with direct TLS.
@@ -164,13 +162,190 @@ pub async fn detect(addr: SocketAddr, params: &ClientParams, connect_limit: Dura
     Err(last)
 }
 
-/// Whether a direct-TLS failure looks like the port speaks something else (a banner, a plaintext
-/// reply, or a close right after our hello), so that detection is worth a try.
-pub fn worth_detecting(first_bytes_not_tls: bool, closed_before_hello: bool, silent: bool) -> bool {
-    first_bytes_not_tls || closed_before_hello || silent
+/// What one attempt of a sweep over STARTTLS gives on an upgrade failure.
+fn upgrade_failure(cfg: &crate::heartbleed::ProbeConfig, err: UpgradeError) -> AttemptFailure {
+    use crate::heartbleed::{ConnectionVerdict, Inconclusive, Phase};
+    match err {
+        UpgradeError::Connect(e) => AttemptFailure::connect(cfg, &e),
+        other => {
+            let status = match other {
+                UpgradeError::Unsupported { .. } => ScanStatus::StarttlsUnsupported,
+                UpgradeError::NotStarttls { .. } => ScanStatus::NotTls,
+                _ => ScanStatus::StarttlsFailed,
+            };
+            let mut outcome = crate::conn::connect_failure_outcome(cfg, &ConnectError::Other(other.to_string()));
+            outcome.verdict = ConnectionVerdict::Inconclusive(Inconclusive::ProtocolError { phase: Phase::Connect, detail: other.to_string() });
+            AttemptFailure { status, outcome }
+        }
+    }
 }
 
-/// For `--starttls auto` on a well-known server-first port: the dialect the port suggests.
-pub fn banner_port_hint(port: u16) -> Option<Protocol> {
-    server_first_hint(port)
+fn client_params(target: &EndpointTarget, opts: &EndpointOptions) -> ClientParams {
+    match initial_sni(target, opts) {
+        Some(domain) => ClientParams::with_domain(domain),
+        None => ClientParams::default(),
+    }
+}
+
+fn tcp_versions(opts: &EndpointOptions) -> Vec<bleedwatch_wire::ProtocolVersion> {
+    let v: Vec<_> = opts.versions.iter().copied().filter(|v| !v.is_dtls()).collect();
+    if v.is_empty() {
+        bleedwatch_wire::ProtocolVersion::PROBEABLE_TLS.to_vec()
+    } else {
+        v
+    }
+}
+
+/// A result for a port where no TLS was reached at all.
+fn no_tls_result(target: &EndpointTarget, service: &str, status: ScanStatus, heartbleed: Verdict, reason: String, banner: Option<String>) -> EndpointResult {
+    EndpointResult {
+        address: target.addr.ip().to_string(),
+        port: target.addr.port(),
+        transport: "tcp",
+        host: target.host.clone(),
+        service: service.to_string(),
+        sni: None,
+        status,
+        heartbleed,
+        reason: Some(reason),
+        versions: Default::default(),
+        certificate: None,
+        chain: Vec::new(),
+        banner: banner.filter(|b| !b.is_empty()),
+        leak: None,
+        details: Vec::new(),
+        started_at: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+        duration_ms: 0,
+    }
+}
+
+/// The result when a port answers in plaintext without TLS: a known protocol without STARTTLS has
+/// nothing for Heartbleed to attack (`not-applicable`); something unrecognised stays `inconclusive`.
+fn upgrade_error_result(target: &EndpointTarget, err: UpgradeError) -> EndpointResult {
+    match err {
+        UpgradeError::Unsupported { reason, transcript } => no_tls_result(
+            target,
+            "plaintext-no-tls",
+            ScanStatus::StarttlsUnsupported,
+            Verdict::NotApplicable,
+            format!("STARTTLS not offered: {reason}"),
+            Some(transcript),
+        ),
+        UpgradeError::NotStarttls { what, transcript } => {
+            no_tls_result(target, "not-tls", ScanStatus::NotTls, Verdict::NotApplicable, format!("not a TLS service: {what}"), Some(transcript))
+        }
+        UpgradeError::Connect(e) => {
+            let status = match e {
+                ConnectError::Refused => ScanStatus::ConnectionRefused,
+                ConnectError::Timeout => ScanStatus::ConnectionTimeout,
+                ConnectError::Other(_) => ScanStatus::ConnectionFailed,
+            };
+            no_tls_result(target, "unknown", status, Verdict::Inconclusive, format!("connect failed: {e}"), None)
+        }
+        other @ (UpgradeError::Failed { .. } | UpgradeError::Timeout { .. } | UpgradeError::Closed { .. }) => {
+            let transcript = match &other {
+                UpgradeError::Failed { transcript, .. } | UpgradeError::Timeout { transcript } | UpgradeError::Closed { transcript } => transcript.clone(),
+                _ => String::new(),
+            };
+            no_tls_result(target, "unknown", ScanStatus::StarttlsFailed, Verdict::Inconclusive, other.to_string(), Some(transcript))
+        }
+    }
+}
+
+/// Tests every version over STARTTLS `protocol`, starting with the already-upgraded `first`
+/// connection; each further version gets its own connection and dialogue.
+async fn starttls_sweep(target: &EndpointTarget, opts: &EndpointOptions, protocol: Protocol, first: Upgraded) -> EndpointResult {
+    let params = client_params(target, opts);
+    let banner = Some(first.transcript.clone());
+    let mut pending = Some(first);
+    let sweep = sweep_versions(&tcp_versions(opts), initial_sni(target, opts), opts.sni_retry, |version, sni| {
+        let cfg = crate::heartbleed::ProbeConfig::new(version, sni, opts.mode);
+        let ready = pending.take();
+        let params = params.clone();
+        async move {
+            let up = match ready {
+                Some(up) => up,
+                None => connect_starttls(target.addr, protocol, params, opts.timeouts.connect, opts.timeouts.handshake)
+                    .await
+                    .map_err(|e| upgrade_failure(&cfg, e))?,
+            };
+            let Upgraded { mut stream, leftover, .. } = up;
+            let mut probe = HeartbleedProbe::new(cfg);
+            if !leftover.is_empty() {
+                probe.feed(&leftover);
+            }
+            Ok(crate::conn::drive(&mut stream, probe, &opts.timeouts).await)
+        }
+    })
+    .await;
+    let service = ServicePlan::Starttls(protocol).service_name();
+    let mut result = direct_tls_result(target, opts, sweep, service).await;
+    result.banner = banner.filter(|b| !b.is_empty());
+    result
+}
+
+/// True when a direct-TLS sweep saw no TLS at all: a banner, a close or silence after our hello.
+fn saw_no_tls(sweep: &VersionSweep) -> bool {
+    if sweep.accepted_any() && sweep.status != ScanStatus::NotTls {
+        return false;
+    }
+    matches!(sweep.status, ScanStatus::NotTls | ScanStatus::Success)
+        && sweep.details.iter().all(|d| {
+            let r = d.reason.as_deref().unwrap_or("");
+            d.negotiated.is_none() && (r.starts_with("not TLS") || r == "closed before ServerHello" || r.starts_with("timeout during server-hello"))
+        })
+}
+
+/// Tests one TCP endpoint: direct TLS or STARTTLS as `opts.starttls` says, finding out when asked to.
+pub async fn probe_tcp_endpoint(target: &EndpointTarget, opts: &EndpointOptions) -> EndpointResult {
+    let params = client_params(target, opts);
+    let port = target.addr.port();
+    let (connect_limit, limit) = (opts.timeouts.connect, opts.timeouts.handshake);
+    let banner_wait = opts.banner_wait.min(limit);
+    match initial_plan(opts.starttls, port) {
+        Some(ServicePlan::Starttls(protocol)) => {
+            match connect_starttls(target.addr, protocol, params, connect_limit, limit).await {
+                Ok(up) => starttls_sweep(target, opts, protocol, up).await,
+                // A well-known client-first port that turned out to be something else: try direct TLS.
+                Err(UpgradeError::Failed { .. } | UpgradeError::Closed { .. } | UpgradeError::Timeout { .. })
+                    if opts.starttls == StarttlsMode::Auto =>
+                {
+                    let sweep = sweep_direct_tls(target, opts, &tcp_versions(opts)).await;
+                    direct_tls_result(target, opts, sweep, "tls".into()).await
+                }
+                Err(e) => upgrade_error_result(target, e),
+            }
+        }
+        Some(ServicePlan::DirectTls) => {
+            let sweep = sweep_direct_tls(target, opts, &tcp_versions(opts)).await;
+            if opts.starttls == StarttlsMode::Auto && saw_no_tls(&sweep) {
+                match detect(target.addr, &params, connect_limit, banner_wait, limit).await {
+                    Ok(up) => {
+                        if let Some(protocol) = up.protocol {
+                            return starttls_sweep(target, opts, protocol, up).await;
+                        }
+                    }
+                    Err(e @ (UpgradeError::Unsupported { .. } | UpgradeError::NotStarttls { .. })) => return upgrade_error_result(target, e),
+                    Err(_) => {}
+                }
+            }
+            direct_tls_result(target, opts, sweep, "tls".into()).await
+        }
+        // A well-known server-first STARTTLS port: listen for the banner before anything else.
+        None => match detect(target.addr, &params, connect_limit, banner_wait, limit).await {
+            Ok(up) => match up.protocol {
+                Some(protocol) => starttls_sweep(target, opts, protocol, up).await,
+                None => {
+                    let sweep = sweep_direct_tls(target, opts, &tcp_versions(opts)).await;
+                    direct_tls_result(target, opts, sweep, "tls".into()).await
+                }
+            },
+            Err(e @ (UpgradeError::Unsupported { .. } | UpgradeError::NotStarttls { .. } | UpgradeError::Connect(_))) => upgrade_error_result(target, e),
+            // No banner, or not a dialect we know: maybe direct TLS on an unusual port.
+            Err(_) => {
+                let sweep = sweep_direct_tls(target, opts, &tcp_versions(opts)).await;
+                direct_tls_result(target, opts, sweep, "tls".into()).await
+            }
+        },
+    }
 }

@@ -73,6 +73,10 @@ pub enum ScanStatus {
     HandshakeError,
     IoTimeout,
     ProtocolError,
+    /// The service speaks its protocol but does not offer STARTTLS.
+    StarttlsUnsupported,
+    /// The STARTTLS dialogue broke or timed out.
+    StarttlsFailed,
 }
 
 /// What one version test saw.
@@ -146,6 +150,9 @@ pub struct EndpointResult {
     pub certificate: Option<CertSummary>,
     /// The whole chain as presented, leaf first.
     pub chain: Vec<CertSummary>,
+    /// What the server said before TLS (STARTTLS greeting and capabilities), printable and capped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub banner: Option<String>,
     /// Only with --prove: how many bytes of server memory leaked, and their SHA-256. Never the bytes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub leak: Option<LeakEvidence>,

@@ -21,6 +21,8 @@ pub enum TargetHost {
 pub struct ScanItem {
     pub host: TargetHost,
     pub port: u16,
+    /// UDP ports are tested with DTLS.
+    pub udp: bool,
 }
 
 /// What the scheduler reports.
@@ -105,6 +107,7 @@ where
                 }
             },
         };
+        let udp = item.udp;
         for (addr, host) in addrs {
             if excluded(addr.ip()) {
                 let _ = events.send(ScanEvent::Excluded { address: addr.ip(), port: addr.port() }).await;
@@ -117,7 +120,8 @@ where
             tasks.spawn(async move {
                 let sem = hosts.semaphore(addr.ip(), per_host);
                 let Ok(host_permit) = sem.clone().acquire_owned().await else { return };
-                let result = probe_endpoint(&EndpointTarget { addr, host }, &opts).await;
+                let target = EndpointTarget { addr, host };
+                let result = if udp { crate::dtls::probe_dtls_endpoint(&target, &opts).await } else { probe_endpoint(&target, &opts).await };
                 hosts.release(addr.ip(), sem, host_permit);
                 drop(permit);
                 let _ = events.send(ScanEvent::Result(Box::new(result))).await;

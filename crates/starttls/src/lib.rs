@@ -33,6 +33,8 @@
 //!
 //! Nothing here panics on peer input, and every buffer is capped ([`Limits`]).
 
+#[cfg(feature = "tokio")]
+pub mod io;
 mod detect;
 mod ftp;
 mod imap;
