@@ -28,6 +28,10 @@ pub struct ClientTestArgs {
     /// SHA-256 are reported.
     #[arg(long, value_name = "BYTES", num_args = 0..=1, default_missing_value = "16")]
     pub prove: Option<u16>,
+    /// Play the server side of a STARTTLS dialogue first: smtp (point an MTA here as its relay),
+    /// imap, pop3, ftp, xmpp, ldap, postgres, mysql, …
+    #[arg(long, value_name = "PROTO")]
+    pub starttls: Option<String>,
     /// Exit after the first client.
     #[arg(long, conflicts_with = "max_clients")]
     pub once: bool,
@@ -54,6 +58,10 @@ fn verdict_line(r: &ClientTestResult) -> String {
     )
 }
 
+fn parse_starttls(name: Option<&str>) -> Result<Option<bleedwatch_starttls::Protocol>> {
+    name.map(|n| n.parse::<bleedwatch_starttls::Protocol>().map_err(|e| anyhow::anyhow!("--starttls: {e}"))).transpose()
+}
+
 pub async fn run_client_test(args: ClientTestArgs) -> Result<u8> {
     let mode = match args.prove {
         None => ProbeMode::Safe,
@@ -62,16 +70,22 @@ pub async fn run_client_test(args: ClientTestArgs) -> Result<u8> {
     };
     let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
     let max_clients = if args.once { Some(1) } else { args.max_clients };
+    let starttls = parse_starttls(args.starttls.as_deref())?;
     let opts = ClientTestOptions {
         mode,
         timeouts: Timeouts { connect: args.timeout, handshake: args.timeout, heartbeat: args.timeout },
         max_clients,
+        starttls,
     };
     let mut json = args.json.as_deref().map(open_output).transpose()?;
     let to_stdout = args.json.as_deref().is_some_and(|p| p.as_os_str() == "-");
-    eprintln!("bleedwatch client-test: listening on {} (direct TLS)", listener.local_addr()?);
+    eprintln!(
+        "bleedwatch client-test: listening on {} ({})",
+        listener.local_addr()?,
+        starttls.map(|p| format!("{} with STARTTLS", p.name())).unwrap_or_else(|| "direct TLS".into())
+    );
     let (tx, mut rx) = mpsc::channel(64);
-    let server = tokio::spawn(serve_client_tests(listener, opts, "tls", tx));
+    let server = tokio::spawn(serve_client_tests(listener, opts, tx));
     let mut vulnerable = 0;
     while let Some(r) = rx.recv().await {
         if r.verdict == Verdict::Vulnerable {
@@ -100,6 +114,9 @@ pub struct HoneypotArgs {
     /// Write one JSON object per attempt to FILE (- for standard output).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+    /// Also speak this STARTTLS dialect before TLS (smtp, imap, pop3, ftp, xmpp, ...).
+    #[arg(long, value_name = "PROTO")]
+    pub starttls: Option<String>,
     /// Exit after this many heartbeat attempts (for scripts and tests).
     #[arg(long, value_name = "N")]
     pub max_attempts: Option<usize>,
@@ -146,7 +163,9 @@ pub async fn run_honeypot(args: HoneypotArgs) -> Result<u8> {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let mut servers = Vec::new();
     for addr in &args.listen {
-        let s = LabServer::bind_with_feed(*addr, cfg.clone(), Some(tx.clone())).await.with_context(|| format!("cannot listen on {addr}"))?;
+        let s = LabServer::bind_with(*addr, cfg.clone(), Some(tx.clone()), parse_starttls(args.starttls.as_deref())?)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
         eprintln!("bleedwatch honeypot: pretending to be OpenSSL 1.0.1f on {} (canary bytes only)", s.local_addr());
         servers.push(s);
     }

@@ -339,16 +339,14 @@ pub struct ClientTestOptions {
     pub timeouts: crate::conn::Timeouts,
     /// Stop after this many clients (None: run until the task is dropped).
     pub max_clients: Option<usize>,
+    /// Play the server side of this STARTTLS dialogue first (e.g. an SMTP server offering STARTTLS,
+    /// so an MTA relaying through us is tested as a TLS client).
+    pub starttls: Option<bleedwatch_starttls::Protocol>,
 }
 
 /// Accepts clients on `listener`, tests each (concurrently), and sends one result per client.
 /// `service` names what the client spoke before TLS (`tls` for direct TLS).
-pub async fn serve_client_tests(
-    listener: tokio::net::TcpListener,
-    opts: ClientTestOptions,
-    service: &'static str,
-    results: tokio::sync::mpsc::Sender<ClientTestResult>,
-) {
+pub async fn serve_client_tests(listener: tokio::net::TcpListener, opts: ClientTestOptions, results: tokio::sync::mpsc::Sender<ClientTestResult>) {
     let mut served = 0usize;
     let mut tasks = tokio::task::JoinSet::new();
     while opts.max_clients.is_none_or(|max| served < max) {
@@ -357,7 +355,22 @@ pub async fn serve_client_tests(
         let (opts, results) = (opts.clone(), results.clone());
         tasks.spawn(async move {
             let _ = stream.set_nodelay(true);
-            let tester = crate::conn::drive_test(&mut stream, ClientTester::new(opts.mode), &opts.timeouts).await;
+            let mut tester = ClientTester::new(opts.mode);
+            let service = opts.starttls.map(|p| p.name()).unwrap_or("tls");
+            if let Some(protocol) = opts.starttls {
+                let params = bleedwatch_starttls::ServerParams { hostname: "client-test.bleedwatch.invalid".into(), ..Default::default() };
+                let deadline = tokio::time::Instant::now() + opts.timeouts.handshake;
+                match bleedwatch_starttls::io::accept_starttls(&mut stream, protocol, params, deadline).await {
+                    Ok(leftover) => tester.feed(&leftover),
+                    Err(e) => {
+                        tester.outcome.log.push(format!("{} dialogue: {e}", protocol.name()));
+                        tester.feed_reset();
+                        let _ = results.send(tester.report(peer, service)).await;
+                        return;
+                    }
+                }
+            }
+            let tester = crate::conn::drive_test(&mut stream, tester, &opts.timeouts).await;
             let _ = results.send(tester.report(peer, service)).await;
         });
         while tasks.try_join_next().is_some() {}

@@ -1,0 +1,332 @@
+#![forbid(unsafe_code)]
+//! bleedwatch's inventory: every scan run, endpoint, observation, certificate, asset, revocation
+//! check and watch alert, in SQLite by default or PostgreSQL for teams sharing one inventory.
+//!
+//! # Backends and migrations
+//!
+//! One schema, reached through sqlx's `Any` driver with runtime queries (no compile-time macros, no
+//! TLS: nothing links OpenSSL). Migrations live in `migrations/sqlite/` and `migrations/postgres/`
+//! with the same versions and the same tables and columns (a unit test compares them); only identity
+//! columns and the binary type are spelled per backend. SQL is written in the common subset
+//! (`$1` parameters, `ON CONFLICT`, `RETURNING`), flags are 0/1 integers and times are Unix
+//! milliseconds, so every query runs unchanged on both.
+//!
+//! # History and crash safety
+//!
+//! Rows are added, never overwritten: an endpoint (address, port, transport, server name) gets one
+//! observation per scan run, with the result's JSON line kept whole. Each result is recorded in its
+//! own transaction, so a scan killed at any moment loses at most the endpoint it was testing; the
+//! observation's `UNIQUE (scan_run_id, endpoint_id)` makes recording idempotent, so a resumed run
+//! ([`Store::pending_targets`]) never writes a duplicate.
+//!
+//! # Assessment
+//!
+//! [`Store::assess_all`] feeds every endpoint's history, the revocation checks and the key pins to
+//! `bleedwatch-assess` and records the watch alerts it finds.
+
+mod assets;
+mod input;
+mod query;
+mod record;
+pub mod views;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
+use sqlx::{AnyPool, Executor};
+use tokio::sync::RwLock;
+
+pub use assets::{parse_asset_csv, parse_masscan_json, parse_nmap_xml, AssetInput, ImportSummary, KnownTarget};
+pub use bleedwatch_assess as assess;
+pub use input::{CertificateRecord, ScanResult};
+pub use query::{
+    endpoint_label, AlertFilter, AlertRow, AssetRow, CertificateRow, EndpointAssessment, EndpointRow, ObservationRow,
+    RevocationInput, RevocationRow, RunRow,
+};
+pub use record::{RecordOutcome, RunId};
+
+/// Everything that can go wrong with the inventory.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("unsupported database {0:?}: give a file path, sqlite://PATH or postgres://USER@HOST/DB")]
+    UnsupportedUrl(String),
+    #[error("no home directory for the default inventory (set XDG_DATA_HOME or HOME, or give --db)")]
+    NoDefaultLocation,
+    #[error("cannot create {path}: {error}")]
+    CreateDirectory { path: String, error: String },
+    #[error("scan result not recorded: {0}")]
+    BadResult(String),
+    #[error("{origin}, line {line}: {message}")]
+    Import { origin: String, line: u64, message: String },
+    #[error("{0}")]
+    NotFound(String),
+    #[error("stored data is not valid: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Which database a store talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A handle to the inventory; cheap to clone (a connection pool inside).
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    /// Assets compiled for matching endpoints, loaded on first use and after imports.
+    asset_matcher: Arc<RwLock<Option<Arc<assets::AssetMatcher>>>>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("backend", &self.backend).finish_non_exhaustive()
+    }
+}
+
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, "inventory", include_str!("../migrations/sqlite/0001_inventory.sql"))];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, "inventory", include_str!("../migrations/postgres/0001_inventory.sql"))];
+
+/// Migrations compiled into the binary, for sqlx's migrator.
+#[derive(Debug)]
+struct EmbeddedMigrations(&'static [(i64, &'static str, &'static str)]);
+
+impl MigrationSource<'static> for EmbeddedMigrations {
+    fn resolve(
+        self,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = std::result::Result<Vec<Migration>, sqlx::error::BoxDynError>> + Send>,
+    > {
+        let migrations = self
+            .0
+            .iter()
+            .map(|(version, description, sql)| {
+                Migration::new(*version, (*description).into(), MigrationType::Simple, (*sql).into(), false)
+            })
+            .collect();
+        Box::pin(async move { Ok(migrations) })
+    }
+}
+
+impl Store {
+    /// Opens (creating it if needed) the inventory at `location` — a file path, a `sqlite:` URL or a
+    /// `postgres://` URL — and brings its schema up to date.
+    pub async fn open(location: &str) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let (url, backend) = database_url(location)?;
+        if backend == Backend::Sqlite {
+            create_parent_directory(&url)?;
+        }
+        let pool = AnyPoolOptions::new()
+            // An in-memory SQLite database exists once per connection: keep to one.
+            .max_connections(match backend {
+                Backend::Sqlite if url.contains(":memory:") || url.contains("mode=memory") => 1,
+                Backend::Sqlite => 4,
+                Backend::Postgres => 8,
+            })
+            .acquire_timeout(Duration::from_secs(60))
+            .after_connect(move |connection, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // Concurrent writers (a scan and an import) wait for each other instead of failing.
+                        connection.execute("PRAGMA busy_timeout = 60000").await?;
+                        connection.execute("PRAGMA foreign_keys = ON").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await?;
+        if backend == Backend::Sqlite {
+            // WAL lets readers work while a scan writes; it is a property of the file, set once.
+            pool.execute("PRAGMA journal_mode = WAL").await?;
+        }
+        let migrations = match backend {
+            Backend::Sqlite => SQLITE_MIGRATIONS,
+            Backend::Postgres => POSTGRES_MIGRATIONS,
+        };
+        let migrator = Migrator::new(EmbeddedMigrations(migrations)).await?;
+        migrator.run(&pool).await?;
+        Ok(Store { pool, backend, asset_matcher: Arc::default() })
+    }
+
+    /// Opens the default inventory ([`default_location`]).
+    pub async fn open_default() -> Result<Store> {
+        let path = default_location()?;
+        Store::open(&path.display().to_string()).await
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The newest schema version applied.
+    pub async fn schema_version(&self) -> Result<i64> {
+        let row: AnyRow = sqlx::query("SELECT MAX(version) AS version FROM _sqlx_migrations").fetch_one(&self.pool).await?;
+        Ok(query::get::<Option<i64>>(&row, "version")?.unwrap_or(0))
+    }
+
+    /// Closes the pool (waits for connections in use).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// A write transaction. SQLite takes the write lock up front (`BEGIN IMMEDIATE`): a deferred
+    /// transaction that reads first and writes later can fail at once when another writer is busy.
+    pub(crate) async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
+    }
+}
+
+/// `$XDG_DATA_HOME/bleedwatch/inventory.db`, else `~/.local/share/bleedwatch/inventory.db`.
+pub fn default_location() -> Result<PathBuf> {
+    let xdg = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()).map(PathBuf::from).filter(|p| p.is_absolute());
+    let base = match xdg {
+        Some(base) => base,
+        None => {
+            let home = std::env::var_os("HOME").filter(|v| !v.is_empty()).ok_or(StoreError::NoDefaultLocation)?;
+            PathBuf::from(home).join(".local").join("share")
+        }
+    };
+    Ok(base.join("bleedwatch").join("inventory.db"))
+}
+
+/// Turns what the user typed into a database URL and its backend.
+fn database_url(location: &str) -> Result<(String, Backend)> {
+    let lower = location.to_ascii_lowercase();
+    if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
+        return Ok((location.to_owned(), Backend::Postgres));
+    }
+    if let Some(rest) = lower.strip_prefix("sqlite:") {
+        if rest.starts_with(":memory:") || rest.contains("mode=memory") {
+            return Ok((location.to_owned(), Backend::Sqlite));
+        }
+        let with_mode = if location.contains('?') { location.to_owned() } else { format!("{location}?mode=rwc") };
+        return Ok((with_mode, Backend::Sqlite));
+    }
+    if location.is_empty() || location.contains("://") {
+        return Err(StoreError::UnsupportedUrl(location.to_owned()));
+    }
+    // A plain path: characters that mean something in a URL are percent-encoded (sqlx decodes them).
+    let mut encoded = String::with_capacity(location.len());
+    for c in location.chars() {
+        match c {
+            '%' => encoded.push_str("%25"),
+            '?' => encoded.push_str("%3F"),
+            '#' => encoded.push_str("%23"),
+            other => encoded.push(other),
+        }
+    }
+    Ok((format!("sqlite://{encoded}?mode=rwc"), Backend::Sqlite))
+}
+
+fn create_parent_directory(url: &str) -> Result<()> {
+    let Some(rest) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) else { return Ok(()) };
+    let path_part = rest.split('?').next().unwrap_or_default();
+    if path_part.is_empty() || path_part.starts_with(":memory:") {
+        return Ok(());
+    }
+    let decoded = path_part.replace("%3F", "?").replace("%23", "#").replace("%25", "%");
+    if let Some(parent) = Path::new(&decoded).parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| StoreError::CreateDirectory { path: parent.display().to_string(), error: e.to_string() })?;
+    }
+    Ok(())
+}
+
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn locations_become_urls() {
+        assert_eq!(database_url("postgres://u@127.0.0.1:5/db").unwrap(), ("postgres://u@127.0.0.1:5/db".into(), Backend::Postgres));
+        assert_eq!(database_url("postgresql://h/db").unwrap().1, Backend::Postgres);
+        assert_eq!(database_url("/var/lib/bw.db").unwrap().0, "sqlite:///var/lib/bw.db?mode=rwc");
+        assert_eq!(database_url("odd?name#1%.db").unwrap().0, "sqlite://odd%3Fname%231%25.db?mode=rwc");
+        assert_eq!(database_url("sqlite:///x.db").unwrap().0, "sqlite:///x.db?mode=rwc");
+        assert_eq!(database_url("sqlite:///x.db?mode=ro").unwrap().0, "sqlite:///x.db?mode=ro");
+        assert_eq!(database_url("sqlite::memory:").unwrap().0, "sqlite::memory:");
+        assert!(database_url("mysql://h/db").is_err());
+        assert!(database_url("").is_err());
+    }
+
+    /// "One schema": both migration files must create the same tables with the same columns.
+    #[test]
+    fn both_backends_have_the_same_schema() {
+        fn columns(sql: &str) -> BTreeMap<String, Vec<String>> {
+            let mut tables = BTreeMap::new();
+            let mut current: Option<String> = None;
+            for line in sql.lines().map(|l| l.split("--").next().unwrap_or("").trim()) {
+                if let Some(rest) = line.strip_prefix("CREATE TABLE ") {
+                    current = Some(rest.trim_end_matches(" (").to_owned());
+                    continue;
+                }
+                if line.starts_with(");") {
+                    current = None;
+                    continue;
+                }
+                if let (Some(table), Some(word)) = (&current, line.split_whitespace().next()) {
+                    let entry: &mut Vec<String> = tables.entry(table.clone()).or_default();
+                    entry.push(word.to_owned());
+                }
+            }
+            tables
+        }
+        let sqlite = columns(SQLITE_MIGRATIONS[0].2);
+        let postgres = columns(POSTGRES_MIGRATIONS[0].2);
+        assert_eq!(sqlite, postgres);
+        assert!(sqlite.len() >= 12, "{:?}", sqlite.keys());
+        for table in ["scan_runs", "endpoints", "observations", "certificates", "observation_certs", "assets", "endpoint_assets",
+            "revocation_checks", "alerts", "scan_targets", "key_pins", "known_targets"]
+        {
+            assert!(sqlite.contains_key(table), "{table}");
+        }
+        let versions = |m: &[(i64, &str, &str)]| m.iter().map(|(v, d, _)| (*v, d.to_string())).collect::<Vec<_>>();
+        assert_eq!(versions(SQLITE_MIGRATIONS), versions(POSTGRES_MIGRATIONS));
+    }
+
+    #[tokio::test]
+    async fn in_memory_inventory_is_one_database() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let run = store.start_run("scan", &[]).await.unwrap();
+        // Every query must see the same in-memory database.
+        for _ in 0..3 {
+            assert_eq!(store.runs().await.unwrap().len(), 1);
+        }
+        store.finish_run(run, "finished").await.unwrap();
+        assert_eq!(store.schema_version().await.unwrap(), 1);
+    }
+
+    #[test]
+    fn default_location_follows_xdg() {
+        // Read-only check of the rule on the current environment.
+        let path = default_location().unwrap();
+        assert!(path.ends_with("bleedwatch/inventory.db"), "{}", path.display());
+    }
+}

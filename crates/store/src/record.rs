@@ -1,0 +1,328 @@
+//! Writing: scan runs, the targets a run plans (for `scan --resume`), and observations.
+
+use serde::{Deserialize, Serialize};
+use sqlx::any::AnyRow;
+
+use crate::input::{CertificateRecord, ScanResult};
+use crate::query::{get, RunRow};
+use crate::{now_ms, Result, Store, StoreError};
+
+/// A scan run's id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct RunId(pub i64);
+
+impl std::fmt::Display for RunId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// What recording a result did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordOutcome {
+    Inserted { observation_id: i64, endpoint_id: i64 },
+    /// This run already has an observation of the endpoint (a resumed run re-testing it): the
+    /// first one is kept.
+    AlreadyRecorded { observation_id: i64, endpoint_id: i64 },
+}
+
+impl RecordOutcome {
+    pub fn observation_id(self) -> i64 {
+        match self {
+            RecordOutcome::Inserted { observation_id, .. } | RecordOutcome::AlreadyRecorded { observation_id, .. } => {
+                observation_id
+            }
+        }
+    }
+
+    pub fn endpoint_id(self) -> i64 {
+        match self {
+            RecordOutcome::Inserted { endpoint_id, .. } | RecordOutcome::AlreadyRecorded { endpoint_id, .. } => endpoint_id,
+        }
+    }
+}
+
+/// Planned targets are written in transactions of this many rows.
+const PLAN_BATCH: usize = 1000;
+
+impl Store {
+    /// Starts a run of `command` (`scan`, `rescan`, ...) with its command-line words.
+    pub async fn start_run(&self, command: &str, arguments: &[String]) -> Result<RunId> {
+        let arguments = serde_json::to_string(arguments).map_err(|e| StoreError::BadResult(e.to_string()))?;
+        let row: AnyRow = sqlx::query(
+            "INSERT INTO scan_runs (command, arguments, started_at_ms, status) VALUES ($1, $2, $3, 'running') RETURNING id",
+        )
+        .bind(command)
+        .bind(arguments)
+        .bind(now_ms())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(RunId(get(&row, "id")?))
+    }
+
+    /// Marks a run finished (`finished`) or failed (`failed`).
+    pub async fn finish_run(&self, run: RunId, status: &str) -> Result<()> {
+        let done = sqlx::query("UPDATE scan_runs SET finished_at_ms = $1, status = $2 WHERE id = $3")
+            .bind(now_ms())
+            .bind(status)
+            .bind(run.0)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("no scan run {run}")));
+        }
+        Ok(())
+    }
+
+    /// Runs never finished, newest first (what `scan --resume` continues), of `command` if given.
+    pub async fn unfinished_runs(&self, command: Option<&str>) -> Result<Vec<RunRow>> {
+        Ok(self.runs().await?.into_iter().filter(|r| r.finished_at_ms.is_none() && command.is_none_or(|c| r.command == c)).collect())
+    }
+
+    /// Records the targets a run will test, in order, so a killed run can be resumed. Planning the
+    /// same target twice (a resumed run planning again) does nothing. Returns how many were new.
+    pub async fn plan_targets<I>(&self, run: RunId, targets: I) -> Result<u64>
+    where
+        I: IntoIterator<Item = String>,
+    {
+        let row: AnyRow = sqlx::query("SELECT MAX(seq) AS seq FROM scan_targets WHERE scan_run_id = $1")
+            .bind(run.0)
+            .fetch_one(&self.pool)
+            .await?;
+        let mut next_seq = get::<Option<i64>>(&row, "seq")?.map_or(0, |s| s + 1);
+        let mut inserted = 0;
+        let mut targets = targets.into_iter().peekable();
+        while targets.peek().is_some() {
+            let mut tx = self.begin().await?;
+            for target in targets.by_ref().take(PLAN_BATCH) {
+                let done = sqlx::query(
+                    "INSERT INTO scan_targets (scan_run_id, seq, target, done) VALUES ($1, $2, $3, 0) \
+                     ON CONFLICT (scan_run_id, target) DO NOTHING",
+                )
+                .bind(run.0)
+                .bind(next_seq)
+                .bind(target)
+                .execute(&mut *tx)
+                .await?;
+                next_seq += 1;
+                inserted += done.rows_affected();
+            }
+            tx.commit().await?;
+        }
+        Ok(inserted)
+    }
+
+    /// Marks a planned target done (all its endpoints recorded, or it produced none: excluded,
+    /// unresolvable). Returns whether it was planned and pending.
+    pub async fn mark_target_done(&self, run: RunId, target: &str) -> Result<bool> {
+        let done = sqlx::query("UPDATE scan_targets SET done = 1 WHERE scan_run_id = $1 AND target = $2 AND done = 0")
+            .bind(run.0)
+            .bind(target)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// The run's targets not yet done, in plan order.
+    pub async fn pending_targets(&self, run: RunId) -> Result<Vec<String>> {
+        let mut all = Vec::new();
+        let mut after = -1;
+        loop {
+            let page = self.pending_targets_after(run, after, 10_000).await?;
+            let Some((last, _)) = page.last() else { break };
+            after = *last;
+            all.extend(page.into_iter().map(|(_, target)| target));
+        }
+        Ok(all)
+    }
+
+    /// One page of pending targets with their sequence numbers, for runs too large to hold at once.
+    pub async fn pending_targets_after(&self, run: RunId, after_seq: i64, limit: i64) -> Result<Vec<(i64, String)>> {
+        let rows = sqlx::query(
+            "SELECT seq, target FROM scan_targets WHERE scan_run_id = $1 AND done = 0 AND seq > $2 ORDER BY seq LIMIT $3",
+        )
+        .bind(run.0)
+        .bind(after_seq)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|row| Ok((get(row, "seq")?, get(row, "target")?))).collect()
+    }
+
+    /// (planned, done) targets of a run.
+    pub async fn target_counts(&self, run: RunId) -> Result<(i64, i64)> {
+        let row = sqlx::query("SELECT COUNT(*) AS planned, COUNT(CASE WHEN done = 1 THEN 1 END) AS done FROM scan_targets WHERE scan_run_id = $1")
+            .bind(run.0)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok((get(&row, "planned")?, get(&row, "done")?))
+    }
+
+    /// Records one scan result (a JSON line of `bleedwatch scan`) in `run`, in one transaction:
+    /// the endpoint, the certificates, the observation with its chain, the planned `target` marked
+    /// done, and the endpoint's asset link. Recording the same endpoint twice in a run keeps the first
+    /// observation. Watch alerts the new observation raises are recorded afterwards.
+    pub async fn record(&self, run: RunId, result_json: &serde_json::Value, target: Option<&str>) -> Result<RecordOutcome> {
+        let result = ScanResult::from_json(result_json)?;
+        let json_text = serde_json::to_string(result_json).map_err(|e| StoreError::BadResult(e.to_string()))?;
+        let matcher = self.asset_matcher().await?;
+        let now = now_ms();
+        let observed_at = result.started_at_ms(now);
+        let server_name = result.server_name();
+        let leaf = result.leaf();
+
+        let mut tx = self.begin().await?;
+        let row = sqlx::query(
+            "INSERT INTO endpoints (address, port, transport, sni, host, service, first_seen_ms, last_seen_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7) \
+             ON CONFLICT (address, port, transport, sni) DO UPDATE SET \
+               host = COALESCE(excluded.host, endpoints.host), service = excluded.service, \
+               first_seen_ms = CASE WHEN excluded.first_seen_ms < endpoints.first_seen_ms THEN excluded.first_seen_ms ELSE endpoints.first_seen_ms END, \
+               last_seen_ms = CASE WHEN excluded.last_seen_ms > endpoints.last_seen_ms THEN excluded.last_seen_ms ELSE endpoints.last_seen_ms END \
+             RETURNING id",
+        )
+        .bind(result.address.clone())
+        .bind(i64::from(result.port))
+        .bind(result.transport.clone())
+        .bind(server_name.clone())
+        .bind(result.host.clone())
+        .bind(result.service.clone())
+        .bind(observed_at)
+        .fetch_one(&mut *tx)
+        .await?;
+        let endpoint_id: i64 = get(&row, "id")?;
+
+        let chain = result.presented_chain();
+        for certificate in chain.iter().copied().chain(leaf) {
+            insert_certificate(&mut tx, certificate, None, now).await?;
+        }
+        let vulnerable_versions = serde_json::to_string(&result.vulnerable_versions()).unwrap_or_else(|_| "[]".into());
+        let versions = serde_json::to_string(&result.versions).unwrap_or_else(|_| "{}".into());
+        let inserted = sqlx::query(
+            "INSERT INTO observations (scan_run_id, endpoint_id, observed_at_ms, duration_ms, status, verdict, reason, versions, \
+               vulnerable_versions, heartbeat_extension, service, host, sni_used, leaf_cert_sha256, leaf_spki_sha256, leaked_bytes, result_json) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
+             ON CONFLICT (scan_run_id, endpoint_id) DO NOTHING RETURNING id",
+        )
+        .bind(run.0)
+        .bind(endpoint_id)
+        .bind(observed_at)
+        .bind(i64::try_from(result.duration_ms).unwrap_or(i64::MAX))
+        .bind(result.status.clone())
+        .bind(result.heartbleed.clone())
+        .bind(result.reason.clone())
+        .bind(versions)
+        .bind(vulnerable_versions)
+        .bind(i64::from(result.heartbeat_extension()))
+        .bind(result.service.clone())
+        .bind(result.host.clone())
+        .bind(result.sni.clone())
+        .bind(leaf.map(|c| c.cert_sha256.clone()))
+        .bind(leaf.map(|c| c.spki_sha256.clone()))
+        .bind(result.leak.as_ref().map(|l| i64::try_from(l.leaked_bytes).unwrap_or(i64::MAX)))
+        .bind(json_text)
+        .fetch_optional(&mut *tx)
+        .await?;
+
+        let outcome = match inserted {
+            Some(row) => {
+                let observation_id: i64 = get(&row, "id")?;
+                for (position, certificate) in chain.iter().enumerate() {
+                    sqlx::query("INSERT INTO observation_certs (observation_id, position, cert_sha256) VALUES ($1, $2, $3)")
+                        .bind(observation_id)
+                        .bind(i64::try_from(position).unwrap_or(i64::MAX))
+                        .bind(certificate.cert_sha256.clone())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                RecordOutcome::Inserted { observation_id, endpoint_id }
+            }
+            None => {
+                let row = sqlx::query("SELECT id FROM observations WHERE scan_run_id = $1 AND endpoint_id = $2")
+                    .bind(run.0)
+                    .bind(endpoint_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                RecordOutcome::AlreadyRecorded { observation_id: get(&row, "id")?, endpoint_id }
+            }
+        };
+        if let Some(target) = target {
+            sqlx::query("UPDATE scan_targets SET done = 1 WHERE scan_run_id = $1 AND target = $2")
+                .bind(run.0)
+                .bind(target)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let names = [result.host.as_deref().unwrap_or(""), server_name.as_str()];
+        if let Some(asset_id) = matcher.best_match(&result.address, &names) {
+            sqlx::query("INSERT INTO endpoint_assets (endpoint_id, asset_id) VALUES ($1, $2) ON CONFLICT (endpoint_id) DO NOTHING")
+                .bind(endpoint_id)
+                .bind(asset_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+
+        if matches!(outcome, RecordOutcome::Inserted { .. }) {
+            self.sync_endpoint_alerts(endpoint_id, now_ms()).await?;
+        }
+        Ok(outcome)
+    }
+
+    /// Records a serialisable scan result (e.g. the probe's `EndpointResult`).
+    pub async fn record_result<T: Serialize>(&self, run: RunId, result: &T, target: Option<&str>) -> Result<RecordOutcome> {
+        let value = serde_json::to_value(result).map_err(|e| StoreError::BadResult(e.to_string()))?;
+        self.record(run, &value, target).await
+    }
+
+    /// Stores a certificate known from elsewhere (an issuer loaded for revocation checks), with its
+    /// DER. An existing row keeps its fields and gains the DER if it had none.
+    pub async fn store_certificate(&self, certificate: &CertificateRecord, der: Option<&[u8]>) -> Result<()> {
+        let mut tx = self.begin().await?;
+        insert_certificate(&mut tx, certificate, der, now_ms()).await?;
+        if let Some(der) = der {
+            sqlx::query("UPDATE certificates SET der = $1 WHERE cert_sha256 = $2 AND der IS NULL")
+                .bind(der.to_vec())
+                .bind(certificate.cert_sha256.clone())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+async fn insert_certificate(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    certificate: &CertificateRecord,
+    der: Option<&[u8]>,
+    now: i64,
+) -> Result<()> {
+    let json = |list: &Vec<String>| serde_json::to_string(list).unwrap_or_else(|_| "[]".into());
+    sqlx::query(
+        "INSERT INTO certificates (cert_sha256, spki_sha256, subject, issuer, serial, sans, not_before_unix, not_after_unix, key_type, \
+           key_bits, signature_algorithm, self_signed, crl_urls, ocsp_urls, ca_issuer_urls, der, first_seen_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
+         ON CONFLICT (cert_sha256) DO NOTHING",
+    )
+    .bind(certificate.cert_sha256.clone())
+    .bind(certificate.spki_sha256.clone())
+    .bind(certificate.subject.clone())
+    .bind(certificate.issuer.clone())
+    .bind(certificate.serial.clone())
+    .bind(json(&certificate.sans))
+    .bind(certificate.not_before_unix)
+    .bind(certificate.not_after_unix)
+    .bind(certificate.key_type.clone())
+    .bind(certificate.key_bits.map(i64::from))
+    .bind(certificate.signature_algorithm.clone())
+    .bind(i64::from(certificate.self_signed))
+    .bind(json(&certificate.crl_urls))
+    .bind(json(&certificate.ocsp_urls))
+    .bind(json(&certificate.ca_issuer_urls))
+    .bind(der.map(<[u8]>::to_vec))
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

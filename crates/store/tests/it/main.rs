@@ -1,0 +1,44 @@
+//! The inventory's integration tests, in one binary. Every test of `suite.rs` runs twice: on
+//! SQLite and on a real PostgreSQL started on loopback (`backend.rs`). Histories come from real
+//! scans of lab servers that change between scans (`site.rs`); revocation from a CA run with the
+//! openssl CLI (`pki.rs`).
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+mod backend;
+mod pki;
+mod site;
+mod suite;
+
+macro_rules! on_both_backends {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    crate::suite::$test(crate::backend::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    crate::suite::$test(crate::backend::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    response_history_reaches_every_state,
+    shared_key_is_compromised_everywhere,
+    recording_is_idempotent,
+    resumed_runs_see_pending_targets,
+    revocation_checks_complete_the_response,
+    assets_link_endpoints_to_owners,
+    imported_targets_are_rescanned,
+    rescan_proposes_what_needs_testing,
+    endpoint_views_carry_the_contract,
+    schema_and_bad_input,
+);

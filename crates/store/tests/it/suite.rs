@@ -1,0 +1,523 @@
+//! The store test suite. Every test takes the backend it runs on; `main.rs` runs each one on
+//! SQLite and on PostgreSQL.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use bleedwatch_assess::{AlertKind, Flag, State};
+use bleedwatch_lab::identity::{LAB_RSA_KEY_A, LAB_RSA_KEY_B};
+use bleedwatch_lab::{Behaviour, LabIdentity};
+use bleedwatch_revocation::{check_certificate, CertificateRef, CheckOptions, CrlSource, Status};
+use bleedwatch_store::views::{endpoint_csv_row, funnel, EndpointView};
+use bleedwatch_store::{
+    parse_asset_csv, parse_masscan_json, parse_nmap_xml, AlertFilter, CertificateRecord, EndpointAssessment, RecordOutcome,
+    RevocationInput, Store, StoreError,
+};
+
+use crate::backend::{open, Backend};
+use crate::pki::{require_openssl, Ca};
+use crate::site::Site;
+
+const NAME: &str = "lab.bleedwatch.test";
+
+fn identity(key_pem: &str, serial: u64) -> LabIdentity {
+    LabIdentity::self_signed(&[NAME], key_pem, serial).unwrap()
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+/// Scans the site in a run of its own and records the result.
+async fn scan_into(store: &Store, site: &Site) -> (RecordOutcome, serde_json::Value) {
+    let run = store.start_run("scan", &["scan".into(), site.addr.to_string()]).await.unwrap();
+    let json = site.scan().await;
+    let outcome = store.record(run, &json, None).await.unwrap();
+    store.finish_run(run, "finished").await.unwrap();
+    (outcome, json)
+}
+
+async fn assessed(store: &Store, endpoint_id: i64) -> EndpointAssessment {
+    let all = store.assess_all(now()).await.unwrap();
+    all.into_iter().find(|a| a.endpoint.id == endpoint_id).unwrap()
+}
+
+fn leaf_field(json: &serde_json::Value, field: &str) -> String {
+    json["certificate"][field].as_str().unwrap().to_owned()
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// The response to a vulnerable server, scanned for real as it changes: vulnerable → fixed →
+/// (server down) → reissued on the same key → new key → revoked → the old key comes back → an
+/// unexpected key → pinned → vulnerable again.
+pub async fn response_history_reaches_every_state(backend: Backend) {
+    let Some(test) = open(backend).await else { return };
+    let store = test.store.clone();
+    let original = identity(LAB_RSA_KEY_A, 1);
+    let mut site = Site::start(Behaviour::Vulnerable, &original).await;
+
+    let (outcome, json) = scan_into(&store, &site).await;
+    assert_eq!(json["heartbleed"], "vulnerable", "{json:#}");
+    let endpoint = outcome.endpoint_id();
+    let (cert_1, key_a) = (leaf_field(&json, "cert_sha256"), leaf_field(&json, "spki_sha256"));
+    let a = assessed(&store, endpoint).await;
+    assert_eq!(a.assessment.state, State::Vulnerable);
+    assert_eq!(a.assessment.exposed_spkis, set(&[&key_a]));
+    assert!(a.assessment.has_flag("exposed-cert-valid-until"));
+    assert!(a.assessment.vulnerable_versions.contains("tls1.2"));
+    let first_vulnerable = a.assessment.exposure.first_vulnerable_ms.unwrap();
+
+    // Patched, same certificate.
+    site.switch(Behaviour::Fixed, &original).await;
+    let (_, json) = scan_into(&store, &site).await;
+    assert_eq!(json["heartbleed"], "not-vulnerable");
+    let a = assessed(&store, endpoint).await;
+    assert_eq!(a.assessment.state, State::Fixed);
+    let window = a.assessment.exposure;
+    assert_eq!(window.first_vulnerable_ms, Some(first_vulnerable));
+    assert_eq!(window.last_vulnerable_ms, Some(first_vulnerable));
+    assert!(window.first_fixed_ms.unwrap() > first_vulnerable);
+
+    // The server is down: inconclusive, nothing moves.
+    site.stop();
+    let (_, json) = scan_into(&store, &site).await;
+    assert_eq!(json["status"], "connection-refused");
+    let down = assessed(&store, endpoint).await;
+    assert_eq!(down.assessment.state, State::Fixed);
+    assert_eq!(down.assessment.exposure, window);
+    assert_eq!(down.latest.as_ref().unwrap().status, "connection-refused");
+    assert_eq!(store.history(endpoint).await.unwrap().len(), 3);
+
+    // Reissued on the same (stolen) key.
+    site.switch(Behaviour::Fixed, &identity(LAB_RSA_KEY_A, 2)).await;
+    let (_, json) = scan_into(&store, &site).await;
+    let cert_2 = leaf_field(&json, "cert_sha256");
+    assert_eq!(leaf_field(&json, "spki_sha256"), key_a);
+    assert_ne!(cert_2, cert_1);
+    let a = assessed(&store, endpoint).await;
+    assert_eq!(a.assessment.state, State::Fixed);
+    assert!(a.assessment.flags.contains(&Flag::ReissuedSameKey { cert_sha256: cert_2.clone(), spki_sha256: key_a.clone() }));
+    assert_eq!(a.assessment.exposed_certs, set(&[&cert_1, &cert_2]));
+
+    // A new key.
+    site.switch(Behaviour::Fixed, &identity(LAB_RSA_KEY_B, 3)).await;
+    let (_, json) = scan_into(&store, &site).await;
+    let key_b = leaf_field(&json, "spki_sha256");
+    let a = assessed(&store, endpoint).await;
+    assert_eq!(a.assessment.state, State::Rekeyed);
+    assert_eq!(a.assessment.spkis_seen, set(&[&key_a, &key_b]));
+    assert!(a.assessment.alerts.is_empty());
+
+    // Both certificates on the stolen key revoked: users can be told.
+    for cert in [&cert_1, &cert_2] {
+        store.record_revocation(&revoked(cert)).await.unwrap();
+    }
+    let a = assessed(&store, endpoint).await;
+    assert_eq!(a.assessment.state, State::NotifyReady);
+    assert!(!a.assessment.has_flag("exposed-cert-valid-until"));
+
+    // Rollback: the stolen key is back. Watch raises an alert.
+    site.switch(Behaviour::Fixed, &original).await;
+    let (rollback, _) = scan_into(&store, &site).await;
+    let a = assessed(&store, endpoint).await;
+    assert_eq!(a.assessment.state, State::Revoked, "no longer re-keyed");
+    assert!(a.assessment.flags.contains(&Flag::ExposedKeyReturned { spki_sha256: key_a.clone() }));
+    let alerts = store.alerts(&AlertFilter { kind: Some("exposed-key-returned".into()), ..AlertFilter::default() }).await.unwrap();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0].observation_id, rollback.observation_id());
+    assert_eq!(alerts[0].spki_sha256.as_deref(), Some(key_a.as_str()));
+
+    // A key nobody announced: possible man-in-the-middle.
+    let stranger = LabIdentity::generate_ecdsa(&[NAME]).unwrap();
+    site.switch(Behaviour::Fixed, &stranger).await;
+    let (_, json) = scan_into(&store, &site).await;
+    let key_e = leaf_field(&json, "spki_sha256");
+    let a = assessed(&store, endpoint).await;
+    assert_eq!(a.assessment.state, State::NotifyReady);
+    assert!(a.assessment.flags.contains(&Flag::UnexpectedCertificate { spki_sha256: key_e.clone() }));
+    let unexpected = store.alerts(&AlertFilter { kind: Some("unexpected-certificate".into()), ..AlertFilter::default() }).await.unwrap();
+    assert_eq!(unexpected.len(), 1);
+    assert!(store.acknowledge_alert(unexpected[0].id).await.unwrap());
+    assert!(!store.acknowledge_alert(unexpected[0].id).await.unwrap());
+    assert!(store.alerts(&AlertFilter { unacknowledged_only: true, ..AlertFilter::default() }).await.unwrap().iter().all(|al| al.id != unexpected[0].id));
+
+    // The owner confirms the new key: later scans with it are expected.
+    store.pin_key(endpoint, &key_e, "rotated by ops").await.unwrap();
+    scan_into(&store, &site).await;
+    let a = assessed(&store, endpoint).await;
+    assert!(!a.assessment.has_flag("unexpected-certificate"), "{:?}", a.assessment.flags);
+
+    // Vulnerable again: regression.
+    site.switch(Behaviour::Vulnerable, &stranger).await;
+    scan_into(&store, &site).await;
+    let a = assessed(&store, endpoint).await;
+    assert_eq!(a.assessment.state, State::Vulnerable);
+    assert!(a.assessment.alerts.iter().any(|al| al.kind == AlertKind::Regressed));
+    assert_eq!(store.alerts(&AlertFilter { kind: Some("regressed".into()), ..AlertFilter::default() }).await.unwrap().len(), 1);
+    assert_eq!(store.history(endpoint).await.unwrap().len(), 9, "history is kept, never overwritten");
+    site.stop();
+}
+
+fn revoked(cert: &str) -> RevocationInput {
+    RevocationInput {
+        cert_sha256: cert.to_owned(),
+        method: "ocsp".into(),
+        source: "http://127.0.0.1:9/ocsp".into(),
+        result: "revoked".into(),
+        revoked_at_unix: Some(now() / 1000),
+        reason: Some("keyCompromise".into()),
+        detail: "test".into(),
+        checked_at_ms: now(),
+    }
+}
+
+/// A certificate (and its key) shared by two servers: one leaks it, both must re-key.
+pub async fn shared_key_is_compromised_everywhere(backend: Backend) {
+    let Some(test) = open(backend).await else { return };
+    let store = test.store.clone();
+    let wildcard = identity(LAB_RSA_KEY_A, 7);
+    let leaking = Site::start(Behaviour::Vulnerable, &wildcard).await;
+    let mut sharing = Site::start(Behaviour::Fixed, &wildcard).await;
+    let unrelated = Site::start(Behaviour::Fixed, &identity(LAB_RSA_KEY_B, 8)).await;
+    let run = store.start_run("scan", &[]).await.unwrap();
+    let mut ids = Vec::new();
+    for site in [&leaking, &sharing, &unrelated] {
+        ids.push(store.record(run, &site.scan().await, None).await.unwrap().endpoint_id());
+    }
+    store.finish_run(run, "finished").await.unwrap();
+    let all = store.assess_all(now()).await.unwrap();
+    let find = |id: i64| all.iter().find(|a| a.endpoint.id == id).unwrap();
+    let (a, b, c) = (find(ids[0]), find(ids[1]), find(ids[2]));
+    assert_eq!(a.assessment.state, State::Vulnerable);
+    assert_eq!(b.assessment.state, State::Fixed, "never vulnerable, but serves a stolen key");
+    assert_eq!(c.assessment.state, State::NeverVulnerable);
+    let shared_with = |item: &EndpointAssessment| {
+        item.assessment.flags.iter().find_map(|f| match f {
+            Flag::ExposedKeyShared { endpoints, .. } => Some(endpoints.clone()),
+            _ => None,
+        })
+    };
+    assert_eq!(shared_with(a), Some(vec![b.endpoint.label()]));
+    assert_eq!(shared_with(b), Some(vec![a.endpoint.label()]));
+    assert_eq!(b.assessment.exposed_certs, a.assessment.exposed_certs);
+    assert!(c.assessment.flags.is_empty());
+
+    sharing.switch(Behaviour::Fixed, &LabIdentity::generate_ecdsa(&[NAME]).unwrap()).await;
+    let (outcome, _) = scan_into(&store, &sharing).await;
+    assert_eq!(outcome.endpoint_id(), ids[1]);
+    assert_eq!(assessed(&store, ids[1]).await.assessment.state, State::Rekeyed);
+}
+
+/// Recording the same endpoint twice in a run keeps one observation, even when racing.
+pub async fn recording_is_idempotent(backend: Backend) {
+    let Some(test) = open(backend).await else { return };
+    let store = test.store.clone();
+    let site = Site::start(Behaviour::NoHeartbeat, &identity(LAB_RSA_KEY_A, 1)).await;
+    let json = site.scan().await;
+    assert_eq!(json["heartbleed"], "no-heartbeat");
+    let run = store.start_run("scan", &[]).await.unwrap();
+    let first = store.record(run, &json, None).await.unwrap();
+    let second = store.record(run, &json, None).await.unwrap();
+    assert!(matches!(first, RecordOutcome::Inserted { .. }));
+    assert_eq!(second, RecordOutcome::AlreadyRecorded { observation_id: first.observation_id(), endpoint_id: first.endpoint_id() });
+    assert_eq!(store.run_observations(run).await.unwrap().len(), 1);
+
+    let racing = store.start_run("scan", &[]).await.unwrap();
+    let json = Arc::new(json);
+    let tasks: Vec<_> = (0..4)
+        .map(|_| {
+            let (store, json) = (store.clone(), json.clone());
+            tokio::spawn(async move { store.record(racing, &json, None).await.unwrap() })
+        })
+        .collect();
+    let mut inserted = 0;
+    for task in tasks {
+        if matches!(task.await.unwrap(), RecordOutcome::Inserted { .. }) {
+            inserted += 1;
+        }
+    }
+    assert_eq!(inserted, 1);
+    assert_eq!(store.run_observations(racing).await.unwrap().len(), 1);
+    assert_eq!(store.history(first.endpoint_id()).await.unwrap().len(), 2, "one per run");
+    // The stored JSON is the line as scanned.
+    assert_eq!(store.observation_json(first.observation_id()).await.unwrap(), *json);
+    let chain = store.observation_chain(first.observation_id()).await.unwrap();
+    assert_eq!(chain.len(), 1);
+    assert_eq!(chain[0].summary.cert_sha256, json["certificate"]["cert_sha256"].as_str().unwrap());
+}
+
+/// A run plans its targets; a resumed run sees what is left, in order.
+pub async fn resumed_runs_see_pending_targets(backend: Backend) {
+    let Some(test) = open(backend).await else { return };
+    let store = test.store.clone();
+    let site = Site::start(Behaviour::Fixed, &identity(LAB_RSA_KEY_A, 1)).await;
+    let run = store.start_run("scan", &["scan".into(), "-iL".into(), "targets.txt".into()]).await.unwrap();
+    let site_target = site.addr.to_string();
+    let planned: Vec<String> = vec!["192.0.2.1:443".into(), site_target.clone(), "192.0.2.3:443".into(), "192.0.2.4:443".into(), "192.0.2.5:443".into()];
+    assert_eq!(store.plan_targets(run, planned.clone()).await.unwrap(), 5);
+    store.record(run, &site.scan().await, Some(&site_target)).await.unwrap();
+    assert!(store.mark_target_done(run, "192.0.2.4:443").await.unwrap());
+    assert!(!store.mark_target_done(run, "192.0.2.4:443").await.unwrap());
+    assert!(!store.mark_target_done(run, "198.51.100.1:443").await.unwrap(), "never planned");
+    assert_eq!(store.pending_targets(run).await.unwrap(), ["192.0.2.1:443", "192.0.2.3:443", "192.0.2.5:443"]);
+    assert_eq!(store.target_counts(run).await.unwrap(), (5, 2));
+    // A resumed run plans again: nothing new, nothing lost.
+    assert_eq!(store.plan_targets(run, planned).await.unwrap(), 0);
+    let page = store.pending_targets_after(run, -1, 2).await.unwrap();
+    assert_eq!(page.iter().map(|(_, t)| t.as_str()).collect::<Vec<_>>(), ["192.0.2.1:443", "192.0.2.3:443"]);
+    let next = store.pending_targets_after(run, page[1].0, 2).await.unwrap();
+    assert_eq!(next.iter().map(|(_, t)| t.as_str()).collect::<Vec<_>>(), ["192.0.2.5:443"]);
+    let open_runs = store.unfinished_runs(Some("scan")).await.unwrap();
+    assert_eq!(open_runs.iter().map(|r| r.id).collect::<Vec<_>>(), [run]);
+    assert_eq!(open_runs[0].arguments, ["scan", "-iL", "targets.txt"]);
+    store.finish_run(run, "finished").await.unwrap();
+    assert!(store.unfinished_runs(None).await.unwrap().is_empty());
+    assert_eq!(store.run(run).await.unwrap().status, "finished");
+}
+
+/// Revocation end to end: a CA run with openssl issues the lab's certificates; after the fix and a
+/// new key, the CA revokes the exposed one and the CRL check (bleedwatch-revocation) is recorded.
+pub async fn revocation_checks_complete_the_response(backend: Backend) {
+    if !require_openssl() {
+        return;
+    }
+    let Some(test) = open(backend).await else { return };
+    let store = test.store.clone();
+    let ca = Ca::new("bleedwatch store test CA");
+    let (leaf_1, key_1) = ca.issue("leaf1");
+    let (leaf_2, key_2) = ca.issue("leaf2");
+    let exposed = LabIdentity::with_chain(vec![leaf_1.clone(), ca.der()], &key_1).unwrap();
+    let mut site = Site::start(Behaviour::Vulnerable, &exposed).await;
+    let (outcome, json) = scan_into(&store, &site).await;
+    assert_eq!(json["heartbleed"], "vulnerable", "{json:#}");
+    assert_eq!(json["chain"].as_array().unwrap().len(), 2);
+    let endpoint = outcome.endpoint_id();
+    site.switch(Behaviour::Fixed, &LabIdentity::with_chain(vec![leaf_2.clone(), ca.der()], &key_2).unwrap()).await;
+    scan_into(&store, &site).await;
+    assert_eq!(assessed(&store, endpoint).await.assessment.state, State::Rekeyed);
+
+    ca.revoke("leaf1");
+    let crl = ca.crl();
+    let summary = bleedwatch_x509::summarize(&leaf_1).unwrap();
+    // The issuer was seen in the chain; loading its DER makes it usable for checks.
+    let ca_summary: CertificateRecord = serde_json::from_value(serde_json::to_value(bleedwatch_x509::summarize(&ca.der()).unwrap()).unwrap()).unwrap();
+    store.store_certificate(&ca_summary, Some(&ca.der())).await.unwrap();
+    let issuers = store.certificates_with_der_by_subject(&summary.issuer).await.unwrap();
+    assert_eq!(issuers.len(), 1);
+    let issuer_der = issuers[0].der.clone().unwrap();
+    let cert = CertificateRef {
+        cert_sha256: summary.cert_sha256.clone(),
+        serial: summary.serial.clone(),
+        issuer: summary.issuer.clone(),
+        crl_urls: summary.crl_urls.clone(),
+        ocsp_urls: summary.ocsp_urls.clone(),
+        ca_issuer_urls: summary.ca_issuer_urls.clone(),
+    };
+    let options = CheckOptions { crl_sources: Some(vec![CrlSource::File(crl)]), use_ocsp: false, ..CheckOptions::default() };
+    let outcomes = check_certificate(&cert, Some(&issuer_der), &options).await;
+    assert_eq!(outcomes.len(), 1);
+    assert_eq!(outcomes[0].status, Status::Revoked, "{outcomes:?}");
+    for outcome in &outcomes {
+        store
+            .record_revocation(&RevocationInput {
+                cert_sha256: outcome.cert_sha256.clone(),
+                method: outcome.method.as_str().into(),
+                source: outcome.source.clone(),
+                result: outcome.status.as_str().into(),
+                revoked_at_unix: outcome.revoked_at_unix,
+                reason: outcome.reason.clone(),
+                detail: outcome.detail.clone(),
+                checked_at_ms: outcome.checked_at_ms,
+            })
+            .await
+            .unwrap();
+    }
+    let a = assessed(&store, endpoint).await;
+    assert_eq!(a.assessment.state, State::NotifyReady);
+    let checks = store.revocation_checks(Some(&summary.cert_sha256)).await.unwrap();
+    assert_eq!(checks.len(), 1);
+    assert_eq!(checks[0].check.reason.as_deref(), Some("keyCompromise"));
+
+    let views = store.certificate_views().await.unwrap();
+    let leaf_view = views.iter().find(|v| v.cert_sha256 == summary.cert_sha256).unwrap();
+    assert!(leaf_view.exposed && leaf_view.revoked);
+    assert_eq!(leaf_view.revocation.get("crl").map(String::as_str), Some("revoked"));
+    assert_eq!(leaf_view.endpoints.len(), 1);
+    let second = bleedwatch_x509::summarize(&leaf_2).unwrap();
+    let second_view = views.iter().find(|v| v.cert_sha256 == second.cert_sha256).unwrap();
+    assert!(!second_view.exposed && !second_view.revoked);
+    site.stop();
+}
+
+/// The asset list links endpoints to owners (most specific match), before or after they are
+/// scanned; the funnel groups by owner, internet-facing first; CSV exports are neutralised.
+pub async fn assets_link_endpoints_to_owners(backend: Backend) {
+    let Some(test) = open(backend).await else { return };
+    let store = test.store.clone();
+    let vulnerable = Site::start(Behaviour::Vulnerable, &identity(LAB_RSA_KEY_A, 1)).await;
+    let (first, _) = scan_into(&store, &vulnerable).await;
+    assert!(store.endpoint(first.endpoint_id()).await.unwrap().asset.is_none());
+
+    let csv = "host,owner,criticality,internet-facing,notes\n\
+               127.0.0.0/8,netops,low,no,loopback block\n\
+               127.0.0.1,\"=HYPERLINK(\"\"http://198.51.100.1\"\")\",high,yes,lab\n";
+    let assets = parse_asset_csv(csv.as_bytes(), "assets.csv").unwrap();
+    let summary = store.import_assets(&assets, "csv").await.unwrap();
+    assert_eq!(summary.assets, 2);
+    assert_eq!(summary.linked_endpoints, 1);
+    let endpoint = store.endpoint(first.endpoint_id()).await.unwrap();
+    let asset = endpoint.asset.clone().unwrap();
+    assert_eq!(asset.host, "127.0.0.1", "the exact address beats the block");
+    assert!(asset.internet_facing);
+
+    // Scanned after the import: linked when recorded.
+    let fixed = Site::start(Behaviour::Fixed, &identity(LAB_RSA_KEY_B, 2)).await;
+    let (second, _) = scan_into(&store, &fixed).await;
+    assert_eq!(store.endpoint(second.endpoint_id()).await.unwrap().asset.unwrap().host, "127.0.0.1");
+
+    // Re-importing updates in place.
+    let csv = "host,owner,internet_facing\n127.0.0.1,web team,yes\n";
+    store.import_assets(&parse_asset_csv(csv.as_bytes(), "assets.csv").unwrap(), "csv").await.unwrap();
+    assert_eq!(store.assets().await.unwrap().len(), 2);
+    let all = store.assess_all(now()).await.unwrap();
+    let rows = funnel(&all);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].owner, "web team");
+    assert!(rows[0].internet_facing);
+    assert_eq!(rows[0].total, 2);
+    assert_eq!(rows[0].counts.get(&State::Vulnerable), Some(&1));
+    assert_eq!(rows[0].counts.get(&State::NeverVulnerable), Some(&1));
+
+    // Formula owners stay data in CSV exports.
+    let csv = "host,owner\n127.0.0.1,=cmd|' /C calc'!A0\n";
+    store.import_assets(&parse_asset_csv(csv.as_bytes(), "assets.csv").unwrap(), "csv").await.unwrap();
+    let all = store.assess_all(now()).await.unwrap();
+    let view = EndpointView::from(&all[0]);
+    let row = endpoint_csv_row(&view);
+    assert!(row.contains(&"'=cmd|' /C calc'!A0".to_owned()), "{row:?}");
+}
+
+/// nmap (run for real against a loopback endpoint) and masscan output become targets that
+/// `rescan` proposes until they are scanned.
+pub async fn imported_targets_are_rescanned(backend: Backend) {
+    let Some(test) = open(backend).await else { return };
+    let store = test.store.clone();
+    let site = Site::start(Behaviour::Fixed, &identity(LAB_RSA_KEY_A, 1)).await;
+    let masscan_current = include_str!("../data/masscan-1.3.json");
+    let masscan_old = include_str!("../data/masscan-1.0-trailing-comma.json");
+    let current = parse_masscan_json(masscan_current, "masscan-1.3.json").unwrap();
+    let old = parse_masscan_json(masscan_old, "masscan-1.0-trailing-comma.json").unwrap();
+    assert_eq!(current.len(), 3, "{current:?}");
+    assert_eq!(current.iter().filter(|t| t.service.as_deref() == Some("ssl")).count(), 1);
+    assert_eq!(old.len(), 2, "{old:?}");
+    assert_eq!(store.import_targets(&current, "masscan").await.unwrap().new_targets, 3);
+    assert_eq!(store.import_targets(&old, "masscan").await.unwrap().new_targets, 1, "one target in both files");
+
+    let nmap_targets = match nmap_xml(site.addr.port()) {
+        Some(xml) => {
+            let targets = parse_nmap_xml(xml.as_bytes(), "nmap.xml").unwrap();
+            assert_eq!(targets.len(), 1, "{xml}");
+            assert_eq!(targets[0].scan_target(), site.addr.to_string());
+            targets
+        }
+        None => Vec::new(),
+    };
+    store.import_targets(&nmap_targets, "nmap").await.unwrap();
+    let proposed = store.rescan_targets(now(), None, false).await.unwrap();
+    let proposed: Vec<&str> = proposed.iter().map(|t| t.target.as_str()).collect();
+    assert!(proposed.contains(&"192.0.2.10:443"));
+    assert!(proposed.contains(&"[2001:db8::7]:8443"));
+    if !nmap_targets.is_empty() {
+        assert!(proposed.contains(&site.addr.to_string().as_str()));
+    }
+    scan_into(&store, &site).await;
+    let proposed = store.rescan_targets(now(), None, false).await.unwrap();
+    assert!(proposed.iter().all(|t| t.target != site.addr.to_string()), "scanned and never vulnerable: {proposed:?}");
+}
+
+/// nmap's XML for `port` (open) and a closed port on 127.0.0.1, or None when skipping real tools.
+fn nmap_xml(port: u16) -> Option<String> {
+    if std::env::var_os("BLEEDWATCH_SKIP_REAL_SERVERS").is_some() {
+        return None;
+    }
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let output = std::process::Command::new("nmap")
+        .args(["-sT", "-Pn", "-n", "-oX", "-", "-p", &format!("{port},{closed}"), "127.0.0.1"])
+        .output()
+        .unwrap_or_else(|e| panic!("nmap is not installed ({e}): run scripts/test.sh, or set BLEEDWATCH_SKIP_REAL_SERVERS=1"));
+    assert!(output.status.success(), "nmap failed: {}", String::from_utf8_lossy(&output.stderr));
+    Some(String::from_utf8(output.stdout).unwrap())
+}
+
+/// What rescan proposes: not yet fixed, never conclusively tested, stale, and (on request)
+/// everything still in the response.
+pub async fn rescan_proposes_what_needs_testing(backend: Backend) {
+    let Some(test) = open(backend).await else { return };
+    let store = test.store.clone();
+    let mut vulnerable = Site::start(Behaviour::Vulnerable, &identity(LAB_RSA_KEY_A, 1)).await;
+    let healthy = Site::start(Behaviour::Fixed, &identity(LAB_RSA_KEY_B, 2)).await;
+    let mut down = Site::start(Behaviour::Fixed, &identity(LAB_RSA_KEY_B, 3)).await;
+    down.stop();
+    for site in [&vulnerable, &healthy, &down] {
+        scan_into(&store, site).await;
+    }
+    let targets = |list: Vec<bleedwatch_store::views::RescanTarget>| list.into_iter().map(|t| (t.target, t.reason)).collect::<Vec<_>>();
+    let proposed: BTreeSet<(String, String)> = targets(store.rescan_targets(now(), None, false).await.unwrap()).into_iter().collect();
+    let expected = BTreeSet::from([
+        (vulnerable.addr.to_string(), "vulnerable".to_owned()),
+        (down.addr.to_string(), "no conclusive result yet".to_owned()),
+    ]);
+    assert_eq!(proposed, expected);
+    let stale = targets(store.rescan_targets(now() + 60_000, Some(1_000), false).await.unwrap());
+    assert!(stale.contains(&(healthy.addr.to_string(), "stale".to_owned())), "{stale:?}");
+
+    vulnerable.switch(Behaviour::Fixed, &identity(LAB_RSA_KEY_A, 1)).await;
+    scan_into(&store, &vulnerable).await;
+    let without = targets(store.rescan_targets(now(), None, false).await.unwrap());
+    assert!(!without.iter().any(|(t, _)| *t == vulnerable.addr.to_string()));
+    let with = targets(store.rescan_targets(now(), None, true).await.unwrap());
+    assert!(with.contains(&(vulnerable.addr.to_string(), "fixed, not notify-ready".to_owned())), "{with:?}");
+}
+
+/// The JSON line of `endpoints --json` carries what pipelines need.
+pub async fn endpoint_views_carry_the_contract(backend: Backend) {
+    let Some(test) = open(backend).await else { return };
+    let store = test.store.clone();
+    let site = Site::start(Behaviour::Vulnerable, &identity(LAB_RSA_KEY_A, 1)).await;
+    let (_, json) = scan_into(&store, &site).await;
+    let all = store.assess_all(now()).await.unwrap();
+    let view = serde_json::to_value(EndpointView::from(&all[0])).unwrap();
+    assert_eq!(view["address"], "127.0.0.1");
+    assert_eq!(view["port"], site.addr.port());
+    assert_eq!(view["transport"], "tcp");
+    assert_eq!(view["state"], "vulnerable");
+    assert_eq!(view["flags"][0]["flag"], "exposed-cert-valid-until");
+    assert!(view["exposure"]["first_vulnerable"].as_str().unwrap().ends_with('Z'));
+    assert!(view["exposure"]["first_fixed"].is_null());
+    assert_eq!(view["spkis_seen"], serde_json::json!([json["certificate"]["spki_sha256"]]));
+    assert_eq!(view["exposed_spkis"], view["spkis_seen"]);
+    assert_eq!(view["last_verdict"], "vulnerable");
+}
+
+/// Opening again is harmless; bad input is refused with a reason.
+pub async fn schema_and_bad_input(backend: Backend) {
+    let Some(test) = open(backend).await else { return };
+    let (store, url) = (test.store.clone(), test.url.clone());
+    assert_eq!(store.schema_version().await.unwrap(), 1);
+    let again = Store::open(&url).await.unwrap();
+    assert_eq!(again.schema_version().await.unwrap(), 1);
+    let run = store.start_run("scan", &[]).await.unwrap();
+    let error = store.record(run, &serde_json::json!({"address": "x"}), None).await.unwrap_err();
+    assert!(matches!(error, StoreError::BadResult(_)), "{error}");
+    let error = store.record_revocation(&revoked("00".repeat(32).as_str())).await.unwrap_err();
+    assert!(matches!(error, StoreError::NotFound(_)), "{error}");
+    let mut bad = revoked("x");
+    bad.result = "maybe".into();
+    assert!(matches!(store.record_revocation(&bad).await.unwrap_err(), StoreError::BadResult(_)));
+    assert!(matches!(store.finish_run(bleedwatch_store::RunId(9999), "finished").await.unwrap_err(), StoreError::NotFound(_)));
+    assert!(store.endpoints().await.unwrap().is_empty());
+    again.close().await;
+}
