@@ -75,13 +75,6 @@ pub async fn persist_for_target(
     store.record(run, result_json, target).await.context("recording the result in the inventory")
 }
 
-/// Endpoints `rescan` should test, as scan targets: not yet fixed (vulnerable or never tested
-/// conclusively), last seen longer than `stale_after` ago, and imported targets never scanned.
-pub async fn rescan_targets(store: &Store, stale_after: Option<Duration>) -> Result<Vec<String>> {
-    let stale_ms = stale_after.map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-    Ok(store.rescan_targets(now_ms(), stale_ms, false).await?.into_iter().map(|t| t.target).collect())
-}
-
 /// What `bleedwatch rescan` takes besides the scan options.
 #[derive(Args, Debug, Clone)]
 pub struct RescanArgs {

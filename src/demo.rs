@@ -26,6 +26,9 @@ pub struct DemoArgs {
     /// Where to write the JSON lines.
     #[arg(long, default_value = "bleedwatch-demo.jsonl")]
     pub json: PathBuf,
+    /// The demo's inventory (SQLite file, or postgres://...); kept apart from your real inventory.
+    #[arg(long, default_value = "bleedwatch-demo.db")]
+    pub db: String,
 }
 
 struct LabEntry {
@@ -120,10 +123,17 @@ pub async fn run(args: DemoArgs) -> Result<u8> {
         json: Some(args.json.clone()),
         csv: None,
         quiet: false,
+        db: crate::cmd_inventory::DbArgs { db: Some(args.db.clone()) },
+        no_db: false,
+        resume: false,
     };
     let plan = scan.plan()?;
     let mut sinks = ResultSinks::new(Some(&args.json), None, entries.len() as u128, true)?;
-    crate::scan_cmd::execute(plan, &mut sinks).await?;
+    let store = scan.db.open().await?;
+    let run = store.start_run("demo", &[]).await?;
+    let recording = crate::scan_cmd::Recording { store, run, done: Default::default() };
+    crate::scan_cmd::execute(plan, &mut sinks, Some(&recording)).await?;
+    recording.store.finish_run(run, "finished").await?;
     sinks.print_summary(&mut std::io::stdout().lock())?;
     silent_task.abort();
     drop(servers);
@@ -141,7 +151,7 @@ pub async fn run(args: DemoArgs) -> Result<u8> {
             println!("MISMATCH {}: expected {}, got {got}", e.addr, e.expected);
         }
     }
-    println!("\nresults written to {}", args.json.display());
+    println!("\nresults written to {} and recorded in the inventory {} (try: bleedwatch status --db {})", args.json.display(), args.db, args.db);
     if mismatches == 0 {
         println!("lab check: all {} verdicts as expected", entries.len());
         Ok(0)

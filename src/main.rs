@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod cmd_client;
+mod cmd_inventory;
 mod cmd_pcap;
 mod demo;
 mod lab_cmd;
@@ -39,6 +40,62 @@ enum Command {
     Honeypot(cmd_client::HoneypotArgs),
     /// Find Heartbleed attacks (and whether they leaked) in packet captures.
     Pcap(cmd_pcap::PcapArgs),
+    /// The response funnel: endpoints by state (vulnerable, fixed, re-keyed, revoked, notify-ready).
+    Status(cmd_inventory::StatusArgs),
+    /// Endpoints in the inventory, with state, flags and exposure window.
+    Endpoints(cmd_inventory::EndpointsArgs),
+    /// Certificates seen, and which carry exposed keys.
+    Certs(cmd_inventory::CertsArgs),
+    /// Watch alerts: exposed keys seen again, unexpected certificates, regressions.
+    Alerts(cmd_inventory::AlertsArgs),
+    /// Import asset lists (CSV) and targets (nmap XML, masscan JSON).
+    Assets {
+        #[command(subcommand)]
+        command: cmd_inventory::AssetsCommand,
+    },
+    /// Check whether exposed certificates are revoked (CRL, OCSP).
+    Revocation {
+        #[command(subcommand)]
+        command: cmd_inventory::RevocationCommand,
+    },
+    /// Pin the key an endpoint is expected to serve (anything else raises an alert).
+    Expect(cmd_inventory::ExpectArgs),
+    /// Re-test what is not yet fixed (or stale), recording into the inventory.
+    Rescan(RescanCmd),
+}
+
+#[derive(clap::Args, Debug)]
+struct RescanCmd {
+    #[command(flatten)]
+    select: cmd_inventory::RescanArgs,
+    /// JSON lines of the new results (- for standard output).
+    #[arg(long, value_name = "FILE")]
+    json: Option<std::path::PathBuf>,
+}
+
+/// `rescan`: the inventory chooses the targets, `scan` tests them and records the results.
+async fn run_rescan(args: RescanCmd) -> anyhow::Result<u8> {
+    if args.select.dry_run {
+        return cmd_inventory::run_rescan_dry_run(&args.select).await;
+    }
+    let store = args.select.db.open().await?;
+    let targets: Vec<String> = cmd_inventory::rescan_selection(&store, &args.select).await?.into_iter().map(|t| t.target).collect();
+    if targets.is_empty() {
+        println!("nothing to rescan: every endpoint is fixed and fresh");
+        return Ok(0);
+    }
+    let mut argv = vec!["scan".to_string()];
+    argv.extend(targets);
+    let mut scan = <RescanScan as clap::Parser>::try_parse_from(&argv)?.args;
+    scan.db = args.select.db.clone();
+    scan.json = args.json;
+    scan_cmd::run_with_argv(scan, argv.split_off(1)).await
+}
+
+#[derive(clap::Parser, Debug)]
+struct RescanScan {
+    #[command(flatten)]
+    args: scan_cmd::ScanArgs,
 }
 
 /// nmap users type `-iL FILE`; clap has no two-letter short flags, so spell it out first.
@@ -62,6 +119,14 @@ fn main() -> ExitCode {
             Command::Lab(args) => lab_cmd::run(args).await,
             Command::ClientTest(args) => cmd_client::run_client_test(args).await,
             Command::Honeypot(args) => cmd_client::run_honeypot(args).await,
+            Command::Status(args) => cmd_inventory::run_status(args).await,
+            Command::Endpoints(args) => cmd_inventory::run_endpoints(args).await,
+            Command::Certs(args) => cmd_inventory::run_certs(args).await,
+            Command::Alerts(args) => cmd_inventory::run_alerts(args).await,
+            Command::Assets { command } => cmd_inventory::run_assets(command).await,
+            Command::Revocation { command } => cmd_inventory::run_revocation(command).await,
+            Command::Expect(args) => cmd_inventory::run_expect(args).await,
+            Command::Rescan(args) => run_rescan(args).await,
             Command::Pcap(args) => tokio::task::spawn_blocking(move || cmd_pcap::run(&args)).await?.map(|code| code as u8),
         }
     });

@@ -87,6 +87,22 @@ pub struct ScanArgs {
     /// No summary table and no progress bar.
     #[arg(short, long)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub db: crate::cmd_inventory::DbArgs,
+    /// Do not record results in the inventory.
+    #[arg(long, conflicts_with = "resume")]
+    pub no_db: bool,
+    /// Resume the last scan that did not finish (killed, crashed), with its own arguments: targets it
+    /// completed are skipped, nothing is recorded twice.
+    #[arg(long)]
+    pub resume: bool,
+}
+
+/// Just the scan arguments, to re-read a stored run's command line.
+#[derive(clap::Parser, Debug)]
+struct StoredScan {
+    #[command(flatten)]
+    args: ScanArgs,
 }
 
 /// A validated scan.
@@ -182,18 +198,35 @@ impl ScanArgs {
     }
 }
 
-/// Runs a plan, feeding every result to `sinks`. Returns the number of vulnerable endpoints.
-pub async fn execute(plan: ScanPlan, sinks: &mut ResultSinks) -> Result<u64> {
+/// Where results are recorded besides the outputs: the inventory run, and targets to skip (resume).
+pub struct Recording {
+    pub store: bleedwatch_store::Store,
+    pub run: bleedwatch_store::RunId,
+    pub done: std::collections::HashSet<String>,
+}
+
+/// Runs a plan, feeding every result to `sinks` (and the inventory). Returns the number of
+/// vulnerable endpoints.
+pub async fn execute(plan: ScanPlan, sinks: &mut ResultSinks, recording: Option<&Recording>) -> Result<u64> {
     let (tx, mut rx) = mpsc::channel::<ScanEvent>(1024);
     let ScanPlan { targets, exclusions, endpoint, scheduler } = plan;
-    let items = targets.iter().filter(|e| !exclusions.iter().any(|x| x.excludes(&e.host))).map(|e| ScanItem {
-        host: match e.host {
-            HostRef::Ip(ip) => TargetHost::Ip(ip),
-            HostRef::Name(name) => TargetHost::Name(name),
-        },
-        port: e.port,
-        udp: e.transport == Transport::Udp,
-    });
+    let done = recording.map(|r| &r.done);
+    let items = targets
+        .iter()
+        .filter(|e| !exclusions.iter().any(|x| x.excludes(&e.host)))
+        .map(|e| {
+            let key = e.to_string();
+            ScanItem {
+                host: match e.host {
+                    HostRef::Ip(ip) => TargetHost::Ip(ip),
+                    HostRef::Name(name) => TargetHost::Name(name),
+                },
+                port: e.port,
+                udp: e.transport == Transport::Udp,
+                key,
+            }
+        })
+        .filter(|item| done.is_none_or(|d| !d.contains(&item.key)));
     let excluded = |ip: IpAddr| exclusions.iter().any(|x| x.contains(ip));
     let scan = run_scan(items, excluded, endpoint, scheduler, tx);
     let consume = async {
@@ -203,6 +236,28 @@ pub async fn execute(plan: ScanPlan, sinks: &mut ResultSinks) -> Result<u64> {
                 ScanEvent::Result(r) => {
                     if let Err(e) = sinks.add(&r) {
                         first_error.get_or_insert(e);
+                    }
+                    if let Some(rec) = recording {
+                        let stored = match serde_json::to_value(&*r) {
+                            Ok(json) => crate::cmd_inventory::persist(&rec.store, rec.run, &json).await.map(|_| ()),
+                            Err(e) => Err(e.into()),
+                        };
+                        if let Err(e) = stored {
+                            first_error.get_or_insert(e);
+                        }
+                    }
+                }
+                ScanEvent::ItemDone { key } => {
+                    if let Some(rec) = recording {
+                        // After the item's results are stored: a kill before this line re-tests the item
+                        // on resume, and the store keeps the first observation.
+                        let marked = async {
+                            rec.store.plan_targets(rec.run, [key.clone()]).await?;
+                            rec.store.mark_target_done(rec.run, &key).await
+                        };
+                        if let Err(e) = marked.await {
+                            first_error.get_or_insert(e.into());
+                        }
                     }
                 }
                 ScanEvent::Excluded { .. } => sinks.progress.inc(1),
@@ -222,7 +277,55 @@ pub async fn execute(plan: ScanPlan, sinks: &mut ResultSinks) -> Result<u64> {
     Ok(sinks.vulnerable())
 }
 
+/// Opens the inventory and starts (or resumes) the run; returns the arguments to scan with.
+async fn start_recording(args: ScanArgs, argv: Vec<String>) -> Result<(ScanArgs, Option<Recording>)> {
+    if args.no_db {
+        return Ok((args, None));
+    }
+    let store = args.db.open().await?;
+    if args.resume {
+        let runs = store.unfinished_runs(Some("scan")).await?;
+        let Some(last) = runs.into_iter().max_by_key(|r| r.started_at_ms) else { bail!("--resume: no unfinished scan in the inventory") };
+        let stored = <StoredScan as clap::Parser>::try_parse_from(std::iter::once("scan".to_string()).chain(last.arguments.iter().cloned()))
+            .context("--resume: the stored arguments of the unfinished scan no longer parse")?;
+        let mut resumed = stored.args;
+        resumed.db = args.db.clone();
+        let done = store.done_targets(last.id).await?;
+        eprintln!("bleedwatch: resuming scan run {} ({} targets already done)", last.id.0, done.len());
+        return Ok((resumed, Some(Recording { store, run: last.id, done })));
+    }
+    // Stored without --db (where the run is recorded is not part of what was scanned).
+    let mut stored = Vec::new();
+    let mut skip_next = false;
+    for a in argv {
+        if skip_next {
+            skip_next = false;
+        } else if a == "--db" {
+            skip_next = true;
+        } else if !a.starts_with("--db=") {
+            stored.push(if a == "-iL" { "--input-list".to_string() } else { a });
+        }
+    }
+    let run = store.start_run("scan", &stored).await?;
+    Ok((args, Some(Recording { store, run, done: Default::default() })))
+}
+
 pub async fn run(args: ScanArgs) -> Result<u8> {
+    // The command line after `bleedwatch scan`, stored with the run for --resume.
+    run_with_argv(args, std::env::args().skip(2).collect()).await
+}
+
+/// Like [`run`], storing `argv` (scan arguments) with the run.
+pub async fn run_with_argv(args: ScanArgs, argv: Vec<String>) -> Result<u8> {
+    let (args, recording) = start_recording(args, argv).await?;
+    let code = scan_and_report(&args, recording.as_ref()).await;
+    if let Some(rec) = &recording {
+        rec.store.finish_run(rec.run, if code.is_ok() { "finished" } else { "failed" }).await?;
+    }
+    code
+}
+
+async fn scan_and_report(args: &ScanArgs, recording: Option<&Recording>) -> Result<u8> {
     let mx = args.mx_targets().await?;
     if !args.mx.is_empty() && mx.is_empty() && args.targets.is_empty() && args.input_list.is_empty() {
         bail!("--mx: no mail exchangers found");
@@ -230,7 +333,7 @@ pub async fn run(args: ScanArgs) -> Result<u8> {
     let plan = args.plan_with(mx)?;
     let json_on_stdout = args.json.as_deref().is_some_and(|p| p.as_os_str() == "-") || args.csv.as_deref().is_some_and(|p| p.as_os_str() == "-");
     let mut sinks = ResultSinks::new(args.json.as_deref(), args.csv.as_deref(), plan.targets.len_hint(), !args.quiet)?;
-    let vulnerable = execute(plan, &mut sinks).await?;
+    let vulnerable = execute(plan, &mut sinks, recording).await?;
     if !args.quiet && !json_on_stdout {
         sinks.print_summary(&mut std::io::stdout().lock())?;
     } else if !args.quiet {

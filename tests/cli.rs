@@ -239,3 +239,74 @@ fn honeypot_logs_sslyze_heartbleed() {
     assert_eq!(attempts[0]["kind"], "memory-safe-probe", "{attempts:#?}");
     assert_eq!(attempts[0]["overread"], 0);
 }
+
+/// Listeners on `n` loopback addresses that accept and never answer: each endpoint costs a timeout.
+fn silent_listeners(n: u8) -> (Vec<SocketAddr>, Vec<TcpListener>) {
+    let port = free_port();
+    let listeners: Vec<TcpListener> = (1..=n).map(|i| TcpListener::bind(("127.0.61.".to_string() + &i.to_string(), port)).unwrap()).collect();
+    let addrs = listeners.iter().map(|l| l.local_addr().unwrap()).collect();
+    (addrs, listeners)
+}
+
+/// Observations of the inventory's scan runs, per run: (run id, endpoint labels).
+fn observations(db: &std::path::Path) -> Vec<(i64, Vec<String>)> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let store = bleedwatch_store::Store::open(db.to_str().unwrap()).await.unwrap();
+        let mut out = Vec::new();
+        for run in store.runs().await.unwrap() {
+            let mut labels: Vec<String> = Vec::new();
+            for o in store.run_observations(run.id).await.unwrap() {
+                let e = store.endpoint(o.endpoint_id).await.unwrap();
+                labels.push(e.label());
+            }
+            labels.sort();
+            out.push((run.id.0, labels));
+        }
+        out
+    })
+}
+
+#[test]
+fn a_killed_scan_resumes_without_losing_or_duplicating() {
+    let (addrs, _listeners) = silent_listeners(12);
+    let dir = std::env::temp_dir().join(format!("bleedwatch-resume-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (killed_db, clean_db) = (dir.join("killed.db"), dir.join("clean.db"));
+    let targets: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
+    let scan = |db: &std::path::Path| {
+        let mut cmd = bleedwatch();
+        cmd.arg("scan").args(&targets).args([
+            "--concurrency", "2", "--versions", "tls1.2", "--starttls", "none", "--connect-timeout", "1s", "--handshake-timeout", "1s", "-q", "--db",
+        ]);
+        cmd.arg(db);
+        cmd
+    };
+    // Twelve one-second endpoints, two at a time: killed after some, but not all, are recorded.
+    let mut child = scan(&killed_db).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    child.kill().unwrap(); // SIGKILL
+    let _ = child.wait();
+    let partial = observations(&killed_db);
+    assert_eq!(partial.len(), 1);
+    assert!(!partial[0].1.is_empty() && partial[0].1.len() < 12, "killed mid-scan: {partial:?}");
+
+    let out = bleedwatch().args(["scan", "--resume", "--db"]).arg(&killed_db).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("resuming scan run"));
+    let resumed = observations(&killed_db);
+    assert_eq!(resumed.len(), 1, "the resumed scan continues the same run");
+    let mut unique = resumed[0].1.clone();
+    unique.dedup();
+    assert_eq!(unique.len(), resumed[0].1.len(), "no duplicate observation: {resumed:?}");
+
+    let out = scan(&clean_db).output().unwrap();
+    assert!(out.status.success());
+    let clean = observations(&clean_db);
+    assert_eq!(resumed[0].1, clean[0].1, "same endpoints as a clean run");
+    assert_eq!(clean[0].1.len(), 12);
+    // Nothing left to resume.
+    let out = bleedwatch().args(["scan", "--resume", "--db"]).arg(&killed_db).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let _ = std::fs::remove_dir_all(dir);
+}

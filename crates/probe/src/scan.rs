@@ -23,6 +23,8 @@ pub struct ScanItem {
     pub port: u16,
     /// UDP ports are tested with DTLS.
     pub udp: bool,
+    /// How the item is named for resume bookkeeping (e.g. `10.0.0.1:443`, `mail.example:25`).
+    pub key: String,
 }
 
 /// What the scheduler reports.
@@ -33,6 +35,8 @@ pub enum ScanEvent {
     Excluded { address: IpAddr, port: u16 },
     /// A name that did not resolve; nothing was tested for it.
     ResolveFailed { name: String, port: u16, error: String },
+    /// Every endpoint of this item has been reported (sent after its last result).
+    ItemDone { key: String },
 }
 
 #[derive(Debug, Clone)]
@@ -103,20 +107,28 @@ where
                 Ok(addrs) => addrs.into_iter().map(|a| (a, Some(name.clone()))).collect(),
                 Err(e) => {
                     let _ = events.send(ScanEvent::ResolveFailed { name: name.clone(), port: item.port, error: e.to_string() }).await;
+                    let _ = events.send(ScanEvent::ItemDone { key: item.key.clone() }).await;
                     continue;
                 }
             },
         };
         let udp = item.udp;
+        let (addrs, skipped): (Vec<_>, Vec<_>) = addrs.into_iter().partition(|(addr, _)| !excluded(addr.ip()));
+        for (addr, _) in skipped {
+            let _ = events.send(ScanEvent::Excluded { address: addr.ip(), port: addr.port() }).await;
+        }
+        if addrs.is_empty() {
+            let _ = events.send(ScanEvent::ItemDone { key: item.key.clone() }).await;
+            continue;
+        }
+        // The last of the item's endpoints to finish reports the item done.
+        let remaining = Arc::new(std::sync::atomic::AtomicUsize::new(addrs.len()));
         for (addr, host) in addrs {
-            if excluded(addr.ip()) {
-                let _ = events.send(ScanEvent::Excluded { address: addr.ip(), port: addr.port() }).await;
-                continue;
-            }
             let Ok(permit) = global.clone().acquire_owned().await else { return };
             // Reap finished tasks so the set does not grow with the target list.
             while tasks.try_join_next().is_some() {}
             let (opts, hosts, events, per_host) = (opts.clone(), hosts.clone(), events.clone(), sched.per_host);
+            let (remaining, key) = (remaining.clone(), item.key.clone());
             tasks.spawn(async move {
                 let sem = hosts.semaphore(addr.ip(), per_host);
                 let Ok(host_permit) = sem.clone().acquire_owned().await else { return };
@@ -125,6 +137,9 @@ where
                 hosts.release(addr.ip(), sem, host_permit);
                 drop(permit);
                 let _ = events.send(ScanEvent::Result(Box::new(result))).await;
+                if remaining.fetch_sub(1, std::sync::atomic::Ordering::AcqRel) == 1 {
+                    let _ = events.send(ScanEvent::ItemDone { key }).await;
+                }
             });
         }
     }

@@ -123,6 +123,12 @@ impl Store {
         Ok(done.rows_affected() > 0)
     }
 
+    /// The run's targets already done, for a resumed run to skip.
+    pub async fn done_targets(&self, run: RunId) -> Result<std::collections::HashSet<String>> {
+        let rows = sqlx::query("SELECT target FROM scan_targets WHERE scan_run_id = $1 AND done = 1").bind(run.0).fetch_all(&self.pool).await?;
+        rows.iter().map(|row| get(row, "target")).collect()
+    }
+
     /// The run's targets not yet done, in plan order.
     pub async fn pending_targets(&self, run: RunId) -> Result<Vec<String>> {
         let mut all = Vec::new();

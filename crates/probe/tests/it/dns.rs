@@ -77,7 +77,7 @@ async fn every_address_of_a_name_is_tested() {
         Err(e) => panic!("this test needs IPv6 on loopback (::1): {e}"),
     };
     let (tx, mut rx) = tokio::sync::mpsc::channel(8);
-    let items = vec![ScanItem { host: TargetHost::Name("multi.test".into()), port, udp: false }].into_iter();
+    let items = vec![ScanItem { host: TargetHost::Name("multi.test".into()), port, udp: false, key: format!("multi.test:{port}") }].into_iter();
     let sched = SchedulerOptions { dns_server: Some(server), ..SchedulerOptions::default() };
     run_scan(items, |_| false, bleedwatch_probe::EndpointOptions::default(), sched, tx).await;
     let mut results = Vec::new();
