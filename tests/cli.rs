@@ -7,8 +7,11 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+/// The binary, with its default inventory in a temporary folder so tests never touch the user's.
 fn bleedwatch() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_bleedwatch"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bleedwatch"));
+    cmd.env("XDG_DATA_HOME", std::env::temp_dir().join(format!("bleedwatch-cli-data-{}", std::process::id())));
+    cmd
 }
 
 fn free_port() -> u16 {
