@@ -1,6 +1,7 @@
 //! The probe crate's integration tests, in one binary: replays of real recorded OpenSSL streams, scans
 //! of the lab servers over loopback TCP, and scans of real servers from Debian packages.
 
+mod client_lab;
 mod client_replay;
 mod dns;
 mod dtls;
