@@ -136,7 +136,6 @@ pub async fn run(args: DemoArgs) -> Result<u8> {
     recording.store.finish_run(run, "finished").await?;
     sinks.print_summary(&mut std::io::stdout().lock())?;
     silent_task.abort();
-    drop(servers);
 
     // Check each verdict against what the lab server is.
     let written = std::fs::read_to_string(&args.json).with_context(|| format!("reading back {}", args.json.display()))?;
@@ -151,12 +150,88 @@ pub async fn run(args: DemoArgs) -> Result<u8> {
             println!("MISMATCH {}: expected {}, got {got}", e.addr, e.expected);
         }
     }
+    mismatches += response_workflow(&scan, &recording, &mut servers, entries[0].addr).await?;
+    drop(servers);
     println!("\nresults written to {} and recorded in the inventory {} (try: bleedwatch status --db {})", args.json.display(), args.db, args.db);
     if mismatches == 0 {
-        println!("lab check: all {} verdicts as expected", entries.len());
+        println!("lab check: all {} verdicts and every response state as expected", entries.len());
         Ok(0)
     } else {
         println!("lab check: {mismatches} verdicts differ from the lab's truth");
         Ok(2)
     }
+}
+
+/// The response, played on the lab's vulnerable server: patched but the same key reissued, then
+/// re-keyed. Each step is a real rescan recorded in the inventory; the inventory's assessment must
+/// follow (fixed with `reissued-same-key`, then `re-keyed`). Returns the number of mismatches.
+async fn response_workflow(
+    scan: &ScanArgs,
+    recording: &crate::scan_cmd::Recording,
+    servers: &mut Vec<LabServerHandle>,
+    vulnerable: SocketAddr,
+) -> Result<usize> {
+    let names = ["vulnerable.lab.bleedwatch.test"];
+    let steps: [(&str, LabIdentity, &str, Option<&str>); 2] = [
+        (
+            "patched to 1.0.1g, certificate reissued on the SAME key",
+            LabIdentity::self_signed(&names, bleedwatch_lab::identity::LAB_RSA_KEY_A, 2)?,
+            "fixed",
+            Some("reissued-same-key"),
+        ),
+        ("re-keyed: a new certificate on a NEW key", LabIdentity::generate_ecdsa(&names)?, "re-keyed", None),
+    ];
+    println!("\nThe response, on {vulnerable}:");
+    let mut mismatches = 0;
+    for (what, identity, expected_state, expected_flag) in steps {
+        // Replace the server: same address, fixed behaviour, the step's certificate.
+        if !servers.is_empty() {
+            servers.remove(0).stop();
+        }
+        let cfg = LabConfig::new(Behaviour::Fixed, Arc::new(identity));
+        let mut bound = None;
+        for _ in 0..50 {
+            // The stopped listener is released asynchronously; retry briefly.
+            match LabServer::bind(vulnerable, cfg.clone()).await {
+                Ok(s) => {
+                    bound = Some(s);
+                    break;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+        servers.insert(0, bound.with_context(|| format!("cannot listen on {vulnerable} again"))?);
+        let mut step_scan = ScanArgs { targets: vec![vulnerable.to_string()], json: None, quiet: true, ..scan.clone() };
+        step_scan.json = None;
+        let mut sinks = ResultSinks::new(None, None, 1, false)?;
+        // Each step is its own run: a run records an endpoint once.
+        let run = recording.store.start_run("demo", &[vulnerable.to_string()]).await?;
+        let step = crate::scan_cmd::Recording { store: recording.store.clone(), run, done: Default::default() };
+        crate::scan_cmd::execute(step_scan.plan()?, &mut sinks, Some(&step)).await?;
+        recording.store.finish_run(run, "finished").await?;
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+        let assessed = recording.store.assess_all(now).await?;
+        let Some(found) = assessed.iter().find(|a| a.endpoint.address == vulnerable.ip().to_string() && a.endpoint.port == vulnerable.port()) else {
+            println!("  MISMATCH: {vulnerable} is not in the inventory");
+            mismatches += 1;
+            continue;
+        };
+        let state = serde_json::to_value(found.assessment.state)?.as_str().unwrap_or("?").to_string();
+        let flags: Vec<String> = found
+            .assessment
+            .flags
+            .iter()
+            .filter_map(|f| serde_json::to_value(f).ok())
+            .filter_map(|v| v.get("flag").or_else(|| v.get("kind")).and_then(|k| k.as_str()).map(str::to_owned).or_else(|| v.as_str().map(str::to_owned)))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        println!("  {what}: state {state}{}", if flags.is_empty() { String::new() } else { format!(", flags {}", flags.join(", ")) });
+        if state != expected_state || expected_flag.is_some_and(|f| !flags.iter().any(|x| x == f)) {
+            println!("  MISMATCH: expected {expected_state}{}", expected_flag.map(|f| format!(" with {f}")).unwrap_or_default());
+            mismatches += 1;
+        }
+    }
+    println!("  next: revoke the old certificate (bleedwatch revocation check), then tell users to change passwords");
+    Ok(mismatches)
 }

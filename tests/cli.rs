@@ -69,10 +69,15 @@ fn temp_path(name: &str) -> PathBuf {
 #[test]
 fn demo_scans_the_lab_and_every_verdict_matches() {
     let json = temp_path("demo.jsonl");
-    let out = bleedwatch().args(["demo", "--port", &free_port().to_string(), "--json"]).arg(&json).output().unwrap();
+    let db = temp_path("demo.db");
+    let out = bleedwatch().args(["demo", "--port", &free_port().to_string(), "--json"]).arg(&json).arg("--db").arg(&db).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("lab check: all 8 verdicts as expected"), "{stdout}");
+    assert!(stdout.contains("lab check: all 8 verdicts and every response state as expected"), "{stdout}");
+    // The response was tracked: fixed with the same key reissued, then re-keyed.
+    assert!(stdout.contains("state fixed, flags") && stdout.contains("reissued-same-key"), "{stdout}");
+    assert!(stdout.contains("state re-keyed"), "{stdout}");
+    let _ = std::fs::remove_file(db);
     let lines = json_lines(&std::fs::read_to_string(&json).unwrap());
     assert_eq!(lines.len(), 8);
     for line in &lines {
