@@ -318,3 +318,207 @@ fn a_killed_scan_resumes_without_losing_or_duplicating() {
     assert_eq!(out.status.code(), Some(2));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+// --- client-test with Postfix as the SMTP client: an MTA relaying through client-test as its smarthost.
+
+/// A private Postfix instance (own config, queue and log in a temp dir, no listener of its own) whose
+/// master runs as our child. Dropping it stops the master and removes the dir, even when a test fails.
+struct MtaPostfix {
+    master: Option<Child>,
+    root: PathBuf,
+}
+
+impl MtaPostfix {
+    fn conf(&self) -> PathBuf {
+        self.root.join("conf")
+    }
+
+    fn maillog(&self) -> String {
+        std::fs::read_to_string(self.root.join("maillog")).unwrap_or_default()
+    }
+}
+
+impl Drop for MtaPostfix {
+    fn drop(&mut self) {
+        if let Some(mut master) = self.master.take() {
+            // SIGTERM, not SIGKILL: the master then stops its pickup, qmgr and smtp processes too.
+            let _ = Command::new("kill").arg("-TERM").arg(master.id().to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while matches!(master.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = master.kill();
+            let _ = master.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+fn mta_run(command: &mut Command) -> String {
+    let out = command.output().unwrap_or_else(|e| panic!("{command:?}: {e}"));
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{command:?} failed: {text}");
+    text
+}
+
+/// Forwards a child's output line by line to a channel, so every wait on it can be bounded.
+fn mta_lines(pipe: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(pipe)).map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Starts Postfix relaying everything to `relay` and insisting on STARTTLS there (`encrypt`, so a
+/// failed handshake defers the mail instead of sending it in plaintext).
+fn mta_start_postfix(relay: SocketAddr) -> MtaPostfix {
+    let root = temp_path("postfix-mta");
+    let _ = std::fs::remove_dir_all(&root);
+    let mut postfix = MtaPostfix { master: None, root: root.clone() };
+    let (conf, queue, data) = (root.join("conf"), root.join("queue"), root.join("data"));
+    for dir in [&conf, &queue, &data] {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    // The postfix user must reach its queue and data directories whatever our umask.
+    mta_run(Command::new("chmod").arg("755").arg(&root));
+    mta_run(Command::new("chown").arg("postfix").arg(&data));
+    let main_cf = format!(
+        "compatibility_level = 3.6\n\
+         queue_directory = {queue}\n\
+         data_directory = {data}\n\
+         mail_owner = postfix\n\
+         setgid_group = postdrop\n\
+         myhostname = client.bleedwatch.test\n\
+         myorigin = $myhostname\n\
+         mydestination =\n\
+         alias_maps =\n\
+         alias_database =\n\
+         inet_interfaces = loopback-only\n\
+         inet_protocols = ipv4\n\
+         relayhost = [{ip}]:{port}\n\
+         smtp_tls_security_level = encrypt\n\
+         smtp_tls_loglevel = 1\n\
+         maillog_file_prefixes = {root}\n\
+         maillog_file = {root}/maillog\n",
+        queue = queue.display(),
+        data = data.display(),
+        ip = relay.ip(),
+        port = relay.port(),
+        root = root.display(),
+    );
+    std::fs::write(conf.join("main.cf"), main_cf).unwrap();
+    // No smtpd (inet) service: mail only enters through sendmail/pickup. No chroot: the queue is a temp dir.
+    let master_cf = "pickup unix n - n 60 1 pickup\ncleanup unix n - n - 0 cleanup\nqmgr unix n - n 300 1 qmgr\n\
+         tlsmgr unix - - n 1000? 1 tlsmgr\nrewrite unix - - n - - trivial-rewrite\nbounce unix - - n - 0 bounce\n\
+         defer unix - - n - 0 bounce\ntrace unix - - n - 0 bounce\nverify unix - - n - 1 verify\n\
+         flush unix n - n 1000? 0 flush\nproxymap unix - - n - - proxymap\nproxywrite unix - - n - 1 proxymap\n\
+         smtp unix - - n - - smtp\nrelay unix - - n - - smtp\nshowq unix n - n - - showq\n\
+         error unix - - n - - error\nretry unix - - n - - error\ndiscard unix - - n - - discard\n\
+         anvil unix - - n - 1 anvil\nscache unix - - n - 1 scache\npostlog unix-dgram n - n - 1 postlogd\n";
+    std::fs::write(conf.join("master.cf"), master_cf).unwrap();
+    // `postfix check` creates the queue directories with their owners and modes.
+    mta_run(Command::new("postfix").arg("-c").arg(&conf).arg("check"));
+    let daemon_directory = mta_run(Command::new("postconf").arg("-c").arg(&conf).args(["-h", "daemon_directory"]));
+    let master = Command::new(PathBuf::from(daemon_directory.trim()).join("master"))
+        .arg("-c")
+        .arg(&conf)
+        .arg("-d")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    postfix.master = Some(master);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !Command::new("postfix").arg("-c").arg(&conf).arg("status").stdout(Stdio::null()).stderr(Stdio::null()).status().unwrap().success() {
+        assert!(Instant::now() < deadline, "Postfix did not start; its log:\n{}", postfix.maillog());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    postfix
+}
+
+/// Waits (bounded) until Postfix's log mentions `needle`, and returns the log.
+fn mta_wait_for_log(postfix: &MtaPostfix, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let log = postfix.maillog();
+        if log.contains(needle) {
+            return log;
+        }
+        assert!(Instant::now() < deadline, "Postfix never logged {needle:?}; its log:\n{log}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Issue 6: Postfix (OpenSSL 3, no heartbeat extension) relaying a message to `client-test --starttls
+/// smtp` goes through EHLO and STARTTLS and gets tested as a TLS client: `no-heartbeat`.
+#[test]
+fn client_test_with_postfix_as_smtp_client() {
+    if !require("postfix") || !require("sendmail") || !require("postqueue") {
+        return;
+    }
+    let uid = mta_run(Command::new("id").arg("-u"));
+    assert_eq!(uid.trim(), "0", "Postfix's master starts as root: run the tests as root (or set BLEEDWATCH_SKIP_REAL_SERVERS=1)");
+
+    let listen: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let mut child = bleedwatch()
+        .args(["client-test", "--listen", &listen.to_string(), "--starttls", "smtp", "--once", "--timeout", "10s", "--json", "-"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let results = mta_lines(child.stdout.take().unwrap());
+    let messages = mta_lines(child.stderr.take().unwrap());
+    let mut client_test = Running(child);
+    // client-test announces itself after binding: waiting for that line instead of connecting keeps
+    // the single --once client for Postfix.
+    let banner = messages.recv_timeout(Duration::from_secs(20)).unwrap_or_else(|e| panic!("client-test did not start: {e}"));
+    assert!(banner.contains(&format!("listening on {listen}")), "{banner}");
+
+    let postfix = mta_start_postfix(listen);
+    let mut sendmail = Command::new("sendmail")
+        .arg("-C")
+        .arg(postfix.conf())
+        .args(["-f", "sender@client.bleedwatch.test", "someone@example.test"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut sendmail.stdin.take().unwrap(), b"Subject: bleedwatch relay test\n\nRelayed to client-test on loopback.\n").unwrap();
+    assert!(sendmail.wait().unwrap().success(), "sendmail failed");
+    mta_run(Command::new("postqueue").arg("-c").arg(postfix.conf()).arg("-f"));
+
+    let line = results
+        .recv_timeout(Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("no client-test result within 60 s ({e}); Postfix's log:\n{}", postfix.maillog()));
+    let result: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    assert_eq!(result["service"], "smtp", "{result:#}");
+    assert_eq!(result["verdict"], "no-heartbeat", "{result:#}");
+    assert_eq!(result["tls_version"], "tls1.2", "{result:#}");
+    assert_eq!(result["client_hello"]["version"], "tls1.2", "{result:#}");
+    assert_eq!(result["client_hello"].get("heartbeat_mode"), Some(&serde_json::Value::Null), "{result:#}");
+    assert!(result["client"].as_str().unwrap().starts_with("127.0.0.1:"), "{result:#}");
+
+    // Postfix's side: it relayed to client-test, its TLS handshake failed on our heartbeats, and with
+    // `encrypt` the mail was deferred, never sent in plaintext.
+    let log = mta_wait_for_log(&postfix, "status=deferred");
+    assert!(log.contains(&format!("relay=127.0.0.1[127.0.0.1]:{}", listen.port())), "{log}");
+    assert!(log.contains("Cannot start TLS: handshake failure"), "{log}");
+    assert!(!log.contains("status=sent"), "{log}");
+
+    // --once: client-test exits by itself, 0 as no client was vulnerable, after exactly one result.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = client_test.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "client-test --once did not exit");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "client-test exit status {status}");
+    assert!(results.recv_timeout(Duration::from_secs(5)).is_err(), "more than one client-test result");
+}
