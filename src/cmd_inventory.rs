@@ -1,5 +1,6 @@
 //! The inventory commands: `status` (the response funnel), `endpoints`, `certs`, `alerts`,
-//! `assets import`, `revocation check`, `expect` (pin a key) and the target selection of `rescan`,
+//! `assets import`, `revocation check`, `expect` (pin a key), `attackers` (Heartbleed attempts by
+//! source), `clients` (client-test history) and the target selection of `rescan`,
 //! plus [`persist`], which `scan` calls to record each result. The work is done by the
 //! `bleedwatch-store`, `bleedwatch-assess` and `bleedwatch-revocation` crates; this file parses
 //! arguments and writes tables, JSON lines (`--json FILE`, `-` for standard output) and CSV
@@ -22,8 +23,8 @@ use bleedwatch_store::views::{
     ENDPOINT_CSV_HEADER,
 };
 use bleedwatch_store::{
-    parse_asset_csv, parse_masscan_json, parse_nmap_xml, AlertFilter, CertificateRecord, RecordOutcome, RevocationInput, RunId,
-    Store,
+    parse_asset_csv, parse_masscan_json, parse_nmap_xml, AlertFilter, AttackFilter, CertificateRecord, ClientTestFilter,
+    RecordOutcome, RevocationInput, RunId, Store, CLIENT_VERDICTS,
 };
 use clap::{Args, Subcommand, ValueEnum};
 use serde::Serialize;
@@ -165,9 +166,14 @@ pub async fn run_status(args: StatusArgs) -> Result<u8> {
     all.extend(FUNNEL_COLUMNS.iter().map(|(state, _)| totals.get(state).copied().unwrap_or(0).to_string()));
     all.push(assessed.len().to_string());
     table.push(all);
+    let attacked_while_vulnerable = assessed.iter().filter(|a| a.attacks.attacked_while_vulnerable()).count();
     let mut out = io::stdout().lock();
     write_table(&mut out, &header, &table)?;
-    writeln!(out, "\n{} endpoints, {vulnerable} vulnerable, {open_alerts} open alerts", assessed.len())?;
+    writeln!(
+        out,
+        "\n{} endpoints, {vulnerable} vulnerable, {attacked_while_vulnerable} attacked while vulnerable, {open_alerts} open alerts",
+        assessed.len()
+    )?;
     Ok(u8::from(vulnerable > 0))
 }
 
@@ -183,7 +189,9 @@ pub struct EndpointsArgs {
     #[arg(long)]
     pub owner: Option<String>,
     /// Only endpoints carrying this flag (reissued-same-key, exposed-key-shared,
-    /// exposed-cert-valid-until, exposed-key-returned, unexpected-certificate, exposed-key-unknown).
+    /// exposed-cert-valid-until, exposed-key-returned, unexpected-certificate, exposed-key-unknown,
+    /// attacked: a capture imported with `pcap --db` shows an attack on it, attacked-while-vulnerable:
+    /// one that succeeded or came while it was vulnerable).
     #[arg(long)]
     pub flag: Option<String>,
     /// Only internet-facing endpoints.
@@ -215,8 +223,8 @@ pub async fn run_endpoints(args: EndpointsArgs) -> Result<u8> {
     Ok(0)
 }
 
-/// The endpoints `args` selects, most urgent first (funnel order, then internet-facing, then
-/// address).
+/// The endpoints `args` selects, most urgent first (funnel order, then attacked while vulnerable,
+/// then internet-facing, then address).
 pub async fn endpoint_views(store: &Store, args: &EndpointsArgs) -> Result<Vec<EndpointView>> {
     let mut views: Vec<EndpointView> = store
         .assess_all(now_ms())
@@ -225,11 +233,11 @@ pub async fn endpoint_views(store: &Store, args: &EndpointsArgs) -> Result<Vec<E
         .map(EndpointView::from)
         .filter(|v| args.state.is_empty() || args.state.contains(&v.state))
         .filter(|v| args.owner.as_ref().is_none_or(|owner| v.owner == *owner))
-        .filter(|v| args.flag.as_ref().is_none_or(|flag| v.flags.iter().any(|f| f.name() == flag)))
+        .filter(|v| args.flag.as_ref().is_none_or(|flag| v.has_flag(flag)))
         .filter(|v| !args.internet_facing || v.internet_facing)
         .filter(|v| args.address.as_ref().is_none_or(|address| v.address == *address))
         .collect();
-    views.sort_by_key(|v| (v.state, !v.internet_facing, v.address.clone(), v.port));
+    views.sort_by_key(|v| (v.state, !v.attacked_while_vulnerable, !v.internet_facing, v.address.clone(), v.port));
     Ok(views)
 }
 
@@ -747,10 +755,215 @@ async fn resolve_endpoints(store: &Store, text: &str) -> Result<Vec<bleedwatch_s
     Ok(found)
 }
 
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum AttackOrigin {
+    Honeypot,
+    Pcap,
+}
+
+impl AttackOrigin {
+    fn as_str(self) -> &'static str {
+        match self {
+            AttackOrigin::Honeypot => bleedwatch_store::ORIGIN_HONEYPOT,
+            AttackOrigin::Pcap => bleedwatch_store::ORIGIN_PCAP,
+        }
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct AttackersArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Only attempts the honeypot saw, or only those found in captures (`pcap --db`).
+    #[arg(long, value_enum)]
+    pub origin: Option<AttackOrigin>,
+    /// Only attempts from this address.
+    #[arg(long, value_name = "ADDRESS")]
+    pub source: Option<String>,
+    /// Only attempts since this time: RFC 3339 (2014-04-08T00:00:00Z) or a duration ago (7d, 12h).
+    #[arg(long, value_name = "WHEN", value_parser = parse_since)]
+    pub since: Option<i64>,
+    /// List every attempt instead of one line per source address.
+    #[arg(long)]
+    pub attempts: bool,
+    /// Write one JSON object per attacker (per attempt with --attempts) to FILE (`-` for standard
+    /// output) instead of the table.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+}
+
+/// `--since`: an RFC 3339 time, or a duration before now; Unix milliseconds.
+fn parse_since(text: &str) -> std::result::Result<i64, String> {
+    let time = match humantime::parse_rfc3339_weak(text) {
+        Ok(time) => time,
+        Err(_) => {
+            let ago = humantime::parse_duration(text).map_err(|_| format!("{text:?}: give a time (2014-04-08T00:00:00Z) or a duration (7d)"))?;
+            SystemTime::now().checked_sub(ago).ok_or_else(|| format!("{text:?} is too long ago"))?
+        }
+    };
+    let since = time.duration_since(UNIX_EPOCH).map_err(|_| format!("{text:?} is before 1970"))?;
+    i64::try_from(since.as_millis()).map_err(|_| format!("{text:?} is out of range"))
+}
+
+/// `bleedwatch attackers`: Heartbleed attempts (honeypot, captures) grouped by source. Exit code 1
+/// when an attack listed succeeded (a captured server answered: memory may have leaked).
+pub async fn run_attackers(args: AttackersArgs) -> Result<u8> {
+    let store = args.db.open().await?;
+    let filter = AttackFilter {
+        origin: args.origin.map(|o| o.as_str().to_owned()),
+        source_address: args.source.clone(),
+        since_ms: args.since,
+        ..AttackFilter::default()
+    };
+    if args.attempts {
+        let attacks = store.attacks(&filter).await?;
+        if let Some(path) = &args.json {
+            let mut out = open_output(path)?;
+            for attack in &attacks {
+                write_json_line(&mut out, attack)?;
+            }
+            out.flush()?;
+        } else {
+            let rows: Vec<Vec<String>> = attacks
+                .iter()
+                .map(|a| {
+                    vec![
+                        a.observed_at.clone(),
+                        a.origin.clone(),
+                        bleedwatch_store::endpoint_label(&a.source_address, a.source_port, &a.transport, ""),
+                        bleedwatch_store::endpoint_label(&a.target_address, a.target_port, &a.transport, ""),
+                        a.kind.clone(),
+                        a.severity.clone(),
+                        a.tls_version.clone().unwrap_or_default(),
+                        a.endpoint_id.map(|id| format!("endpoint {id}")).or_else(|| a.file.clone()).unwrap_or_default(),
+                    ]
+                })
+                .collect();
+            let mut out = io::stdout().lock();
+            write_table(&mut out, &["TIME", "ORIGIN", "SOURCE", "TARGET", "KIND", "SEVERITY", "TLS", "WHERE"], &rows)?;
+            writeln!(out, "\n{} attempts, {} succeeded", attacks.len(), attacks.iter().filter(|a| a.succeeded).count())?;
+        }
+        return Ok(u8::from(attacks.iter().any(|a| a.succeeded)));
+    }
+    let attackers = store.attackers(&filter).await?;
+    if let Some(path) = &args.json {
+        let mut out = open_output(path)?;
+        for attacker in &attackers {
+            write_json_line(&mut out, attacker)?;
+        }
+        out.flush()?;
+    } else {
+        let rows: Vec<Vec<String>> = attackers
+            .iter()
+            .map(|a| {
+                vec![
+                    a.source_address.clone(),
+                    a.attempts.to_string(),
+                    a.over_reads.to_string(),
+                    a.probes.to_string(),
+                    a.successes.to_string(),
+                    a.first_seen.clone(),
+                    a.last_seen.clone(),
+                    a.origins.join(","),
+                    a.targets.join(" "),
+                ]
+            })
+            .collect();
+        let mut out = io::stdout().lock();
+        write_table(
+            &mut out,
+            &["SOURCE", "ATTEMPTS", "OVER-READS", "PROBES", "SUCCESSES", "FIRST SEEN", "LAST SEEN", "ORIGIN", "TARGETS"],
+            &rows,
+        )?;
+        let attempts: i64 = attackers.iter().map(|a| a.attempts).sum();
+        writeln!(out, "\n{} attackers, {attempts} attempts", attackers.len())?;
+    }
+    Ok(u8::from(attackers.iter().any(|a| a.successes > 0)))
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ClientsArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Only this client address.
+    #[arg(long, value_name = "ADDRESS")]
+    pub client: Option<String>,
+    /// Only this verdict (vulnerable, not-vulnerable, no-heartbeat, inconclusive).
+    #[arg(long, value_parser = parse_client_verdict)]
+    pub verdict: Option<String>,
+    /// Only the latest test of each client (address and service): where each client stands now.
+    #[arg(long)]
+    pub latest: bool,
+    /// Only tests since this time: RFC 3339 or a duration ago (7d, 12h).
+    #[arg(long, value_name = "WHEN", value_parser = parse_since)]
+    pub since: Option<i64>,
+    /// Write one JSON object per test to FILE (`-` for standard output) instead of the table.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+}
+
+fn parse_client_verdict(text: &str) -> std::result::Result<String, String> {
+    if CLIENT_VERDICTS.contains(&text) {
+        Ok(text.to_owned())
+    } else {
+        Err(format!("unknown verdict {text:?} (use {})", CLIENT_VERDICTS.join(", ")))
+    }
+}
+
+/// `bleedwatch clients`: the TLS clients `client-test` tested, newest first. Exit code 1 when a
+/// listed test found a vulnerable client.
+pub async fn run_clients(args: ClientsArgs) -> Result<u8> {
+    let store = args.db.open().await?;
+    let filter = ClientTestFilter {
+        client_address: args.client.as_deref().map(|c| c.parse::<std::net::IpAddr>().map(|ip| ip.to_string()).unwrap_or_else(|_| c.to_owned())),
+        verdict: args.verdict.clone(),
+        run: None,
+        since_ms: args.since,
+        latest_only: args.latest,
+    };
+    let tests = store.client_tests(&filter).await?;
+    if let Some(path) = &args.json {
+        let mut out = open_output(path)?;
+        for test in &tests {
+            write_json_line(&mut out, test)?;
+        }
+        out.flush()?;
+    } else {
+        let rows: Vec<Vec<String>> = tests
+            .iter()
+            .map(|t| {
+                vec![
+                    t.tested_at.clone(),
+                    socket_label(&t.client_address, t.client_port),
+                    t.service.clone(),
+                    t.offered_version.clone().unwrap_or_else(|| "?".into()),
+                    t.heartbeat_mode.clone().unwrap_or_else(|| "not offered".into()),
+                    t.verdict.clone(),
+                    t.leaked_bytes.map(|n| format!("{n} bytes leaked")).or_else(|| t.reason.clone()).unwrap_or_default(),
+                ]
+            })
+            .collect();
+        let mut out = io::stdout().lock();
+        write_table(&mut out, &["TIME", "CLIENT", "SERVICE", "OFFERED", "HEARTBEAT", "VERDICT", "DETAIL"], &rows)?;
+        let vulnerable = tests.iter().filter(|t| t.verdict == "vulnerable").count();
+        writeln!(out, "\n{} client tests, {vulnerable} vulnerable", tests.len())?;
+    }
+    Ok(u8::from(tests.iter().any(|t| t.verdict == "vulnerable")))
+}
+
 // ---- output helpers ----
 
 fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)).unwrap_or(0)
+}
+
+/// `192.0.2.1:443`, `[2001:db8::1]:443`.
+fn socket_label(address: &str, port: u16) -> String {
+    if address.contains(':') {
+        format!("[{address}]:{port}")
+    } else {
+        format!("{address}:{port}")
+    }
 }
 
 fn yes_no(value: bool) -> &'static str {
@@ -852,6 +1065,16 @@ mod tests {
     }
 
     #[test]
+    fn since_takes_a_time_or_a_duration() {
+        assert_eq!(parse_since("2014-04-08T16:57:00Z").unwrap(), 1_396_976_220_000);
+        let day_ago = parse_since("1d").unwrap();
+        assert!((now_ms() - 86_400_000 - day_ago).abs() < 60_000, "{day_ago}");
+        assert!(parse_since("last tuesday").unwrap_err().contains("duration"));
+        assert!(parse_client_verdict("vulnerable").is_ok());
+        assert!(parse_client_verdict("not-supported").unwrap_err().contains("no-heartbeat"));
+    }
+
+    #[test]
     fn states_parse_with_a_helpful_error() {
         assert_eq!(parse_state("re-keyed").unwrap(), State::Rekeyed);
         assert!(parse_state("done").unwrap_err().contains("notify-ready"));
@@ -912,7 +1135,8 @@ mod tests {
         let mut formula = certs[0].clone();
         formula.subject = "=cmd|' /C calc'!A0".into();
         assert_eq!(cert_csv_row(&formula)[2], "'=cmd|' /C calc'!A0");
-        let targets = rescan_targets(&store, None).await.unwrap();
+        let select = RescanArgs { db: args.db.clone(), stale_after: None, in_progress: false, dry_run: true };
+        let targets: Vec<String> = rescan_selection(&store, &select).await.unwrap().into_iter().map(|t| t.target).collect();
         assert_eq!(targets, ["192.0.2.1:443"]);
         store.close().await;
         std::fs::remove_dir_all(&dir).unwrap();

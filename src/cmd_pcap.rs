@@ -1,6 +1,6 @@
 //! `bleedwatch pcap FILE...`: find Heartbleed attacks in packet captures. The engine is the
-//! `bleedwatch-pcap` crate; this file only chooses outputs: a human summary, JSON lines, CSV and a
-//! progress bar.
+//! `bleedwatch-pcap` crate; this file only chooses outputs: a human summary, JSON lines, CSV, a
+//! progress bar and, with `--db`, the inventory (findings attached to the endpoints they hit).
 
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use bleedwatch_pcap::{analyze_reader_with_progress, Config, Finding, Summary};
+use bleedwatch_store::{sha256_hex, CaptureImport, RunId, Sha256Reader, Store};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -34,6 +35,107 @@ pub struct PcapArgs {
     /// Close connections idle this long, in seconds of capture time.
     #[arg(long, value_name = "SECS", default_value_t = 300)]
     pub idle_timeout: u64,
+    /// Attach the findings to the inventory at URL (a file path, sqlite://PATH or
+    /// postgres://USER@HOST/DB; the default inventory is $XDG_DATA_HOME/bleedwatch/inventory.db):
+    /// each attempt (probe or worse) is linked to the endpoint at its victim's address and port,
+    /// as evidence of attack for `endpoints` (attacked, attacked-while-vulnerable) and
+    /// `attackers`. Importing the same capture again adds nothing. Without --db nothing is
+    /// recorded.
+    #[arg(long, value_name = "URL")]
+    pub db: Option<String>,
+}
+
+/// Findings go to the inventory in transactions of this many.
+const RECORD_BATCH: usize = 1000;
+
+/// The inventory findings are attached to (`--db`), and what was recorded.
+struct InventoryRecorder {
+    runtime: tokio::runtime::Handle,
+    store: Store,
+    run: RunId,
+    recorded: u64,
+    already_recorded: u64,
+    linked: u64,
+}
+
+/// One capture's findings on their way to the inventory.
+struct CaptureRecording {
+    file: String,
+    /// Known once the capture's SHA-256 is: at once for files (hashed first), at the end for
+    /// standard input (hashed while read).
+    import: Option<CaptureImport>,
+    /// Findings (JSON lines) waiting for the hash or for a full batch.
+    waiting: Vec<serde_json::Value>,
+}
+
+impl InventoryRecorder {
+    /// Called from the blocking thread `pcap` runs on: the store's async calls run on the runtime.
+    fn open(url: &str) -> Result<InventoryRecorder> {
+        let runtime = tokio::runtime::Handle::try_current().context("the inventory needs the async runtime")?;
+        let db = crate::cmd_inventory::DbArgs { db: Some(url.to_owned()) };
+        let store = runtime.block_on(db.open())?;
+        let arguments = crate::cmd_client::arguments_without_db(std::env::args().skip(2));
+        let run = runtime.block_on(store.start_run("pcap", &arguments))?;
+        Ok(InventoryRecorder { runtime, store, run, recorded: 0, already_recorded: 0, linked: 0 })
+    }
+
+    fn start_capture(&self, file: &str, sha256: Option<&str>) -> CaptureRecording {
+        CaptureRecording {
+            file: file.to_owned(),
+            import: sha256.map(|sha| CaptureImport::new(file, sha, Some(self.run))),
+            waiting: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, capture: &mut CaptureRecording, finding: &Finding) -> Result<()> {
+        // Context (a benign heartbeat Zeek notices) is not evidence of attack.
+        if !finding.severity.is_attempt() {
+            return Ok(());
+        }
+        capture.waiting.push(serde_json::to_value(finding)?);
+        if capture.import.is_some() && capture.waiting.len() >= RECORD_BATCH {
+            self.flush(capture)?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, capture: &mut CaptureRecording) -> Result<()> {
+        let Some(import) = capture.import.as_mut() else { return Ok(()) };
+        let mut attacks = Vec::with_capacity(capture.waiting.len());
+        for finding in capture.waiting.drain(..) {
+            attacks.extend(import.attack(&finding)?);
+        }
+        let outcomes = self.runtime.block_on(self.store.record_attacks(&attacks)).context("recording findings in the inventory")?;
+        for outcome in outcomes {
+            if outcome.inserted() {
+                self.recorded += 1;
+            } else {
+                self.already_recorded += 1;
+            }
+            self.linked += u64::from(outcome.endpoint_id().is_some());
+        }
+        Ok(())
+    }
+
+    /// Records what is left of a capture, now that its hash is known.
+    fn finish_capture(&mut self, mut capture: CaptureRecording, sha256: &str) -> Result<()> {
+        if capture.import.is_none() {
+            capture.import = Some(CaptureImport::new(&capture.file, sha256, Some(self.run)));
+        }
+        self.flush(&mut capture)
+    }
+
+    fn finish(&self, ok: bool) -> Result<()> {
+        self.runtime.block_on(self.store.finish_run(self.run, if ok { "finished" } else { "failed" }))?;
+        Ok(())
+    }
+
+    fn report(&self) -> String {
+        format!(
+            "inventory: {} findings recorded, {} already there, {} on inventory endpoints",
+            self.recorded, self.already_recorded, self.linked
+        )
+    }
 }
 
 /// CSV columns, in the order of [`csv_row`].
@@ -171,8 +273,69 @@ pub fn run(args: &PcapArgs) -> Result<i32> {
         None => None,
     };
     let show_summary = !args.quiet && !json_to_stdout && !csv_to_stdout;
-    let show_progress = !args.quiet && io::stderr().is_terminal();
 
+    let mut recorder = args.db.as_deref().map(InventoryRecorder::open).transpose()?;
+    let outcome = analyze_files(args, &cfg, json.as_mut(), csv.as_mut(), recorder.as_mut());
+    if let Some(recorder) = &recorder {
+        recorder.finish(outcome.is_ok())?;
+    }
+    let (summary, failed) = outcome?;
+    if let Some(out) = json.as_mut() {
+        out.flush().context("cannot write JSON output")?;
+    }
+    if let Some(w) = csv.as_mut() {
+        w.flush().context("cannot write CSV output")?;
+    }
+    if show_summary {
+        let mut stdout = io::stdout().lock();
+        stdout.write_all(summary.render().as_bytes()).context("cannot write the summary")?;
+        stdout.flush().ok();
+    }
+    if let Some(recorder) = recorder.as_ref().filter(|_| !args.quiet) {
+        eprintln!("bleedwatch: {}", recorder.report());
+    }
+    Ok(if failed {
+        2
+    } else if summary.attack_found() {
+        1
+    } else {
+        0
+    })
+}
+
+/// A capture being read, hashed when its hash is needed and not yet known.
+enum Input {
+    Plain(Box<dyn io::Read>),
+    Hashed(Sha256Reader<Box<dyn io::Read>>),
+}
+
+impl Input {
+    fn hex_digest(&self) -> Option<String> {
+        match self {
+            Input::Plain(_) => None,
+            Input::Hashed(reader) => Some(reader.hex_digest()),
+        }
+    }
+}
+
+impl io::Read for Input {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Input::Plain(reader) => reader.read(buf),
+            Input::Hashed(reader) => reader.read(buf),
+        }
+    }
+}
+
+/// Analyses every file into the outputs; returns the summary and whether a file failed.
+fn analyze_files(
+    args: &PcapArgs,
+    cfg: &Config,
+    mut json: Option<&mut Box<dyn Write>>,
+    mut csv: Option<&mut csv::Writer<Box<dyn Write>>>,
+    mut recorder: Option<&mut InventoryRecorder>,
+) -> Result<(Summary, bool)> {
+    let show_progress = !args.quiet && io::stderr().is_terminal();
     let mut summary = Summary::new();
     let mut failed = false;
     for path in &args.files {
@@ -189,6 +352,14 @@ pub fn run(args: &PcapArgs) -> Result<i32> {
                 }
             }
         };
+        // The inventory keys findings by the capture's SHA-256: a file is hashed first so its
+        // findings can be recorded as they come; standard input is hashed as it is analysed.
+        let known_sha256 = match (&recorder, is_stdio(path)) {
+            (Some(_), false) => Some(File::open(path).and_then(sha256_hex).with_context(|| format!("cannot read {name}"))?),
+            _ => None,
+        };
+        let mut capture = recorder.as_ref().map(|r| r.start_capture(&name, known_sha256.as_deref()));
+        let mut input = if capture.is_some() && known_sha256.is_none() { Input::Hashed(Sha256Reader::new(input)) } else { Input::Plain(input) };
         let size = if is_stdio(path) { None } else { std::fs::metadata(path).ok().map(|m| m.len()) };
         let bar = show_progress.then(|| progress_bar(size, &name));
         let mut write_error: Option<anyhow::Error> = None;
@@ -208,8 +379,13 @@ pub fn run(args: &PcapArgs) -> Result<i32> {
                     write_error = Some(anyhow::Error::from(e).context("cannot write CSV output"));
                 }
             }
+            if let (Some(recorder), Some(capture)) = (recorder.as_deref_mut(), capture.as_mut()) {
+                if let Err(e) = recorder.add(capture, &f) {
+                    write_error = Some(e);
+                }
+            }
         };
-        let result = analyze_reader_with_progress(&name, input, &cfg, &mut sink, &mut |bytes| {
+        let result = analyze_reader_with_progress(&name, &mut input, cfg, &mut sink, &mut |bytes| {
             if let Some(bar) = &bar {
                 bar.set_position(bytes);
             }
@@ -219,6 +395,11 @@ pub fn run(args: &PcapArgs) -> Result<i32> {
         }
         if let Some(e) = write_error {
             return Err(e);
+        }
+        // Findings before a read error are recorded too: they were seen.
+        if let (Some(recorder), Some(capture)) = (recorder.as_deref_mut(), capture) {
+            let sha256 = known_sha256.or_else(|| input.hex_digest()).context("capture hash missing")?;
+            recorder.finish_capture(capture, &sha256)?;
         }
         match result {
             Ok(stats) => {
@@ -233,22 +414,5 @@ pub fn run(args: &PcapArgs) -> Result<i32> {
             }
         }
     }
-    if let Some(out) = json.as_mut() {
-        out.flush().context("cannot write JSON output")?;
-    }
-    if let Some(w) = csv.as_mut() {
-        w.flush().context("cannot write CSV output")?;
-    }
-    if show_summary {
-        let mut stdout = io::stdout().lock();
-        stdout.write_all(summary.render().as_bytes()).context("cannot write the summary")?;
-        stdout.flush().ok();
-    }
-    Ok(if failed {
-        2
-    } else if summary.attack_found() {
-        1
-    } else {
-        0
-    })
+    Ok((summary, failed))
 }

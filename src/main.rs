@@ -14,6 +14,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod cmd_client;
 mod cmd_inventory;
 mod cmd_pcap;
+mod cmd_report;
 mod demo;
 mod lab_cmd;
 mod output;
@@ -62,6 +63,13 @@ enum Command {
     Expect(cmd_inventory::ExpectArgs),
     /// Re-test what is not yet fixed (or stale), recording into the inventory.
     Rescan(RescanCmd),
+    /// Heartbleed attempts the honeypot saw or captures showed (`pcap --db`), by source address.
+    Attackers(cmd_inventory::AttackersArgs),
+    /// TLS clients tested by client-test, and their verdicts.
+    Clients(cmd_inventory::ClientsArgs),
+    /// The response report for decision makers: one self-contained HTML file (summary, charts,
+    /// details), plus JSON and CSV exports.
+    Report(cmd_report::ReportArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -127,6 +135,9 @@ fn main() -> ExitCode {
             Command::Revocation { command } => cmd_inventory::run_revocation(command).await,
             Command::Expect(args) => cmd_inventory::run_expect(args).await,
             Command::Rescan(args) => run_rescan(args).await,
+            Command::Attackers(args) => cmd_inventory::run_attackers(args).await,
+            Command::Clients(args) => cmd_inventory::run_clients(args).await,
+            Command::Report(args) => cmd_report::run_report(args).await,
             Command::Pcap(args) => tokio::task::spawn_blocking(move || cmd_pcap::run(&args)).await?.map(|code| code as u8),
         }
     });

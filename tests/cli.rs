@@ -522,3 +522,179 @@ fn client_test_with_postfix_as_smtp_client() {
     assert!(status.success(), "client-test exit status {status}");
     assert!(results.recv_timeout(Duration::from_secs(5)).is_err(), "more than one client-test result");
 }
+
+// ---- issues 5 and 6: clients, honeypot attempts and capture findings in the inventory ----
+
+/// A fresh inventory file for one test (and the folder holding it, removed by the caller).
+fn inv_db(name: &str) -> (PathBuf, PathBuf) {
+    let dir = std::env::temp_dir().join(format!("bleedwatch-cli-inv-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("cannot create the test's inventory folder");
+    (dir.join("inventory.db"), dir)
+}
+
+/// Runs bleedwatch to completion (bounded) and returns its output.
+fn inv_run(cmd: &mut Command) -> Output {
+    let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("cannot start bleedwatch");
+    finish(child, Duration::from_secs(120))
+}
+
+/// Issue 5: a capture's findings are attached to the inventory endpoint they hit (recorded here
+/// through the store, as the capture's victim is a public server a test cannot scan), once, however
+/// often and however (file or standard input) the capture is imported.
+#[test]
+fn pcap_findings_are_attached_to_inventory_endpoints_once() {
+    let (db, dir) = inv_db("pcap");
+    let capture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/pcap/zeek/heartbleed-success.pcap");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let victim = rt.block_on(async {
+        let store = bleedwatch_store::Store::open(db.to_str().unwrap()).await.unwrap();
+        let run = store.start_run("scan", &["107.170.241.107:443".into()]).await.unwrap();
+        // What a scan that morning wrote: vulnerable (the attack at 16:57 came within the exposure).
+        let scan = serde_json::json!({
+            "address": "107.170.241.107", "port": 443, "transport": "tcp", "host": null, "service": "tls", "sni": null,
+            "status": "success", "heartbleed": "vulnerable", "reason": null, "versions": {"tls1.2": "vulnerable"},
+            "certificate": null, "chain": [], "details": [], "started_at": "2014-04-08T12:00:00.000Z", "duration_ms": 40
+        });
+        let endpoint = store.record(run, &scan, None).await.unwrap().endpoint_id();
+        store.finish_run(run, "finished").await.unwrap();
+        store.close().await;
+        endpoint
+    });
+
+    let out = inv_run(bleedwatch().arg("pcap").arg(&capture).arg("--db").arg(&db));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "an attack was found: {stderr}");
+    assert!(stderr.contains("inventory: 2 findings recorded, 0 already there, 2 on inventory endpoints"), "{stderr}");
+    let again = inv_run(bleedwatch().arg("pcap").arg(&capture).arg("--db").arg(&db));
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(stderr.contains("inventory: 0 findings recorded, 2 already there"), "{stderr}");
+    let piped = inv_run(bleedwatch().args(["pcap", "-", "-q", "--db"]).arg(&db).stdin(std::fs::File::open(&capture).unwrap()));
+    assert_eq!(piped.status.code(), Some(1), "{}", String::from_utf8_lossy(&piped.stderr));
+
+    let attacks = rt.block_on(async {
+        let store = bleedwatch_store::Store::open(db.to_str().unwrap()).await.unwrap();
+        let attacks = store.attacks(&bleedwatch_store::AttackFilter::default()).await.unwrap();
+        store.close().await;
+        attacks
+    });
+    assert_eq!(attacks.len(), 2, "no duplicates: {attacks:#?}");
+    assert!(attacks.iter().all(|a| a.endpoint_id == Some(victim) && a.origin == "pcap"), "{attacks:#?}");
+    assert_eq!(attacks[0].file.as_deref(), Some(capture.to_str().unwrap()), "the name of the first import");
+
+    let out = inv_run(bleedwatch().args(["endpoints", "--flag", "attacked-while-vulnerable", "--json", "-", "--db"]).arg(&db));
+    let views = json_lines(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(views.len(), 1, "{views:#?}");
+    assert_eq!(views[0]["address"], "107.170.241.107");
+    assert_eq!(views[0]["attacked_while_vulnerable"], true);
+    assert_eq!((views[0]["attacks"].as_u64(), views[0]["attack_successes"].as_u64()), (Some(2), Some(1)));
+    assert_eq!(views[0]["first_attack"], "2014-04-08T16:57:00.863Z");
+
+    let out = inv_run(bleedwatch().args(["attackers", "--json", "-", "--db"]).arg(&db));
+    assert_eq!(out.status.code(), Some(1), "an attack succeeded");
+    let attackers = json_lines(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(attackers.len(), 1, "{attackers:#?}");
+    assert_eq!(attackers[0]["source_address"], "173.203.79.216");
+    assert_eq!((attackers[0]["attempts"].as_i64(), attackers[0]["successes"].as_i64()), (Some(2), Some(1)));
+    assert_eq!(attackers[0]["targets"], serde_json::json!(["107.170.241.107:443/tcp"]));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Issue 6: the honeypot records every attempt of our own `scan --prove` for `attackers`; with
+/// --no-db it records nothing.
+#[test]
+fn honeypot_attempts_are_listed_by_attackers() {
+    let (db, dir) = inv_db("honeypot");
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let honeypot = bleedwatch()
+        .args(["honeypot", "--listen", &addr.to_string(), "--max-attempts", "8", "--db"])
+        .arg(&db)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_listening(addr);
+    let scan = inv_run(bleedwatch().args(["scan", &addr.to_string(), "--prove", "16", "--no-db", "-q"]));
+    assert_eq!(scan.status.code(), Some(1), "the honeypot looks vulnerable: {}", String::from_utf8_lossy(&scan.stderr));
+    let out = finish(honeypot, Duration::from_secs(60));
+    assert!(out.status.success(), "honeypot: {}", String::from_utf8_lossy(&out.stderr));
+
+    let out = inv_run(bleedwatch().args(["attackers", "--json", "-", "--db"]).arg(&db));
+    assert_eq!(out.status.code(), Some(0), "nothing leaks from a honeypot: {}", String::from_utf8_lossy(&out.stderr));
+    let attackers = json_lines(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(attackers.len(), 1, "{attackers:#?}");
+    let me = &attackers[0];
+    assert_eq!(me["source_address"], "127.0.0.1");
+    assert_eq!(me["attempts"], 8, "four versions, an over-read and an honest heartbeat each: {me:#}");
+    assert_eq!(me["over_reads"], 4, "{me:#}");
+    assert_eq!(me["successes"], 0, "{me:#}");
+    assert_eq!(me["origins"], serde_json::json!(["honeypot"]));
+    assert_eq!(me["targets"], serde_json::json!([format!("{addr}/tcp")]));
+    let out = inv_run(bleedwatch().args(["attackers", "--attempts", "--origin", "honeypot", "--json", "-", "--db"]).arg(&db));
+    let attempts = json_lines(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(attempts.len(), 8);
+    assert!(attempts.iter().filter(|a| a["kind"] == "over-read").all(|a| a["claimed_length"].as_i64() > a["payload_length"].as_i64()));
+    assert!(attempts.iter().all(|a| a["endpoint_id"].is_null()), "honeypot attempts are not endpoint evidence");
+
+    // --no-db: the inventory is not even created.
+    let data_home = dir.join("xdg");
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let honeypot = bleedwatch()
+        .env("XDG_DATA_HOME", &data_home)
+        .args(["honeypot", "--listen", &addr.to_string(), "--max-attempts", "1", "--no-db"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_listening(addr);
+    inv_run(bleedwatch().args(["scan", &addr.to_string(), "--versions", "tls1.2", "--no-db", "-q"]));
+    assert!(finish(honeypot, Duration::from_secs(60)).status.success());
+    assert!(!data_home.join("bleedwatch").exists(), "--no-db wrote an inventory");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Issue 6: `client-test` records each client — in the default inventory when no --db is given —
+/// and `clients` shows them (all, or the latest per client).
+#[test]
+fn client_test_records_clients_for_the_clients_command() {
+    if !require("openssl") {
+        return;
+    }
+    let (_, dir) = inv_db("clients");
+    let data_home = dir.join("xdg");
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let client_test = bleedwatch()
+        .env("XDG_DATA_HOME", &data_home)
+        .args(["client-test", "--listen", &addr.to_string(), "--max-clients", "2", "--timeout", "10s"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // wait_listening connects without TLS: the first client, inconclusive.
+    wait_listening(addr);
+    let _ = Command::new("openssl").args(["s_client", "-connect", &addr.to_string()]).stdin(Stdio::null()).output();
+    let out = finish(client_test, Duration::from_secs(60));
+    assert!(out.status.success(), "client-test exit status {:?}", out.status);
+
+    let out = inv_run(bleedwatch().env("XDG_DATA_HOME", &data_home).args(["clients", "--json", "-"]));
+    assert_eq!(out.status.code(), Some(0), "no vulnerable client: {}", String::from_utf8_lossy(&out.stderr));
+    let tests = json_lines(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(tests.len(), 2, "{tests:#?}");
+    let s_client = &tests[0];
+    assert_eq!(s_client["verdict"], "no-heartbeat", "newest first, OpenSSL 3 s_client: {s_client:#}");
+    assert_eq!(s_client["client_address"], "127.0.0.1");
+    assert_eq!(s_client["offered_version"], "tls1.2");
+    assert!(s_client["heartbeat_mode"].is_null(), "OpenSSL 3 offers no heartbeat extension");
+    assert_eq!(s_client["listener"], addr.to_string());
+    assert_eq!(s_client["service"], "tls");
+    assert_eq!(tests[1]["verdict"], "inconclusive", "the port check: {:#}", tests[1]);
+    assert_eq!(tests[0]["run"], tests[1]["run"], "one client-test run");
+
+    let out = inv_run(bleedwatch().env("XDG_DATA_HOME", &data_home).args(["clients", "--latest", "--json", "-"]));
+    let latest = json_lines(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(latest.len(), 1);
+    assert_eq!(latest[0]["id"], s_client["id"]);
+    let out = inv_run(bleedwatch().env("XDG_DATA_HOME", &data_home).args(["clients", "--verdict", "vulnerable"]));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("0 client tests, 0 vulnerable"), "{}", String::from_utf8_lossy(&out.stdout));
+    let _ = std::fs::remove_dir_all(dir);
+}

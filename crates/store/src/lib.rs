@@ -22,9 +22,19 @@
 //! # Assessment
 //!
 //! [`Store::assess_all`] feeds every endpoint's history, the revocation checks and the key pins to
-//! `bleedwatch-assess` and records the watch alerts it finds.
+//! `bleedwatch-assess` and records the watch alerts it finds. Capture findings of attacks are
+//! matched to the endpoints they hit ([`AttackEvidence`]): an endpoint attacked while it was
+//! vulnerable is the most urgent.
+//!
+//! # Clients and attackers
+//!
+//! `client-test` verdicts ([`Store::record_client_test`]) and Heartbleed attempts from the honeypot
+//! and packet captures ([`Store::record_attack`], [`Store::attackers`]) are kept next to the
+//! endpoints; re-importing a capture adds nothing ([`CaptureImport`]).
 
 mod assets;
+mod attacks;
+mod clients;
 mod input;
 mod query;
 mod record;
@@ -39,6 +49,11 @@ use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 use sqlx::{AnyPool, Executor};
 use tokio::sync::RwLock;
 
+pub use attacks::{
+    sha256_hex, AttackEvidence, AttackFilter, AttackInput, AttackOutcome, AttackRow, AttackerRow, CaptureImport, CaptureRef,
+    Sha256Reader, ORIGIN_HONEYPOT, ORIGIN_PCAP, SEVERITIES,
+};
+pub use clients::{ClientTestFilter, ClientTestInput, ClientTestRow, CLIENT_VERDICTS};
 pub use assets::{parse_asset_csv, parse_masscan_json, parse_nmap_xml, AssetInput, ImportSummary, KnownTarget};
 pub use bleedwatch_assess as assess;
 pub use input::{CertificateRecord, ScanResult};
@@ -95,10 +110,17 @@ impl std::fmt::Debug for Store {
     }
 }
 
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "inventory", include_str!("../migrations/sqlite/0001_inventory.sql"))];
-const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "inventory", include_str!("../migrations/postgres/0001_inventory.sql"))];
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "inventory", include_str!("../migrations/sqlite/0001_inventory.sql")),
+    (2, "clients and attacks", include_str!("../migrations/sqlite/0002_clients_and_attacks.sql")),
+];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "inventory", include_str!("../migrations/postgres/0001_inventory.sql")),
+    (2, "clients and attacks", include_str!("../migrations/postgres/0002_clients_and_attacks.sql")),
+];
+
+/// The schema version this build creates.
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Migrations compiled into the binary, for sqlx's migrator.
 #[derive(Debug)]
@@ -159,7 +181,7 @@ impl Store {
             Backend::Postgres => POSTGRES_MIGRATIONS,
         };
         let migrator = Migrator::new(EmbeddedMigrations(migrations)).await?;
-        migrator.run(&pool).await?;
+        migrate(&migrator, &pool, backend).await?;
         Ok(Store { pool, backend, asset_matcher: Arc::default() })
     }
 
@@ -191,6 +213,25 @@ impl Store {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool.begin().await?,
         })
+    }
+}
+
+/// Brings the schema up to date. sqlx locks PostgreSQL while migrating, but not SQLite: two
+/// processes opening a new inventory file at once (a scan and a honeypot) can both try to apply the
+/// same migration, and the loser fails with "table already exists" after its transaction rolled
+/// back. Trying again then finds the migration applied.
+async fn migrate(migrator: &Migrator, pool: &AnyPool, backend: Backend) -> Result<()> {
+    const ATTEMPTS: u64 = 5;
+    let mut attempt = 1;
+    loop {
+        match migrator.run(pool).await {
+            Ok(()) => return Ok(()),
+            Err(_) if backend == Backend::Sqlite && attempt < ATTEMPTS => {
+                tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+                attempt += 1;
+            }
+            Err(error) => return Err(error.into()),
+        }
     }
 }
 
@@ -298,17 +339,23 @@ mod tests {
             }
             tables
         }
-        let sqlite = columns(SQLITE_MIGRATIONS[0].2);
-        let postgres = columns(POSTGRES_MIGRATIONS[0].2);
+        let all = |migrations: &[(i64, &str, &str)]| migrations.iter().map(|(_, _, sql)| *sql).collect::<Vec<_>>().join("\n");
+        // Version by version, and the whole schema.
+        for (sqlite, postgres) in SQLITE_MIGRATIONS.iter().zip(POSTGRES_MIGRATIONS) {
+            assert_eq!(columns(sqlite.2), columns(postgres.2), "migration {}", sqlite.0);
+        }
+        let sqlite = columns(&all(SQLITE_MIGRATIONS));
+        let postgres = columns(&all(POSTGRES_MIGRATIONS));
         assert_eq!(sqlite, postgres);
-        assert!(sqlite.len() >= 12, "{:?}", sqlite.keys());
+        assert!(sqlite.len() >= 14, "{:?}", sqlite.keys());
         for table in ["scan_runs", "endpoints", "observations", "certificates", "observation_certs", "assets", "endpoint_assets",
-            "revocation_checks", "alerts", "scan_targets", "key_pins", "known_targets"]
+            "revocation_checks", "alerts", "scan_targets", "key_pins", "known_targets", "client_tests", "attacks"]
         {
             assert!(sqlite.contains_key(table), "{table}");
         }
         let versions = |m: &[(i64, &str, &str)]| m.iter().map(|(v, d, _)| (*v, d.to_string())).collect::<Vec<_>>();
         assert_eq!(versions(SQLITE_MIGRATIONS), versions(POSTGRES_MIGRATIONS));
+        assert_eq!(SQLITE_MIGRATIONS.last().map(|m| m.0), Some(SCHEMA_VERSION));
     }
 
     #[tokio::test]
@@ -320,7 +367,26 @@ mod tests {
             assert_eq!(store.runs().await.unwrap().len(), 1);
         }
         store.finish_run(run, "finished").await.unwrap();
-        assert_eq!(store.schema_version().await.unwrap(), 1);
+        assert_eq!(store.schema_version().await.unwrap(), SCHEMA_VERSION);
+    }
+
+    /// Several processes (here: stores) creating the same new inventory at once all get it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_first_opens_all_succeed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fresh.db").display().to_string();
+        let opens: Vec<_> = (0..6).map(|_| tokio::spawn(Store::open_owned(path.clone()))).collect();
+        for open in opens {
+            let store = open.await.unwrap().unwrap();
+            assert_eq!(store.schema_version().await.unwrap(), SCHEMA_VERSION);
+            store.close().await;
+        }
+    }
+
+    impl Store {
+        async fn open_owned(location: String) -> Result<Store> {
+            Store::open(&location).await
+        }
     }
 
     #[test]

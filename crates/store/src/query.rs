@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use crate::attacks::AttackEvidence;
 use crate::input::CertificateRecord;
 use crate::record::RunId;
 use crate::{now_ms, Result, Store, StoreError};
@@ -207,12 +208,15 @@ pub struct AlertFilter {
     pub since_ms: Option<i64>,
 }
 
-/// An endpoint with its assessment and latest observation.
+/// An endpoint with its assessment, latest observation and the attacks seen against it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EndpointAssessment {
     pub endpoint: EndpointRow,
     pub assessment: Assessment,
     pub latest: Option<ObservationRow>,
+    /// Capture findings against the endpoint's address and port, against its exposure window.
+    #[serde(default)]
+    pub attacks: AttackEvidence,
 }
 
 /// `192.0.2.1:443/tcp`, `[2001:db8::1]:443/tcp (name)`: how flags and alerts name endpoints.
@@ -590,6 +594,7 @@ impl Store {
         }
         let revocations = RevocationIndex::build(&self.revocation_facts().await?);
         let pins = self.all_pins().await?;
+        let attack_times = self.attack_times_by_endpoint().await?;
 
         let labels: Vec<String> = endpoints.iter().map(EndpointRow::label).collect();
         let observations: Vec<Vec<Observation>> = endpoints
@@ -605,7 +610,8 @@ impl Store {
             let assessment = assess_endpoint(&input, &exposure, &revocations, now_ms);
             raised.extend(assessment.alerts.iter().map(|alert| (endpoint.id, alert.clone())));
             let latest = histories.get_mut(&endpoint.id).and_then(|h| h.pop());
-            assessed.push(EndpointAssessment { endpoint, assessment, latest });
+            let attacks = AttackEvidence::build(attack_times.get(&endpoint.id).map(Vec::as_slice).unwrap_or_default(), &assessment.exposure);
+            assessed.push(EndpointAssessment { endpoint, assessment, latest, attacks });
         }
         self.insert_alerts(&raised).await?;
         Ok(assessed)
@@ -624,7 +630,8 @@ impl Store {
         let assessment = assess_endpoint(&input, &exposure, &revocations, now_ms);
         let raised: Vec<_> = assessment.alerts.iter().map(|a| (endpoint_id, a.clone())).collect();
         self.insert_alerts(&raised).await?;
-        Ok(EndpointAssessment { endpoint, assessment, latest: history.pop() })
+        let attacks = AttackEvidence::build(&self.attack_times(endpoint_id).await?, &assessment.exposure);
+        Ok(EndpointAssessment { endpoint, assessment, latest: history.pop(), attacks })
     }
 
     /// Records the alerts one endpoint's history raises (after a new observation).

@@ -197,6 +197,17 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         let endpoint_id: i64 = get(&row, "id")?;
+        // Captures imported before the endpoint was first scanned: link their findings now.
+        sqlx::query(
+            "UPDATE attacks SET endpoint_id = $1 WHERE endpoint_id IS NULL AND origin = 'pcap' \
+               AND target_address = $2 AND target_port = $3 AND transport = $4",
+        )
+        .bind(endpoint_id)
+        .bind(result.address.clone())
+        .bind(i64::from(result.port))
+        .bind(result.transport.clone())
+        .execute(&mut *tx)
+        .await?;
 
         let chain = result.presented_chain();
         for certificate in chain.iter().copied().chain(leaf) {

@@ -99,7 +99,21 @@ pub struct EndpointView {
     pub last_status: Option<String>,
     pub last_verdict: Option<String>,
     pub alerts: usize,
+    /// Capture findings against the endpoint's address and port (`pcap --db`).
+    pub attacked: bool,
+    pub attacks: u64,
+    /// Attacks the endpoint answered: proof it was vulnerable then.
+    pub attack_successes: u64,
+    pub first_attack: Option<String>,
+    pub last_attack: Option<String>,
+    /// Attacked while vulnerable (an attack that succeeded, or one within the exposure window):
+    /// the most urgent endpoints, as their memory may have been read.
+    pub attacked_while_vulnerable: bool,
 }
+
+/// The words `flag_words` adds for attack evidence (also accepted by `endpoints --flag`).
+pub const ATTACKED_FLAG: &str = "attacked";
+pub const ATTACKED_WHILE_VULNERABLE_FLAG: &str = "attacked-while-vulnerable";
 
 impl From<&EndpointAssessment> for EndpointView {
     fn from(item: &EndpointAssessment) -> EndpointView {
@@ -136,6 +150,12 @@ impl From<&EndpointAssessment> for EndpointView {
             last_status: item.latest.as_ref().map(|o| o.status.clone()),
             last_verdict: item.latest.as_ref().map(|o| o.verdict.clone()),
             alerts: assessment.alerts.len(),
+            attacked: item.attacks.attacked(),
+            attacks: item.attacks.attacks,
+            attack_successes: item.attacks.successes,
+            first_attack: item.attacks.first_ms.map(rfc3339_ms),
+            last_attack: item.attacks.last_ms.map(rfc3339_ms),
+            attacked_while_vulnerable: item.attacks.attacked_while_vulnerable(),
         }
     }
 }
@@ -146,9 +166,11 @@ impl EndpointView {
         crate::query::endpoint_label(&self.address, self.port, &self.transport, self.sni.as_deref().unwrap_or(""))
     }
 
-    /// Flags as short text (`reissued-same-key`, `exposed-cert-valid-until=2027-01-01T00:00:00Z`).
+    /// Flags as short text (`reissued-same-key`, `exposed-cert-valid-until=2027-01-01T00:00:00Z`),
+    /// then the attack evidence (`attacked-while-vulnerable(2)` or `attacked(1)`).
     pub fn flag_words(&self) -> Vec<String> {
-        self.flags
+        let mut words: Vec<String> = self
+            .flags
             .iter()
             .map(|flag| match flag {
                 Flag::ExposedCertValidUntil { not_after_unix, .. } => {
@@ -157,14 +179,37 @@ impl EndpointView {
                 Flag::ExposedKeyShared { endpoints, .. } => format!("{}({})", flag.name(), endpoints.len()),
                 other => other.name().to_owned(),
             })
-            .collect()
+            .collect();
+        if let Some(name) = self.attack_flag() {
+            words.push(format!("{name}({})", self.attacks));
+        }
+        words
+    }
+
+    /// `attacked-while-vulnerable`, `attacked`, or none.
+    pub fn attack_flag(&self) -> Option<&'static str> {
+        if self.attacked_while_vulnerable {
+            Some(ATTACKED_WHILE_VULNERABLE_FLAG)
+        } else if self.attacked {
+            Some(ATTACKED_FLAG)
+        } else {
+            None
+        }
+    }
+
+    /// Whether the endpoint carries the flag `name` (an assessment flag, `attacked` — any attack
+    /// evidence — or `attacked-while-vulnerable`).
+    pub fn has_flag(&self, name: &str) -> bool {
+        self.flags.iter().any(|f| f.name() == name)
+            || (name == ATTACKED_FLAG && self.attacked)
+            || (name == ATTACKED_WHILE_VULNERABLE_FLAG && self.attacked_while_vulnerable)
     }
 }
 
 pub const ENDPOINT_CSV_HEADER: &[&str] = &[
     "address", "port", "transport", "sni", "host", "owner", "criticality", "internet_facing", "state", "flags",
     "first_vulnerable", "last_vulnerable", "first_fixed", "spkis_seen", "exposed_spkis", "exposed_certs", "last_observed",
-    "last_verdict",
+    "last_verdict", "attacks", "attack_successes", "first_attack", "last_attack", "attacked_while_vulnerable",
 ];
 
 /// A CSV row for an endpoint; every cell neutralised.
@@ -189,6 +234,11 @@ pub fn endpoint_csv_row(view: &EndpointView) -> Vec<String> {
         join(&view.exposed_certs),
         view.last_observed.clone().unwrap_or_default(),
         view.last_verdict.clone().unwrap_or_default(),
+        view.attacks.to_string(),
+        view.attack_successes.to_string(),
+        view.first_attack.clone().unwrap_or_default(),
+        view.last_attack.clone().unwrap_or_default(),
+        if view.attacked_while_vulnerable { "yes".into() } else { "no".into() },
     ]
     .iter()
     .map(|cell| neutralize_csv_cell(cell))

@@ -1,7 +1,7 @@
 //! The inventory's integration tests, in one binary. Every test of `suite.rs` runs twice: on
 //! SQLite and on a real PostgreSQL started on loopback (`backend.rs`). Histories come from real
 //! scans of lab servers that change between scans (`site.rs`); revocation from a CA run with the
-//! openssl CLI (`pki.rs`).
+//! openssl CLI (`pki.rs`); attacks from the shared real captures, through the real pcap engine.
 #![allow(clippy::unwrap_used, clippy::panic)]
 
 mod backend;
@@ -41,4 +41,7 @@ on_both_backends!(
     rescan_proposes_what_needs_testing,
     endpoint_views_carry_the_contract,
     schema_and_bad_input,
+    client_tests_are_kept_per_client,
+    capture_attacks_are_endpoint_evidence,
+    honeypot_attempts_list_attackers,
 );

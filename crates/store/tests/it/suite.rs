@@ -10,8 +10,8 @@ use bleedwatch_lab::{Behaviour, LabIdentity};
 use bleedwatch_revocation::{check_certificate, CertificateRef, CheckOptions, CrlSource, Status};
 use bleedwatch_store::views::{endpoint_csv_row, funnel, EndpointView};
 use bleedwatch_store::{
-    parse_asset_csv, parse_masscan_json, parse_nmap_xml, AlertFilter, CertificateRecord, EndpointAssessment, RecordOutcome,
-    RevocationInput, Store, StoreError,
+    parse_asset_csv, parse_masscan_json, parse_nmap_xml, AlertFilter, AttackFilter, AttackInput, CaptureImport, CertificateRecord,
+    ClientTestFilter, ClientTestInput, EndpointAssessment, RecordOutcome, RevocationInput, Store, StoreError,
 };
 
 use crate::backend::{open, Backend};
@@ -506,9 +506,9 @@ pub async fn endpoint_views_carry_the_contract(backend: Backend) {
 pub async fn schema_and_bad_input(backend: Backend) {
     let Some(test) = open(backend).await else { return };
     let (store, url) = (test.store.clone(), test.url.clone());
-    assert_eq!(store.schema_version().await.unwrap(), 1);
+    assert_eq!(store.schema_version().await.unwrap(), bleedwatch_store::SCHEMA_VERSION);
     let again = Store::open(&url).await.unwrap();
-    assert_eq!(again.schema_version().await.unwrap(), 1);
+    assert_eq!(again.schema_version().await.unwrap(), bleedwatch_store::SCHEMA_VERSION);
     let run = store.start_run("scan", &[]).await.unwrap();
     let error = store.record(run, &serde_json::json!({"address": "x"}), None).await.unwrap_err();
     assert!(matches!(error, StoreError::BadResult(_)), "{error}");
@@ -520,4 +520,282 @@ pub async fn schema_and_bad_input(backend: Backend) {
     assert!(matches!(store.finish_run(bleedwatch_store::RunId(9999), "finished").await.unwrap_err(), StoreError::NotFound(_)));
     assert!(store.endpoints().await.unwrap().is_empty());
     again.close().await;
+}
+
+// ---- tested clients and attacks ----
+
+/// A client-test JSON line (the README's contract) for a client at `client`.
+fn client_line(client: &str, time: &str, verdict: &str, heartbeat_mode: Option<&str>) -> serde_json::Value {
+    serde_json::json!({
+        "client": client, "service": "tls", "time": time, "tls_version": "tls1.2",
+        "client_hello": {"version": "tls1.2", "heartbeat_mode": heartbeat_mode, "server_name": "relay.example", "cipher_suites": 40},
+        "verdict": verdict, "reason": if verdict == "vulnerable" { serde_json::Value::Null } else { "test reason".into() },
+        "log": ["ClientHello", "heartbeats sent"]
+    })
+}
+
+/// Client tests are kept per client as history; the latest verdict per client is what counts.
+pub async fn client_tests_are_kept_per_client(backend: Backend) {
+    let Some(test) = open(backend).await else { return };
+    let store = test.store.clone();
+    let run = store.start_run("client-test", &["client-test".into(), "--listen".into(), "127.0.0.1:4433".into()]).await.unwrap();
+    let mut vulnerable = client_line("192.0.2.20:50001", "2026-11-28T10:00:00.000Z", "vulnerable", Some("peer_allowed_to_send"));
+    vulnerable["leak"] = serde_json::json!({"leaked_bytes": 16, "sha256": "00".repeat(32)});
+    let lines = [
+        vulnerable,
+        client_line("192.0.2.21:50002", "2026-11-28T10:05:00.000Z", "no-heartbeat", None),
+        client_line("192.0.2.20:50003", "2026-11-28T11:00:00.000Z", "not-vulnerable", Some("peer_allowed_to_send")),
+    ];
+    let mut ids = Vec::new();
+    for line in &lines {
+        let input = ClientTestInput::from_json(line, "127.0.0.1:4433", Some(run)).unwrap();
+        ids.push(store.record_client_test(&input).await.unwrap());
+    }
+    store.finish_run(run, "finished").await.unwrap();
+
+    let all = store.client_tests(&ClientTestFilter::default()).await.unwrap();
+    assert_eq!(all.iter().map(|t| t.id).collect::<Vec<_>>(), [ids[2], ids[1], ids[0]], "newest first");
+    let first = all.iter().find(|t| t.id == ids[0]).unwrap();
+    assert_eq!((first.client_address.as_str(), first.client_port), ("192.0.2.20", 50001));
+    assert_eq!(first.verdict, "vulnerable");
+    assert_eq!(first.heartbeat_mode.as_deref(), Some("peer_allowed_to_send"));
+    assert_eq!(first.offered_version.as_deref(), Some("tls1.2"));
+    assert_eq!(first.server_name.as_deref(), Some("relay.example"));
+    assert_eq!(first.leaked_bytes, Some(16));
+    assert_eq!(first.run, Some(run));
+    assert_eq!(first.listener, "127.0.0.1:4433");
+    assert_eq!(first.tested_at, "2026-11-28T10:00:00.000Z");
+    let quiet = all.iter().find(|t| t.id == ids[1]).unwrap();
+    assert_eq!(quiet.heartbeat_mode, None, "not offered");
+
+    // The patched client's latest test is what counts.
+    let latest = store.client_tests(&ClientTestFilter { latest_only: true, ..ClientTestFilter::default() }).await.unwrap();
+    let verdicts: BTreeSet<(String, String)> = latest.iter().map(|t| (t.client_address.clone(), t.verdict.clone())).collect();
+    assert_eq!(verdicts, BTreeSet::from([("192.0.2.20".into(), "not-vulnerable".into()), ("192.0.2.21".into(), "no-heartbeat".into())]));
+    let filter = ClientTestFilter { verdict: Some("vulnerable".into()), ..ClientTestFilter::default() };
+    assert_eq!(store.client_tests(&filter).await.unwrap().len(), 1);
+    let filter = ClientTestFilter { client_address: Some("192.0.2.20".into()), since_ms: Some(1_795_863_600_000), ..ClientTestFilter::default() };
+    assert_eq!(store.client_tests(&filter).await.unwrap().iter().map(|t| t.id).collect::<Vec<_>>(), [ids[2]]);
+    assert_eq!(store.client_test_json(ids[0]).await.unwrap(), lines[0], "the line is kept as written");
+
+    // Refused: a verdict client tests cannot reach, a client that is not an address.
+    let mut bad = ClientTestInput::from_json(&lines[1], "127.0.0.1:4433", None).unwrap();
+    bad.verdict = "not-supported".into();
+    assert!(matches!(store.record_client_test(&bad).await.unwrap_err(), StoreError::BadResult(_)));
+    bad.verdict = "inconclusive".into();
+    bad.client_address = "client.example".into();
+    assert!(matches!(store.record_client_test(&bad).await.unwrap_err(), StoreError::BadResult(_)));
+    assert_eq!(store.client_tests(&ClientTestFilter::default()).await.unwrap().len(), 3);
+}
+
+/// A scan result for an endpoint nobody can scan from a test (the captures' public victims), as
+/// `scan` writes it: what the inventory knew about them before the captures are imported.
+fn recorded_scan(address: &str, sni: Option<&str>, verdict: &str, started_at: &str) -> serde_json::Value {
+    serde_json::json!({
+        "address": address, "port": 443, "transport": "tcp", "host": sni, "service": "tls", "sni": sni,
+        "status": "success", "heartbleed": verdict, "reason": null, "versions": {"tls1.2": verdict},
+        "certificate": null, "chain": [], "details": [], "started_at": started_at, "duration_ms": 40
+    })
+}
+
+async fn record_scan(store: &Store, json: &serde_json::Value) -> i64 {
+    let run = store.start_run("scan", &[]).await.unwrap();
+    let outcome = store.record(run, json, None).await.unwrap();
+    store.finish_run(run, "finished").await.unwrap();
+    outcome.endpoint_id()
+}
+
+fn capture_path(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/pcap/zeek").join(name)
+}
+
+/// Runs the real pcap engine over a shared capture and returns the attempts to record.
+fn capture_attacks(name: &str, recorded_as: &str) -> Vec<AttackInput> {
+    let bytes = std::fs::read(capture_path(name)).unwrap();
+    let sha256 = bleedwatch_store::sha256_hex(&bytes[..]).unwrap();
+    let mut findings = Vec::new();
+    bleedwatch_pcap::analyze_reader(recorded_as, &bytes[..], &bleedwatch_pcap::Config::default(), &mut |f| findings.push(f)).unwrap();
+    let mut import = CaptureImport::new(recorded_as, &sha256, None);
+    findings.iter().filter_map(|f| import.attack(&serde_json::to_value(f).unwrap()).unwrap()).collect()
+}
+
+fn view_of(views: &[EndpointView], id: i64) -> &EndpointView {
+    views.iter().find(|v| v.id == id).unwrap()
+}
+
+/// Real captures of attacks on public servers (the shared Zeek test captures) are attached to the
+/// endpoints they hit; an endpoint attacked while vulnerable stands out from one attacked after
+/// its fix; importing a capture again, under another name or from several processes at once, adds
+/// nothing; findings imported before the endpoint is scanned are linked when it is.
+pub async fn capture_attacks_are_endpoint_evidence(backend: Backend) {
+    let Some(test) = open(backend).await else { return };
+    let store = test.store.clone();
+    // 107.170.241.107 was vulnerable when scanned the morning of the attack, and never fixed.
+    let victim = record_scan(&store, &recorded_scan("107.170.241.107", None, "vulnerable", "2014-04-08T12:00:00.000Z")).await;
+    let victim_by_name =
+        record_scan(&store, &recorded_scan("107.170.241.107", Some("www.example.org"), "vulnerable", "2014-04-08T12:00:01.000Z")).await;
+    let bystander = record_scan(&store, &recorded_scan("192.0.2.80", None, "vulnerable", "2014-04-08T12:00:00.000Z")).await;
+
+    // heartbleed-success.pcap: an unpadded request (probe) and the server's answer (success).
+    let success = capture_attacks("heartbleed-success.pcap", "captures/heartbleed-success.pcap");
+    assert_eq!(success.len(), 2, "{success:#?}");
+    let outcomes = store.record_attacks(&success).await.unwrap();
+    assert!(outcomes.iter().all(|o| o.inserted() && o.endpoint_id() == Some(victim)), "{outcomes:?}");
+    // Again, under another name: the capture's bytes are the key.
+    let again = store.record_attacks(&capture_attacks("heartbleed-success.pcap", "/tmp/copy.pcap")).await.unwrap();
+    assert_eq!(again.iter().map(|o| o.attack_id()).collect::<Vec<_>>(), outcomes.iter().map(|o| o.attack_id()).collect::<Vec<_>>());
+    assert!(again.iter().all(|o| !o.inserted()));
+    // Three imports racing: each finding once.
+    let encrypted = Arc::new(capture_attacks("heartbleed-encrypted-success.pcap", "heartbleed-encrypted-success.pcap"));
+    assert_eq!(encrypted.len(), 3, "two findings at the same instant, and the answer: {encrypted:#?}");
+    let tasks: Vec<_> = (0..3)
+        .map(|_| {
+            let (store, attacks) = (store.clone(), encrypted.clone());
+            tokio::spawn(async move { store.record_attacks(&attacks).await.unwrap() })
+        })
+        .collect();
+    let mut inserted = 0;
+    for task in tasks {
+        inserted += task.await.unwrap().iter().filter(|o| o.inserted()).count();
+    }
+    assert_eq!(inserted, 3);
+    assert_eq!(store.attacks(&AttackFilter::default()).await.unwrap().len(), 5);
+
+    // 162.219.2.166: attacked (heartbleed.pcap, 16:11) before the inventory knows it.
+    let early = store.record_attacks(&capture_attacks("heartbleed.pcap", "heartbleed.pcap")).await.unwrap();
+    assert_eq!(early.len(), 1);
+    assert_eq!(early[0].endpoint_id(), None, "no such endpoint yet");
+    // Its history: vulnerable at 08:00, fixed at 12:00 — the 16:11 attack came after the fix.
+    let patched = record_scan(&store, &recorded_scan("162.219.2.166", None, "vulnerable", "2014-04-08T08:00:00.000Z")).await;
+    record_scan(&store, &recorded_scan("162.219.2.166", None, "not-vulnerable", "2014-04-08T12:00:00.000Z")).await;
+    let linked = store.attacks(&AttackFilter { target_address: Some("162.219.2.166".into()), ..AttackFilter::default() }).await.unwrap();
+    assert_eq!(linked.iter().map(|a| a.endpoint_id).collect::<Vec<_>>(), [Some(patched)], "linked once scanned");
+    store.record_attacks(&capture_attacks("heartbleed-encrypted.pcap", "heartbleed-encrypted.pcap")).await.unwrap();
+
+    let views: Vec<EndpointView> = store.assess_all(now()).await.unwrap().iter().map(EndpointView::from).collect();
+    let v = view_of(&views, victim);
+    assert!(v.attacked && v.attacked_while_vulnerable, "{v:#?}");
+    assert_eq!((v.attacks, v.attack_successes), (5, 2));
+    assert_eq!(v.first_attack.as_deref(), Some("2014-04-08T16:57:00.863Z"));
+    assert_eq!(v.last_attack.as_deref(), Some("2014-04-10T22:39:09.895Z"));
+    assert!(v.flag_words().contains(&"attacked-while-vulnerable(5)".to_owned()), "{:?}", v.flag_words());
+    assert!(v.has_flag("attacked") && v.has_flag("attacked-while-vulnerable"));
+    assert_eq!(view_of(&views, victim_by_name).attacks, 5, "same address and port, another server name");
+    let p = view_of(&views, patched);
+    assert_eq!(p.state, State::Fixed);
+    assert!(p.attacked && !p.attacked_while_vulnerable, "attacked only after the fix: {p:#?}");
+    assert_eq!((p.attacks, p.attack_successes), (2, 0));
+    assert_eq!(p.flag_words().last().map(String::as_str), Some("attacked(2)"), "after the assessment's flags");
+    let b = view_of(&views, bystander);
+    assert!(!b.attacked && b.first_attack.is_none() && !b.has_flag("attacked"));
+    let line = serde_json::to_value(v).unwrap();
+    assert_eq!(line["attacked_while_vulnerable"], true);
+    assert_eq!(line["attacks"], 5);
+    let row = endpoint_csv_row(v);
+    assert_eq!(row.last().map(String::as_str), Some("yes"));
+    // One endpoint assessed alone agrees.
+    let alone = store.assess_endpoint(patched, now()).await.unwrap();
+    assert_eq!(alone.attacks, all_evidence(&store, patched).await);
+
+    // What was stored: lengths, notices, the capture and its connection; no payload bytes.
+    let rows = store.attacks(&AttackFilter { endpoint_id: Some(victim), ..AttackFilter::default() }).await.unwrap();
+    assert_eq!(rows.len(), 5);
+    let probe = &rows[0];
+    assert_eq!((probe.kind.as_str(), probe.severity.as_str(), probe.origin.as_str()), ("heartbeat_unpadded", "probe", "pcap"));
+    assert_eq!(probe.notice.as_deref(), Some("Heartbleed::SSL_Heartbeat_Attack"));
+    assert_eq!((probe.claimed_length, probe.payload_length, probe.record_length), (Some(16365), Some(16365), Some(16368)));
+    assert_eq!((probe.source_address.as_str(), probe.source_port), ("173.203.79.216", 41459));
+    assert_eq!(probe.file.as_deref(), Some("captures/heartbleed-success.pcap"), "the name of the first import");
+    assert_eq!(probe.connection, Some(1));
+    assert!(rows[1].succeeded && rows[1].kind == "heartbeat_response_to_invalid");
+    assert!(rows.iter().any(|r| r.kind == "encrypted_heartbeat_success" && r.leaked_bytes == Some(52076) && r.encrypted));
+    let details = store.attack_details(probe.id).await.unwrap();
+    assert_eq!(details["notice_msg"], "An TLS heartbleed attack was detected! Record length 16368. Payload length 16365");
+    let sha = probe.file_sha256.clone().unwrap();
+    let by_file = store.attacks(&AttackFilter { file_sha256: Some(sha), ..AttackFilter::default() }).await.unwrap();
+    assert_eq!(by_file.len(), 2);
+
+    // The attackers, most successful (then busiest, then latest) first.
+    let attackers = store.attackers(&AttackFilter::default()).await.unwrap();
+    let summary: Vec<(&str, i64, i64, i64, i64)> =
+        attackers.iter().map(|a| (a.source_address.as_str(), a.attempts, a.over_reads, a.probes, a.successes)).collect();
+    assert_eq!(
+        summary,
+        [("192.168.4.149", 3, 1, 1, 1), ("173.203.79.216", 3, 0, 2, 1), ("54.221.166.250", 1, 0, 0, 0)],
+        "{attackers:#?}"
+    );
+    let both = &attackers[1];
+    assert_eq!(both.targets, ["107.170.241.107:443/tcp", "162.219.2.166:443/tcp"]);
+    assert_eq!(both.origins, ["pcap"]);
+    assert_eq!(both.first_seen, "2014-04-08T16:11:26.753Z");
+    assert_eq!(both.last_seen, "2014-04-08T16:57:00.918Z");
+    let since = store.attackers(&AttackFilter { since_ms: Some(1_397_000_000_000), ..AttackFilter::default() }).await.unwrap();
+    assert_eq!(since.iter().map(|a| a.source_address.as_str()).collect::<Vec<_>>(), ["192.168.4.149", "54.221.166.250"]);
+}
+
+async fn all_evidence(store: &Store, endpoint_id: i64) -> bleedwatch_store::AttackEvidence {
+    store.assess_all(now()).await.unwrap().into_iter().find(|a| a.endpoint.id == endpoint_id).unwrap().attacks
+}
+
+/// A honeypot attempt JSON line, as `bleedwatch honeypot` writes it.
+fn honeypot_line(source: &str, listener: &str, kind: &str, overread: u64) -> serde_json::Value {
+    let padding = if kind == "memory-safe-probe" { 0 } else { 16 };
+    serde_json::json!({
+        "source": source, "listener": listener, "time": "2026-11-28T18:39:14.250Z", "tls_version": "tls1.2", "kind": kind,
+        "record_length": 3 + 4500 + padding, "claimed_length": 4500 + overread, "payload_sent": 4500, "padding": padding,
+        "overread": overread, "answered": true, "encrypted": false
+    })
+}
+
+/// Honeypot attempts make the attackers list, never endpoint evidence (the honeypot leaks canary
+/// bytes only), even when the honeypot itself was scanned into the inventory.
+pub async fn honeypot_attempts_list_attackers(backend: Backend) {
+    let Some(test) = open(backend).await else { return };
+    let store = test.store.clone();
+    let honeypot = Site::start(Behaviour::Vulnerable, &identity(LAB_RSA_KEY_A, 1)).await;
+    let (scanned, _) = scan_into(&store, &honeypot).await;
+    let listener = honeypot.addr.to_string();
+    let run = store.start_run("honeypot", &["honeypot".into(), "--listen".into(), listener.clone()]).await.unwrap();
+    let mut lines = Vec::new();
+    for i in 0..4 {
+        lines.push(honeypot_line(&format!("127.0.0.1:{}", 40000 + i), &listener, "over-read", 16));
+        lines.push(honeypot_line(&format!("127.0.0.1:{}", 40000 + i), &listener, "honest", 0));
+    }
+    lines.push(honeypot_line("[::1]:40100", &listener, "memory-safe-probe", 0));
+    for line in &lines {
+        let outcome = store.record_attack(&AttackInput::from_honeypot_attempt(line, Some(run)).unwrap()).await.unwrap();
+        assert!(outcome.inserted());
+        assert_eq!(outcome.endpoint_id(), None);
+    }
+    // The same line twice is two heartbeats: the honeypot saw both.
+    let repeat = store.record_attack(&AttackInput::from_honeypot_attempt(&lines[0], Some(run)).unwrap()).await.unwrap();
+    assert!(repeat.inserted());
+    store.finish_run(run, "finished").await.unwrap();
+
+    let attackers = store.attackers(&AttackFilter { origin: Some("honeypot".into()), ..AttackFilter::default() }).await.unwrap();
+    assert_eq!(attackers.len(), 2, "{attackers:#?}");
+    let local = &attackers[0];
+    assert_eq!(local.source_address, "127.0.0.1");
+    assert_eq!((local.attempts, local.over_reads, local.probes, local.successes), (9, 5, 0, 0));
+    assert_eq!(local.targets, [format!("{listener}/tcp")]);
+    assert_eq!(local.origins, ["honeypot"]);
+    assert_eq!(attackers[1].source_address, "::1");
+    assert_eq!((attackers[1].attempts, attackers[1].probes), (1, 1));
+    let rows = store.attacks(&AttackFilter { source_address: Some("::1".into()), ..AttackFilter::default() }).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!((rows[0].kind.as_str(), rows[0].severity.as_str(), rows[0].run), ("memory-safe-probe", "probe", Some(run)));
+    assert!(store.attackers(&AttackFilter { origin: Some("pcap".into()), ..AttackFilter::default() }).await.unwrap().is_empty());
+
+    let a = assessed(&store, scanned.endpoint_id()).await;
+    assert_eq!(a.attacks, bleedwatch_store::AttackEvidence::default(), "a honeypot is not exposed by attacks on it");
+
+    // Refused, and nothing of the batch written.
+    let mut bad = AttackInput::from_honeypot_attempt(&lines[0], None).unwrap();
+    bad.severity = "catastrophic".into();
+    let good = AttackInput::from_honeypot_attempt(&lines[1], None).unwrap();
+    assert!(matches!(store.record_attacks(&[good, bad]).await.unwrap_err(), StoreError::BadResult(_)));
+    let mut bad = AttackInput::from_honeypot_attempt(&lines[0], None).unwrap();
+    bad.origin = "rumour".into();
+    assert!(matches!(store.record_attack(&bad).await.unwrap_err(), StoreError::BadResult(_)));
+    assert_eq!(store.attacks(&AttackFilter::default()).await.unwrap().len(), 10);
 }
