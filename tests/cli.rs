@@ -219,12 +219,33 @@ fn honeypot_logs_nmap_ssl_heartbleed() {
     let mut nmap_out = String::new();
     let attempts = honeypot(1, |addr| {
         let out = Command::new("nmap")
-            .args(["-Pn", "-n", "-p", &addr.port().to_string(), "--script", "ssl-heartbleed", "--script-args", "ssl-heartbleed.protocols=TLSv1.2", "127.0.0.1"])
+            .args([
+                "-Pn",
+                "-n",
+                "-p",
+                &addr.port().to_string(),
+                "--script",
+                "ssl-heartbleed",
+                "--script-args",
+                "ssl-heartbleed.protocols=TLSv1.2",
+                "--script-trace",
+                "127.0.0.1",
+            ])
             .output()
             .unwrap();
         nmap_out = String::from_utf8_lossy(&out.stdout).to_string();
     });
     assert!(nmap_out.contains("VULNERABLE"), "nmap sees a vulnerable server: {nmap_out}");
+    // nmap's trace shows the bytes it received: after its own 19-byte payload, nothing but canary.
+    let reply = nmap_out
+        .lines()
+        .find(|l| l.contains(" < 127.0.0.1:") && l.contains("Nmap ssl-heartbleed"))
+        .unwrap_or_else(|| panic!("no heartbeat reply in nmap's trace: {nmap_out}"));
+    let after = reply.split_once("Nmap ssl-heartbleed").map(|(_, rest)| rest.trim_end()).unwrap();
+    let canary = "BLEEDWATCH-LAB-CANARY-NOT-MEMORY;";
+    assert!(after.len() > 1000, "nmap got a long over-read: {} bytes", after.len());
+    let repeated: String = canary.chars().cycle().take(after.len()).collect();
+    assert_eq!(after, repeated, "everything nmap read past its payload is canary");
     assert_eq!(attempts.len(), 1, "{attempts:#?}");
     assert_eq!(attempts[0]["kind"], "over-read");
     assert_eq!(attempts[0]["claimed_length"], 16384);
