@@ -459,7 +459,7 @@ impl HeartbleedProbe {
             }
             HandshakeType::CERTIFICATE => match parse_certificate_list(body) {
                 Ok(list) => self.outcome.chain = list.into_iter().map(<[u8]>::to_vec).collect(),
-                Err(err) => return self.protocol_error(format!("bad Certificate: {err}")),
+                Err(err) => self.protocol_error(format!("bad Certificate: {err}")),
             },
             HandshakeType::SERVER_HELLO_DONE => {
                 if self.outcome.negotiated.is_none() {
@@ -563,6 +563,19 @@ impl HeartbleedProbe {
     }
 }
 
+/// Fuzz entry point: arbitrary server bytes, cut at arbitrary places, followed by each possible end.
+pub fn fuzz_server_bytes(data: &[u8]) {
+    let cfg = ProbeConfig::new(ProtocolVersion::TLS1_2, Some("fuzz.test".into()), ProbeMode::Safe);
+    let mut probe = HeartbleedProbe::new(cfg);
+    let _ = probe.take_output();
+    for piece in data.chunks(data.first().map(|b| *b as usize + 1).unwrap_or(1)) {
+        probe.feed(piece);
+        let _ = probe.take_output();
+    }
+    probe.feed_eof();
+    let _ = probe.outcome();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -641,17 +654,4 @@ mod tests {
         p.feed(&[22, 3, 3, 0xff, 0xff]);
         assert!(p.is_done());
     }
-}
-
-/// Fuzz entry point: arbitrary server bytes, cut at arbitrary places, followed by each possible end.
-pub fn fuzz_server_bytes(data: &[u8]) {
-    let cfg = ProbeConfig::new(ProtocolVersion::TLS1_2, Some("fuzz.test".into()), ProbeMode::Safe);
-    let mut probe = HeartbleedProbe::new(cfg);
-    let _ = probe.take_output();
-    for piece in data.chunks(data.first().map(|b| *b as usize + 1).unwrap_or(1)) {
-        probe.feed(piece);
-        let _ = probe.take_output();
-    }
-    probe.feed_eof();
-    let _ = probe.outcome();
 }

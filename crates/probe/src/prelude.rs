@@ -51,8 +51,8 @@ pub enum UpgradeError {
     Connect(ConnectError),
     /// The server speaks the protocol but does not offer STARTTLS (or refused it).
     Unsupported { reason: String, transcript: String },
-    /// Not a STARTTLS service at all (ssh, http, …).
-    NotStarttls { what: String, transcript: String },
+    /// Not a STARTTLS service at all (ssh, http, …); `reason` quotes what it said.
+    NotStarttls { what: String, reason: String, transcript: String },
     Failed { reason: String, transcript: String },
     Timeout { transcript: String },
     Closed { transcript: String },
@@ -63,10 +63,24 @@ impl std::fmt::Display for UpgradeError {
         match self {
             UpgradeError::Connect(e) => write!(f, "{e}"),
             UpgradeError::Unsupported { reason, .. } => write!(f, "STARTTLS not offered: {reason}"),
-            UpgradeError::NotStarttls { what, .. } => write!(f, "not a TLS or STARTTLS service: {what}"),
+            UpgradeError::NotStarttls { reason, .. } => write!(f, "not a TLS or STARTTLS service: {reason}"),
             UpgradeError::Failed { reason, .. } => write!(f, "STARTTLS failed: {reason}"),
             UpgradeError::Timeout { .. } => f.write_str("STARTTLS dialogue timed out"),
             UpgradeError::Closed { .. } => f.write_str("connection closed during the STARTTLS dialogue"),
+        }
+    }
+}
+
+impl UpgradeError {
+    /// What was said before it went wrong (empty for a connection that never opened).
+    pub fn transcript(&self) -> &str {
+        match self {
+            UpgradeError::Connect(_) => "",
+            UpgradeError::Unsupported { transcript, .. }
+            | UpgradeError::NotStarttls { transcript, .. }
+            | UpgradeError::Failed { transcript, .. }
+            | UpgradeError::Timeout { transcript }
+            | UpgradeError::Closed { transcript } => transcript,
         }
     }
 }
@@ -80,8 +94,47 @@ pub struct Upgraded {
     pub transcript: String,
 }
 
-/// Runs one STARTTLS dialogue on `stream` under `deadline`.
-async fn run_upgrade(mut stream: TcpStream, mut upgrade: ClientUpgrade, deadline: Instant) -> Result<Upgraded, UpgradeError> {
+/// The first bytes a server sent in a dialogue, kept to recognise what it really is.
+const FIRST_BYTES_KEPT: usize = 256;
+
+/// What a dialogue that broke can still tell: a server that answered with an SSH or HTTP banner is
+/// that, whatever dialect we tried (a forced one, or one tried in turn on a silent port).
+fn recognise_failure(received: &[u8], err: UpgradeError) -> UpgradeError {
+    let broke = matches!(err, UpgradeError::Failed { .. } | UpgradeError::Timeout { .. } | UpgradeError::Closed { .. });
+    match bleedwatch_starttls::identify(received) {
+        Identification::NotStartTls(what) if broke => UpgradeError::NotStarttls {
+            what: what.to_string(),
+            reason: format!("{what} banner {}", excerpt(received)),
+            transcript: err.transcript().to_string(),
+        },
+        _ => err,
+    }
+}
+
+/// A short printable quote of server bytes.
+fn excerpt(bytes: &[u8]) -> String {
+    let cut = bytes.get(..bytes.len().min(80)).unwrap_or_default();
+    format!("\"{}\"", String::from_utf8_lossy(cut).escape_debug())
+}
+
+/// Runs one STARTTLS dialogue on `stream` under `deadline`. `upgrade` is left in its final state,
+/// so the caller can ask what auto-detection made of the banner.
+async fn run_upgrade(mut stream: TcpStream, upgrade: &mut ClientUpgrade, deadline: Instant) -> Result<Upgraded, UpgradeError> {
+    let mut received = Vec::new();
+    let result = dialogue(&mut stream, upgrade, deadline, &mut received).await;
+    match result {
+        Ok((leftover, transcript)) => Ok(Upgraded { stream, protocol: upgrade.protocol(), leftover, transcript }),
+        Err(UpgradeError::NotStarttls { what, transcript, .. }) => {
+            // The state machine's transcript, or our quote of the banner when it kept none.
+            let transcript = if transcript.is_empty() { excerpt(&received) } else { transcript };
+            Err(UpgradeError::NotStarttls { reason: format!("{what} banner {}", excerpt(&received)), what, transcript })
+        }
+        Err(err) => Err(recognise_failure(&received, err)),
+    }
+}
+
+/// The read-feed-write loop of [`run_upgrade`]: the leftover and transcript once TLS may start.
+async fn dialogue(stream: &mut TcpStream, upgrade: &mut ClientUpgrade, deadline: Instant, received: &mut Vec<u8>) -> Result<(Vec<u8>, String), UpgradeError> {
     let first = upgrade.start();
     if !first.is_empty() && timeout_at(deadline, stream.write_all(&first)).await.map_or(true, |r| r.is_err()) {
         return Err(UpgradeError::Timeout { transcript: upgrade.transcript() });
@@ -93,7 +146,10 @@ async fn run_upgrade(mut stream: TcpStream, mut upgrade: ClientUpgrade, deadline
             Ok(Ok(0)) | Ok(Err(_)) => return Err(UpgradeError::Closed { transcript: upgrade.transcript() }),
             Ok(Ok(n)) => n,
         };
-        match upgrade.feed(&buf[..n]) {
+        let data = buf.get(..n).unwrap_or_default();
+        let room = FIRST_BYTES_KEPT.saturating_sub(received.len());
+        received.extend_from_slice(data.get(..room.min(n)).unwrap_or_default());
+        match upgrade.feed(data) {
             Step::NeedMore => {}
             Step::Send(bytes) => {
                 if timeout_at(deadline, stream.write_all(&bytes)).await.map_or(true, |r| r.is_err()) {
@@ -104,11 +160,11 @@ async fn run_upgrade(mut stream: TcpStream, mut upgrade: ClientUpgrade, deadline
                 if !send_first.is_empty() && timeout_at(deadline, stream.write_all(&send_first)).await.map_or(true, |r| r.is_err()) {
                     return Err(UpgradeError::Timeout { transcript });
                 }
-                return Ok(Upgraded { stream, protocol: upgrade.protocol(), leftover, transcript });
+                return Ok((leftover, transcript));
             }
             Step::Unsupported { reason, transcript } => {
                 return Err(match upgrade.identification() {
-                    Some(Identification::NotStartTls(what)) => UpgradeError::NotStarttls { what: what.to_string(), transcript },
+                    Some(Identification::NotStartTls(what)) => UpgradeError::NotStarttls { what: what.to_string(), reason, transcript },
                     _ => UpgradeError::Unsupported { reason, transcript },
                 })
             }
@@ -120,7 +176,7 @@ async fn run_upgrade(mut stream: TcpStream, mut upgrade: ClientUpgrade, deadline
 /// Connects and upgrades with `protocol`.
 pub async fn connect_starttls(addr: SocketAddr, protocol: Protocol, params: ClientParams, connect_limit: Duration, limit: Duration) -> Result<Upgraded, UpgradeError> {
     let stream = connect(addr, connect_limit).await.map_err(UpgradeError::Connect)?;
-    run_upgrade(stream, ClientUpgrade::new(protocol, params), Instant::now() + limit).await
+    run_upgrade(stream, &mut ClientUpgrade::new(protocol, params), Instant::now() + limit).await
 }
 
 /// The decision for `--starttls auto` before any TLS is tried, from the port alone: a well-known
@@ -138,24 +194,76 @@ pub fn initial_plan(mode: StarttlsMode, port: u16) -> Option<ServicePlan> {
     }
 }
 
+/// Client-first dialects, in the order auto-detection tries them on a port that sends no banner.
+/// Each wrong guess costs one connection the server soon drops (an SSLRequest is no LDAP message,
+/// a stream header no RDP packet); an XMPP server-to-server port answers a `jabber:client` stream
+/// in `jabber:server` (Prosody), or refuses it, so both stream kinds are tried.
+const CLIENT_FIRST_TRIALS: [Protocol; 5] = [Protocol::Postgres, Protocol::Ldap, Protocol::XmppClient, Protocol::XmppServer, Protocol::Rdp];
+
+/// True when the server opened its stream in the server-to-server namespace: an XMPP s2s port,
+/// whatever stream kind we opened. (Read from the dialogue's transcript, where the client role
+/// notes the server's header as `S: <stream:stream xmlns='…'`.)
+fn answered_as_s2s(transcript: &str) -> bool {
+    transcript.lines().any(|line| line.starts_with("S: <stream:stream xmlns='jabber:server'"))
+}
+
 /// Auto-detection on a fresh connection: waits up to `banner_wait` for a banner and follows the
 /// dialect it names. Without a banner, client-first dialects are tried in turn (a PostgreSQL,
-/// LDAP, XMPP or RDP server on an odd port), each on its own connection.
+/// LDAP, XMPP or RDP server on an odd port), each on its own connection, all of them together
+/// within about `limit`.
 pub async fn detect(addr: SocketAddr, params: &ClientParams, connect_limit: Duration, banner_wait: Duration, limit: Duration) -> Result<Upgraded, UpgradeError> {
     let stream = connect(addr, connect_limit).await.map_err(UpgradeError::Connect)?;
     let mut peek = [0u8; 1];
     let spoke = matches!(tokio::time::timeout(banner_wait, stream.peek(&mut peek)).await, Ok(Ok(n)) if n > 0);
     if spoke {
-        return run_upgrade(stream, ClientUpgrade::auto(params.clone(), Some(addr.port())), Instant::now() + limit).await;
+        return follow_banner(addr, stream, params, connect_limit, limit).await;
     }
     drop(stream);
+    try_client_first(addr, params, connect_limit, limit).await
+}
+
+/// The dialogue a banner names. A `220` banner naming neither SMTP nor FTP on a port that says
+/// nothing either is settled by trying `EHLO`, and anything but `250` continues as FTP; an LMTP
+/// server (Dovecot's banner is just "220 host Dovecot ready.") refuses `EHLO` too and then
+/// `AUTH TLS`, so when that FTP guess does not reach TLS, LMTP gets its own try before the port is
+/// called plaintext.
+async fn follow_banner(addr: SocketAddr, stream: TcpStream, params: &ClientParams, connect_limit: Duration, limit: Duration) -> Result<Upgraded, UpgradeError> {
+    let deadline = Instant::now() + limit;
+    let mut upgrade = ClientUpgrade::auto(params.clone(), Some(addr.port()));
+    let result = run_upgrade(stream, &mut upgrade, deadline).await;
+    let guessed_ftp = upgrade.identification() == Some(&Identification::SmtpOrFtp)
+        && upgrade.protocol() == Some(Protocol::Ftp)
+        && Protocol::for_port(addr.port()).is_none();
+    match result {
+        Err(err @ (UpgradeError::Unsupported { .. } | UpgradeError::Failed { .. })) if guessed_ftp => {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match connect_starttls(addr, Protocol::Lmtp, params.clone(), connect_limit, left).await {
+                Ok(up) => Ok(up),
+                Err(_) => Err(err),
+            }
+        }
+        other => other,
+    }
+}
+
+/// Tries each client-first dialect on its own connection until one answers as itself. Each gets an
+/// equal share of `limit` for its dialogue: a right guess answers at once, and a server that lets
+/// every wrong guess hang costs one `limit` in all, not one per dialect.
+async fn try_client_first(addr: SocketAddr, params: &ClientParams, connect_limit: Duration, limit: Duration) -> Result<Upgraded, UpgradeError> {
+    let share = limit / CLIENT_FIRST_TRIALS.len() as u32;
     let mut last = UpgradeError::Failed { reason: "the server sends nothing first and no client-first dialect answered".into(), transcript: String::new() };
-    for protocol in [Protocol::Postgres, Protocol::Ldap, Protocol::XmppClient, Protocol::Rdp] {
-        match connect_starttls(addr, protocol, params.clone(), connect_limit, limit.min(Duration::from_secs(3))).await {
-            Ok(up) => return Ok(up),
+    for protocol in CLIENT_FIRST_TRIALS {
+        match connect_starttls(addr, protocol, params.clone(), connect_limit.min(share), share).await {
+            Ok(mut up) => {
+                if protocol == Protocol::XmppClient && answered_as_s2s(&up.transcript) {
+                    up.protocol = Some(Protocol::XmppServer);
+                }
+                return Ok(up);
+            }
             Err(UpgradeError::Connect(e)) => return Err(UpgradeError::Connect(e)),
-            // It is this protocol, without STARTTLS: that is the answer.
-            Err(e @ UpgradeError::Unsupported { .. }) => return Err(e),
+            // It is this protocol without STARTTLS, or plainly something else (ssh, http): that is
+            // the answer.
+            Err(e @ (UpgradeError::Unsupported { .. } | UpgradeError::NotStarttls { .. })) => return Err(e),
             Err(e) => last = e,
         }
     }
@@ -219,21 +327,17 @@ fn no_tls_result(target: &EndpointTarget, service: &str, status: ScanStatus, hea
     }
 }
 
-/// The result when a port answers in plaintext without TLS: a known protocol without STARTTLS has
-/// nothing for Heartbleed to attack (`not-applicable`); something unrecognised stays `inconclusive`.
+/// The result when a port answers in plaintext without TLS: a known protocol without STARTTLS, or
+/// a service that has no TLS at all (ssh, http), has nothing for Heartbleed to attack
+/// (`not-applicable`); a dialogue that broke stays `inconclusive`.
 fn upgrade_error_result(target: &EndpointTarget, err: UpgradeError) -> EndpointResult {
+    let reason = err.to_string();
+    let banner = Some(err.transcript().to_string());
     match err {
-        UpgradeError::Unsupported { reason, transcript } => no_tls_result(
-            target,
-            "plaintext-no-tls",
-            ScanStatus::StarttlsUnsupported,
-            Verdict::NotApplicable,
-            format!("STARTTLS not offered: {reason}"),
-            Some(transcript),
-        ),
-        UpgradeError::NotStarttls { what, transcript } => {
-            no_tls_result(target, "not-tls", ScanStatus::NotTls, Verdict::NotApplicable, format!("not a TLS service: {what}"), Some(transcript))
+        UpgradeError::Unsupported { .. } => {
+            no_tls_result(target, "plaintext-no-tls", ScanStatus::StarttlsUnsupported, Verdict::NotApplicable, reason, banner)
         }
+        UpgradeError::NotStarttls { .. } => no_tls_result(target, "not-tls", ScanStatus::NotTls, Verdict::NotApplicable, reason, banner),
         UpgradeError::Connect(e) => {
             let status = match e {
                 ConnectError::Refused => ScanStatus::ConnectionRefused,
@@ -242,14 +346,18 @@ fn upgrade_error_result(target: &EndpointTarget, err: UpgradeError) -> EndpointR
             };
             no_tls_result(target, "unknown", status, Verdict::Inconclusive, format!("connect failed: {e}"), None)
         }
-        other @ (UpgradeError::Failed { .. } | UpgradeError::Timeout { .. } | UpgradeError::Closed { .. }) => {
-            let transcript = match &other {
-                UpgradeError::Failed { transcript, .. } | UpgradeError::Timeout { transcript } | UpgradeError::Closed { transcript } => transcript.clone(),
-                _ => String::new(),
-            };
-            no_tls_result(target, "unknown", ScanStatus::StarttlsFailed, Verdict::Inconclusive, other.to_string(), Some(transcript))
+        UpgradeError::Failed { .. } | UpgradeError::Timeout { .. } | UpgradeError::Closed { .. } => {
+            no_tls_result(target, "unknown", ScanStatus::StarttlsFailed, Verdict::Inconclusive, reason, banner)
         }
     }
+}
+
+/// The result for a port that sent bytes that are not TLS and whose dialect could not be made out
+/// either (an endless or unknown banner): not TLS, and both attempts say why.
+fn unrecognised_result(target: &EndpointTarget, sweep: &VersionSweep, err: &UpgradeError) -> EndpointResult {
+    let direct = sweep.details.iter().rev().find_map(|d| d.reason.clone()).unwrap_or_else(|| "not TLS".into());
+    let reason = format!("{direct}; no STARTTLS dialect recognised either: {err}");
+    no_tls_result(target, "unknown", ScanStatus::NotTls, Verdict::Inconclusive, reason, Some(err.transcript().to_string()))
 }
 
 /// Tests every version over STARTTLS `protocol`, starting with the already-upgraded `first`
@@ -284,16 +392,19 @@ async fn starttls_sweep(target: &EndpointTarget, opts: &EndpointOptions, protoco
     result
 }
 
-/// True when a direct-TLS sweep saw no TLS at all: a banner, a close or silence after our hello.
+/// True when a direct-TLS sweep saw no TLS at all: bytes that are not TLS (a banner, an error
+/// message), or every version's connection closed before a ServerHello (a client-first service
+/// that drops a ClientHello). A server that stays silent after our hello is left at that:
+/// trying dialects on it would only multiply the timeout.
 fn saw_no_tls(sweep: &VersionSweep) -> bool {
-    if sweep.accepted_any() && sweep.status != ScanStatus::NotTls {
-        return false;
+    let nothing_negotiated = sweep.details.iter().all(|d| d.negotiated.is_none());
+    match sweep.status {
+        ScanStatus::NotTls => nothing_negotiated,
+        ScanStatus::Success => {
+            !sweep.accepted_any() && nothing_negotiated && sweep.details.iter().all(|d| d.reason.as_deref() == Some("closed before ServerHello"))
+        }
+        _ => false,
     }
-    matches!(sweep.status, ScanStatus::NotTls | ScanStatus::Success)
-        && sweep.details.iter().all(|d| {
-            let r = d.reason.as_deref().unwrap_or("");
-            d.negotiated.is_none() && (r.starts_with("not TLS") || r == "closed before ServerHello" || r.starts_with("timeout during server-hello"))
-        })
 }
 
 /// Tests one TCP endpoint: direct TLS or STARTTLS as `opts.starttls` says, finding out when asked to.
@@ -326,6 +437,11 @@ pub async fn probe_tcp_endpoint(target: &EndpointTarget, opts: &EndpointOptions)
                         }
                     }
                     Err(e @ (UpgradeError::Unsupported { .. } | UpgradeError::NotStarttls { .. })) => return upgrade_error_result(target, e),
+                    Err(e @ (UpgradeError::Failed { .. } | UpgradeError::Timeout { .. } | UpgradeError::Closed { .. }))
+                        if sweep.status == ScanStatus::NotTls =>
+                    {
+                        return unrecognised_result(target, &sweep, &e)
+                    }
                     Err(_) => {}
                 }
             }
@@ -347,5 +463,50 @@ pub async fn probe_tcp_endpoint(target: &EndpointTarget, opts: &EndpointOptions)
                 direct_tls_result(target, opts, sweep, "tls".into()).await
             }
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_decide_the_first_plan() {
+        assert_eq!(initial_plan(StarttlsMode::Off, 25), Some(ServicePlan::DirectTls));
+        assert_eq!(initial_plan(StarttlsMode::Force(Protocol::Imap), 443), Some(ServicePlan::Starttls(Protocol::Imap)));
+        // Client-first well-known ports get their dialect; server-first ones listen for the banner.
+        assert_eq!(initial_plan(StarttlsMode::Auto, 5432), Some(ServicePlan::Starttls(Protocol::Postgres)));
+        assert_eq!(initial_plan(StarttlsMode::Auto, 25), None);
+        assert_eq!(initial_plan(StarttlsMode::Auto, 8443), Some(ServicePlan::DirectTls));
+        assert_eq!(ServicePlan::Starttls(Protocol::XmppServer).service_name(), "xmpp-server-starttls");
+    }
+
+    #[test]
+    fn a_broken_dialogue_with_an_ssh_or_http_answer_is_that_service() {
+        let failed = || UpgradeError::Failed { reason: "unexpected answer".into(), transcript: "C: x".into() };
+        let http = recognise_failure(b"HTTP/1.1 400 Bad Request\r\nServer: nginx\r\n", failed());
+        assert!(matches!(&http, UpgradeError::NotStarttls { what, transcript, .. } if what == "http" && transcript == "C: x"), "{http:?}");
+        assert_eq!(http.to_string(), r#"not a TLS or STARTTLS service: http banner "HTTP/1.1 400 Bad Request\r\nServer: nginx\r\n""#);
+        let ssh = recognise_failure(b"SSH-2.0-OpenSSH_9.2\r\n", UpgradeError::Closed { transcript: String::new() });
+        assert!(matches!(ssh, UpgradeError::NotStarttls { ref what, .. } if what == "ssh"), "{ssh:?}");
+        // Anything else stays what it was, and so does a clear "not offered".
+        assert_eq!(recognise_failure(b"500 what\r\n", failed()), failed());
+        let unsupported = UpgradeError::Unsupported { reason: "no STARTTLS".into(), transcript: String::new() };
+        assert_eq!(recognise_failure(b"HTTP/1.1 400", unsupported.clone()), unsupported);
+    }
+
+    #[test]
+    fn excerpts_are_printable_and_short() {
+        assert_eq!(excerpt(b"a\x00b\r\n"), r#""a\0b\r\n""#);
+        assert_eq!(excerpt(&[b'x'; 500]).len(), 82);
+        assert_eq!(excerpt(&[0xff, b'a']), "\"\u{fffd}a\"");
+    }
+
+    #[test]
+    fn an_s2s_answer_is_told_by_its_namespace() {
+        let s2s = "C: <?xml version='1.0'?><stream:stream xmlns='jabber:client' to='x'>\nS: <stream:stream xmlns='jabber:server' from='x' version='1.0'>\n";
+        assert!(answered_as_s2s(s2s));
+        let c2s = "C: <stream:stream xmlns='jabber:server'>\nS: <stream:stream xmlns='jabber:client' from='x' version='1.0'>\n";
+        assert!(!answered_as_s2s(c2s));
     }
 }

@@ -384,3 +384,42 @@ async fn closed_udp_port_is_refused_not_safe() {
     assert_eq!(r.status, ScanStatus::ConnectionRefused, "{r:#?}");
     assert!(started.elapsed() < Duration::from_secs(2));
 }
+
+/// What `bleedwatch scan 127.0.0.1:udp/PORT` and `-u -p PORT` run: the scheduler with a UDP item,
+/// which must go to the DTLS probe (and the same port number over TCP to the TCP one).
+#[tokio::test]
+async fn the_scheduler_sends_udp_items_to_the_dtls_probe() {
+    use bleedwatch_probe::scan::{run_scan, ScanEvent, ScanItem, SchedulerOptions, TargetHost};
+    let identity = Arc::new(LabIdentity::rsa_lab(&["dtls.lab.bleedwatch.test"]).unwrap());
+    let server = LabDtlsServer::bind("127.0.0.1:0".parse().unwrap(), LabConfig::new(Behaviour::Vulnerable, identity)).await.unwrap();
+    let addr = server.local_addr();
+    let items = [(true, "udp/"), (false, "")].map(|(udp, prefix)| ScanItem {
+        host: TargetHost::Ip(addr.ip()),
+        port: addr.port(),
+        udp,
+        key: format!("{}:{prefix}{}", addr.ip(), addr.port()),
+    });
+    let (events, mut received) = tokio::sync::mpsc::channel(8);
+    let started = Instant::now();
+    let scan = run_scan(items.into_iter(), |_| false, opts(ProbeMode::Safe), SchedulerOptions::default(), events);
+    tokio::time::timeout(Duration::from_secs(60), scan).await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+    let mut results = Vec::new();
+    while let Some(event) = received.recv().await {
+        match event {
+            ScanEvent::Result(result) => results.push(*result),
+            ScanEvent::ItemDone { .. } => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    server.stop();
+    results.sort_by_key(|r| r.transport);
+    let [tcp, udp] = results.as_slice() else { panic!("{results:#?}") };
+    check_common(udp);
+    assert_eq!(udp.port, addr.port());
+    assert_eq!(udp.heartbleed, Verdict::Vulnerable, "{udp:#?}");
+    assert!(udp.certificate.as_ref().unwrap().sans.iter().any(|s| s.contains("dtls.lab.bleedwatch.test")));
+    // Nothing listens on that port over TCP.
+    assert_eq!(tcp.transport, "tcp");
+    assert_eq!(tcp.status, ScanStatus::ConnectionRefused, "{tcp:#?}");
+}
