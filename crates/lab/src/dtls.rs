@@ -44,7 +44,7 @@ use bleedwatch_wire::dtls::{
 };
 use bleedwatch_wire::handshake::ClientHello;
 use bleedwatch_wire::heartbeat::HeartbeatMessage;
-use bleedwatch_wire::hello::{encode_certificate, ServerHelloSpec};
+use bleedwatch_wire::hello::encode_certificate;
 use bleedwatch_wire::types::KeyExchange;
 use bleedwatch_wire::{AlertDescription, CipherSuite, ContentType, ExtensionType, HandshakeType, ProtocolVersion};
 use rand::RngCore;
@@ -450,32 +450,10 @@ impl LabDtlsSession {
             return self.fatal(AlertDescription::HANDSHAKE_FAILURE);
         };
 
-        let mut rng = rand::thread_rng();
-        let mut random = [0u8; 32];
-        rng.fill_bytes(&mut random);
-        let unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as u32).unwrap_or(0);
-        random[..4].copy_from_slice(&unix.to_be_bytes());
-        // ssl_get_new_session: a client that will get a ticket gets no session id.
-        let ticket = hello.extension(ExtensionType::SESSION_TICKET).is_some();
-        let mut session_id = vec![0u8; if ticket { 0 } else { 32 }];
-        rng.fill_bytes(&mut session_id);
-
-        // ssl_add_serverhello_tlsext order, without the EC extension for DTLS 1.0.
-        let mut extensions = Vec::new();
-        if hello.signals_renegotiation_info() {
-            extensions.push((ExtensionType::RENEGOTIATION_INFO, vec![0]));
-        }
-        let ecc = matches!(kx, KeyExchange::EcdheRsa | KeyExchange::EcdheEcdsa);
-        if dtls12 && ecc && hello.extension(ExtensionType::EC_POINT_FORMATS).is_some() {
-            extensions.push((ExtensionType::EC_POINT_FORMATS, vec![3, 0, 1, 2]));
-        }
-        if ticket {
-            extensions.push((ExtensionType::SESSION_TICKET, vec![]));
-        }
-        if self.cfg.behaviour != Behaviour::NoHeartbeat && hello.heartbeat_mode().is_some() {
-            extensions.push((ExtensionType::HEARTBEAT, vec![1]));
-        }
-        let server_hello = ServerHelloSpec { version, random, session_id, cipher_suite: suite, extensions }.encode();
+        // DTLS 1.0 in 1.0.1f sends no EC extension.
+        let spec = crate::session::openssl_server_hello(&hello, version, suite, kx, self.cfg.behaviour, dtls12);
+        let random = spec.random;
+        let server_hello = spec.encode();
         let mut flight = vec![(HandshakeType::SERVER_HELLO, without_tls_header(&server_hello))];
         flight.push((HandshakeType::CERTIFICATE, without_tls_header(&encode_certificate(&identity.chain))));
         if kx != KeyExchange::Rsa {

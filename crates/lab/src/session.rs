@@ -476,34 +476,10 @@ impl LabSession {
         };
         self.transcript.push(&encode_handshake(HandshakeType::CLIENT_HELLO, body));
 
-        let mut rng = rand::thread_rng();
-        let mut random = [0u8; 32];
-        rng.fill_bytes(&mut random);
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as u32).unwrap_or(0);
-        random[..4].copy_from_slice(&now.to_be_bytes());
-        // ssl_get_new_session: a client that will get a ticket gets no session id.
-        let ticket = version != ProtocolVersion::SSL3 && hello.extension(ExtensionType::SESSION_TICKET).is_some();
-        let mut session_id = vec![0u8; if ticket { 0 } else { 32 }];
-        rng.fill_bytes(&mut session_id);
-
-        // OpenSSL 1.0.1f's ssl_add_serverhello_tlsext order. Extensions 1.0.1f did not know
-        // (extended_master_secret, encrypt_then_mac, ...) are not acknowledged.
-        let mut extensions = Vec::new();
-        if hello.signals_renegotiation_info() {
-            extensions.push((ExtensionType::RENEGOTIATION_INFO, vec![0]));
-        }
-        let ecc = matches!(kx, KeyExchange::EcdheRsa | KeyExchange::EcdheEcdsa);
-        if ecc && hello.extension(ExtensionType::EC_POINT_FORMATS).is_some() {
-            extensions.push((ExtensionType::EC_POINT_FORMATS, vec![3, 0, 1, 2]));
-        }
-        if ticket {
-            extensions.push((ExtensionType::SESSION_TICKET, vec![]));
-        }
-        if self.cfg.behaviour != Behaviour::NoHeartbeat && hello.heartbeat_mode().is_some() {
-            extensions.push((ExtensionType::HEARTBEAT, vec![1]));
-        }
-        let server_hello = ServerHelloSpec { version, random, session_id, cipher_suite: suite, extensions }.encode();
-        self.send_handshake(&server_hello);
+        let spec = openssl_server_hello(&hello, version, suite, kx, self.cfg.behaviour, true);
+        let random = spec.random;
+        let ticket = spec.extensions.iter().any(|(t, _)| *t == ExtensionType::SESSION_TICKET);
+        self.send_handshake(&spec.encode());
         self.send_handshake(&encode_certificate(&identity.chain));
         let mut ephemeral = None;
         if kx != KeyExchange::Rsa {
@@ -670,4 +646,43 @@ pub fn fuzz_client_bytes(data: &[u8], identity: Arc<LabIdentity>) {
         }
         let _ = session.take_events();
     }
+}
+
+/// The ServerHello OpenSSL 1.0.1f sends for `hello` (shared by the TLS and DTLS lab servers): a
+/// random whose first four bytes are the time, no session id when a ticket will be issued
+/// (`ssl_get_new_session`), and `ssl_add_serverhello_tlsext`'s extensions in its order —
+/// renegotiation_info, ec_point_formats (for ECC suites, when `ec_point_formats` applies),
+/// session_ticket, heartbeat (unless built without heartbeats). Extensions 1.0.1f did not know
+/// (extended_master_secret, encrypt_then_mac, ...) are not acknowledged.
+pub fn openssl_server_hello(
+    hello: &ClientHello<'_>,
+    version: ProtocolVersion,
+    suite: bleedwatch_wire::CipherSuite,
+    kx: KeyExchange,
+    behaviour: Behaviour,
+    ec_point_formats: bool,
+) -> ServerHelloSpec {
+    let mut rng = rand::thread_rng();
+    let mut random = [0u8; 32];
+    rng.fill_bytes(&mut random);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as u32).unwrap_or(0);
+    random[..4].copy_from_slice(&now.to_be_bytes());
+    let ticket = version != ProtocolVersion::SSL3 && hello.extension(ExtensionType::SESSION_TICKET).is_some();
+    let mut session_id = vec![0u8; if ticket { 0 } else { 32 }];
+    rng.fill_bytes(&mut session_id);
+    let mut extensions = Vec::new();
+    if hello.signals_renegotiation_info() {
+        extensions.push((ExtensionType::RENEGOTIATION_INFO, vec![0]));
+    }
+    let ecc = matches!(kx, KeyExchange::EcdheRsa | KeyExchange::EcdheEcdsa);
+    if ec_point_formats && ecc && hello.extension(ExtensionType::EC_POINT_FORMATS).is_some() {
+        extensions.push((ExtensionType::EC_POINT_FORMATS, vec![3, 0, 1, 2]));
+    }
+    if ticket {
+        extensions.push((ExtensionType::SESSION_TICKET, vec![]));
+    }
+    if behaviour != Behaviour::NoHeartbeat && hello.heartbeat_mode().is_some() {
+        extensions.push((ExtensionType::HEARTBEAT, vec![1]));
+    }
+    ServerHelloSpec { version, random, session_id, cipher_suite: suite, extensions }
 }
