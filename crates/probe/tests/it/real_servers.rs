@@ -121,3 +121,34 @@ async fn tls13_only_server_is_not_applicable_with_its_certificate() {
     assert_eq!(c.subject, "CN=tls13.test");
     assert_eq!(c.spki_sha256, spki_sha256(&cert));
 }
+
+/// A server that refuses an SNI name it does not know with a fatal unrecognized_name alert (sslyze#202)
+/// is retried without SNI, and the result records that SNI did not work.
+#[tokio::test]
+async fn sni_refused_is_retried_without_sni() {
+    if !require("openssl") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = make_cert(dir.path(), "sni", KeyKind::Rsa, "expected.test");
+    let port = free_port();
+    let mut cmd = Command::new("openssl");
+    cmd.args(["s_server", "-accept", &format!("127.0.0.1:{port}"), "-www", "-quiet", "-servername", "expected.test", "-servername_fatal"])
+        .args(["-cert"])
+        .arg(&cert)
+        .arg("-key")
+        .arg(&key)
+        .args(["-cert2"])
+        .arg(&cert)
+        .arg("-key2")
+        .arg(&key);
+    let server = Server::start("openssl s_server -servername_fatal", cmd, addr(port));
+    let r = scan(server.addr, Some("other.test")).await;
+    assert_eq!(r.heartbleed, Verdict::NoHeartbeat, "{r:#?}");
+    assert_eq!(r.sni, None, "the retry without SNI is what worked: {r:#?}");
+    let refused = r.details.iter().find(|d| d.sni && d.reason.as_deref().unwrap_or("").contains("unrecognized_name"));
+    assert!(refused.is_some(), "the refused attempt with SNI is kept: {:#?}", r.details);
+    // The expected name works directly.
+    let r = scan(server.addr, Some("expected.test")).await;
+    assert_eq!(r.sni.as_deref(), Some("expected.test"), "{r:#?}");
+}
