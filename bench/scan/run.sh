@@ -13,7 +13,8 @@
 #   TESTSSL_N=20      sample for testssl.sh      TESTSSL_JOBS=nproc  testssl.sh runs at once
 #   REPEAT=5          bleedwatch runs per target set (the median wall clock is reported)
 #   PEER_TIMEOUT=1800 seconds per peer run       BW_TIMEOUT=600    seconds per bleedwatch run
-#   BW_ARGS=""        extra `bleedwatch scan` flags (default: its own defaults, concurrency 256)
+#   BW_ARGS="--no-db" extra `bleedwatch scan` flags (default: no inventory recording, as the peers keep
+#                     none; concurrency 256)
 #   NGINX_WORKERS=auto
 #   NGINX_PROTOCOLS="TLSv1.2"  nginx ssl_protocols. With TLSv1.3 on, sslyze skips its heartbeat probe
 #                     altogether (it calls any TLS 1.3 server safe), so the default keeps it off.
@@ -38,7 +39,7 @@ TESTSSL_JOBS=${TESTSSL_JOBS:-$(nproc)}
 REPEAT=${REPEAT:-5}
 PEER_TIMEOUT=${PEER_TIMEOUT:-1800}
 BW_TIMEOUT=${BW_TIMEOUT:-600}
-BW_ARGS=${BW_ARGS:-}
+BW_ARGS=${BW_ARGS:---no-db}
 NGINX_WORKERS=${NGINX_WORKERS:-auto}
 NGINX_PROTOCOLS=${NGINX_PROTOCOLS:-TLSv1.2}
 PROFILE=${PROFILE:-1}
