@@ -198,6 +198,12 @@ impl ScanArgs {
     }
 }
 
+/// What the inventory writer task is asked to do.
+enum Persist {
+    Result(serde_json::Value),
+    Done(String),
+}
+
 /// Where results are recorded besides the outputs: the inventory run, and targets to skip (resume).
 pub struct Recording {
     pub store: bleedwatch_store::Store,
@@ -229,6 +235,30 @@ pub async fn execute(plan: ScanPlan, sinks: &mut ResultSinks, recording: Option<
         .filter(|item| done.is_none_or(|d| !d.contains(&item.key)));
     let excluded = |ip: IpAddr| exclusions.iter().any(|x| x.contains(ip));
     let scan = run_scan(items, excluded, endpoint, scheduler, tx);
+    // The inventory is written by its own task, so the scanner never waits on the database; results
+    // and "item done" marks stay in order on that one channel.
+    let (db_tx, db_task) = match recording {
+        Some(rec) => {
+            let (db_tx, mut db_rx) = mpsc::channel::<Persist>(4096);
+            let (store, run) = (rec.store.clone(), rec.run);
+            let task = tokio::spawn(async move {
+                while let Some(msg) = db_rx.recv().await {
+                    match msg {
+                        Persist::Result(json) => crate::cmd_inventory::persist(&store, run, &json).await.map(|_| ())?,
+                        // After the item's results are stored: a kill before this re-tests the item on
+                        // resume, and the store keeps the first observation.
+                        Persist::Done(key) => {
+                            store.plan_targets(run, [key.clone()]).await?;
+                            store.mark_target_done(run, &key).await?;
+                        }
+                    }
+                }
+                anyhow::Ok(())
+            });
+            (Some(db_tx), Some(task))
+        }
+        None => (None, None),
+    };
     let consume = async {
         let mut first_error = None;
         while let Some(event) = rx.recv().await {
@@ -237,27 +267,20 @@ pub async fn execute(plan: ScanPlan, sinks: &mut ResultSinks, recording: Option<
                     if let Err(e) = sinks.add(&r) {
                         first_error.get_or_insert(e);
                     }
-                    if let Some(rec) = recording {
-                        let stored = match serde_json::to_value(&*r) {
-                            Ok(json) => crate::cmd_inventory::persist(&rec.store, rec.run, &json).await.map(|_| ()),
-                            Err(e) => Err(e.into()),
-                        };
-                        if let Err(e) = stored {
-                            first_error.get_or_insert(e);
+                    if let Some(tx) = &db_tx {
+                        match serde_json::to_value(&*r) {
+                            Ok(json) => {
+                                let _ = tx.send(Persist::Result(json)).await;
+                            }
+                            Err(e) => {
+                                first_error.get_or_insert(e.into());
+                            }
                         }
                     }
                 }
                 ScanEvent::ItemDone { key } => {
-                    if let Some(rec) = recording {
-                        // After the item's results are stored: a kill before this line re-tests the item
-                        // on resume, and the store keeps the first observation.
-                        let marked = async {
-                            rec.store.plan_targets(rec.run, [key.clone()]).await?;
-                            rec.store.mark_target_done(rec.run, &key).await
-                        };
-                        if let Err(e) = marked.await {
-                            first_error.get_or_insert(e.into());
-                        }
+                    if let Some(tx) = &db_tx {
+                        let _ = tx.send(Persist::Done(key)).await;
                     }
                 }
                 ScanEvent::Excluded { .. } => sinks.progress.inc(1),
@@ -270,6 +293,10 @@ pub async fn execute(plan: ScanPlan, sinks: &mut ResultSinks, recording: Option<
         first_error
     };
     let ((), error) = tokio::join!(scan, consume);
+    drop(db_tx);
+    if let Some(task) = db_task {
+        task.await.context("inventory writer")?.context("recording results in the inventory")?;
+    }
     if let Some(e) = error {
         return Err(e.context("writing results"));
     }

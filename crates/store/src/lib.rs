@@ -166,6 +166,10 @@ impl Store {
                         // Concurrent writers (a scan and an import) wait for each other instead of failing.
                         connection.execute("PRAGMA busy_timeout = 60000").await?;
                         connection.execute("PRAGMA foreign_keys = ON").await?;
+                        // With WAL, NORMAL syncs at checkpoints, not at every commit: a killed scan
+                        // loses nothing it committed (only an OS crash could lose the last ones), and
+                        // recording keeps up with the scanner.
+                        connection.execute("PRAGMA synchronous = NORMAL").await?;
                     }
                     Ok(())
                 })
