@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use bleedwatch_lab::{Behaviour, LabConfig, LabIdentity, LabServer};
-use bleedwatch_wire::ProtocolVersion;
 use clap::{Args, ValueEnum};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -54,18 +53,6 @@ pub struct LabArgs {
     pub name: Vec<String>,
 }
 
-pub fn parse_versions(names: &[String]) -> Result<Vec<ProtocolVersion>> {
-    if names.is_empty() {
-        return Ok(ProtocolVersion::PROBEABLE_TLS.to_vec());
-    }
-    names
-        .iter()
-        .map(|v| match ProtocolVersion::from_name(v) {
-            Some(p) if ProtocolVersion::PROBEABLE_TLS.contains(&p) => Ok(p),
-            _ => bail!("unknown version {v:?} (use ssl3, tls1.0, tls1.1, tls1.2)"),
-        })
-        .collect()
-}
 
 pub async fn run(args: LabArgs) -> Result<u8> {
     if let Some(bad) = args.listen.iter().find(|a| !a.ip().is_loopback()) {
@@ -76,7 +63,7 @@ pub async fn run(args: LabArgs) -> Result<u8> {
         KeyArg::Rsa => LabIdentity::rsa_lab(&names)?,
         KeyArg::Ecdsa => LabIdentity::generate_ecdsa(&names)?,
     });
-    let cfg = LabConfig::new(args.behaviour.into(), identity).with_versions(&parse_versions(&args.versions)?);
+    let cfg = LabConfig::new(args.behaviour.into(), identity).with_versions(&crate::scan_cmd::parse_versions(&args.versions, false)?);
     let starttls = args.starttls.as_deref().map(str::parse::<bleedwatch_starttls::Protocol>).transpose().map_err(|e| anyhow::anyhow!("--starttls: {e}"))?;
     let mut servers = Vec::new();
     for addr in &args.listen {

@@ -153,19 +153,7 @@ impl ScanArgs {
             exclusions.push(bleedwatch_targets::read_exclusion_file(file)?);
         }
         let targets = TargetSet::from_specs(specs, ports);
-        let versions = if self.versions.is_empty() {
-            let mut all = ProtocolVersion::PROBEABLE_TLS.to_vec();
-            all.extend([ProtocolVersion::DTLS1_2, ProtocolVersion::DTLS1_0]);
-            all
-        } else {
-            self.versions
-                .iter()
-                .map(|v| match ProtocolVersion::from_name(v) {
-                    Some(p) if ProtocolVersion::PROBEABLE_TLS.contains(&p) || p.is_dtls() => Ok(p),
-                    _ => bail!("--versions: unknown version {v:?} (use ssl3, tls1.0, tls1.1, tls1.2, dtls1.0, dtls1.2)"),
-                })
-                .collect::<Result<Vec<_>>>()?
-        };
+        let versions = parse_versions(&self.versions, true).context("--versions")?;
         let mode = match self.prove {
             None => ProbeMode::Safe,
             Some(0) => bail!("--prove needs at least 1 byte"),
@@ -196,6 +184,25 @@ impl ScanArgs {
             scheduler: SchedulerOptions { concurrency: self.concurrency, per_host: self.per_host, dns_server: self.dns_server },
         })
     }
+}
+
+/// Protocol version names (`tls1.2`, `TLSv1.0`, `ssl3`, and with `dtls` also `dtls1.2`); none
+/// given means every one.
+pub fn parse_versions(names: &[String], dtls: bool) -> Result<Vec<ProtocolVersion>> {
+    let mut all = ProtocolVersion::PROBEABLE_TLS.to_vec();
+    if dtls {
+        all.extend([ProtocolVersion::DTLS1_2, ProtocolVersion::DTLS1_0]);
+    }
+    if names.is_empty() {
+        return Ok(all);
+    }
+    names
+        .iter()
+        .map(|v| match ProtocolVersion::from_name(v) {
+            Some(p) if all.contains(&p) => Ok(p),
+            _ => bail!("unknown version {v:?} (use {})", all.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", ")),
+        })
+        .collect()
 }
 
 /// What the inventory writer task is asked to do.
