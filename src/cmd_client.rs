@@ -1,4 +1,5 @@
-//! `bleedwatch client-test` (test the TLS clients that connect) and `bleedwatch honeypot` (pretend to
+//! `bleedwatch client-test` (test the TLS clients that connect; with `--after-handshake` inside a
+//! session completed by the lab's TLS server) and `bleedwatch honeypot` (pretend to
 //! be a vulnerable server and log every attempt). Both record what they see in the inventory (the
 //! default one, `--db URL`, or none with `--no-db`): client verdicts for `bleedwatch clients`,
 //! attempts for `bleedwatch attackers`.
@@ -10,12 +11,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use bleedwatch_lab::{Behaviour, LabConfig, LabEvent, LabIdentity, LabServer};
-use bleedwatch_probe::client_test::{serve_client_tests, ClientTestOptions, ClientTestResult};
+use bleedwatch_lab::{Behaviour, LabConfig, LabEvent, LabIdentity, LabServer, LabSession};
+use bleedwatch_probe::client_test::{serve_client_tests_with, ClientTestOptions, ClientTestResult, HandshakeServer, ServerFactory, SessionAlert};
 use bleedwatch_probe::conn::Timeouts;
 use bleedwatch_probe::heartbleed::MAX_PROVE_OVERREAD;
 use bleedwatch_probe::{ProbeMode, Verdict};
 use bleedwatch_store::{AttackInput, ClientTestInput, RunId, Store};
+use bleedwatch_wire::{CipherSuite, ContentType, ProtocolVersion};
 use clap::Args;
 use serde::Serialize;
 use tokio::sync::mpsc;
@@ -36,6 +38,11 @@ pub struct ClientTestArgs {
     /// imap, pop3, ftp, xmpp, ldap, postgres, mysql, …
     #[arg(long, value_name = "PROTO")]
     pub starttls: Option<String>,
+    /// Complete the handshake first (with a self-signed lab certificate the client must accept:
+    /// curl -k, gnutls-cli --insecure) and send the heartbeats encrypted in the session, for
+    /// clients that answer heartbeats only after the handshake (GnuTLS).
+    #[arg(long)]
+    pub after_handshake: bool,
     /// Exit after the first client.
     #[arg(long, conflicts_with = "max_clients")]
     pub once: bool,
@@ -128,11 +135,65 @@ pub fn arguments_without_db(words: impl Iterator<Item = String>) -> Vec<String> 
     kept
 }
 
+/// The lab's TLS server session as the after-handshake test's server: it completes the handshake
+/// like OpenSSL 1.0.1g (which answers only honest heartbeats from the client) and hands the
+/// established session over.
+struct LabHandshakeServer(LabSession);
+
+impl LabHandshakeServer {
+    fn factory(identity: Arc<LabIdentity>) -> ServerFactory {
+        let cfg = LabConfig::new(Behaviour::Fixed, identity);
+        Arc::new(move || {
+            let mut session = LabSession::new(cfg.clone());
+            session.hand_over_records();
+            Box::new(LabHandshakeServer(session)) as Box<dyn HandshakeServer>
+        })
+    }
+}
+
+impl HandshakeServer for LabHandshakeServer {
+    fn feed(&mut self, data: &[u8]) {
+        self.0.feed(data)
+    }
+
+    fn take_output(&mut self) -> Vec<u8> {
+        self.0.take_output()
+    }
+
+    fn established(&self) -> Option<(ProtocolVersion, CipherSuite)> {
+        self.0.established_version().zip(self.0.established_suite())
+    }
+
+    fn is_closed(&self) -> bool {
+        self.0.is_closed()
+    }
+
+    fn send_encrypted(&mut self, typ: ContentType, data: &[u8]) -> bool {
+        self.0.send_encrypted(typ, data).is_ok()
+    }
+
+    fn take_client_records(&mut self) -> Vec<(ContentType, Vec<u8>)> {
+        self.0.take_peer_records().into_iter().map(|r| (r.content_type, r.plaintext)).collect()
+    }
+
+    fn take_alerts(&mut self) -> Vec<SessionAlert> {
+        self.0
+            .take_events()
+            .into_iter()
+            .filter_map(|e| match e {
+                LabEvent::Alert { sent, alert } => Some(SessionAlert { sent, fatal: alert.starts_with("fatal"), alert }),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
 fn verdict_line(r: &ClientTestResult) -> String {
     format!(
-        "{}  {}  offered {} heartbeat {}  →  {}{}",
+        "{}  {}{}  offered {} heartbeat {}  →  {}{}",
         r.client,
         r.service,
+        if r.after_handshake { " (after handshake)" } else { "" },
         r.client_hello.version.as_deref().unwrap_or("?"),
         r.client_hello.heartbeat_mode.as_deref().unwrap_or("not offered"),
         r.verdict,
@@ -159,16 +220,23 @@ pub async fn run_client_test(args: ClientTestArgs) -> Result<u8> {
         max_clients,
         starttls,
     };
+    let after_handshake = if args.after_handshake {
+        let identity = LabIdentity::rsa_lab(&["client-test.bleedwatch.invalid"]).context("lab certificate for --after-handshake")?;
+        Some(LabHandshakeServer::factory(Arc::new(identity)))
+    } else {
+        None
+    };
     let mut json = args.json.as_deref().map(open_output).transpose()?;
     let to_stdout = args.json.as_deref().is_some_and(|p| p.as_os_str() == "-");
     let mut recording = Recording::start(&args.db, args.no_db, "client-test").await?;
     let local = listener.local_addr()?;
     eprintln!(
-        "bleedwatch client-test: listening on {local} ({})",
-        starttls.map(|p| format!("{} with STARTTLS", p.name())).unwrap_or_else(|| "direct TLS".into())
+        "bleedwatch client-test: listening on {local} ({}{})",
+        starttls.map(|p| format!("{} with STARTTLS", p.name())).unwrap_or_else(|| "direct TLS".into()),
+        if args.after_handshake { ", heartbeats after a completed handshake" } else { ", heartbeats during the handshake" }
     );
     let (tx, mut rx) = mpsc::channel(64);
-    let server = tokio::spawn(serve_client_tests(listener, opts, tx));
+    let server = tokio::spawn(serve_client_tests_with(listener, opts, after_handshake, tx));
     let mut vulnerable = 0;
     let outcome: Result<bool> = async {
         loop {

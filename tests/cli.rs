@@ -719,3 +719,94 @@ fn client_test_records_clients_for_the_clients_command() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("0 client tests, 0 vulnerable"), "{}", String::from_utf8_lossy(&out.stdout));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+// --- client-test --after-handshake with real clients from Debian.
+
+/// Runs a TLS client with its standard input held open (so it does not end the session itself at
+/// end of input) until it exits or `limit` passes (then it is killed); returns its output.
+fn run_client_holding_stdin(program: &str, args: &[&str], limit: Duration) -> String {
+    let mut child = Command::new(program).args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("client starts");
+    let stdin = child.stdin.take();
+    let deadline = Instant::now() + limit;
+    while child.try_wait().expect("client status").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(stdin);
+    let out = child.wait_with_output().expect("client output");
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+/// Issue 6: clients that answer heartbeats only after a completed handshake. `client-test
+/// --after-handshake` completes real handshakes with the lab certificate and sends the heartbeats
+/// encrypted: gnutls-cli --heartbeat answers the honest heartbeat and drops the connection at the
+/// unpadded one (GnuTLS checks the padding), OpenSSL 3 (s_client, curl) has no heartbeat code and
+/// alerts, and a client that rejects the certificate gets no verdict.
+#[test]
+fn client_test_after_handshake_with_real_clients() {
+    if !require("curl") || !require("openssl") || !require("gnutls-cli") {
+        return;
+    }
+    let port = free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let child = bleedwatch()
+        .args(["client-test", "--after-handshake", "--listen", &addr.to_string(), "--max-clients", "5", "--timeout", "10s", "--json", "-", "--no-db"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut client_test = Running(child);
+    wait_listening(addr); // the first client: a bare TCP connection
+    let port = port.to_string();
+    let limit = Duration::from_secs(30);
+    let gnutls = run_client_holding_stdin("gnutls-cli", &["--insecure", "--heartbeat", "-p", &port, "127.0.0.1"], limit);
+    assert!(gnutls.contains("- Handshake was completed"), "{gnutls}");
+    let s_client = run_client_holding_stdin("openssl", &["s_client", "-connect", &addr.to_string()], limit);
+    assert!(s_client.contains("Verify return code: 18"), "s_client completed the handshake with the self-signed lab certificate: {s_client}");
+    let curl = Command::new("curl").args(["-sk", "--max-time", "10", &format!("https://127.0.0.1:{port}/")]).output().unwrap();
+    assert!(!curl.status.success(), "curl got no page: the session ends at our heartbeats");
+    let verifying = run_client_holding_stdin("gnutls-cli", &["--heartbeat", "-p", &port, "127.0.0.1"], limit);
+    assert!(verifying.contains("certificate"), "{verifying}");
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = client_test.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "client-test did not exit after five clients");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "no client was vulnerable: {status:?}");
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut client_test.0.stdout.take().unwrap(), &mut text).unwrap();
+    let results = json_lines(&text);
+    assert_eq!(results.len(), 5, "{results:#?}");
+    for r in &results {
+        assert_eq!(r["after_handshake"], true, "{r:#}");
+    }
+    assert_eq!(results[0]["verdict"], "inconclusive", "the port check: {:#}", results[0]);
+
+    let gnutls = &results[1];
+    assert_eq!(gnutls["verdict"], "not-vulnerable", "gnutls-cli: {gnutls:#}");
+    assert_eq!(gnutls["client_hello"]["heartbeat_mode"], "peer_allowed_to_send");
+    assert_eq!(gnutls["tls_version"], "tls1.2");
+    let log = gnutls["log"].as_array().unwrap().iter().map(|l| l.as_str().unwrap()).collect::<Vec<_>>();
+    assert!(log.iter().any(|l| l.starts_with("handshake completed (tls1.2")), "{log:#?}");
+    assert!(log.iter().any(|l| l.contains("client answered the honest heartbeat")), "decided from an answer: {log:#?}");
+    assert!(gnutls["reason"].as_str().unwrap().contains("honest heartbeat answered"), "{gnutls:#}");
+
+    for (name, r) in [("s_client", &results[2]), ("curl", &results[3])] {
+        assert_eq!(r["verdict"], "no-heartbeat", "{name}: {r:#}");
+        assert!(r["client_hello"]["heartbeat_mode"].is_null(), "{name}: {r:#}");
+        assert!(r["reason"].as_str().unwrap().contains("unexpected_message"), "{name}: {r:#}");
+        assert!(r["log"].as_array().unwrap().iter().any(|l| l.as_str().unwrap().starts_with("handshake completed")), "{name}: {r:#}");
+    }
+
+    let refused = &results[4];
+    assert_eq!(refused["verdict"], "inconclusive", "gnutls-cli without --insecure: {refused:#}");
+    assert!(refused["tls_version"].is_null());
+    assert!(refused["log"].as_array().unwrap().iter().any(|l| l.as_str().unwrap().contains("accept the lab certificate")), "{refused:#}");
+}

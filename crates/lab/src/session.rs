@@ -14,6 +14,12 @@
 //! handshake is done), and application data gets a short page, as `s_server -www` does. Suites 1.0.1f
 //! chooses but the lab cannot run (DES, 3DES, RC4, CAMELLIA, SEED, IDEA) and SSLv3 still end with a
 //! fatal handshake_failure at the ClientKeyExchange. Renegotiation is refused (no_renegotiation).
+//!
+//! An owner that wants the established session for itself (`bleedwatch client-test
+//! --after-handshake` sends its heartbeats there) calls [`LabSession::hand_over_records`]: from the
+//! client's Finished on, the client's records are decrypted and handed over
+//! ([`LabSession::take_peer_records`]) instead of being answered, and the owner writes with
+//! [`LabSession::send_encrypted`].
 
 use std::sync::Arc;
 
@@ -92,6 +98,20 @@ pub enum LabEvent {
     Alert { sent: bool, alert: String },
 }
 
+/// A record the client sent inside the established session, decrypted (see
+/// [`LabSession::hand_over_records`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerRecord {
+    pub content_type: ContentType,
+    pub plaintext: Vec<u8>,
+}
+
+/// [`LabSession::send_encrypted`] before both Finished messages were exchanged (or after the session
+/// closed): there are no keys to write with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the TLS session is not established")]
+pub struct NotEstablished;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     AwaitClientHello,
@@ -148,6 +168,9 @@ pub struct LabSession {
     write: Option<RecordProtection>,
     suite: Option<CipherSuite>,
     request: Vec<u8>,
+    /// Once established, the client's records go to `peer_records` instead of the lab's handlers.
+    hand_over: bool,
+    peer_records: Vec<PeerRecord>,
 }
 
 /// OpenSSL 1.0.1's handshake write path: a `BIO_f_buffer` of 4096 bytes in front of the socket.
@@ -285,7 +308,38 @@ impl LabSession {
             write: None,
             suite: None,
             request: Vec::new(),
+            hand_over: false,
+            peer_records: Vec::new(),
         }
+    }
+
+    /// From the completed handshake on, hand every record the client sends to the owner, decrypted
+    /// ([`LabSession::take_peer_records`]), instead of answering it as the lab: no heartbeat
+    /// answers, no page, no renegotiation refusal, and alerts do not close the session. The owner
+    /// speaks for the server with [`LabSession::send_encrypted`]. Records that fail decryption still
+    /// end the session with a fatal alert.
+    pub fn hand_over_records(&mut self) {
+        self.hand_over = true;
+    }
+
+    /// The client's records since the last call (only with [`LabSession::hand_over_records`]).
+    pub fn take_peer_records(&mut self) -> Vec<PeerRecord> {
+        std::mem::take(&mut self.peer_records)
+    }
+
+    /// Sends `data` as records of `typ` (split at 16 KiB) in the established session, encrypted and
+    /// flushed at once.
+    pub fn send_encrypted(&mut self, typ: ContentType, data: &[u8]) -> Result<(), NotEstablished> {
+        if self.state != State::Established || self.write.is_none() {
+            return Err(NotEstablished);
+        }
+        self.send(typ, self.version, data);
+        Ok(())
+    }
+
+    /// The version of the completed handshake, if there is one.
+    pub fn established_version(&self) -> Option<ProtocolVersion> {
+        (self.state == State::Established).then_some(self.version)
     }
 
     /// Bytes that reached the "wire" (left the write buffer).
@@ -334,6 +388,10 @@ impl LabSession {
                     Err(RecordError::BadRecordMac) => return self.fatal(AlertDescription::BAD_RECORD_MAC, self.version),
                 },
             };
+            if self.hand_over && self.state == State::Established {
+                self.peer_records.push(PeerRecord { content_type: typ, plaintext: fragment });
+                continue;
+            }
             self.on_record(typ, version, &fragment, encrypted);
         }
     }
@@ -685,4 +743,150 @@ pub fn openssl_server_hello(
         extensions.push((ExtensionType::HEARTBEAT, vec![1]));
     }
     ServerHelloSpec { version, random, session_id, cipher_suite: suite, extensions }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use crate::tls12::ConnectionKeys;
+    use bleedwatch_wire::codec::{put_prefixed, Prefix};
+    use bleedwatch_wire::handshake::ServerHello;
+    use bleedwatch_wire::hello::ClientHelloSpec;
+    use rsa::Pkcs1v15Encrypt;
+
+    const VERSION: ProtocolVersion = ProtocolVersion::TLS1_2;
+    const AES128_SHA: CipherSuite = CipherSuite(0x002f);
+
+    fn records(bytes: &[u8]) -> Vec<(ContentType, Vec<u8>)> {
+        let mut d = Deframer::new();
+        d.push(bytes).unwrap();
+        let mut out = Vec::new();
+        while let Some(r) = d.next_record().unwrap() {
+            out.push((r.header.content_type, r.fragment.to_vec()));
+        }
+        out
+    }
+
+    fn record(typ: ContentType, data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_records(&mut out, typ, VERSION, data, MAX_FRAGMENT_LEN);
+        out
+    }
+
+    /// Takes a session through an RSA handshake as a client; returns the client's keys.
+    fn handshake(session: &mut LabSession) -> ConnectionKeys {
+        let identity = session.cfg.identity.clone();
+        let SigningKey::Rsa(key) = &identity.key else { panic!("RSA lab identity expected") };
+        let client_random = [0x22u8; 32];
+        let mut spec = ClientHelloSpec::probe(VERSION, client_random, None);
+        spec.cipher_suites = vec![AES128_SHA];
+        let hello = spec.encode();
+        let mut transcript = Transcript::default();
+        transcript.push(&hello);
+        session.feed(&record(ContentType::HANDSHAKE, &hello));
+        let mut reassembler = HandshakeReassembler::default();
+        let mut server_random = Vec::new();
+        for (_, fragment) in records(&session.take_output()) {
+            reassembler.push(&fragment);
+            while let Some(m) = reassembler.next_message().unwrap() {
+                transcript.push(&encode_handshake(m.typ, m.body));
+                if m.typ == HandshakeType::SERVER_HELLO {
+                    server_random = ServerHello::parse(m.body).unwrap().random.to_vec();
+                }
+            }
+        }
+        let mut premaster = VERSION.0.to_be_bytes().to_vec();
+        premaster.extend_from_slice(&[0x33; 46]);
+        let encrypted = key.to_public_key().encrypt(&mut rand::thread_rng(), Pkcs1v15Encrypt, &premaster).unwrap();
+        let mut body = Vec::new();
+        put_prefixed(&mut body, Prefix::U16, |o| o.extend_from_slice(&encrypted));
+        let cke = encode_handshake(HandshakeType::CLIENT_KEY_EXCHANGE, &body);
+        transcript.push(&cke);
+        let spec = SuiteSpec::for_suite(AES128_SHA).unwrap();
+        let hash = spec.prf_hash(VERSION);
+        let master = master_secret(hash, &premaster, &client_random, &server_random);
+        let mut keys = derive_keys(&spec, VERSION, &master, &client_random, &server_random);
+        let finished = encode_handshake(HandshakeType::FINISHED, &verify_data(hash, &master, Side::Client, &transcript));
+        let mut flight = record(ContentType::HANDSHAKE, &cke);
+        flight.extend(record(ContentType::CHANGE_CIPHER_SPEC, &[1]));
+        flight.extend(keys.client_write.seal_records(ContentType::HANDSHAKE, VERSION, &finished));
+        session.feed(&flight);
+        // NewSessionTicket, CCS, Finished: the server Finished is the first record under the new keys.
+        let reply = records(&session.take_output());
+        assert_eq!(reply.len(), 3, "{reply:?}");
+        keys.server_write.open(ContentType::HANDSHAKE, VERSION, &reply[2].1).unwrap();
+        keys
+    }
+
+    fn session() -> LabSession {
+        let identity = Arc::new(LabIdentity::rsa_lab(&["localhost"]).unwrap());
+        LabSession::new(LabConfig::new(Behaviour::Fixed, identity))
+    }
+
+    #[test]
+    fn handed_over_session_delivers_client_records_and_sends_for_the_owner() {
+        let mut lab = session();
+        lab.hand_over_records();
+        assert_eq!(lab.send_encrypted(ContentType::HEARTBEAT, b"early"), Err(NotEstablished));
+        assert!(lab.take_output().is_empty());
+        assert_eq!(lab.established_version(), None);
+        let mut keys = handshake(&mut lab);
+        assert_eq!(lab.established_version(), Some(VERSION));
+        assert_eq!(lab.established_suite(), Some(AES128_SHA));
+
+        // The owner's records go out encrypted, at once, in order.
+        lab.send_encrypted(ContentType::HEARTBEAT, &[1, 0, 2, 7, 7]).unwrap();
+        lab.send_encrypted(ContentType::HANDSHAKE, &encode_handshake(HandshakeType::HELLO_REQUEST, &[])).unwrap();
+        let sent = records(&lab.take_output());
+        assert_eq!(sent.iter().map(|(t, _)| *t).collect::<Vec<_>>(), [ContentType::HEARTBEAT, ContentType::HANDSHAKE]);
+        assert_eq!(keys.server_write.open(ContentType::HEARTBEAT, VERSION, &sent[0].1).unwrap(), [1, 0, 2, 7, 7]);
+        assert_eq!(keys.server_write.open(ContentType::HANDSHAKE, VERSION, &sent[1].1).unwrap(), [0, 0, 0, 0]);
+
+        // The client's records come back decrypted and unanswered: a heartbeat request the lab
+        // would answer, a request line it would serve a page for, an alert that would close it.
+        let request = [1, 0, 1, 9].into_iter().chain([0u8; 16]).collect::<Vec<_>>();
+        let mut bytes = keys.client_write.seal_records(ContentType::HEARTBEAT, VERSION, &request);
+        bytes.extend(keys.client_write.seal_records(ContentType::APPLICATION_DATA, VERSION, b"GET / HTTP/1.0\n"));
+        bytes.extend(keys.client_write.seal_records(ContentType::ALERT, VERSION, &[1, 0]));
+        bytes.extend(keys.client_write.seal_records(ContentType::HANDSHAKE, VERSION, &encode_handshake(HandshakeType::CLIENT_HELLO, &[3, 3])));
+        lab.feed(&bytes);
+        assert!(lab.take_output().is_empty(), "the lab answered for the owner");
+        assert!(!lab.is_closed());
+        let got = lab.take_peer_records();
+        assert_eq!(
+            got.iter().map(|r| r.content_type).collect::<Vec<_>>(),
+            [ContentType::HEARTBEAT, ContentType::APPLICATION_DATA, ContentType::ALERT, ContentType::HANDSHAKE]
+        );
+        assert_eq!(got[0].plaintext, request);
+        assert_eq!(got[1].plaintext, b"GET / HTTP/1.0\n");
+        assert!(lab.take_peer_records().is_empty());
+        assert!(!lab.take_events().iter().any(|e| matches!(e, LabEvent::Heartbeat { .. })));
+
+        // A record that fails authentication still ends the session, as before.
+        let mut bad = keys.client_write.seal_records(ContentType::APPLICATION_DATA, VERSION, b"x");
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        lab.feed(&bad);
+        assert!(lab.is_closed());
+        assert!(lab.take_peer_records().is_empty());
+        assert_eq!(lab.send_encrypted(ContentType::HEARTBEAT, b"late"), Err(NotEstablished));
+    }
+
+    #[test]
+    fn without_hand_over_the_lab_answers_as_before() {
+        let mut lab = session();
+        let mut keys = handshake(&mut lab);
+        let request = [1, 0, 1, 9].into_iter().chain([0u8; 16]).collect::<Vec<_>>();
+        lab.feed(&keys.client_write.seal_records(ContentType::HEARTBEAT, VERSION, &request));
+        let answer = records(&lab.take_output());
+        assert_eq!(answer.len(), 1);
+        let response = keys.server_write.open(ContentType::HEARTBEAT, VERSION, &answer[0].1).unwrap();
+        assert_eq!(&response[..4], [2, 0, 1, 9]);
+        assert!(lab.take_peer_records().is_empty());
+        // The owner may still write into a session it did not take over.
+        lab.send_encrypted(ContentType::APPLICATION_DATA, b"hi").unwrap();
+        let sent = records(&lab.take_output());
+        assert_eq!(keys.server_write.open(ContentType::APPLICATION_DATA, VERSION, &sent[0].1).unwrap(), b"hi");
+    }
 }

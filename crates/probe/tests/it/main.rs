@@ -2,6 +2,7 @@
 //! of the lab servers over loopback TCP, and scans of real servers from Debian packages.
 #![allow(clippy::unwrap_used, clippy::panic)] // tests fail loudly by design, helpers included
 
+mod client_after_handshake;
 mod client_lab;
 mod client_replay;
 mod dns;
