@@ -11,13 +11,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use bleedwatch_lab::{Behaviour, LabConfig, LabEvent, LabIdentity, LabServer, LabSession};
-use bleedwatch_probe::client_test::{serve_client_tests_with, ClientTestOptions, ClientTestResult, HandshakeServer, ServerFactory, SessionAlert};
+use bleedwatch_lab::{Behaviour, LabConfig, LabEvent, LabIdentity, LabServer};
+use bleedwatch_probe::client_test::{serve_client_tests_with, ClientTestOptions, ClientTestResult};
 use bleedwatch_probe::conn::Timeouts;
 use bleedwatch_probe::heartbleed::MAX_PROVE_OVERREAD;
 use bleedwatch_probe::{ProbeMode, Verdict};
 use bleedwatch_store::{AttackInput, ClientTestInput, RunId, Store};
-use bleedwatch_wire::{CipherSuite, ContentType, ProtocolVersion};
 use clap::Args;
 use serde::Serialize;
 use tokio::sync::mpsc;
@@ -135,59 +134,6 @@ pub fn arguments_without_db(words: impl Iterator<Item = String>) -> Vec<String> 
     kept
 }
 
-/// The lab's TLS server session as the after-handshake test's server: it completes the handshake
-/// like OpenSSL 1.0.1g (which answers only honest heartbeats from the client) and hands the
-/// established session over.
-struct LabHandshakeServer(LabSession);
-
-impl LabHandshakeServer {
-    fn factory(identity: Arc<LabIdentity>) -> ServerFactory {
-        let cfg = LabConfig::new(Behaviour::Fixed, identity);
-        Arc::new(move || {
-            let mut session = LabSession::new(cfg.clone());
-            session.hand_over_records();
-            Box::new(LabHandshakeServer(session)) as Box<dyn HandshakeServer>
-        })
-    }
-}
-
-impl HandshakeServer for LabHandshakeServer {
-    fn feed(&mut self, data: &[u8]) {
-        self.0.feed(data)
-    }
-
-    fn take_output(&mut self) -> Vec<u8> {
-        self.0.take_output()
-    }
-
-    fn established(&self) -> Option<(ProtocolVersion, CipherSuite)> {
-        self.0.established_version().zip(self.0.established_suite())
-    }
-
-    fn is_closed(&self) -> bool {
-        self.0.is_closed()
-    }
-
-    fn send_encrypted(&mut self, typ: ContentType, data: &[u8]) -> bool {
-        self.0.send_encrypted(typ, data).is_ok()
-    }
-
-    fn take_client_records(&mut self) -> Vec<(ContentType, Vec<u8>)> {
-        self.0.take_peer_records().into_iter().map(|r| (r.content_type, r.plaintext)).collect()
-    }
-
-    fn take_alerts(&mut self) -> Vec<SessionAlert> {
-        self.0
-            .take_events()
-            .into_iter()
-            .filter_map(|e| match e {
-                LabEvent::Alert { sent, alert } => Some(SessionAlert { sent, fatal: alert.starts_with("fatal"), alert }),
-                _ => None,
-            })
-            .collect()
-    }
-}
-
 fn verdict_line(r: &ClientTestResult) -> String {
     format!(
         "{}  {}{}  offered {} heartbeat {}  →  {}{}",
@@ -222,7 +168,7 @@ pub async fn run_client_test(args: ClientTestArgs) -> Result<u8> {
     };
     let after_handshake = if args.after_handshake {
         let identity = LabIdentity::rsa_lab(&["client-test.bleedwatch.invalid"]).context("lab certificate for --after-handshake")?;
-        Some(LabHandshakeServer::factory(Arc::new(identity)))
+        Some(bleedwatch_probe::client_test::lab_server_factory(Arc::new(identity)))
     } else {
         None
     };

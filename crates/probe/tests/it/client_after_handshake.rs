@@ -24,48 +24,8 @@ use bleedwatch_wire::types::KeyExchange;
 use bleedwatch_wire::{CipherSuite, ContentType, HandshakeType, ProtocolVersion};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// The lab session as the tester's server, as the binary plugs it in.
-struct LabHandshakeServer(LabSession);
-
-impl HandshakeServer for LabHandshakeServer {
-    fn feed(&mut self, data: &[u8]) {
-        self.0.feed(data)
-    }
-    fn take_output(&mut self) -> Vec<u8> {
-        self.0.take_output()
-    }
-    fn established(&self) -> Option<(ProtocolVersion, CipherSuite)> {
-        self.0.established_version().zip(self.0.established_suite())
-    }
-    fn is_closed(&self) -> bool {
-        self.0.is_closed()
-    }
-    fn send_encrypted(&mut self, typ: ContentType, data: &[u8]) -> bool {
-        self.0.send_encrypted(typ, data).is_ok()
-    }
-    fn take_client_records(&mut self) -> Vec<(ContentType, Vec<u8>)> {
-        self.0.take_peer_records().into_iter().map(|r| (r.content_type, r.plaintext)).collect()
-    }
-    fn take_alerts(&mut self) -> Vec<SessionAlert> {
-        let events = self.0.take_events();
-        events
-            .into_iter()
-            .filter_map(|e| match e {
-                LabEvent::Alert { sent, alert } => Some(SessionAlert { sent, fatal: alert.starts_with("fatal"), alert }),
-                _ => None,
-            })
-            .collect()
-    }
-}
-
 fn lab_factory() -> ServerFactory {
-    let identity = Arc::new(LabIdentity::rsa_lab(&["localhost"]).unwrap());
-    let cfg = LabConfig::new(Behaviour::Fixed, identity);
-    Arc::new(move || {
-        let mut session = LabSession::new(cfg.clone());
-        session.hand_over_records();
-        Box::new(LabHandshakeServer(session)) as Box<dyn HandshakeServer>
-    })
+    bleedwatch_probe::client_test::lab_server_factory(Arc::new(LabIdentity::rsa_lab(&["localhost"]).unwrap()))
 }
 
 const SUITE: CipherSuite = CipherSuite(0xc013); // ECDHE-RSA-AES128-SHA: CBC, TLS 1.0 to 1.2
