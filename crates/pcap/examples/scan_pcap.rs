@@ -1,5 +1,6 @@
 //! Runs the pcap engine over capture files and prints findings as JSON lines, with throughput on
-//! stderr. Used by `bench/pcap/run.sh` until the `bleedwatch pcap` subcommand exists.
+//! stderr: the engine alone, for profiling (`bench/pcap/run.sh` times the `bleedwatch pcap`
+//! subcommand itself).
 //!
 //! Usage: scan_pcap [--quiet] FILE... (`-` reads stdin)
 

@@ -15,6 +15,7 @@
 //! ([`crate::zeek`]); a notice with no bleedwatch finding of its own becomes an `info` finding, so
 //! every Zeek notice appears exactly once.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 
@@ -25,6 +26,7 @@ use bleedwatch_wire::{CipherSuite, ContentType, ProtocolVersion};
 
 use crate::cipher_names::cipher_name;
 use crate::finding::{Finding, Kind, Severity};
+use crate::text::{endpoint_text, ip_text};
 use crate::timestamp::Timestamp;
 use crate::tls::{Dir, RecordInfo, TlsEvents};
 use crate::zeek::{self, Rule, ZeekHeartbleed, ZeekNotice};
@@ -83,20 +85,27 @@ struct EncryptedExchange {
     notices: Vec<ZeekNotice>,
 }
 
+/// What only heartbeats need: kept apart, and made at a connection's first heartbeat, so that the
+/// state of the many connections without one stays small (every packet touches it).
+#[derive(Default)]
+struct Heartbeats {
+    requests: [VecDeque<PlainRequest>; 2],
+    responses: [Option<PlainResponse>; 2],
+    exchange: Option<EncryptedExchange>,
+    zeek: ZeekHeartbleed,
+}
+
 pub(crate) struct Detector {
     pub meta: ConnMeta,
     version: Option<ProtocolVersion>,
     record_version: Option<ProtocolVersion>,
     cipher: Option<CipherSuite>,
     pub tls_records: u64,
-    requests: [VecDeque<PlainRequest>; 2],
-    responses: [Option<PlainResponse>; 2],
     encrypted_appdata: u64,
-    exchange: Option<EncryptedExchange>,
-    zeek: ZeekHeartbleed,
+    heartbeats: Option<Box<Heartbeats>>,
     /// The endpoints as text (client ip, server ip, client ip:port, server ip:port), made once on the
-    /// first finding.
-    names: std::cell::OnceCell<[String; 4]>,
+    /// first finding (boxed: most connections never have one, and flow state is kept small).
+    names: std::cell::OnceCell<Box<[String; 4]>>,
     /// Findings ready for the sink (file name not yet set).
     pub out: Vec<Finding>,
 }
@@ -109,29 +118,31 @@ impl Detector {
             record_version: None,
             cipher: None,
             tls_records: 0,
-            requests: [VecDeque::new(), VecDeque::new()],
-            responses: [None, None],
             encrypted_appdata: 0,
-            exchange: None,
-            zeek: ZeekHeartbleed::default(),
+            heartbeats: None,
             names: std::cell::OnceCell::new(),
             out: Vec::new(),
         }
     }
 
+    fn heartbeats(&mut self) -> &mut Heartbeats {
+        self.heartbeats.get_or_insert_with(Box::default)
+    }
+
     fn names(&self) -> &[String; 4] {
         self.names.get_or_init(|| {
             let (o, r): (SocketAddr, SocketAddr) = (self.meta.orig, self.meta.resp);
-            [o.ip().to_string(), r.ip().to_string(), o.to_string(), r.to_string()]
+            Box::new([ip_text(o.ip()), ip_text(r.ip()), endpoint_text(o), endpoint_text(r)])
         })
     }
 
-    fn zeek_version(&self) -> Option<String> {
+    fn zeek_version(&self) -> Option<Cow<'static, str>> {
         self.version.map(|v| zeek::version_string(v.0))
     }
 
-    fn cipher_string(&self) -> Option<String> {
-        self.cipher.map(|c| cipher_name(c.0).map_or_else(|| format!("unknown-{}", c.0), str::to_string))
+    /// The negotiated suite's IANA name (`unknown-N` for one not in the registry).
+    fn cipher_text(&self) -> Option<Cow<'static, str>> {
+        self.cipher.map(|c| cipher_name(c.0).map_or_else(|| Cow::Owned(format!("unknown-{}", c.0)), Cow::Borrowed))
     }
 
     /// A finding with the connection's context; `requester` is the side that sent the request.
@@ -166,7 +177,7 @@ impl Detector {
             notice_n: None,
             encrypted,
             tls_version: version.map(|v| v.name().map_or_else(|| format!("{:#06x}", v.0), str::to_string)),
-            cipher: self.cipher_string(),
+            cipher: self.cipher_text().map(Cow::into_owned),
             record_length: None,
             payload_length: None,
             payload_present: None,
@@ -177,13 +188,15 @@ impl Detector {
         }
     }
 
-    /// Puts each Zeek notice on the finding it corresponds to; a notice without one gets its own
-    /// finding (built from `context`), so every notice is reported exactly once. Then emits all.
-    fn emit(&mut self, mut findings: Vec<Finding>, notices: Vec<ZeekNotice>, ts: Timestamp, encrypted: bool) {
+    /// Puts each Zeek notice on the finding it corresponds to among those of one event (`self.out`
+    /// from `start` on); a notice without one gets its own finding, so every notice is reported
+    /// exactly once.
+    fn attach_notices(&mut self, start: usize, notices: Vec<ZeekNotice>, ts: Timestamp, encrypted: bool) {
         for notice in notices {
             let (kinds, severity) = natural_kinds(notice.rule);
-            let index = match findings.iter().position(|f| f.notice.is_none() && kinds.contains(&f.kind)) {
-                Some(i) => i,
+            let found = self.out.get(start..).and_then(|event| event.iter().position(|f| f.notice.is_none() && kinds.contains(&f.kind)));
+            let index = match found {
+                Some(i) => start + i,
                 None => {
                     // Success notices fire on the answering side; the requester is the other one.
                     let requester = match notice.rule {
@@ -194,21 +207,20 @@ impl Detector {
                     if encrypted {
                         f.record_length = notice.n.map(|n| n as u32);
                     }
-                    findings.push(f);
-                    findings.len() - 1
+                    self.out.push(f);
+                    self.out.len() - 1
                 }
             };
-            let Some(target) = findings.get_mut(index) else { continue };
+            let Some(target) = self.out.get_mut(index) else { continue };
             target.notice = Some(notice.note.name().to_string());
             target.notice_msg = Some(notice.msg);
             target.notice_n = notice.n;
         }
-        self.out.extend(findings);
     }
 
     fn plaintext_heartbeat(&mut self, dir: Dir, ts: Timestamp, rec: &RecordInfo) {
         let d = dir.index();
-        if let Some(resp) = self.responses[d].as_mut() {
+        if let Some(resp) = self.heartbeats().responses[d].as_mut() {
             if resp.wants_more() {
                 // The rest of a long answer: raw bytes, not a new message.
                 resp.records += 1;
@@ -225,7 +237,7 @@ impl Detector {
         if (rec.length as usize) < HB_HEADER_LEN {
             let mut f = self.finding(Kind::HeartbeatMalformed, Severity::Suspicious, ts, dir, false);
             f.record_length = Some(u32::from(rec.length));
-            self.emit(vec![f], Vec::new(), ts, false);
+            self.out.push(f);
             return;
         }
         if (rec.head_len as usize) < HB_HEADER_LEN {
@@ -234,11 +246,11 @@ impl Detector {
         let Ok(message) = HeartbeatMessage::parse(&rec.head) else { return };
         let length = u32::from(rec.length);
         let payload_length = u32::from(message.payload_length);
-        let notices = self.zeek.plaintext(ts, dir, u64::from(length), message.kind.0, u64::from(payload_length));
+        let notices = self.heartbeats().zeek.plaintext(ts, dir, u64::from(length), message.kind.0, u64::from(payload_length));
         match message.kind {
             HeartbeatMessageType::REQUEST => self.plaintext_request(dir, ts, length, payload_length, notices),
             HeartbeatMessageType::RESPONSE => {
-                self.responses[d] = Some(PlainResponse {
+                self.heartbeats().responses[d] = Some(PlainResponse {
                     ts,
                     first_record_length: length,
                     payload_length,
@@ -248,11 +260,14 @@ impl Detector {
                     last_record_full: length as usize >= MAX_FRAGMENT_LEN,
                     notices,
                 });
-                if self.responses[d].as_ref().is_some_and(|r| !r.wants_more()) {
+                if self.heartbeats().responses[d].as_ref().is_some_and(|r| !r.wants_more()) {
                     self.finish_response(dir);
                 }
             }
-            _ => self.emit(Vec::new(), notices, ts, false),
+            _ => {
+                let start = self.out.len();
+                self.attach_notices(start, notices, ts, false);
+            }
         }
     }
 
@@ -261,41 +276,41 @@ impl Detector {
         let present = body.min(payload_length);
         let overflow = payload_length > body;
         let unpadded = !overflow && body - payload_length < MIN_PADDING as u32;
-        let mut findings = Vec::new();
+        let start = self.out.len();
         if overflow || unpadded {
             let (kind, severity) = if overflow { (Kind::HeartbeatOverflow, Severity::Attack) } else { (Kind::HeartbeatUnpadded, Severity::Probe) };
             let mut f = self.finding(kind, severity, ts, dir, false);
             f.record_length = Some(length);
             f.payload_length = Some(payload_length);
             f.payload_present = Some(present);
-            findings.push(f);
+            self.out.push(f);
         }
-        let pending = &mut self.requests[dir.index()];
+        let pending = &mut self.heartbeats().requests[dir.index()];
         if pending.len() >= MAX_PENDING_REQUESTS {
             pending.pop_front();
         }
         pending.push_back(PlainRequest { record_length: length, payload_length, present, invalid: overflow || unpadded });
-        if !notices.is_empty() && findings.is_empty() {
+        if !notices.is_empty() && self.out.len() == start {
             let mut f = self.finding(Kind::HeartbeatPlaintextRequest, Severity::Info, ts, dir, false);
             f.record_length = Some(length);
             f.payload_length = Some(payload_length);
             f.payload_present = Some(present);
-            findings.push(f);
+            self.out.push(f);
         }
-        self.emit(findings, notices, ts, false);
+        self.attach_notices(start, notices, ts, false);
     }
 
     fn finish_response(&mut self, responder: Dir) {
-        let Some(resp) = self.responses[responder.index()].take() else { return };
+        let Some(resp) = self.heartbeats.as_mut().and_then(|h| h.responses[responder.index()].take()) else { return };
         let requester = responder.other();
-        let pending = &mut self.requests[requester.index()];
+        let pending = &mut self.heartbeats().requests[requester.index()];
         let matched = pending
             .iter()
             .position(|r| r.payload_length == resp.payload_length)
             .or(if pending.is_empty() { None } else { Some(0) })
             .and_then(|i| pending.remove(i));
         let delivered = resp.message_bytes.saturating_sub(HB_HEADER_LEN as u64).min(u64::from(resp.payload_length));
-        let mut findings = Vec::new();
+        let start = self.out.len();
         let (kind, severity, leaked) = match matched {
             Some(req) if req.invalid => {
                 let leaked = delivered.saturating_sub(u64::from(req.present));
@@ -305,27 +320,28 @@ impl Detector {
             Some(_) => (Kind::HeartbeatResponse, Severity::Info, Some(0)),
             None => (Kind::HeartbeatResponseUnsolicited, Severity::Info, None),
         };
-        let mut f = self.finding(kind, severity, resp.ts, requester, false);
-        f.record_length = Some(resp.first_record_length);
-        f.payload_length = Some(resp.payload_length);
-        f.payload_present = matched.map(|r| r.present);
-        f.request_record_length = matched.map(|r| r.record_length);
-        f.response_records = Some(resp.records);
-        f.response_bytes = Some(resp.record_bytes);
-        f.leaked_bytes = leaked;
         let worth_reporting = severity > Severity::Info || kind == Kind::HeartbeatResponseUnsolicited || !resp.notices.is_empty();
         if worth_reporting {
-            findings.push(f);
+            let mut f = self.finding(kind, severity, resp.ts, requester, false);
+            f.record_length = Some(resp.first_record_length);
+            f.payload_length = Some(resp.payload_length);
+            f.payload_present = matched.map(|r| r.present);
+            f.request_record_length = matched.map(|r| r.record_length);
+            f.response_records = Some(resp.records);
+            f.response_bytes = Some(resp.record_bytes);
+            f.leaked_bytes = leaked;
+            self.out.push(f);
         }
-        self.emit(findings, resp.notices, resp.ts, false);
+        self.attach_notices(start, resp.notices, resp.ts, false);
     }
 
     fn encrypted_heartbeat(&mut self, dir: Dir, ts: Timestamp, rec: &RecordInfo) {
         let length = u32::from(rec.length);
         let version = self.zeek_version();
-        let cipher = self.cipher_string();
-        let notices = self.zeek.encrypted(ts, self.meta.start, dir, u64::from(length), self.encrypted_appdata, cipher.as_deref(), version.as_deref());
-        if let Some(ex) = self.exchange.as_mut() {
+        let cipher = self.cipher_text();
+        let (start, appdata) = (self.meta.start, self.encrypted_appdata);
+        let notices = self.heartbeats().zeek.encrypted(ts, start, dir, u64::from(length), appdata, cipher.as_deref(), version.as_deref());
+        if let Some(ex) = self.heartbeats().exchange.as_mut() {
             if ex.requester != dir {
                 ex.response_ts.get_or_insert(ts);
                 ex.response_records += 1;
@@ -339,11 +355,11 @@ impl Detector {
             (Some(c), Some(v)) => zeek::min_length(c, v).is_some_and(|(_, min)| u64::from(length) < min),
             _ => false,
         };
-        self.exchange = Some(EncryptedExchange {
+        self.heartbeats().exchange = Some(EncryptedExchange {
             requester: dir,
             ts,
             length,
-            before_data: self.encrypted_appdata == 0,
+            before_data: appdata == 0,
             odd_length,
             response_ts: None,
             response_records: 0,
@@ -354,9 +370,9 @@ impl Detector {
 
     /// Judges an encrypted request once its answer (or the lack of one) is known.
     fn finish_exchange(&mut self) {
-        let Some(ex) = self.exchange.take() else { return };
+        let Some(ex) = self.heartbeats.as_mut().and_then(|h| h.exchange.take()) else { return };
         let answered_longer = ex.response_bytes > u64::from(ex.length);
-        let mut findings = Vec::new();
+        let start = self.out.len();
         let base = |this: &Self, kind, severity| {
             let mut f = this.finding(kind, severity, ex.ts, ex.requester, true);
             f.record_length = Some(ex.length);
@@ -372,10 +388,12 @@ impl Detector {
             } else {
                 Severity::Info // answered in kind: an ordinary heartbeat
             };
-            findings.push(base(self, Kind::EncryptedHeartbeatBeforeData, severity));
+            let f = base(self, Kind::EncryptedHeartbeatBeforeData, severity);
+            self.out.push(f);
         }
         if ex.odd_length {
-            findings.push(base(self, Kind::EncryptedHeartbeatOddLength, Severity::Probe));
+            let f = base(self, Kind::EncryptedHeartbeatOddLength, Severity::Probe);
+            self.out.push(f);
         }
         if answered_longer {
             let mut f = base(self, Kind::EncryptedHeartbeatSuccess, Severity::Success);
@@ -384,11 +402,11 @@ impl Detector {
             f.ts = ts.as_secs_f64();
             f.request_record_length = Some(ex.length);
             f.leaked_bytes = Some(ex.response_bytes - u64::from(ex.length));
-            findings.push(f);
+            self.out.push(f);
         }
         // Notices without a finding of their own: "within first minute", many requests, odd length
         // of an answer.
-        self.emit(findings, ex.notices, ex.ts, true);
+        self.attach_notices(start, ex.notices, ex.ts, true);
     }
 
     /// The connection ended: judge what is still waiting for an answer.
@@ -423,7 +441,7 @@ impl TlsEvents for Detector {
         if self.record_version.is_none() && rec.content_type != ContentType::HEARTBEAT {
             self.record_version = Some(rec.version);
         }
-        if rec.content_type != ContentType::HEARTBEAT && self.responses[dir.index()].is_some() {
+        if rec.content_type != ContentType::HEARTBEAT && self.heartbeats.as_ref().is_some_and(|h| h.responses[dir.index()].is_some()) {
             self.finish_response(dir);
         }
         if rec.encrypted {
@@ -432,7 +450,7 @@ impl TlsEvents for Detector {
             } else if rec.content_type == ContentType::APPLICATION_DATA && rec.length > 0 {
                 self.encrypted_appdata += 1;
                 // The answering side moved on to other data: its answer is complete.
-                if self.exchange.as_ref().is_some_and(|ex| ex.requester != dir && ex.response_records > 0) {
+                if self.heartbeats.as_ref().and_then(|h| h.exchange.as_ref()).is_some_and(|ex| ex.requester != dir && ex.response_records > 0) {
                     self.finish_exchange();
                 }
             }

@@ -1,9 +1,7 @@
 //! The flow table: packets in, findings out. Bounded in flows and bytes, with idle expiry, so that a
 //! multi-gigabyte capture is analysed in constant memory.
 
-use std::collections::{HashMap, VecDeque};
-
-use foldhash::fast::RandomState;
+use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
@@ -13,6 +11,7 @@ use crate::dtls::{self, DtlsStream};
 use crate::finding::Finding;
 use crate::ip::{Decoder, FragLimits, L4Packet, TcpInfo};
 use crate::reader::{linktype_name, Packet};
+use crate::slots::{Slot, SlotTable};
 use crate::tcp::{MemoryBudget, ReassemblyLimits, Reassembler};
 use crate::timestamp::Timestamp;
 use crate::tls::{Dir, StreamLimits, TlsStream};
@@ -97,16 +96,20 @@ pub struct FileStats {
     pub warnings: Vec<String>,
 }
 
-/// A connection's two endpoints in a fixed order, packed (IPv4 as IPv4-mapped IPv6) so that building,
-/// comparing and hashing a key is cheap.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// A connection's two endpoints in a fixed order (IPv4 as IPv4-mapped IPv6), packed into five words
+/// so that building, comparing and hashing a key is cheap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct FlowKey {
-    a: (u128, u16),
-    b: (u128, u16),
-    udp: bool,
+    a_ip: [u64; 2],
+    b_ip: [u64; 2],
+    /// `a` port, `b` port and UDP flag.
+    ports: u64,
 }
 
-fn packed(ip: IpAddr, port: u16) -> (u128, u16) {
+/// An endpoint as one ordered value.
+type Endpoint = (u128, u16);
+
+fn packed(ip: IpAddr, port: u16) -> Endpoint {
     let ip = match ip {
         IpAddr::V4(v4) => u128::from(u32::from(v4)) | 0xffff_0000_0000,
         IpAddr::V6(v6) => u128::from(v6),
@@ -115,12 +118,13 @@ fn packed(ip: IpAddr, port: u16) -> (u128, u16) {
 }
 
 impl FlowKey {
-    fn new(src: (u128, u16), dst: (u128, u16), udp: bool) -> Self {
-        if src <= dst {
-            FlowKey { a: src, b: dst, udp }
-        } else {
-            FlowKey { a: dst, b: src, udp }
-        }
+    /// The key, and whether `src` is its first endpoint.
+    fn new(src: Endpoint, dst: Endpoint, udp: bool) -> (Self, bool) {
+        let src_first = src <= dst;
+        let (a, b) = if src_first { (src, dst) } else { (dst, src) };
+        let words = |ip: u128| [(ip >> 64) as u64, ip as u64];
+        let key = FlowKey { a_ip: words(a.0), b_ip: words(b.0), ports: (u64::from(a.1) << 32) | (u64::from(b.1) << 16) | u64::from(udp) };
+        (key, src_first)
     }
 }
 
@@ -130,7 +134,7 @@ struct TcpDir {
     finished: bool,
 }
 
-// Flows are boxed already; boxing the TCP variant too would cost a second allocation per connection.
+// Flows live in a slab and never move; boxing the TCP variant would cost an allocation per connection.
 #[allow(clippy::large_enum_variant)]
 enum Streams {
     Tcp([TcpDir; 2]),
@@ -138,17 +142,28 @@ enum Streams {
 }
 
 struct Flow {
-    key: FlowKey,
-    detector: Detector,
-    streams: Streams,
     last_seen: Timestamp,
+    /// The originator is the key's first endpoint (so a packet's direction follows from the lookup).
+    orig_first: bool,
     /// Neither direction is TLS: only the end of the connection is still of interest.
     ignored: bool,
-    /// Bytes this flow's streams hold, as last accounted in the budget.
-    accounted: usize,
     /// When a RST was seen. Data the other side had in flight still arrives after it (and a server
     /// that leaks keeps sending), so the flow stays open a little longer.
     reset_at: Option<Timestamp>,
+    /// Bytes each direction's stream holds, as last accounted in the budget.
+    accounted: [usize; 2],
+    detector: Detector,
+    streams: Streams,
+}
+
+impl Flow {
+    fn dir(&self, src_first: bool) -> Dir {
+        if src_first == self.orig_first {
+            Dir::Orig
+        } else {
+            Dir::Resp
+        }
+    }
 }
 
 /// How long a reset connection keeps taking segments.
@@ -171,10 +186,11 @@ struct Ctx<'s> {
     reset_timers: VecDeque<Timer>,
 }
 
+/// A flow to look at again at `at`; `id` tells whether the slot still holds the same connection.
 #[derive(Debug, Clone, Copy)]
 struct Timer {
     at: Timestamp,
-    key: FlowKey,
+    slot: Slot,
     id: u64,
 }
 
@@ -191,9 +207,13 @@ impl Ctx<'_> {
     }
 }
 
-/// Flows by 5-tuple. foldhash is seeded per process, so crafted traffic cannot aim at collisions;
-/// flows are boxed so the table moves pointers, not flow state, when it grows.
-type FlowTable = HashMap<FlowKey, Box<Flow>, RandomState>;
+/// Flows by 5-tuple.
+type FlowTable = SlotTable<FlowKey, Flow>;
+
+/// The flow in `slot` if it is still connection `id`.
+fn flow_at(flows: &FlowTable, slot: Slot, id: u64) -> Option<&Flow> {
+    flows.get(slot).filter(|f| f.detector.meta.id == id)
+}
 
 pub(crate) struct Engine<'s> {
     flows: FlowTable,
@@ -201,6 +221,9 @@ pub(crate) struct Engine<'s> {
     ctx: Ctx<'s>,
     now: Timestamp,
     last_expiry: Timestamp,
+    /// Capture times of the first and last packet (made seconds once, at the end).
+    first_packet: Option<Timestamp>,
+    last_packet: Option<Timestamp>,
 }
 
 impl<'s> Engine<'s> {
@@ -211,7 +234,7 @@ impl<'s> Engine<'s> {
             timeout_ns: (cfg.fragment_timeout_secs as i64).saturating_mul(Timestamp::NANOS_PER_SEC),
         };
         Engine {
-            flows: HashMap::with_hasher(RandomState::default()),
+            flows: SlotTable::new(),
             decoder: Decoder::new(frag),
             ctx: Ctx {
                 file: file.to_string(),
@@ -232,6 +255,8 @@ impl<'s> Engine<'s> {
             },
             now: Timestamp(i64::MIN),
             last_expiry: Timestamp(i64::MIN),
+            first_packet: None,
+            last_packet: None,
         }
     }
 
@@ -241,9 +266,8 @@ impl<'s> Engine<'s> {
         if (pkt.data.len() as u64) < u64::from(pkt.orig_len) {
             stats.truncated_packets += 1;
         }
-        let t = pkt.ts.as_secs_f64();
-        stats.first_packet.get_or_insert(t);
-        stats.last_packet = Some(t);
+        self.first_packet.get_or_insert(pkt.ts);
+        self.last_packet = Some(pkt.ts);
         if pkt.ts > self.now {
             self.now = pkt.ts;
         }
@@ -264,9 +288,9 @@ impl<'s> Engine<'s> {
                 break;
             }
             self.ctx.idle_timers.pop_front();
-            let Some(flow) = self.flows.get(&timer.key).filter(|f| f.detector.meta.id == timer.id) else { continue };
+            let Some(flow) = flow_at(&self.flows, timer.slot, timer.id) else { continue };
             if now.0.saturating_sub(flow.last_seen.0) > idle {
-                self.expire(&timer.key);
+                self.expire(timer.slot);
             } else {
                 let at = flow.last_seen;
                 self.ctx.idle_timers.push_back(Timer { at, ..timer });
@@ -277,33 +301,39 @@ impl<'s> Engine<'s> {
                 break;
             }
             self.ctx.reset_timers.pop_front();
-            if self.flows.get(&timer.key).is_some_and(|f| f.detector.meta.id == timer.id) {
-                self.expire(&timer.key);
+            if flow_at(&self.flows, timer.slot, timer.id).is_some() {
+                self.expire(timer.slot);
             }
         }
         // Entries of flows closed by FIN wait until their time comes; keep that bounded.
         if self.ctx.idle_timers.len() > self.ctx.cfg.max_flows.saturating_mul(4).max(1024) {
             let flows = &self.flows;
-            self.ctx.idle_timers.retain(|t| flows.get(&t.key).is_some_and(|f| f.detector.meta.id == t.id));
+            self.ctx.idle_timers.retain(|t| flow_at(flows, t.slot, t.id).is_some());
         }
     }
 
-    fn expire(&mut self, key: &FlowKey) {
-        if let Some(flow) = self.flows.remove(key) {
+    fn expire(&mut self, slot: Slot) {
+        if let Some(flow) = self.flows.get_mut(slot) {
             self.ctx.stats.flows_expired += 1;
             close_flow(&mut self.ctx, flow);
+            self.flows.remove(slot);
         }
     }
 
     /// End of input: close every connection, oldest first, and return the statistics.
     pub fn finish(mut self) -> FileStats {
-        let mut rest: Vec<Box<Flow>> = self.flows.drain().map(|(_, f)| f).collect();
-        rest.sort_unstable_by_key(|f| f.detector.meta.id);
-        for flow in rest {
-            close_flow(&mut self.ctx, flow);
+        let mut rest: Vec<(u64, Slot)> = self.flows.iter().map(|(slot, f)| (f.detector.meta.id, slot)).collect();
+        rest.sort_unstable_by_key(|(id, _)| *id);
+        for (_, slot) in rest {
+            if let Some(flow) = self.flows.get_mut(slot) {
+                close_flow(&mut self.ctx, flow);
+            }
         }
+        self.flows.clear();
         let d = &self.decoder.stats;
         let stats = &mut self.ctx.stats;
+        stats.first_packet = self.first_packet.map(Timestamp::as_secs_f64);
+        stats.last_packet = self.last_packet.map(Timestamp::as_secs_f64);
         stats.ip_packets = d.ip_packets;
         stats.non_ip_packets = d.non_ip_packets;
         stats.undecodable_packets = d.undecodable_packets;
@@ -319,18 +349,15 @@ impl<'s> Engine<'s> {
 }
 
 fn on_l4(flows: &mut FlowTable, ctx: &mut Ctx<'_>, ts: Timestamp, pkt: &L4Packet<'_>) {
-    let src = SocketAddr::new(pkt.src, pkt.sport);
-    let dst = SocketAddr::new(pkt.dst, pkt.dport);
-    let (src_key, dst_key) = (packed(pkt.src, pkt.sport), packed(pkt.dst, pkt.dport));
+    let (src, dst) = (packed(pkt.src, pkt.sport), packed(pkt.dst, pkt.dport));
     match pkt.tcp {
         Some(tcp) => {
             ctx.stats.tcp_segments += 1;
-            let key = FlowKey::new(src_key, dst_key, false);
-            if let Some(flow) = flows.get_mut(&key) {
-                if flow.on_tcp(ctx, ts, src, &tcp, pkt) {
-                    if let Some(flow) = flows.remove(&key) {
-                        close_flow(ctx, flow);
-                    }
+            let (key, src_first) = FlowKey::new(src, dst, false);
+            if let Some(slot) = flows.find(&key) {
+                let over = flows.get_mut(slot).is_some_and(|flow| flow.on_tcp(ctx, ts, slot, src_first, &tcp, pkt));
+                if over {
+                    close_and_remove(flows, ctx, slot);
                 }
                 return;
             }
@@ -340,32 +367,37 @@ fn on_l4(flows: &mut FlowTable, ctx: &mut Ctx<'_>, ts: Timestamp, pkt: &L4Packet
             }
             // The originator sends the SYN; without one, a server hello tells the server.
             let from_server = (tcp.syn && tcp.ack) || (!tcp.syn && starts_like_server_hello(pkt.payload));
-            let (orig, resp) = if from_server { (dst, src) } else { (src, dst) };
             make_room(flows, ctx);
             ctx.stats.tcp_connections += 1;
-            let mut flow = new_flow(ctx, key, orig, resp, ts, false);
-            if flow.on_tcp(ctx, ts, src, &tcp, pkt) {
-                close_flow(ctx, flow);
-            } else {
-                flows.insert(key, flow);
+            let flow = new_flow(ctx, pkt, from_server, src_first, ts, false);
+            let Some(slot) = flows.insert(key, flow) else { return };
+            ctx.idle_timers.push_back(Timer { at: ts, slot, id: ctx.next_conn_id });
+            let over = flows.get_mut(slot).is_some_and(|flow| flow.on_tcp(ctx, ts, slot, src_first, &tcp, pkt));
+            if over {
+                close_and_remove(flows, ctx, slot);
             }
         }
         None => {
             ctx.stats.udp_datagrams += 1;
-            let key = FlowKey::new(src_key, dst_key, true);
-            if !flows.contains_key(&key) {
-                if !dtls::looks_like_dtls(pkt.payload) {
-                    return;
+            let (key, src_first) = FlowKey::new(src, dst, true);
+            let slot = match flows.find(&key) {
+                Some(slot) => slot,
+                None => {
+                    if !dtls::looks_like_dtls(pkt.payload) {
+                        return;
+                    }
+                    let from_server = dtls::is_server_flight(pkt.payload);
+                    make_room(flows, ctx);
+                    ctx.stats.dtls_flows += 1;
+                    let flow = new_flow(ctx, pkt, from_server, src_first, ts, true);
+                    let Some(slot) = flows.insert(key, flow) else { return };
+                    ctx.idle_timers.push_back(Timer { at: ts, slot, id: ctx.next_conn_id });
+                    slot
                 }
-                let (orig, resp) = if dtls::is_server_flight(pkt.payload) { (dst, src) } else { (src, dst) };
-                make_room(flows, ctx);
-                ctx.stats.dtls_flows += 1;
-                let flow = new_flow(ctx, key, orig, resp, ts, true);
-                flows.insert(key, flow);
-            }
-            let Some(flow) = flows.get_mut(&key) else { return };
+            };
+            let Some(flow) = flows.get_mut(slot) else { return };
             flow.last_seen = ts;
-            let dir = if src == flow.detector.meta.orig { Dir::Orig } else { Dir::Resp };
+            let dir = flow.dir(src_first);
             if let Streams::Udp(streams) = &mut flow.streams {
                 streams[dir.index()].datagram(pkt.payload, ts, dir, &mut flow.detector);
             }
@@ -379,7 +411,15 @@ fn starts_like_server_hello(payload: &[u8]) -> bool {
     payload.len() >= 6 && payload[0] == 22 && payload[1] == 3 && payload[5] == 2
 }
 
-fn new_flow(ctx: &mut Ctx<'_>, key: FlowKey, orig: SocketAddr, resp: SocketAddr, ts: Timestamp, udp: bool) -> Box<Flow> {
+/// A new connection from its first packet; `from_server` when that packet's sender is the responder.
+fn new_flow(ctx: &mut Ctx<'_>, pkt: &L4Packet<'_>, from_server: bool, src_first: bool, ts: Timestamp, udp: bool) -> Flow {
+    let src = SocketAddr::new(pkt.src, pkt.sport);
+    let dst = SocketAddr::new(pkt.dst, pkt.dport);
+    let (orig, resp) = if from_server { (dst, src) } else { (src, dst) };
+    // When both endpoints are the same, every packet counts as the originator's, as the key cannot
+    // tell the two sides apart.
+    let same_ends = packed(pkt.src, pkt.sport) == packed(pkt.dst, pkt.dport);
+    let orig_first = if from_server && !same_ends { !src_first } else { src_first };
     ctx.next_conn_id += 1;
     let meta = ConnMeta { id: ctx.next_conn_id, udp, orig, resp, start: ts };
     let streams = if udp {
@@ -388,30 +428,37 @@ fn new_flow(ctx: &mut Ctx<'_>, key: FlowKey, orig: SocketAddr, resp: SocketAddr,
         let dir = || TcpDir { reasm: Reassembler::new(), tls: TlsStream::new(), finished: false };
         Streams::Tcp([dir(), dir()])
     };
-    ctx.idle_timers.push_back(Timer { at: ts, key, id: meta.id });
-    Box::new(Flow { key, detector: Detector::new(meta), streams, last_seen: ts, ignored: false, accounted: 0, reset_at: None })
+    Flow { last_seen: ts, orig_first, ignored: false, reset_at: None, accounted: [0; 2], detector: Detector::new(meta), streams }
 }
 
 /// At the flow limit, closes the least recently active eighth of the table.
 fn make_room(flows: &mut FlowTable, ctx: &mut Ctx<'_>) {
-    if flows.len() < ctx.cfg.max_flows.max(1) {
+    if flows.len() < ctx.cfg.max_flows.clamp(1, FlowTable::MAX_LEN - 1) {
         return;
     }
-    let mut by_age: Vec<(Timestamp, u64, FlowKey)> = flows.iter().map(|(k, f)| (f.last_seen, f.detector.meta.id, *k)).collect();
+    let mut by_age: Vec<(Timestamp, u64, Slot)> = flows.iter().map(|(slot, f)| (f.last_seen, f.detector.meta.id, slot)).collect();
     let n = (by_age.len() / 8).max(1);
-    by_age.select_nth_unstable(n - 1);
+    by_age.select_nth_unstable_by_key(n - 1, |(seen, id, _)| (*seen, *id));
     let mut victims: Vec<_> = by_age[..n].to_vec();
     victims.sort_unstable_by_key(|(_, id, _)| *id);
-    for (_, _, key) in victims {
-        if let Some(flow) = flows.remove(&key) {
+    for (_, _, slot) in victims {
+        if let Some(flow) = flows.get_mut(slot) {
             ctx.stats.flows_evicted += 1;
             close_flow(ctx, flow);
+            flows.remove(slot);
         }
     }
 }
 
+fn close_and_remove(flows: &mut FlowTable, ctx: &mut Ctx<'_>, slot: Slot) {
+    if let Some(flow) = flows.get_mut(slot) {
+        close_flow(ctx, flow);
+        flows.remove(slot);
+    }
+}
+
 /// Ends a connection: whatever is held is handed on with gaps, open records and exchanges judged.
-fn close_flow(ctx: &mut Ctx<'_>, mut flow: Box<Flow>) {
+fn close_flow(ctx: &mut Ctx<'_>, flow: &mut Flow) {
     let ts = flow.last_seen;
     if let Streams::Tcp(dirs) = &mut flow.streams {
         for dir in [Dir::Orig, Dir::Resp] {
@@ -425,7 +472,7 @@ fn close_flow(ctx: &mut Ctx<'_>, mut flow: Box<Flow>) {
             ctx.stats.resyncs += u64::from(tls.resyncs);
         }
     }
-    ctx.budget.release(flow.accounted);
+    ctx.budget.release(flow.accounted[0] + flow.accounted[1]);
     flow.detector.finish();
     if flow.detector.tls_records > 0 {
         ctx.stats.tls_connections += 1;
@@ -435,16 +482,16 @@ fn close_flow(ctx: &mut Ctx<'_>, mut flow: Box<Flow>) {
 
 impl Flow {
     /// Handles one segment; returns true when the connection is over.
-    fn on_tcp(&mut self, ctx: &mut Ctx<'_>, ts: Timestamp, src: SocketAddr, tcp: &TcpInfo, pkt: &L4Packet<'_>) -> bool {
+    fn on_tcp(&mut self, ctx: &mut Ctx<'_>, ts: Timestamp, slot: Slot, src_first: bool, tcp: &TcpInfo, pkt: &L4Packet<'_>) -> bool {
         self.last_seen = ts;
         if tcp.rst && self.reset_at.is_none() {
             self.reset_at = Some(ts);
-            ctx.reset_timers.push_back(Timer { at: ts, key: self.key, id: self.detector.meta.id });
+            ctx.reset_timers.push_back(Timer { at: ts, slot, id: self.detector.meta.id });
         }
         if self.ignored {
             return tcp.rst;
         }
-        let dir = if src == self.detector.meta.orig { Dir::Orig } else { Dir::Resp };
+        let dir = self.dir(src_first);
         let Streams::Tcp(dirs) = &mut self.streams else { return false };
         let detector = &mut self.detector;
         let limits = ctx.stream_limits;
@@ -468,23 +515,31 @@ impl Flow {
                 tls.finish(ts, dir, detector);
             }
         }
-        // Keep the overall account of what the streams buffer.
-        let held: usize = dirs.iter().map(|d| d.tls.buffered_bytes()).sum();
-        if held != self.accounted {
-            if held > self.accounted {
-                ctx.budget.take(held - self.accounted);
+        // Only this direction's stream changed: account for it, and look at the other one only when
+        // this one alone could not decide (its lines stay out of the cache otherwise).
+        let d = dir.index();
+        let (this, other) = match dirs {
+            [orig, resp] if d == 0 => (orig, &*resp),
+            [orig, resp] => (resp, &*orig),
+        };
+        let held = this.tls.buffered_bytes();
+        let accounted = &mut self.accounted[d];
+        if held != *accounted {
+            if held > *accounted {
+                ctx.budget.take(held - *accounted);
             } else {
-                ctx.budget.release(self.accounted - held);
+                ctx.budget.release(*accounted - held);
             }
-            self.accounted = held;
+            *accounted = held;
         }
-        if dirs.iter().all(|d| d.tls.is_off()) {
+        let all_finished = this.finished && other.finished;
+        if this.tls.is_off() && other.tls.is_off() {
             self.ignored = true;
             for d in dirs.iter_mut() {
                 d.reasm.discard(&mut ctx.budget);
             }
         }
         ctx.drain(detector);
-        dirs.iter().all(|d| d.finished)
+        all_finished
     }
 }

@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use foldhash::fast::RandomState;
+use hashbrown::{Equivalent, HashMap};
 use serde::Serialize;
 
 use crate::engine::FileStats;
@@ -85,8 +87,9 @@ fn endpoint(ip: &str, port: u16) -> String {
 #[derive(Debug, Clone, Default)]
 struct PairStats {
     direction: String,
-    /// The request last counted (file, connection, time): one request gives its findings together.
-    last_request: Option<(String, u64, i64)>,
+    /// The request last counted (file number, connection, time in µs): one request gives its
+    /// findings together.
+    last_request: Option<(usize, u64, i64)>,
     attempts: u64,
     successes: u64,
     leaked: u64,
@@ -101,18 +104,44 @@ struct FileCounts {
     successes: u64,
 }
 
-/// Accumulates findings and file statistics for the human summary.
+/// An (attacker, victim) pair looked up without copying the finding's strings: it hashes exactly as
+/// the owned `(String, String)` key does.
+#[derive(Hash)]
+struct PairKey<'a>(&'a str, &'a str);
+
+impl Equivalent<(String, String)> for PairKey<'_> {
+    fn equivalent(&self, key: &(String, String)) -> bool {
+        self.0 == key.0 && self.1 == key.1
+    }
+}
+
+/// Accumulates findings and file statistics for the human summary. Lookups take the finding's
+/// strings by reference, so a finding for a known pair allocates nothing (a capture can hold
+/// millions of findings).
 #[derive(Debug, Clone, Default)]
 pub struct Summary {
     files: Vec<FileStats>,
-    file_counts: BTreeMap<String, FileCounts>,
-    pairs: BTreeMap<(String, String), PairStats>,
+    /// By file name, in order of first finding (few files per run).
+    file_counts: Vec<(String, FileCounts)>,
+    /// By (attacker, victim); sorted when rendered.
+    pairs: HashMap<(String, String), PairStats, RandomState>,
     attempts: u64,
     successes: u64,
     leaked: u64,
     first: Option<(f64, String)>,
     last: Option<(f64, String)>,
-    notices: BTreeMap<String, u64>,
+    notices: HashMap<String, u64, RandomState>,
+}
+
+/// Keeps the earliest (`earliest`) or latest time in `slot`; the text is copied only on a change.
+fn keep_extreme(slot: &mut Option<(f64, String)>, ts: f64, time: &str, earliest: bool) {
+    let replace = match slot {
+        None => true,
+        Some((t, _)) => (earliest && ts < *t) || (!earliest && ts > *t),
+    };
+    if replace {
+        *slot = Some((ts, time.to_string()));
+    }
 }
 
 impl Summary {
@@ -120,18 +149,32 @@ impl Summary {
         Summary::default()
     }
 
+    /// The number of `file` in `file_counts`, added when new (findings come file by file, so the
+    /// last one is checked first).
+    fn file_number(&mut self, file: &str) -> usize {
+        if let Some(i) = self.file_counts.iter().rposition(|(name, _)| name == file) {
+            return i;
+        }
+        self.file_counts.push((file.to_string(), FileCounts::default()));
+        self.file_counts.len() - 1
+    }
+
     pub fn add_finding(&mut self, f: &Finding) {
         if let Some(n) = &f.notice {
-            *self.notices.entry(n.clone()).or_default() += 1;
+            *self.notices.entry_ref(n.as_str()).or_default() += 1;
         }
         if !f.severity.is_attempt() {
             return;
         }
-        let counts = self.file_counts.entry(f.file.clone()).or_default();
-        let pair = self.pairs.entry((f.attacker.clone(), f.victim.clone())).or_default();
+        let file = self.file_number(&f.file);
+        let Some((_, counts)) = self.file_counts.get_mut(file) else { return };
+        let key = PairKey(&f.attacker, &f.victim);
+        if !self.pairs.contains_key(&key) {
+            self.pairs.insert((f.attacker.clone(), f.victim.clone()), PairStats::default());
+        }
+        let Some(pair) = self.pairs.get_mut(&key) else { return };
         pair.direction.clone_from(&f.direction);
         pair.encrypted |= f.encrypted;
-        let at = (f.ts, f.time.clone());
         if f.severity == Severity::Success {
             self.successes += 1;
             counts.successes += 1;
@@ -139,22 +182,20 @@ impl Summary {
             let leaked = f.leaked_bytes.unwrap_or(0);
             self.leaked += leaked;
             pair.leaked += leaked;
-        } else if pair.last_request.as_ref() != Some(&(f.file.clone(), f.connection, (f.ts * 1e6) as i64)) {
-            pair.last_request = Some((f.file.clone(), f.connection, (f.ts * 1e6) as i64));
-            self.attempts += 1;
-            counts.attempts += 1;
-            pair.attempts += 1;
-            for slot in [&mut self.first, &mut pair.first] {
-                if slot.as_ref().is_none_or(|(t, _)| at.0 < *t) {
-                    *slot = Some(at.clone());
-                }
-            }
-            for slot in [&mut self.last, &mut pair.last] {
-                if slot.as_ref().is_none_or(|(t, _)| at.0 > *t) {
-                    *slot = Some(at.clone());
-                }
-            }
+            return;
         }
+        let request = Some((file, f.connection, (f.ts * 1e6) as i64));
+        if pair.last_request == request {
+            return;
+        }
+        pair.last_request = request;
+        self.attempts += 1;
+        counts.attempts += 1;
+        pair.attempts += 1;
+        keep_extreme(&mut self.first, f.ts, &f.time, true);
+        keep_extreme(&mut pair.first, f.ts, &f.time, true);
+        keep_extreme(&mut self.last, f.ts, &f.time, false);
+        keep_extreme(&mut pair.last, f.ts, &f.time, false);
     }
 
     pub fn add_file(&mut self, stats: &FileStats) {
@@ -193,8 +234,10 @@ impl Summary {
         if !self.attack_found() {
             let _ = writeln!(out, "No Heartbleed attempts found.");
         } else {
-            let attackers: std::collections::BTreeSet<_> = self.pairs.keys().map(|(a, _)| a).collect();
-            let victims: std::collections::BTreeSet<_> = self.pairs.keys().map(|(_, v)| v).collect();
+            let mut pairs: Vec<(&String, &String, &PairStats)> = self.pairs.iter().map(|((attacker, victim), p)| (attacker, victim, p)).collect();
+            pairs.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+            let attackers: std::collections::HashSet<&String> = pairs.iter().map(|(a, _, _)| *a).collect();
+            let victims: std::collections::HashSet<&String> = pairs.iter().map(|(_, v, _)| *v).collect();
             let _ = writeln!(
                 out,
                 "Heartbleed: {} attempt(s) by {} attacker(s) against {} victim(s); {} success(es), {} bytes leaked",
@@ -213,7 +256,7 @@ impl Summary {
                 "{:<42} {:<42} {:<17} {:>8} {:>9} {:>8} {:<28} {:<28}",
                 "ATTACKER", "VICTIM", "DIRECTION", "ATTEMPTS", "SUCCESSES", "LEAKED", "FIRST", "LAST"
             );
-            for ((attacker, victim), p) in &self.pairs {
+            for (attacker, victim, p) in pairs {
                 let leaked = if p.encrypted && p.leaked > 0 { format!("~{}", p.leaked) } else { p.leaked.to_string() };
                 let _ = writeln!(
                     out,
@@ -231,13 +274,15 @@ impl Summary {
         }
         if !self.notices.is_empty() {
             let _ = writeln!(out);
-            let list: Vec<String> = self.notices.iter().map(|(n, c)| format!("{n} x{c}")).collect();
+            let mut notices: Vec<(&String, &u64)> = self.notices.iter().collect();
+            notices.sort_unstable();
+            let list: Vec<String> = notices.into_iter().map(|(n, c)| format!("{n} x{c}")).collect();
             let _ = writeln!(out, "Zeek-equivalent notices: {}", list.join(", "));
         }
         let _ = writeln!(out);
         let _ = writeln!(out, "{:<60} {:>10} {:>8} {:>6} {:>9} {:>10}  NOTES", "FILE", "PACKETS", "CONNS", "TLS", "ATTEMPTS", "SUCCESSES");
         for f in &self.files {
-            let c = self.file_counts.get(&f.file).cloned().unwrap_or_default();
+            let c = self.file_counts.iter().find(|(name, _)| *name == f.file).map(|(_, c)| c.clone()).unwrap_or_default();
             let notes = if f.partial { "partial: ".to_string() + &f.warnings.join("; ") } else { f.warnings.join("; ") };
             let _ = writeln!(
                 out,

@@ -15,6 +15,8 @@
 //! continuation records of a long response, whose first bytes are leaked memory; bleedwatch does not
 //! judge by leaked content, so such records raise nothing here.
 
+use std::borrow::Cow;
+
 use crate::finding::Notice;
 use crate::timestamp::Timestamp;
 use crate::tls::Dir;
@@ -86,7 +88,7 @@ pub(crate) fn min_length(cipher: &str, version: &str) -> Option<(&'static str, u
 }
 
 /// Zeek's name for a protocol version (`SSL::version_strings`).
-pub(crate) fn version_string(version: u16) -> String {
+pub(crate) fn version_string(version: u16) -> Cow<'static, str> {
     match version {
         0x0002 => "SSLv2".into(),
         0x0300 => "SSLv3".into(),
@@ -96,7 +98,7 @@ pub(crate) fn version_string(version: u16) -> String {
         0x0304 => "TLSv13".into(),
         0xfeff => "DTLSv10".into(),
         0xfefd => "DTLSv12".into(),
-        other => format!("unknown-{other}"),
+        other => format!("unknown-{other}").into(),
     }
 }
 
@@ -158,12 +160,51 @@ pub(crate) struct ZeekHeartbleed {
     responder_heartbeats: u64,
     last_originator_request: Option<u64>,
     last_responder_request: Option<u64>,
-    suppressed: Vec<(Notice, String, Timestamp)>,
+    suppressed: Vec<(Notice, NoticeId, Timestamp)>,
+}
+
+/// A notice's suppression identifier, kept inline: one is built for every heartbeat that could raise
+/// a notice, and most are suppressed, so it must not allocate. The script's identifiers are at most
+/// two decimal `count`s side by side (40 bytes), so 48 bytes always hold them whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct NoticeId {
+    bytes: [u8; 48],
+    len: u8,
+}
+
+impl NoticeId {
+    fn new(args: std::fmt::Arguments<'_>) -> NoticeId {
+        let mut id = NoticeId { bytes: [0; 48], len: 0 };
+        let _ = std::fmt::Write::write_fmt(&mut id, args);
+        id
+    }
+}
+
+impl std::fmt::Write for NoticeId {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let at = usize::from(self.len);
+        let n = s.len().min(self.bytes.len() - at);
+        self.bytes[at..at + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n as u8;
+        Ok(())
+    }
 }
 
 impl ZeekHeartbleed {
+    /// Raises a notice unless an identical one (type and identifier) was raised within the hour. The
+    /// message is only written for a notice that is raised.
     #[allow(clippy::too_many_arguments)]
-    fn raise(&mut self, now: Timestamp, rule: Rule, note: Notice, identifier: String, msg: String, n: Option<u64>, from: Dir, out: &mut Vec<ZeekNotice>) {
+    fn raise(
+        &mut self,
+        now: Timestamp,
+        rule: Rule,
+        note: Notice,
+        identifier: NoticeId,
+        msg: impl FnOnce() -> String,
+        n: Option<u64>,
+        from: Dir,
+        out: &mut Vec<ZeekNotice>,
+    ) {
         if let Some(entry) = self.suppressed.iter_mut().find(|(k, id, _)| *k == note && *id == identifier) {
             if now.0.saturating_sub(entry.2 .0) < SUPPRESS_NS {
                 return;
@@ -175,7 +216,7 @@ impl ZeekHeartbleed {
             }
             self.suppressed.push((note, identifier, now));
         }
-        out.push(ZeekNotice { rule, note, msg, n, from });
+        out.push(ZeekNotice { rule, note, msg: msg(), n, from });
     }
 
     /// `event ssl_heartbeat`: a plaintext heartbeat record of `length` bytes.
@@ -189,8 +230,8 @@ impl ZeekHeartbleed {
                     now,
                     Rule::PlainOverflow,
                     Notice::Attack,
-                    format!("{length}{payload_length}"),
-                    format!("An TLS heartbleed attack was detected! Record length {length}. Payload length {payload_length}"),
+                    NoticeId::new(format_args!("{length}{payload_length}")),
+                    || format!("An TLS heartbleed attack was detected! Record length {length}. Payload length {payload_length}"),
                     None,
                     from,
                     &mut out,
@@ -200,8 +241,8 @@ impl ZeekHeartbleed {
                     now,
                     Rule::PlainScan,
                     Notice::Attack,
-                    format!("{length}"),
-                    format!("Heartbeat request before encryption. Probable Scan without exploit attempt. Message length: {length}. Payload length: {payload_length}"),
+                    NoticeId::new(format_args!("{length}")),
+                    || format!("Heartbeat request before encryption. Probable Scan without exploit attempt. Message length: {length}. Payload length: {payload_length}"),
                     Some(length),
                     from,
                     &mut out,
@@ -213,8 +254,8 @@ impl ZeekHeartbleed {
                 now,
                 Rule::PlainSuccess,
                 Notice::AttackSuccess,
-                String::new(),
-                format!("An TLS heartbleed attack detected before was probably exploited. Message length: {length}. Payload length: {payload_length}"),
+                NoticeId::new(format_args!("")),
+                || format!("An TLS heartbleed attack detected before was probably exploited. Message length: {length}. Payload length: {payload_length}"),
                 None,
                 from,
                 &mut out,
@@ -248,8 +289,8 @@ impl ZeekHeartbleed {
                 now,
                 Rule::EncryptedBeforeData,
                 Notice::Attack,
-                "early".into(),
-                format!("Heartbeat before ciphertext. Probable attack or scan. Length: {length}, is_client: {}", u8::from(is_client)),
+                NoticeId::new(format_args!("early")),
+                || format!("Heartbeat before ciphertext. Probable attack or scan. Length: {length}, is_client: {}", u8::from(is_client)),
                 Some(length),
                 from,
                 &mut out,
@@ -259,8 +300,8 @@ impl ZeekHeartbleed {
                 now,
                 Rule::EncryptedFirstMinute,
                 Notice::Attack,
-                "early".into(),
-                format!(
+                NoticeId::new(format_args!("early")),
+                || format!(
                     "Heartbeat within first minute. Possible attack or scan. Length: {length}, is_client: {}, time: {}",
                     u8::from(is_client),
                     interval_string(duration)
@@ -276,8 +317,8 @@ impl ZeekHeartbleed {
                 now,
                 Rule::ManyRequests,
                 Notice::ManyRequests,
-                format!("{}", resp / 1000),
-                format!("More than 3 heartbeat requests without replies from server. Possible attack. Client count: {orig}, server count: {resp}"),
+                NoticeId::new(format_args!("{}", resp / 1000)),
+                || format!("More than 3 heartbeat requests without replies from server. Possible attack. Client count: {orig}, server count: {resp}"),
                 Some(orig - resp),
                 from,
                 &mut out,
@@ -288,8 +329,8 @@ impl ZeekHeartbleed {
                 now,
                 Rule::ManyRequests,
                 Notice::ManyRequests,
-                format!("{}", resp / 1000),
-                format!("Server sending more heartbeat responses than requests seen. Possible attack. Client count: {orig}, server count: {resp}"),
+                NoticeId::new(format_args!("{}", resp / 1000)),
+                || format!("Server sending more heartbeat responses than requests seen. Possible attack. Client count: {orig}, server count: {resp}"),
                 Some(resp - orig),
                 from,
                 &mut out,
@@ -303,8 +344,8 @@ impl ZeekHeartbleed {
                 now,
                 Rule::OddLengthTiny,
                 Notice::OddLength,
-                format!("-weak-{length}"),
-                format!("Heartbeat message smaller than minimum required length. Probable attack or scan. Message length: {length}. Cipher: {cipher}. Time: {duration:.6}"),
+                NoticeId::new(format_args!("-weak-{length}")),
+                || format!("Heartbeat message smaller than minimum required length. Probable attack or scan. Message length: {length}. Cipher: {cipher}. Time: {duration:.6}"),
                 Some(length),
                 from,
                 &mut out,
@@ -316,8 +357,8 @@ impl ZeekHeartbleed {
                     now,
                     Rule::OddLengthCipher,
                     Notice::OddLength,
-                    format!("-weak-{length}"),
-                    format!(
+                    NoticeId::new(format_args!("-weak-{length}")),
+                    || format!(
                         "Heartbeat message smaller than minimum required length. Probable attack. Message length: {length}. Required length: {min}. Cipher: {cipher}. Cipher match: /^?({pattern}$)$?/"
                     ),
                     Some(length),
@@ -339,8 +380,8 @@ impl ZeekHeartbleed {
                     now,
                     Rule::EncryptedSuccess,
                     Notice::AttackSuccess,
-                    String::new(),
-                    format!(
+                    NoticeId::new(format_args!("")),
+                    || format!(
                         "An encrypted TLS heartbleed attack was probably detected! First packet client record length {request}, first packet server record length {length}. Time: {duration:.6}"
                     ),
                     None,
