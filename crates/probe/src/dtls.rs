@@ -60,8 +60,8 @@ use tokio::net::UdpSocket;
 use crate::conn::{ConnectError, Timeouts};
 use crate::endpoint::{build_result, initial_sni, sweep_versions, AttemptFailure, EndpointOptions, EndpointTarget, ResultContext};
 use crate::heartbleed::{
-    heartbeat_requests, judge, ConnectionOutcome, ConnectionVerdict, Inconclusive, Judgement, Phase, ProbeConfig, ProbeMode,
-    DEFAULT_MAX_FLIGHT, MAX_WARNING_ALERTS,
+    judge, ConnectionOutcome, ConnectionVerdict, Inconclusive, Judgement, Phase, ProbeConfig, ProbeMode,
+    MAX_WARNING_ALERTS,
 };
 use crate::result::EndpointResult;
 
@@ -118,20 +118,8 @@ pub struct DtlsProbeConfig {
 impl DtlsProbeConfig {
     /// A probe with fresh random payloads of [`DTLS_PAYLOAD_LEN`] bytes.
     pub fn new(version: ProtocolVersion, server_name: Option<String>, mode: ProbeMode) -> Self {
-        use rand::RngCore;
-        let (test_request, honest_request) = heartbeat_requests(mode, DTLS_PAYLOAD_LEN);
-        let mut client_random = [0u8; 32];
-        rand::thread_rng().fill_bytes(&mut client_random);
         DtlsProbeConfig {
-            probe: ProbeConfig {
-                version,
-                server_name,
-                test_request,
-                honest_request: Some(honest_request),
-                send_sentinel: true,
-                max_flight: DEFAULT_MAX_FLIGHT,
-                client_random,
-            },
+            probe: ProbeConfig::with_payload(version, server_name, mode, DTLS_PAYLOAD_LEN),
             mtu: DEFAULT_MTU,
             retransmit: Retransmit::default(),
             silence: Duration::from_millis(2500),

@@ -149,8 +149,13 @@ pub fn judge(test: &HeartbeatRequest, honest: Option<&HeartbeatRequest>, msg: &H
 impl ProbeConfig {
     /// A probe with fresh random payloads.
     pub fn new(version: ProtocolVersion, server_name: Option<String>, mode: ProbeMode) -> Self {
+        ProbeConfig::with_payload(version, server_name, mode, DEFAULT_PAYLOAD_LEN)
+    }
+
+    /// A probe whose heartbeats carry `payload_len` bytes (DTLS keeps them inside one datagram).
+    pub fn with_payload(version: ProtocolVersion, server_name: Option<String>, mode: ProbeMode, payload_len: usize) -> Self {
         use rand::RngCore;
-        let (test_request, honest_request) = heartbeat_requests(mode, DEFAULT_PAYLOAD_LEN);
+        let (test_request, honest_request) = heartbeat_requests(mode, payload_len);
         let mut client_random = [0u8; 32];
         rand::thread_rng().fill_bytes(&mut client_random);
         ProbeConfig {
