@@ -30,7 +30,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Test endpoints for Heartbleed (memory-safe by default).
-    Scan(scan_cmd::ScanArgs),
+    Scan(Box<scan_cmd::ScanArgs>),
     /// Start the built-in loopback lab (vulnerable, fixed and heartbeat-less servers) and scan it.
     Demo(demo::DemoArgs),
     /// Run lab servers that behave like OpenSSL 1.0.1f/1.0.1g (canary bytes only) until interrupted.
@@ -122,7 +122,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Scan(args) => scan_cmd::run(args).await,
+            Command::Scan(args) => scan_cmd::run(*args).await,
             Command::Demo(args) => demo::run(args).await,
             Command::Lab(args) => lab_cmd::run(args).await,
             Command::ClientTest(args) => cmd_client::run_client_test(args).await,

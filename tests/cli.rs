@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::panic)]
 //! The bleedwatch binary end to end: the demo, `scan` on the lab and on bad input, `client-test` with
 //! real clients from Debian, and the honeypot under attack by real scanners. Everything runs on
 //! loopback; every process a test starts is stopped by it.

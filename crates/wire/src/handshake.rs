@@ -279,7 +279,7 @@ mod tests {
         for (typ, len) in [(2u8, 70usize), (11, 3000), (14, 0)] {
             stream.push(typ);
             stream.extend_from_slice(&(len as u32).to_be_bytes()[1..]);
-            stream.extend(std::iter::repeat(typ).take(len));
+            stream.extend(std::iter::repeat_n(typ, len));
         }
         for chunk in [1usize, 3, 7, 100, 5000] {
             let mut h = HandshakeReassembler::default();
