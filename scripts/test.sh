@@ -5,6 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-test-deps.sh
 export PATH="$PWD/target/test-tools/venv/bin:$PATH"
-cargo test --workspace --locked
 # Lints are part of the suite: the workspace denies unsafe code and warns on unwrap/panic outside tests.
 cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo test --workspace --locked
