@@ -729,3 +729,16 @@ mod real_clients {
         }
     }
 }
+
+#[test]
+fn lab_dtls_fuzz_corpus_replays_without_panic() {
+    let identity = Arc::new(LabIdentity::rsa_lab(&["fuzz.test"]).unwrap());
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/lab_dtls_client_datagrams");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        bleedwatch_lab::dtls::fuzz_client_datagrams(&bytes, identity.clone());
+        n += 1;
+    }
+    assert!(n > 0, "empty corpus {}", dir.display());
+}

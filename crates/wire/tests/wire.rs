@@ -2,18 +2,33 @@
 
 use std::path::PathBuf;
 
+/// Every file of `fuzz/corpus/<target>`; fails on an empty or missing corpus.
+fn corpus(target: &str) -> Vec<Vec<u8>> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus").join(target);
+    let files: Vec<Vec<u8>> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|entry| std::fs::read(entry.unwrap().path()).unwrap())
+        .collect();
+    assert!(!files.is_empty(), "empty corpus {}", dir.display());
+    files
+}
+
 #[test]
 fn fuzz_corpus_replays_without_panic() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/wire_records");
-    let mut n = 0;
-    for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
-        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+    for bytes in corpus("wire_records") {
         bleedwatch_wire::fuzzing::records(&bytes);
         // Every 97th prefix too: truncation anywhere must be handled.
         for cut in (0..bytes.len()).step_by(97) {
             bleedwatch_wire::fuzzing::records(&bytes[..cut]);
         }
-        n += 1;
     }
-    assert!(n > 0, "empty corpus {}", dir.display());
+}
+
+#[test]
+fn dtls_fuzz_corpus_replays_without_panic() {
+    for bytes in corpus("wire_dtls_datagram") {
+        for cut in 0..=bytes.len() {
+            bleedwatch_wire::dtls::fuzz_datagram(&bytes[..cut]);
+        }
+    }
 }
