@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::panic)]
 //! The wire crate's integration tests: every fuzz corpus file replays through the parser entry points.
 
 use std::path::PathBuf;
