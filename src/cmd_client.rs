@@ -290,22 +290,12 @@ pub async fn run_honeypot(args: HoneypotArgs) -> Result<u8> {
     let cfg = LabConfig::new(Behaviour::Vulnerable, identity);
     let starttls = parse_starttls(args.starttls.as_deref())?;
     let mut recording = Recording::start(&args.db, args.no_db, "honeypot").await?;
-    // One feed per listener, merged and tagged with the listener, so each attempt names the one it hit.
+    // One feed for every listener; each event names the local address the attacker reached.
     let (tx, mut rx) = mpsc::unbounded_channel::<(SocketAddr, SocketAddr, LabEvent)>();
     let mut servers = Vec::new();
     for addr in &args.listen {
-        let (feed, mut events) = mpsc::unbounded_channel();
-        let s = LabServer::bind_with(*addr, cfg.clone(), Some(feed), starttls).await.with_context(|| format!("cannot listen on {addr}"))?;
-        let local = s.local_addr();
-        eprintln!("bleedwatch honeypot: pretending to be OpenSSL 1.0.1f on {local} (canary bytes only)");
-        let merged = tx.clone();
-        tokio::spawn(async move {
-            while let Some((peer, event)) = events.recv().await {
-                if merged.send((local, peer, event)).is_err() {
-                    break;
-                }
-            }
-        });
+        let s = LabServer::bind_with(*addr, cfg.clone(), Some(tx.clone()), starttls).await.with_context(|| format!("cannot listen on {addr}"))?;
+        eprintln!("bleedwatch honeypot: pretending to be OpenSSL 1.0.1f on {} (canary bytes only)", s.local_addr());
         servers.push(s);
     }
     drop(tx);
@@ -317,7 +307,7 @@ pub async fn run_honeypot(args: HoneypotArgs) -> Result<u8> {
                 e = rx.recv() => e,
                 _ = tokio::signal::ctrl_c() => None,
             };
-            let Some((listener, peer, event)) = next else { return Ok(()) };
+            let Some((peer, listener, event)) = next else { return Ok(()) };
             let LabEvent::Heartbeat { version, record_len, claimed, present, padding, overread, answered, encrypted, .. } = event else {
                 continue;
             };

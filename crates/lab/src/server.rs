@@ -27,7 +27,9 @@ pub struct LabServerHandle {
 }
 
 /// A live feed of what clients do, for the honeypot.
-pub type EventFeed = tokio::sync::mpsc::UnboundedSender<(SocketAddr, LabEvent)>;
+/// Each event comes with the client's address and the local address it connected to (the real
+/// address, also when the server listens on a wildcard such as 0.0.0.0).
+pub type EventFeed = tokio::sync::mpsc::UnboundedSender<(SocketAddr, SocketAddr, LabEvent)>;
 
 impl LabServer {
     pub async fn bind(addr: SocketAddr, cfg: LabConfig) -> std::io::Result<LabServerHandle> {
@@ -120,8 +122,9 @@ async fn serve(
         let out = session.take_output();
         let events = session.take_events();
         if let Some(feed) = feed {
+            let local = stream.local_addr().unwrap_or(peer);
             for e in &events {
-                let _ = feed.send((peer, e.clone()));
+                let _ = feed.send((peer, local, e.clone()));
             }
         }
         if let Ok(mut l) = log.lock() {
