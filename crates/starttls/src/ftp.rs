@@ -4,7 +4,7 @@
 
 use crate::reply::{after_first_word, first_word_upper, NumericReader, NumericReply};
 use crate::session::Session;
-use crate::{ClientDialect, ClientProgress, CommandBudget, Protocol, ServerDialect, ServerParams, ServerProgress};
+use crate::{ClientDialect, ClientProgress, CommandBudget, Protocol, Refusals, ServerDialect, ServerParams, ServerProgress};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -87,24 +87,19 @@ impl Server {
     }
 }
 
+/// How the server role refuses (see [`Refusals`]).
+const REFUSALS: Refusals = Refusals { too_long: "500 Input line too long.", too_many: "421 Too many commands, closing control connection.", awaited: "AUTH TLS" };
+
 impl ServerDialect for Server {
     fn start(&mut self, session: &mut Session) -> Vec<u8> {
         session.line_out(&format!("220 {} FTP server ({}) ready.", self.hostname, self.banner))
     }
 
     fn advance(&mut self, session: &mut Session) -> ServerProgress {
-        let line = match session.next_line() {
-            Ok(Some(line)) => line,
-            Ok(None) => return ServerProgress::NeedMore,
-            Err(reason) => return ServerProgress::Close { send_last: session.line_out("500 Input line too long."), reason },
+        let line = match self.budget.next_command(session, &REFUSALS) {
+            Ok(line) => line,
+            Err(step) => return step,
         };
-        session.note_in(&line);
-        if !self.budget.spend(&session.limits) {
-            return ServerProgress::Close {
-                send_last: session.line_out("421 Too many commands, closing control connection."),
-                reason: "too many commands before AUTH TLS".to_string(),
-            };
-        }
         let reply = match first_word_upper(&line).as_str() {
             "AUTH" => match after_first_word(&line).to_ascii_uppercase().as_str() {
                 "TLS" | "TLS-C" | "SSL" | "TLS-P" => {

@@ -6,7 +6,7 @@
 
 use crate::reply::{after_first_word, first_word_upper};
 use crate::session::{printable, Session};
-use crate::{ClientDialect, ClientProgress, CommandBudget, Protocol, ServerDialect, ServerParams, ServerProgress};
+use crate::{ClientDialect, ClientProgress, CommandBudget, Protocol, Refusals, ServerDialect, ServerParams, ServerProgress};
 
 const CAPABILITY_TAG: &str = "a001";
 const STARTTLS_TAG: &str = "a002";
@@ -173,24 +173,19 @@ impl Server {
     }
 }
 
+/// How the server role refuses (see [`Refusals`]).
+const REFUSALS: Refusals = Refusals { too_long: "* BYE Line too long.", too_many: "* BYE Too many commands.", awaited: "STARTTLS" };
+
 impl ServerDialect for Server {
     fn start(&mut self, session: &mut Session) -> Vec<u8> {
         session.line_out(&format!("* OK [CAPABILITY {SERVER_CAPABILITIES}] {} {} ready.", self.hostname, self.banner))
     }
 
     fn advance(&mut self, session: &mut Session) -> ServerProgress {
-        let line = match session.next_line() {
-            Ok(Some(line)) => line,
-            Ok(None) => return ServerProgress::NeedMore,
-            Err(reason) => return ServerProgress::Close { send_last: session.line_out("* BYE Line too long."), reason },
+        let line = match self.budget.next_command(session, &REFUSALS) {
+            Ok(line) => line,
+            Err(step) => return step,
         };
-        session.note_in(&line);
-        if !self.budget.spend(&session.limits) {
-            return ServerProgress::Close {
-                send_last: session.line_out("* BYE Too many commands."),
-                reason: "too many commands before STARTTLS".to_string(),
-            };
-        }
         let mut words = line.split_whitespace();
         let (Some(tag), Some(command)) = (words.next(), words.next()) else {
             return ServerProgress::Send(session.line_out("* BAD Error in IMAP command received by server."));

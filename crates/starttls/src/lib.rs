@@ -640,6 +640,33 @@ impl CommandBudget {
         self.used += 1;
         self.used <= limits.max_commands
     }
+
+    /// The server role's next command line, recorded in the transcript and counted against the
+    /// budget. `Err` is the step to return: need more input, or close with the dialect's own words
+    /// for a line too long or too many commands.
+    pub(crate) fn next_command(&mut self, session: &mut session::Session, refusals: &Refusals) -> Result<String, ServerProgress> {
+        let line = match session.next_line() {
+            Ok(Some(line)) => line,
+            Ok(None) => return Err(ServerProgress::NeedMore),
+            Err(reason) => return Err(ServerProgress::Close { send_last: session.line_out(refusals.too_long), reason }),
+        };
+        session.note_in(&line);
+        if !self.spend(&session.limits) {
+            return Err(ServerProgress::Close {
+                send_last: session.line_out(refusals.too_many),
+                reason: format!("too many commands before {}", refusals.awaited),
+            });
+        }
+        Ok(line)
+    }
+}
+
+/// How a line-based server dialect refuses: its reply to a line too long, to too many commands, and
+/// the command it was waiting for (named in the reason).
+pub(crate) struct Refusals {
+    pub too_long: &'static str,
+    pub too_many: &'static str,
+    pub awaited: &'static str,
 }
 
 #[cfg(test)]

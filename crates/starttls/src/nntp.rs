@@ -6,7 +6,7 @@
 
 use crate::reply::{first_word_upper, split_code, DotBlockReader};
 use crate::session::{printable, Session};
-use crate::{ClientDialect, ClientProgress, CommandBudget, Protocol, ServerDialect, ServerParams, ServerProgress};
+use crate::{ClientDialect, ClientProgress, CommandBudget, Protocol, Refusals, ServerDialect, ServerParams, ServerProgress};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -107,24 +107,19 @@ const READER_COMMANDS: &[&str] = &[
     "NEWNEWS", "NEXT", "OVER", "POST", "STAT", "XHDR", "XOVER",
 ];
 
+/// How the server role refuses (see [`Refusals`]).
+const REFUSALS: Refusals = Refusals { too_long: "501 Line too long", too_many: "400 Too many commands", awaited: "STARTTLS" };
+
 impl ServerDialect for Server {
     fn start(&mut self, session: &mut Session) -> Vec<u8> {
         session.line_out(&format!("200 {} NNTP server ({}) ready (posting ok)", self.hostname, self.banner))
     }
 
     fn advance(&mut self, session: &mut Session) -> ServerProgress {
-        let line = match session.next_line() {
-            Ok(Some(line)) => line,
-            Ok(None) => return ServerProgress::NeedMore,
-            Err(reason) => return ServerProgress::Close { send_last: session.line_out("501 Line too long"), reason },
+        let line = match self.budget.next_command(session, &REFUSALS) {
+            Ok(line) => line,
+            Err(step) => return step,
         };
-        session.note_in(&line);
-        if !self.budget.spend(&session.limits) {
-            return ServerProgress::Close {
-                send_last: session.line_out("400 Too many commands"),
-                reason: "too many commands before STARTTLS".to_string(),
-            };
-        }
         let verb = first_word_upper(&line);
         let reply = match verb.as_str() {
             "CAPABILITIES" => session.lines_out(&[

@@ -5,7 +5,7 @@
 
 use crate::reply::{first_word_upper, DotBlockReader};
 use crate::session::{printable, Session};
-use crate::{ClientDialect, ClientProgress, CommandBudget, Protocol, ServerDialect, ServerParams, ServerProgress};
+use crate::{ClientDialect, ClientProgress, CommandBudget, Protocol, Refusals, ServerDialect, ServerParams, ServerProgress};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -103,24 +103,19 @@ impl Server {
     }
 }
 
+/// How the server role refuses (see [`Refusals`]).
+const REFUSALS: Refusals = Refusals { too_long: "-ERR Input line too long.", too_many: "-ERR Too many commands.", awaited: "STLS" };
+
 impl ServerDialect for Server {
     fn start(&mut self, session: &mut Session) -> Vec<u8> {
         session.line_out(&format!("+OK {} ready.", self.banner))
     }
 
     fn advance(&mut self, session: &mut Session) -> ServerProgress {
-        let line = match session.next_line() {
-            Ok(Some(line)) => line,
-            Ok(None) => return ServerProgress::NeedMore,
-            Err(reason) => return ServerProgress::Close { send_last: session.line_out("-ERR Input line too long."), reason },
+        let line = match self.budget.next_command(session, &REFUSALS) {
+            Ok(line) => line,
+            Err(step) => return step,
         };
-        session.note_in(&line);
-        if !self.budget.spend(&session.limits) {
-            return ServerProgress::Close {
-                send_last: session.line_out("-ERR Too many commands."),
-                reason: "too many commands before STLS".to_string(),
-            };
-        }
         let verb = first_word_upper(&line);
         let reply = match verb.as_str() {
             "CAPA" => session.lines_out(&["+OK", "CAPA", "TOP", "UIDL", "RESP-CODES", "PIPELINING", "AUTH-RESP-CODE", "STLS", "."]),

@@ -6,7 +6,7 @@
 
 use crate::reply::first_word_upper;
 use crate::session::{printable, Session};
-use crate::{ClientDialect, ClientProgress, CommandBudget, Protocol, ServerDialect, ServerParams, ServerProgress};
+use crate::{ClientDialect, ClientProgress, CommandBudget, Protocol, Refusals, ServerDialect, ServerParams, ServerProgress};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -114,6 +114,9 @@ impl Server {
     }
 }
 
+/// How the server role refuses (see [`Refusals`]).
+const REFUSALS: Refusals = Refusals { too_long: "BYE \"Line too long.\"", too_many: "BYE \"Too many commands.\"", awaited: "STARTTLS" };
+
 impl ServerDialect for Server {
     fn start(&mut self, session: &mut Session) -> Vec<u8> {
         let mut lines = self.capabilities();
@@ -122,18 +125,10 @@ impl ServerDialect for Server {
     }
 
     fn advance(&mut self, session: &mut Session) -> ServerProgress {
-        let line = match session.next_line() {
-            Ok(Some(line)) => line,
-            Ok(None) => return ServerProgress::NeedMore,
-            Err(reason) => return ServerProgress::Close { send_last: session.line_out("BYE \"Line too long.\""), reason },
+        let line = match self.budget.next_command(session, &REFUSALS) {
+            Ok(line) => line,
+            Err(step) => return step,
         };
-        session.note_in(&line);
-        if !self.budget.spend(&session.limits) {
-            return ServerProgress::Close {
-                send_last: session.line_out("BYE \"Too many commands.\""),
-                reason: "too many commands before STARTTLS".to_string(),
-            };
-        }
         let reply = match first_word_upper(&line).as_str() {
             "CAPABILITY" => {
                 let mut lines = self.capabilities();

@@ -5,7 +5,7 @@
 
 use crate::reply::{after_first_word, first_word_upper, NumericReader, NumericReply};
 use crate::session::Session;
-use crate::{ClientDialect, ClientProgress, CommandBudget, Protocol, ServerDialect, ServerParams, ServerProgress};
+use crate::{ClientDialect, ClientProgress, CommandBudget, Protocol, Refusals, ServerDialect, ServerParams, ServerProgress};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Flavor {
@@ -144,6 +144,9 @@ impl Server {
     }
 }
 
+/// How the server role refuses (see [`Refusals`]).
+const REFUSALS: Refusals = Refusals { too_long: "500 5.5.0 Error: line too long", too_many: "421 4.7.0 Error: too many commands", awaited: "STARTTLS" };
+
 impl ServerDialect for Server {
     fn start(&mut self, session: &mut Session) -> Vec<u8> {
         let kind = match self.flavor {
@@ -154,23 +157,10 @@ impl ServerDialect for Server {
     }
 
     fn advance(&mut self, session: &mut Session) -> ServerProgress {
-        let line = match session.next_line() {
-            Ok(Some(line)) => line,
-            Ok(None) => return ServerProgress::NeedMore,
-            Err(reason) => {
-                return ServerProgress::Close {
-                    send_last: session.line_out("500 5.5.0 Error: line too long"),
-                    reason,
-                }
-            }
+        let line = match self.budget.next_command(session, &REFUSALS) {
+            Ok(line) => line,
+            Err(step) => return step,
         };
-        session.note_in(&line);
-        if !self.budget.spend(&session.limits) {
-            return ServerProgress::Close {
-                send_last: session.line_out("421 4.7.0 Error: too many commands"),
-                reason: "too many commands before STARTTLS".to_string(),
-            };
-        }
         let verb = first_word_upper(&line);
         let reply = match (verb.as_str(), self.flavor) {
             ("EHLO", Flavor::Smtp) | ("LHLO", Flavor::Lmtp) => {
