@@ -181,17 +181,17 @@ fn opt<T: ToString>(v: &Option<T>) -> String {
 
 fn csv_row(f: &Finding) -> Vec<String> {
     vec![
-        f.file.clone(),
-        f.time.clone(),
+        f.file.to_string(),
+        f.time.to_string(),
         f.connection.to_string(),
-        f.transport.clone(),
-        f.src_ip.clone(),
+        f.transport.to_string(),
+        f.src_ip.to_string(),
         f.src_port.to_string(),
-        f.dst_ip.clone(),
+        f.dst_ip.to_string(),
         f.dst_port.to_string(),
-        f.attacker.clone(),
-        f.victim.clone(),
-        f.direction.clone(),
+        f.attacker.to_string(),
+        f.victim.to_string(),
+        f.direction.to_string(),
         f.kind.to_string(),
         f.severity.as_str().to_string(),
         opt(&f.notice),
@@ -288,8 +288,11 @@ pub fn run(args: &PcapArgs) -> Result<i32> {
     }
     if show_summary {
         let mut stdout = io::stdout().lock();
-        stdout.write_all(summary.render().as_bytes()).context("cannot write the summary")?;
-        stdout.flush().ok();
+        match stdout.write_all(summary.render().as_bytes()).and_then(|()| stdout.flush()) {
+            // The reader went away (`| head`): what it read is all it wanted; the exit code still counts.
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
+            other => other.context("cannot write the summary")?,
+        }
     }
     if let Some(recorder) = recorder.as_ref().filter(|_| !args.quiet) {
         eprintln!("bleedwatch: {}", recorder.report());

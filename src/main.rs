@@ -144,7 +144,11 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
-            eprintln!("bleedwatch: error: {err:#}");
+            // Output piped into a reader that stopped early (`| head`) is not worth an error message.
+            let broken_pipe = err.chain().any(|cause| cause.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe));
+            if !broken_pipe {
+                eprintln!("bleedwatch: error: {err:#}");
+            }
             ExitCode::from(2)
         }
     }

@@ -561,6 +561,20 @@ fn inv_run(cmd: &mut Command) -> Output {
     finish(child, Duration::from_secs(120))
 }
 
+/// `bleedwatch pcap FILE | head`: a reader that stops early is no error; the exit code still says an
+/// attack was found.
+#[test]
+fn pcap_summary_into_a_closed_pipe_is_quiet() {
+    let capture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/pcap/zeek/heartbleed-success.pcap");
+    let mut child = bleedwatch().arg("pcap").arg(&capture).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    // Close the reading end before bleedwatch (still starting up) writes its summary.
+    drop(child.stdout.take());
+    let out = finish(child, Duration::from_secs(60));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(!stderr.contains("error"), "{stderr}");
+}
+
 /// Issue 5: a capture's findings are attached to the inventory endpoint they hit (recorded here
 /// through the store, as the capture's victim is a public server a test cannot scan), once, however
 /// often and however (file or standard input) the capture is imported.

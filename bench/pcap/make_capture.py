@@ -70,6 +70,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
     ap.add_argument("--size-mb", type=int, default=500)
+    ap.add_argument("--window", type=int, default=64, help="copies overlapping in time (more: more connections open at once)")
     ap.add_argument("--shared", default=os.path.join(os.path.dirname(__file__), "../../../shared/data/pcap"))
     args = ap.parse_args()
 
@@ -98,7 +99,7 @@ def main():
         out.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1))
         while written < target:
             batch = []
-            for _ in range(64):
+            for _ in range(args.window):
                 for src_index, src in enumerate(sources):
                     start = base + copy * 2_000
                     for ts, origlen, frame in src:

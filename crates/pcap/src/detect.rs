@@ -25,8 +25,7 @@ use bleedwatch_wire::record::MAX_FRAGMENT_LEN;
 use bleedwatch_wire::{CipherSuite, ContentType, ProtocolVersion};
 
 use crate::cipher_names::cipher_name;
-use crate::finding::{Finding, Kind, Severity};
-use crate::text::{endpoint_text, ip_text};
+use crate::finding::{Finding, Kind, Severity, SharedText};
 use crate::timestamp::Timestamp;
 use crate::tls::{Dir, RecordInfo, TlsEvents};
 use crate::zeek::{self, Rule, ZeekHeartbleed, ZeekNotice};
@@ -103,9 +102,6 @@ pub(crate) struct Detector {
     pub tls_records: u64,
     encrypted_appdata: u64,
     heartbeats: Option<Box<Heartbeats>>,
-    /// The endpoints as text (client ip, server ip, client ip:port, server ip:port), made once on the
-    /// first finding (boxed: most connections never have one, and flow state is kept small).
-    names: std::cell::OnceCell<Box<[String; 4]>>,
     /// Findings ready for the sink (file name not yet set).
     pub out: Vec<Finding>,
 }
@@ -120,20 +116,12 @@ impl Detector {
             tls_records: 0,
             encrypted_appdata: 0,
             heartbeats: None,
-            names: std::cell::OnceCell::new(),
             out: Vec::new(),
         }
     }
 
     fn heartbeats(&mut self) -> &mut Heartbeats {
         self.heartbeats.get_or_insert_with(Box::default)
-    }
-
-    fn names(&self) -> &[String; 4] {
-        self.names.get_or_init(|| {
-            let (o, r): (SocketAddr, SocketAddr) = (self.meta.orig, self.meta.resp);
-            Box::new([ip_text(o.ip()), ip_text(r.ip()), endpoint_text(o), endpoint_text(r)])
-        })
     }
 
     fn zeek_version(&self) -> Option<Cow<'static, str>> {
@@ -148,36 +136,35 @@ impl Detector {
     /// A finding with the connection's context; `requester` is the side that sent the request.
     fn finding(&self, kind: Kind, severity: Severity, ts: Timestamp, requester: Dir, encrypted: bool) -> Finding {
         let version = self.version.or(self.record_version);
-        let names = self.names();
+        let (orig, resp) = (self.meta.orig, self.meta.resp);
         let (attacker, victim) = match requester {
-            Dir::Orig => (&names[2], &names[3]),
-            Dir::Resp => (&names[3], &names[2]),
+            Dir::Orig => (orig, resp),
+            Dir::Resp => (resp, orig),
         };
         Finding {
-            file: String::new(),
-            time: ts.rfc3339(),
+            file: SharedText::default(),
+            time: ts.capture_time(),
             ts: ts.as_secs_f64(),
             connection: self.meta.id,
-            transport: if self.meta.udp { "udp" } else { "tcp" }.into(),
-            src_ip: names[0].clone(),
-            src_port: self.meta.orig.port(),
-            dst_ip: names[1].clone(),
-            dst_port: self.meta.resp.port(),
-            attacker: attacker.clone(),
-            victim: victim.clone(),
-            direction: match requester {
+            transport: Cow::Borrowed(if self.meta.udp { "udp" } else { "tcp" }),
+            src_ip: orig.ip(),
+            src_port: orig.port(),
+            dst_ip: resp.ip(),
+            dst_port: resp.port(),
+            attacker,
+            victim,
+            direction: Cow::Borrowed(match requester {
                 Dir::Orig => "client-to-server",
                 Dir::Resp => "server-to-client",
-            }
-            .into(),
+            }),
             kind,
             severity,
             notice: None,
             notice_msg: None,
             notice_n: None,
             encrypted,
-            tls_version: version.map(|v| v.name().map_or_else(|| format!("{:#06x}", v.0), str::to_string)),
-            cipher: self.cipher_text().map(Cow::into_owned),
+            tls_version: version.map(|v| v.name().map_or_else(|| Cow::Owned(format!("{:#06x}", v.0)), Cow::Borrowed)),
+            cipher: self.cipher_text(),
             record_length: None,
             payload_length: None,
             payload_present: None,
@@ -212,7 +199,7 @@ impl Detector {
                 }
             };
             let Some(target) = self.out.get_mut(index) else { continue };
-            target.notice = Some(notice.note.name().to_string());
+            target.notice = Some(Cow::Borrowed(notice.note.name()));
             target.notice_msg = Some(notice.msg);
             target.notice_n = notice.n;
         }
@@ -398,7 +385,7 @@ impl Detector {
         if answered_longer {
             let mut f = base(self, Kind::EncryptedHeartbeatSuccess, Severity::Success);
             let ts = ex.response_ts.unwrap_or(ex.ts);
-            f.time = ts.rfc3339();
+            f.time = ts.capture_time();
             f.ts = ts.as_secs_f64();
             f.request_record_length = Some(ex.length);
             f.leaked_bytes = Some(ex.response_bytes - u64::from(ex.length));
@@ -487,7 +474,7 @@ mod tests {
         d.finish();
         let kinds: Vec<_> = d.out.iter().map(|f| (f.kind, f.severity, f.leaked_bytes)).collect();
         assert_eq!(kinds, vec![(Kind::HeartbeatOverflow, Severity::Attack, None), (Kind::HeartbeatResponseLeak, Severity::Success, Some(16362))]);
-        assert_eq!(d.out[1].attacker, "10.0.0.1:40000");
+        assert_eq!(d.out[1].attacker.to_string(), "10.0.0.1:40000");
         assert_eq!(d.out[1].notice.as_deref(), Some("Heartbleed::SSL_Heartbeat_Attack_Success"));
     }
 
@@ -502,7 +489,7 @@ mod tests {
         let leak = d.out.iter().find(|f| f.kind == Kind::HeartbeatResponseLeak).unwrap();
         assert_eq!(leak.leaked_bytes, Some(65533));
         assert_eq!(leak.response_records, Some(4));
-        assert_eq!(leak.attacker, "10.0.0.2:443");
+        assert_eq!(leak.attacker.to_string(), "10.0.0.2:443");
         assert_eq!(leak.direction, "server-to-client");
     }
 

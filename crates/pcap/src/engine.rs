@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::detect::{ConnMeta, Detector};
 use crate::dtls::{self, DtlsStream};
-use crate::finding::Finding;
+use crate::finding::{Finding, SharedText};
 use crate::ip::{Decoder, FragLimits, L4Packet, TcpInfo};
 use crate::reader::{linktype_name, Packet};
 use crate::slots::{Slot, SlotTable};
@@ -171,7 +171,7 @@ const RESET_LINGER_NS: i64 = 5 * Timestamp::NANOS_PER_SEC;
 
 /// Everything but the flow table, so a flow and the context can be borrowed together.
 struct Ctx<'s> {
-    file: String,
+    file: SharedText,
     cfg: Config,
     reassembly: ReassemblyLimits,
     stream_limits: StreamLimits,
@@ -200,7 +200,7 @@ impl Ctx<'_> {
             return;
         }
         for mut f in detector.out.drain(..) {
-            f.file.clone_from(&self.file);
+            f.file = self.file.clone();
             self.stats.findings += 1;
             (self.sink)(f);
         }
@@ -237,7 +237,7 @@ impl<'s> Engine<'s> {
             flows: SlotTable::new(),
             decoder: Decoder::new(frag),
             ctx: Ctx {
-                file: file.to_string(),
+                file: file.into(),
                 reassembly: ReassemblyLimits { max_held_bytes: cfg.max_flow_buffered_bytes, max_held_segments: cfg.max_flow_held_segments },
                 stream_limits: StreamLimits {
                     starttls_scan: cfg.starttls_scan_bytes,

@@ -1,15 +1,17 @@
 //! Verdicts per connection and a human summary across files: who attacked whom, when, and with what
 //! result.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
 use std::fmt::Write as _;
 
 use foldhash::fast::RandomState;
-use hashbrown::{Equivalent, HashMap};
+use hashbrown::HashMap;
 use serde::Serialize;
 
 use crate::engine::FileStats;
-use crate::finding::{Finding, Kind, Severity};
+use crate::finding::{CaptureTime, Finding, Kind, Severity};
 
 /// What one connection amounts to.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -44,16 +46,16 @@ pub struct ConnVerdict {
 pub fn connection_verdicts(findings: &[Finding]) -> Vec<ConnVerdict> {
     let mut map: BTreeMap<(String, u64), ConnVerdict> = BTreeMap::new();
     for f in findings {
-        let v = map.entry((f.file.clone(), f.connection)).or_insert_with(|| ConnVerdict {
-            file: f.file.clone(),
+        let v = map.entry((f.file.to_string(), f.connection)).or_insert_with(|| ConnVerdict {
+            file: f.file.to_string(),
             connection: f.connection,
-            transport: f.transport.clone(),
-            client: endpoint(&f.src_ip, f.src_port),
-            server: endpoint(&f.dst_ip, f.dst_port),
+            transport: f.transport.to_string(),
+            client: SocketAddr::new(f.src_ip, f.src_port).to_string(),
+            server: SocketAddr::new(f.dst_ip, f.dst_port).to_string(),
             ..ConnVerdict::default()
         });
         if let Some(n) = &f.notice {
-            v.notices.push(n.clone());
+            v.notices.push(n.to_string());
         }
         if !f.severity.is_attempt() {
             continue;
@@ -66,27 +68,19 @@ pub fn connection_verdicts(findings: &[Finding]) -> Vec<ConnVerdict> {
             v.succeeded = true;
             v.leaked_bytes += f.leaked_bytes.unwrap_or(0);
         }
-        if !v.attackers.contains(&f.attacker) {
-            v.attackers.push(f.attacker.clone());
-        }
-        if !v.victims.contains(&f.victim) {
-            v.victims.push(f.victim.clone());
+        for (list, addr) in [(&mut v.attackers, f.attacker), (&mut v.victims, f.victim)] {
+            let text = addr.to_string();
+            if !list.contains(&text) {
+                list.push(text);
+            }
         }
     }
     map.into_values().collect()
 }
 
-fn endpoint(ip: &str, port: u16) -> String {
-    if ip.contains(':') {
-        format!("[{ip}]:{port}")
-    } else {
-        format!("{ip}:{port}")
-    }
-}
-
 #[derive(Debug, Clone, Default)]
 struct PairStats {
-    direction: String,
+    direction: Cow<'static, str>,
     /// The request last counted (file number, connection, time in µs): one request gives its
     /// findings together.
     last_request: Option<(usize, u64, i64)>,
@@ -94,8 +88,8 @@ struct PairStats {
     successes: u64,
     leaked: u64,
     encrypted: bool,
-    first: Option<(f64, String)>,
-    last: Option<(f64, String)>,
+    first: Option<CaptureTime>,
+    last: Option<CaptureTime>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -104,43 +98,61 @@ struct FileCounts {
     successes: u64,
 }
 
-/// An (attacker, victim) pair looked up without copying the finding's strings: it hashes exactly as
-/// the owned `(String, String)` key does.
-#[derive(Hash)]
-struct PairKey<'a>(&'a str, &'a str);
+/// One side of an attack as the summary names it: the client side of a connection by its address
+/// alone (its port is ephemeral, and an attacker making a thousand connections is one attacker, not
+/// a thousand), the server side by address and port (the service attacked, or the malicious service
+/// that attacked its clients).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Party {
+    Host(IpAddr),
+    Service(SocketAddr),
+}
 
-impl Equivalent<(String, String)> for PairKey<'_> {
-    fn equivalent(&self, key: &(String, String)) -> bool {
-        self.0 == key.0 && self.1 == key.1
+impl std::fmt::Display for Party {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Party::Host(ip) => ip.fmt(f),
+            Party::Service(addr) => addr.fmt(f),
+        }
     }
 }
 
-/// Accumulates findings and file statistics for the human summary. Lookups take the finding's
-/// strings by reference, so a finding for a known pair allocates nothing (a capture can hold
-/// millions of findings).
+/// (attacker, victim) of a finding, grouped as [`Party`] says.
+fn summary_pair(f: &Finding) -> (Party, Party) {
+    let client = Party::Host(f.src_ip);
+    let server = Party::Service(SocketAddr::new(f.dst_ip, f.dst_port));
+    if f.direction == "server-to-client" {
+        (server, client)
+    } else {
+        (client, server)
+    }
+}
+
+/// Accumulates findings and file statistics for the human summary. Its keys are addresses, not
+/// text, so a finding for a known pair allocates nothing (a capture can hold millions of findings).
 #[derive(Debug, Clone, Default)]
 pub struct Summary {
     files: Vec<FileStats>,
     /// By file name, in order of first finding (few files per run).
     file_counts: Vec<(String, FileCounts)>,
-    /// By (attacker, victim); sorted when rendered.
-    pairs: HashMap<(String, String), PairStats, RandomState>,
+    /// By (attacker, victim) as [`summary_pair`] names them; sorted when rendered.
+    pairs: HashMap<(Party, Party), PairStats, RandomState>,
     attempts: u64,
     successes: u64,
     leaked: u64,
-    first: Option<(f64, String)>,
-    last: Option<(f64, String)>,
+    first: Option<CaptureTime>,
+    last: Option<CaptureTime>,
     notices: HashMap<String, u64, RandomState>,
 }
 
-/// Keeps the earliest (`earliest`) or latest time in `slot`; the text is copied only on a change.
-fn keep_extreme(slot: &mut Option<(f64, String)>, ts: f64, time: &str, earliest: bool) {
+/// Keeps the earliest (`earliest`) or latest time in `slot`.
+fn keep_extreme(slot: &mut Option<CaptureTime>, time: CaptureTime, earliest: bool) {
     let replace = match slot {
         None => true,
-        Some((t, _)) => (earliest && ts < *t) || (!earliest && ts > *t),
+        Some(t) => (earliest && time < *t) || (!earliest && time > *t),
     };
     if replace {
-        *slot = Some((ts, time.to_string()));
+        *slot = Some(time);
     }
 }
 
@@ -161,18 +173,14 @@ impl Summary {
 
     pub fn add_finding(&mut self, f: &Finding) {
         if let Some(n) = &f.notice {
-            *self.notices.entry_ref(n.as_str()).or_default() += 1;
+            *self.notices.entry_ref(&**n).or_default() += 1;
         }
         if !f.severity.is_attempt() {
             return;
         }
         let file = self.file_number(&f.file);
         let Some((_, counts)) = self.file_counts.get_mut(file) else { return };
-        let key = PairKey(&f.attacker, &f.victim);
-        if !self.pairs.contains_key(&key) {
-            self.pairs.insert((f.attacker.clone(), f.victim.clone()), PairStats::default());
-        }
-        let Some(pair) = self.pairs.get_mut(&key) else { return };
+        let pair = self.pairs.entry(summary_pair(f)).or_default();
         pair.direction.clone_from(&f.direction);
         pair.encrypted |= f.encrypted;
         if f.severity == Severity::Success {
@@ -184,7 +192,7 @@ impl Summary {
             pair.leaked += leaked;
             return;
         }
-        let request = Some((file, f.connection, (f.ts * 1e6) as i64));
+        let request = Some((file, f.connection, f.time.unix_micros()));
         if pair.last_request == request {
             return;
         }
@@ -192,10 +200,10 @@ impl Summary {
         self.attempts += 1;
         counts.attempts += 1;
         pair.attempts += 1;
-        keep_extreme(&mut self.first, f.ts, &f.time, true);
-        keep_extreme(&mut pair.first, f.ts, &f.time, true);
-        keep_extreme(&mut self.last, f.ts, &f.time, false);
-        keep_extreme(&mut pair.last, f.ts, &f.time, false);
+        keep_extreme(&mut self.first, f.time, true);
+        keep_extreme(&mut pair.first, f.time, true);
+        keep_extreme(&mut self.last, f.time, false);
+        keep_extreme(&mut pair.last, f.time, false);
     }
 
     pub fn add_file(&mut self, stats: &FileStats) {
@@ -234,10 +242,10 @@ impl Summary {
         if !self.attack_found() {
             let _ = writeln!(out, "No Heartbleed attempts found.");
         } else {
-            let mut pairs: Vec<(&String, &String, &PairStats)> = self.pairs.iter().map(|((attacker, victim), p)| (attacker, victim, p)).collect();
-            pairs.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
-            let attackers: std::collections::HashSet<&String> = pairs.iter().map(|(a, _, _)| *a).collect();
-            let victims: std::collections::HashSet<&String> = pairs.iter().map(|(_, v, _)| *v).collect();
+            let mut pairs: Vec<(Party, Party, &PairStats)> = self.pairs.iter().map(|(&(attacker, victim), p)| (attacker, victim, p)).collect();
+            pairs.sort_unstable_by_key(|&(attacker, victim, _)| (attacker, victim));
+            let attackers: std::collections::HashSet<Party> = pairs.iter().map(|(a, _, _)| *a).collect();
+            let victims: std::collections::HashSet<Party> = pairs.iter().map(|(_, v, _)| *v).collect();
             let _ = writeln!(
                 out,
                 "Heartbleed: {} attempt(s) by {} attacker(s) against {} victim(s); {} success(es), {} bytes leaked",
@@ -247,7 +255,7 @@ impl Summary {
                 self.successes,
                 self.leaked
             );
-            if let (Some((_, first)), Some((_, last))) = (&self.first, &self.last) {
+            if let (Some(first), Some(last)) = (&self.first, &self.last) {
                 let _ = writeln!(out, "First attempt {first}, last attempt {last}");
             }
             let _ = writeln!(out);
@@ -261,14 +269,14 @@ impl Summary {
                 let _ = writeln!(
                     out,
                     "{:<42} {:<42} {:<17} {:>8} {:>9} {:>8} {:<28} {:<28}",
-                    attacker,
-                    victim,
+                    attacker.to_string(),
+                    victim.to_string(),
                     p.direction,
                     p.attempts,
                     p.successes,
                     leaked,
-                    p.first.as_ref().map_or("-", |(_, t)| t.as_str()),
-                    p.last.as_ref().map_or("-", |(_, t)| t.as_str()),
+                    p.first.map_or_else(|| "-".to_string(), |t| t.to_string()),
+                    p.last.map_or_else(|| "-".to_string(), |t| t.to_string()),
                 );
             }
         }

@@ -52,8 +52,8 @@ fn normalize(findings: &[Finding]) -> Vec<Norm> {
             (
                 f.kind,
                 f.severity,
-                f.notice.clone(),
-                f.direction.clone(),
+                f.notice.as_deref().map(str::to_string),
+                f.direction.to_string(),
                 f.record_length,
                 f.payload_length,
                 f.payload_present,
@@ -92,7 +92,7 @@ fn expected_json_captures_match_their_truth() {
         assert_eq!(succeeded, e["attack_succeeded"].as_bool().unwrap(), "{file}: attack_succeeded");
         assert_eq!(encrypted, e["encrypted_heartbeats"].as_bool().unwrap(), "{file}: encrypted");
 
-        let mut got: Vec<String> = findings.iter().filter_map(|f| f.notice.clone()).collect();
+        let mut got: Vec<String> = findings.iter().filter_map(|f| f.notice.as_deref().map(str::to_string)).collect();
         let mut want: Vec<String> = e["reference_verdicts"]["zeek"].as_array().unwrap().iter().map(|n| n.as_str().unwrap().to_string()).collect();
         got.sort();
         want.sort();
@@ -110,7 +110,7 @@ fn expected_json_captures_match_their_truth() {
             let n = zn["n"].as_str().unwrap();
             assert_eq!(f.notice_n.map(|n| n.to_string()).unwrap_or_else(|| "-".into()), n, "{file}: n of {msg}");
             // In all four traces the client attacks the server.
-            assert_eq!(f.attacker, zn["orig"].as_str().unwrap());
+            assert_eq!(f.attacker.to_string(), zn["orig"].as_str().unwrap());
         }
     }
 }
@@ -135,7 +135,7 @@ fn zeek_baseline_logs_are_reproduced() {
             })
             .collect();
         let (findings, _) = analyze_file(&dir.join(pcap));
-        let got: Vec<(String, String)> = findings.iter().filter_map(|f| Some((f.notice.clone()?, f.notice_msg.clone()?))).collect();
+        let got: Vec<(String, String)> = findings.iter().filter_map(|f| Some((f.notice.as_deref()?.to_string(), f.notice_msg.clone()?))).collect();
         let (mut a, mut b) = (lines.clone(), got.clone());
         a.sort();
         b.sort();
@@ -226,21 +226,21 @@ fn lab_captures_match_truth_per_connection() {
 fn client_side_attack_has_attacker_and_victim_the_right_way_round() {
     let (findings, _) = analyze_file(&lab("client-s_client-1.0.1f-overread-claim16384-vulnerable-tls12.pcap"));
     let request = findings.iter().find(|f| f.kind == Kind::HeartbeatOverflow).unwrap();
-    assert_eq!(request.attacker, "127.0.0.1:14453");
-    assert_eq!(request.victim, "127.0.0.1:53194");
+    assert_eq!(request.attacker.to_string(), "127.0.0.1:14453");
+    assert_eq!(request.victim.to_string(), "127.0.0.1:53194");
     assert_eq!(request.direction, "server-to-client");
     assert_eq!((request.record_length, request.payload_length, request.payload_present), (Some(3), Some(16384), Some(0)));
     assert_eq!(request.notice_msg.as_deref(), Some("An TLS heartbleed attack was detected! Record length 3. Payload length 16384"));
     let leak = findings.iter().find(|f| f.kind == Kind::HeartbeatResponseLeak).unwrap();
-    assert_eq!((leak.attacker.as_str(), leak.victim.as_str()), ("127.0.0.1:14453", "127.0.0.1:53194"));
+    assert_eq!((leak.attacker.to_string(), leak.victim.to_string()), ("127.0.0.1:14453".to_string(), "127.0.0.1:53194".to_string()));
     assert_eq!(leak.leaked_bytes, Some(16381));
     assert_eq!(leak.notice.as_deref(), Some("Heartbleed::SSL_Heartbeat_Attack_Success"));
     // The client is the connection's originator.
-    assert_eq!((leak.src_ip.as_str(), leak.src_port), ("127.0.0.1", 53194));
+    assert_eq!((leak.src_ip.to_string(), leak.src_port), ("127.0.0.1".to_string(), 53194));
 
     // The 1.0.1g client drops the over-read: an attempt, no success.
     let (findings, _) = analyze_file(&lab("client-s_client-1.0.1g-overread-claim16384-patched-tls12.pcap"));
-    assert!(findings.iter().any(|f| f.kind == Kind::HeartbeatOverflow && f.attacker == "127.0.0.1:14456"));
+    assert!(findings.iter().any(|f| f.kind == Kind::HeartbeatOverflow && f.attacker.to_string() == "127.0.0.1:14456"));
     assert!(!findings.iter().any(|f| f.severity == Severity::Success));
 }
 
@@ -616,7 +616,7 @@ fn link_layers_ip_versions_fragments_and_containers() {
             );
             let (got, _) = analyze_bytes("ipv6", &ipv6).unwrap();
             assert_eq!(normalize(&got), want, "{file} over IPv6");
-            assert!(got[0].src_ip.starts_with("2001:db8::"));
+            assert!(got[0].src_ip.to_string().starts_with("2001:db8::"));
         }
     }
 }
@@ -800,7 +800,7 @@ fn pcapng_from_editcap_matches_the_original() {
     let (got, stats) = analyze_file(&fixture);
     assert_eq!(stats.format, "pcapng");
     assert_eq!(normalize(&got), normalize(&want));
-    assert_eq!(got.iter().map(|f| f.time.clone()).collect::<Vec<_>>(), want.iter().map(|f| f.time.clone()).collect::<Vec<_>>(), "timestamps survive pcapng");
+    assert_eq!(got.iter().map(|f| f.time).collect::<Vec<_>>(), want.iter().map(|f| f.time).collect::<Vec<_>>(), "timestamps survive pcapng");
 }
 
 /// Connections idle longer than the timeout are closed (and judged) early; nothing is lost.
@@ -838,6 +838,25 @@ fn progress_reports_bytes_read() {
     assert!(seen.windows(2).all(|w| w[0] <= w[1]));
 }
 
+/// An attacker is counted once however many connections (source ports) it used.
+#[test]
+fn summary_counts_an_attacker_once_across_its_connections() {
+    let (findings, _) = analyze_file(&lab("nmap-heartbleed-vulnerable-1.0.1f-tls12.pcap"));
+    let attempt = findings.iter().find(|f| f.kind == Kind::HeartbeatOverflow).unwrap();
+    let mut summary = bleedwatch_pcap::Summary::new();
+    for (n, port) in [40001u16, 40002, 40003].into_iter().enumerate() {
+        let mut f = attempt.clone();
+        f.connection = n as u64 + 1;
+        f.src_port = port;
+        f.attacker.set_port(port);
+        summary.add_finding(&f);
+    }
+    assert_eq!(summary.attempts(), 3);
+    let text = summary.render();
+    assert!(text.contains("3 attempt(s) by 1 attacker(s) against 1 victim(s)"), "{text}");
+    assert_eq!(text.lines().filter(|l| l.starts_with("127.0.0.1 ")).count(), 1, "{text}");
+}
+
 /// The human summary names attackers, victims and successes.
 #[test]
 fn summary_lists_attackers_victims_and_successes() {
@@ -852,8 +871,11 @@ fn summary_lists_attackers_victims_and_successes() {
     assert!(summary.attack_found());
     assert_eq!((summary.attempts(), summary.successes()), (2, 2));
     let text = summary.render();
-    assert!(text.contains("127.0.0.1:53184") && text.contains("127.0.0.1:14453"), "{text}");
-    assert!(text.contains("server-to-client") && text.contains("client-to-server"));
+    // The client side by address (its port is ephemeral), the server side by address and port: nmap
+    // attacked the server on 14431; the malicious server on 14453 attacked its client.
+    let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert!(rows.iter().any(|r| r.get(..3) == Some(&["127.0.0.1", "127.0.0.1:14431", "client-to-server"][..])), "{text}");
+    assert!(rows.iter().any(|r| r.get(..3) == Some(&["127.0.0.1:14453", "127.0.0.1", "server-to-client"][..])), "{text}");
     assert!(text.contains("2 success(es), 32743 bytes leaked"), "{text}");
 
     let mut quiet = bleedwatch_pcap::Summary::new();
