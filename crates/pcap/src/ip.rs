@@ -23,7 +23,7 @@ pub(crate) struct TcpInfo {
 }
 
 /// A transport-layer packet ready for the flow table.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct L4Packet<'a> {
     pub src: IpAddr,
     pub dst: IpAddr,
@@ -162,6 +162,18 @@ impl Decoder {
 
     /// Decodes one frame and hands its TCP or UDP content to `deliver` (zero or one call).
     pub fn decode(&mut self, ts: Timestamp, linktype: i32, frame: &[u8], deliver: &mut dyn FnMut(&L4Packet<'_>)) {
+        if linktype == LINKTYPE_ETHERNET {
+            if let Some(pkt) = plain_tcp_over_ethernet(frame) {
+                self.stats.ip_packets += 1;
+                deliver(&pkt);
+                return;
+            }
+        }
+        self.decode_general(ts, linktype, frame, deliver);
+    }
+
+    /// Every link type and every IP and TCP/UDP variant, through etherparse.
+    fn decode_general(&mut self, ts: Timestamp, linktype: i32, frame: &[u8], deliver: &mut dyn FnMut(&L4Packet<'_>)) {
         let Some(ip_bytes) = self.link(linktype, frame) else { return };
         let ip = match LaxIpSlice::from_slice(ip_bytes) {
             Ok((ip, _)) => ip,
@@ -322,6 +334,62 @@ impl Decoder {
     }
 }
 
+const LINKTYPE_ETHERNET: i32 = 1;
+
+/// The common case read directly: an untagged Ethernet II frame carrying a whole, unfragmented IPv4
+/// packet or an IPv6 packet without extension headers, carrying TCP. Anything else about the frame,
+/// (VLAN tags, fragments, extension headers, a snaplen cut, lengths that disagree, a malformed
+/// header) gives `None`, and the frame takes etherparse's general path instead. A property test
+/// checks that both paths agree on every frame this one accepts: it is only a shortcut.
+fn plain_tcp_over_ethernet(frame: &[u8]) -> Option<L4Packet<'_>> {
+    let be16 = |b: &[u8], at: usize| -> Option<u16> { Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?])) };
+    let ip = frame.get(14..)?;
+    let (src, dst, segment) = match be16(frame, 12)? {
+        0x0800 => {
+            let header_len = usize::from(ip.first()? & 0x0f) * 4;
+            let total_len = usize::from(be16(ip, 2)?);
+            let fragment = be16(ip, 6)? & 0x3fff; // more-fragments flag and offset
+            if ip[0] >> 4 != 4 || header_len < 20 || fragment != 0 || *ip.get(9)? != 6 || total_len < header_len || total_len > ip.len() {
+                return None;
+            }
+            let src: [u8; 4] = ip.get(12..16)?.try_into().ok()?;
+            let dst: [u8; 4] = ip.get(16..20)?.try_into().ok()?;
+            (IpAddr::from(src), IpAddr::from(dst), ip.get(header_len..total_len)?)
+        }
+        0x86dd => {
+            let payload_len = usize::from(be16(ip, 4)?);
+            if ip.first()? >> 4 != 6 || *ip.get(6)? != 6 || 40 + payload_len > ip.len() {
+                return None;
+            }
+            let src: [u8; 16] = ip.get(8..24)?.try_into().ok()?;
+            let dst: [u8; 16] = ip.get(24..40)?.try_into().ok()?;
+            (IpAddr::from(src), IpAddr::from(dst), ip.get(40..40 + payload_len)?)
+        }
+        _ => return None,
+    };
+    let data_offset = usize::from(*segment.get(12)? >> 4) * 4;
+    if data_offset < 20 {
+        return None;
+    }
+    let payload = segment.get(data_offset..)?;
+    let flags = segment[13];
+    Some(L4Packet {
+        src,
+        dst,
+        sport: be16(segment, 0)?,
+        dport: be16(segment, 2)?,
+        tcp: Some(TcpInfo {
+            seq: u32::from_be_bytes(segment.get(4..8)?.try_into().ok()?),
+            syn: flags & 0x02 != 0,
+            ack: flags & 0x10 != 0,
+            fin: flags & 0x01 != 0,
+            rst: flags & 0x04 != 0,
+        }),
+        payload,
+        missing: 0,
+    })
+}
+
 fn tcp_packet<'a>(src: IpAddr, dst: IpAddr, tcp: &TcpSlice<'a>, missing: u32) -> L4Packet<'a> {
     L4Packet {
         src,
@@ -339,6 +407,7 @@ fn tcp_packet<'a>(src: IpAddr, dst: IpAddr, tcp: &TcpSlice<'a>, missing: u32) ->
 mod tests {
     use super::*;
     use etherparse::PacketBuilder;
+    use proptest::prelude::*;
 
     fn limits() -> FragLimits {
         FragLimits { max_datagrams: 16, max_bytes: 1 << 20, timeout_ns: 30 * Timestamp::NANOS_PER_SEC }
@@ -398,6 +467,81 @@ mod tests {
                 let _ = decode_all(lt, &frame);
             }
         }
+    }
+
+    /// Ethernet frames around IPv4 or IPv6 TCP, then damaged: lengths, header fields and flags
+    /// changed, bytes cut off the end, padding added.
+    fn mutated_frame() -> impl Strategy<Value = Vec<u8>> {
+        let base = (any::<bool>(), any::<[u8; 4]>(), any::<u16>(), any::<u32>(), any::<u8>(), proptest::collection::vec(any::<u8>(), 0..64), 0u8..4)
+            .prop_map(|(v6, addr, port, seq, flags, payload, options)| {
+                let mut tcp = etherparse::TcpHeader::new(port, 443, seq, 1000);
+                tcp.syn = flags & 2 != 0;
+                tcp.ack = flags & 16 != 0;
+                tcp.fin = flags & 1 != 0;
+                tcp.rst = flags & 4 != 0;
+                if options > 0 {
+                    let noops = vec![etherparse::TcpOptionElement::Noop; usize::from(options)];
+                    let _ = tcp.set_options(&noops);
+                }
+                let builder = PacketBuilder::ethernet2([1; 6], [2; 6]);
+                let ip = if v6 {
+                    builder.ipv6([addr[0]; 16], [addr[1]; 16], 64)
+                } else {
+                    builder.ipv4(addr, [10, 0, 0, 2], 64)
+                };
+                let mut out = Vec::new();
+                ip.tcp_header(tcp).write(&mut out, &payload).unwrap();
+                out
+            });
+        (base, proptest::collection::vec((0usize..80, any::<u8>()), 0..4), 0usize..100, 0usize..8).prop_map(|(mut frame, edits, cut, padding)| {
+            for (at, value) in edits {
+                if let Some(b) = frame.get_mut(at) {
+                    *b = value;
+                }
+            }
+            let keep = frame.len().saturating_sub(cut % 8 * (cut / 8 % 2));
+            frame.truncate(keep);
+            // Ethernet pads short frames: bytes after the IP packet that are not part of it.
+            frame.extend(std::iter::repeat_n(0xee, padding));
+            frame
+        })
+    }
+
+    proptest! {
+        /// The shortcut for plain TCP over Ethernet gives exactly what the general path gives, for
+        /// every frame it accepts.
+        #[test]
+        fn shortcut_agrees_with_etherparse(frame in mutated_frame()) {
+            if let Some(fast) = plain_tcp_over_ethernet(&frame) {
+                let mut d = Decoder::new(limits());
+                let mut general = Vec::new();
+                d.decode_general(Timestamp(0), 1, &frame, &mut |p| general.push((p.src, p.dst, p.sport, p.dport, p.tcp, p.payload.to_vec(), p.missing)));
+                prop_assert_eq!(general, vec![(fast.src, fast.dst, fast.sport, fast.dport, fast.tcp, fast.payload.to_vec(), fast.missing)]);
+                prop_assert_eq!(d.stats.ip_packets, 1);
+            }
+        }
+    }
+
+    #[test]
+    fn shortcut_takes_plain_frames_and_leaves_the_rest() {
+        assert!(plain_tcp_over_ethernet(&tcp_frame(b"hello")).is_some());
+        let v6 = {
+            let mut out = Vec::new();
+            PacketBuilder::ethernet2([1; 6], [2; 6]).ipv6([1; 16], [2; 16], 64).tcp(1, 2, 3, 4).write(&mut out, b"x").unwrap();
+            out
+        };
+        assert!(plain_tcp_over_ethernet(&v6).is_some());
+        let frame = tcp_frame(&[9u8; 100]);
+        assert!(plain_tcp_over_ethernet(&frame[..frame.len() - 40]).is_none(), "a snaplen cut");
+        let mut fragment = tcp_frame(b"hello");
+        fragment[14 + 6] |= 0x20; // more fragments
+        assert!(plain_tcp_over_ethernet(&fragment).is_none());
+        let udp = {
+            let mut out = Vec::new();
+            PacketBuilder::ethernet2([1; 6], [2; 6]).ipv4([1; 4], [2; 4], 64).udp(1, 2).write(&mut out, b"x").unwrap();
+            out
+        };
+        assert!(plain_tcp_over_ethernet(&udp).is_none());
     }
 
     #[test]
