@@ -8,7 +8,7 @@ use std::rc::Rc;
 
 use pcap_parser::pcapng::Block;
 use pcap_parser::traits::{PcapNGPacketBlock, PcapReaderIterator};
-use pcap_parser::{LegacyPcapReader, Linktype, PcapBlockOwned, PcapError as RawError, PcapNGReader};
+use pcap_parser::{LegacyPcapBlock, LegacyPcapReader, Linktype, PcapBlockOwned, PcapError as RawError, PcapNGReader};
 
 use crate::error::PcapError;
 use crate::timestamp::Timestamp;
@@ -109,8 +109,9 @@ pub(crate) fn read_capture<R: Read>(
         drive(&mut parser, Format::Pcapng, max_block, &count, &mut outcome, on_packet, on_progress);
     } else {
         let big_endian = magic.is_some_and(|m| m[0] == 0xa1);
+        let modified = magic.is_some_and(|m| m[1] == 0xcd || m[2] == 0xcd);
         let mut parser = LegacyPcapReader::new(READ_BUFFER, input).map_err(bad_header)?;
-        drive(&mut parser, Format::Pcap { big_endian }, max_block, &count, &mut outcome, on_packet, on_progress);
+        drive(&mut parser, Format::Pcap { big_endian, modified }, max_block, &count, &mut outcome, on_packet, on_progress);
     }
     on_progress(count.get());
     Ok(outcome)
@@ -118,8 +119,21 @@ pub(crate) fn read_capture<R: Read>(
 
 #[derive(Debug, Clone, Copy)]
 enum Format {
-    Pcap { big_endian: bool },
+    Pcap { big_endian: bool, modified: bool },
     Pcapng,
+}
+
+type FrameParser = for<'a> fn(&'a [u8]) -> pcap_parser::nom::IResult<&'a [u8], LegacyPcapBlock<'a>, RawError<&'a [u8]>>;
+
+/// pcap-parser's record parser for a legacy capture (as its reader picks it).
+fn frame_parser(format: Format) -> Option<FrameParser> {
+    use pcap_parser::pcap::{parse_pcap_frame, parse_pcap_frame_be, parse_pcap_frame_modified};
+    match format {
+        Format::Pcap { modified: true, .. } => Some(parse_pcap_frame_modified),
+        Format::Pcap { big_endian: true, .. } => Some(parse_pcap_frame_be),
+        Format::Pcap { .. } => Some(parse_pcap_frame),
+        Format::Pcapng => None,
+    }
 }
 
 /// The size the next block claims, read from its header (for pcapng, the smaller of the two byte
@@ -127,7 +141,7 @@ enum Format {
 fn claimed_block_size(format: Format, data: &[u8]) -> Option<usize> {
     let word = |at: usize| -> Option<[u8; 4]> { data.get(at..at + 4)?.try_into().ok() };
     match format {
-        Format::Pcap { big_endian } => {
+        Format::Pcap { big_endian, .. } => {
             let caplen = word(8)?;
             let caplen = if big_endian { u32::from_be_bytes(caplen) } else { u32::from_le_bytes(caplen) };
             Some(caplen as usize + 16)
@@ -151,7 +165,23 @@ fn drive<P: PcapReaderIterator>(
     let mut state = BlockState::default();
     let mut capacity = READ_BUFFER;
     let mut last_progress = 0u64;
+    let frames = frame_parser(format);
     loop {
+        // Legacy packet records already in the buffer are read here, straight into packets; the
+        // reader's `next()` below (which wraps every record in its large block enum) takes the file
+        // header, refills, and anything the loop stops at: a record cut by the buffer's end, damage.
+        if let Some(parse) = frames.filter(|_| state.legacy_header_seen) {
+            let data = parser.data();
+            let mut used = 0;
+            while let Ok((rest, frame)) = parse(&data[used..]) {
+                used = data.len() - rest.len();
+                on_packet(&state.legacy_packet(&frame));
+            }
+            if used > 0 {
+                parser.consume_noshift(used);
+                continue;
+            }
+        }
         let step = match parser.next() {
             Ok((used, block)) => {
                 state.handle(block, on_packet, &mut outcome.warnings);
@@ -240,6 +270,8 @@ fn describe<I>(e: &RawError<I>) -> String {
 /// Per-file state the blocks need: the legacy header's link type and precision, pcapng interfaces.
 #[derive(Default)]
 struct BlockState {
+    /// The legacy file header has been read: what follows are packet records.
+    legacy_header_seen: bool,
     legacy_linktype: i32,
     legacy_nanos: bool,
     interfaces: Vec<Interface>,
@@ -248,18 +280,21 @@ struct BlockState {
 }
 
 impl BlockState {
+    fn legacy_packet<'a>(&mut self, frame: &LegacyPcapBlock<'a>) -> Packet<'a> {
+        let frac = if self.legacy_nanos { i64::from(frame.ts_usec) } else { i64::from(frame.ts_usec) * 1_000 };
+        let ts = Timestamp::from_secs_nanos(i64::from(frame.ts_sec), frac);
+        self.last_ts = ts;
+        Packet { ts, linktype: self.legacy_linktype, data: frame.data, orig_len: frame.origlen }
+    }
+
     fn handle(&mut self, block: PcapBlockOwned<'_>, on_packet: &mut dyn FnMut(&Packet<'_>), warnings: &mut Vec<String>) {
         match block {
             PcapBlockOwned::LegacyHeader(header) => {
+                self.legacy_header_seen = true;
                 self.legacy_linktype = header.network.0;
                 self.legacy_nanos = header.is_nanosecond_precision();
             }
-            PcapBlockOwned::Legacy(frame) => {
-                let frac = if self.legacy_nanos { i64::from(frame.ts_usec) } else { i64::from(frame.ts_usec) * 1_000 };
-                let ts = Timestamp::from_secs_nanos(i64::from(frame.ts_sec), frac);
-                self.last_ts = ts;
-                on_packet(&Packet { ts, linktype: self.legacy_linktype, data: frame.data, orig_len: frame.origlen });
-            }
+            PcapBlockOwned::Legacy(frame) => on_packet(&self.legacy_packet(&frame)),
             PcapBlockOwned::NG(Block::SectionHeader(_)) => self.interfaces.clear(),
             PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => self.interfaces.push(Interface {
                 linktype: idb.linktype.0,
@@ -319,6 +354,28 @@ mod tests {
         out
     }
 
+    /// The same records in a big-endian file, or in the "modified" format (24-byte record headers).
+    fn legacy_pcap_variant(packets: &[&[u8]], big_endian: bool, modified: bool) -> Vec<u8> {
+        let word = |v: u32| if big_endian { v.to_be_bytes() } else { v.to_le_bytes() };
+        let mut out = Vec::new();
+        out.extend_from_slice(&word(if modified { 0xa1b2_cd34 } else { 0xa1b2_c3d4 }));
+        out.extend_from_slice(&(if big_endian { [0, 2, 0, 4] } else { [2, 0, 4, 0] }));
+        out.extend_from_slice(&[0; 8]);
+        out.extend_from_slice(&word(65535));
+        out.extend_from_slice(&word(1));
+        for (i, p) in packets.iter().enumerate() {
+            out.extend_from_slice(&word(1_000 + i as u32));
+            out.extend_from_slice(&word(500));
+            out.extend_from_slice(&word(p.len() as u32));
+            out.extend_from_slice(&word(p.len() as u32));
+            if modified {
+                out.extend_from_slice(&[0; 8]);
+            }
+            out.extend_from_slice(p);
+        }
+        out
+    }
+
     type Collected = (Vec<(Timestamp, Vec<u8>)>, ReadOutcome);
 
     fn collect(bytes: &[u8]) -> Result<Collected, PcapError> {
@@ -336,6 +393,35 @@ mod tests {
         assert_eq!(got.len(), 2);
         assert_eq!(got[0].0, Timestamp::from_secs_nanos(1000, 500_000));
         assert_eq!(got[1].1, b"defg");
+    }
+
+    #[test]
+    fn big_endian_and_modified_files_read_alike() {
+        let packets: [&[u8]; 3] = [b"abc", b"defg", b""];
+        let (want, _) = collect(&legacy_pcap(&packets)).unwrap();
+        assert_eq!(want.len(), 3);
+        for (big_endian, modified) in [(true, false), (false, true)] {
+            let (got, outcome) = collect(&legacy_pcap_variant(&packets, big_endian, modified)).unwrap();
+            assert!(!outcome.partial, "{:?}", outcome.warnings);
+            assert_eq!(got, want, "big-endian {big_endian}, modified {modified}");
+        }
+    }
+
+    /// Many times the read buffer: records cut by the buffer's end are read whole after a refill.
+    #[test]
+    fn records_across_buffer_refills_are_all_read() {
+        let payloads: Vec<Vec<u8>> = (0..3000u32).map(|i| vec![(i % 251) as u8; 700 + (i as usize * 13) % 900]).collect();
+        let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+        let file = legacy_pcap(&refs);
+        assert!(file.len() > 2 * READ_BUFFER);
+        let (got, outcome) = collect(&file).unwrap();
+        assert!(!outcome.partial);
+        assert_eq!(got.len(), payloads.len());
+        assert!(got.iter().zip(&payloads).all(|((_, data), want)| data == want));
+        // Cut anywhere inside the last record: every record before it, and a warning.
+        let (got, outcome) = collect(&file[..file.len() - 100]).unwrap();
+        assert_eq!(got.len(), payloads.len() - 1);
+        assert!(outcome.partial);
     }
 
     #[test]
