@@ -7,6 +7,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+pub use crate::zeek::NoticeMessage;
+
 /// What was seen. Plaintext kinds come from readable heartbeat headers (before ChangeCipherSpec);
 /// `encrypted_*` kinds are inferred from record sizes and timing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -312,7 +314,7 @@ pub struct Finding {
     /// heartbleed script would raise one here.
     pub notice: Option<Cow<'static, str>>,
     /// Zeek's message text for that notice.
-    pub notice_msg: Option<String>,
+    pub notice_msg: Option<NoticeMessage>,
     /// Zeek's `n` field for that notice.
     pub notice_n: Option<u64>,
     pub encrypted: bool,

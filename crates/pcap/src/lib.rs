@@ -43,7 +43,7 @@ use std::path::Path;
 
 pub use engine::{Config, FileStats};
 pub use error::PcapError;
-pub use finding::{CaptureTime, Finding, Kind, Notice, Severity, SharedText};
+pub use finding::{CaptureTime, Finding, Kind, Notice, NoticeMessage, Severity, SharedText};
 pub use summary::{connection_verdicts, ConnVerdict, Summary};
 
 /// Analyses one capture read from `reader`, calling `sink` with each finding as its connection

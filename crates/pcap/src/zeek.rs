@@ -39,10 +39,95 @@ pub(crate) enum Rule {
 pub(crate) struct ZeekNotice {
     pub rule: Rule,
     pub note: Notice,
-    pub msg: String,
+    pub msg: NoticeMessage,
     pub n: Option<u64>,
     /// Sender of the record that raised it.
     pub from: Dir,
+}
+
+/// The message Zeek's heartbleed script writes with a notice (`notice.log`'s `msg`), kept as the
+/// values it is made of and written out only when shown or serialized: most findings of a large
+/// capture are only counted. Serializes as the text; text read back is kept as [`Self::Text`].
+#[derive(Debug, Clone)]
+pub enum NoticeMessage {
+    Overflow { length: u64, payload_length: u64 },
+    PlaintextScan { length: u64, payload_length: u64 },
+    PlaintextSuccess { length: u64, payload_length: u64 },
+    BeforeCiphertext { length: u64, is_client: bool },
+    FirstMinute { length: u64, is_client: bool, secs: f64 },
+    RequestsWithoutReplies { orig: u64, resp: u64 },
+    ResponsesWithoutRequests { orig: u64, resp: u64 },
+    TooShort { length: u64, cipher: String, secs: f64 },
+    TooShortForCipher { length: u64, min: u64, cipher: String, pattern: &'static str },
+    EncryptedSuccess { request: u64, length: u64, secs: f64 },
+    Text(String),
+}
+
+impl std::fmt::Display for NoticeMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NoticeMessage::Overflow { length, payload_length } => {
+                write!(f, "An TLS heartbleed attack was detected! Record length {length}. Payload length {payload_length}")
+            }
+            NoticeMessage::PlaintextScan { length, payload_length } => write!(
+                f,
+                "Heartbeat request before encryption. Probable Scan without exploit attempt. Message length: {length}. Payload length: {payload_length}"
+            ),
+            NoticeMessage::PlaintextSuccess { length, payload_length } => write!(
+                f,
+                "An TLS heartbleed attack detected before was probably exploited. Message length: {length}. Payload length: {payload_length}"
+            ),
+            NoticeMessage::BeforeCiphertext { length, is_client } => {
+                write!(f, "Heartbeat before ciphertext. Probable attack or scan. Length: {length}, is_client: {}", u8::from(*is_client))
+            }
+            NoticeMessage::FirstMinute { length, is_client, secs } => write!(
+                f,
+                "Heartbeat within first minute. Possible attack or scan. Length: {length}, is_client: {}, time: {}",
+                u8::from(*is_client),
+                interval_string(*secs)
+            ),
+            NoticeMessage::RequestsWithoutReplies { orig, resp } => write!(
+                f,
+                "More than 3 heartbeat requests without replies from server. Possible attack. Client count: {orig}, server count: {resp}"
+            ),
+            NoticeMessage::ResponsesWithoutRequests { orig, resp } => write!(
+                f,
+                "Server sending more heartbeat responses than requests seen. Possible attack. Client count: {orig}, server count: {resp}"
+            ),
+            NoticeMessage::TooShort { length, cipher, secs } => write!(
+                f,
+                "Heartbeat message smaller than minimum required length. Probable attack or scan. Message length: {length}. Cipher: {cipher}. Time: {secs:.6}"
+            ),
+            NoticeMessage::TooShortForCipher { length, min, cipher, pattern } => write!(
+                f,
+                "Heartbeat message smaller than minimum required length. Probable attack. Message length: {length}. Required length: {min}. Cipher: {cipher}. Cipher match: /^?({pattern}$)$?/"
+            ),
+            NoticeMessage::EncryptedSuccess { request, length, secs } => write!(
+                f,
+                "An encrypted TLS heartbleed attack was probably detected! First packet client record length {request}, first packet server record length {length}. Time: {secs:.6}"
+            ),
+            NoticeMessage::Text(text) => f.write_str(text),
+        }
+    }
+}
+
+/// Two messages are the same when they read the same.
+impl PartialEq for NoticeMessage {
+    fn eq(&self, other: &Self) -> bool {
+        self.to_string() == other.to_string()
+    }
+}
+
+impl serde::Serialize for NoticeMessage {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for NoticeMessage {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(NoticeMessage::Text)
+    }
 }
 
 /// Minimum heartbeat record lengths per cipher, TLS 1.1 and 1.2 (explicit IVs).
@@ -173,20 +258,31 @@ struct NoticeId {
 }
 
 impl NoticeId {
-    fn new(args: std::fmt::Arguments<'_>) -> NoticeId {
-        let mut id = NoticeId { bytes: [0; 48], len: 0 };
-        let _ = std::fmt::Write::write_fmt(&mut id, args);
-        id
-    }
-}
+    const EMPTY: NoticeId = NoticeId { bytes: [0; 48], len: 0 };
 
-impl std::fmt::Write for NoticeId {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+    /// Appends text (as the script's `cat` does); what does not fit is cut, which two counts never are.
+    fn text(mut self, text: &str) -> Self {
         let at = usize::from(self.len);
-        let n = s.len().min(self.bytes.len() - at);
-        self.bytes[at..at + n].copy_from_slice(&s.as_bytes()[..n]);
+        let n = text.len().min(self.bytes.len() - at);
+        self.bytes[at..at + n].copy_from_slice(&text.as_bytes()[..n]);
         self.len += n as u8;
-        Ok(())
+        self
+    }
+
+    /// Appends a count in decimal, as `cat` writes it (digit by digit: this runs for every heartbeat).
+    fn count(self, value: u64) -> Self {
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        let mut rest = value;
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (rest % 10) as u8;
+            rest /= 10;
+            if rest == 0 {
+                break;
+            }
+        }
+        self.text(std::str::from_utf8(&digits[at..]).unwrap_or_default())
     }
 }
 
@@ -200,7 +296,7 @@ impl ZeekHeartbleed {
         rule: Rule,
         note: Notice,
         identifier: NoticeId,
-        msg: impl FnOnce() -> String,
+        msg: impl FnOnce() -> NoticeMessage,
         n: Option<u64>,
         from: Dir,
         out: &mut Vec<ZeekNotice>,
@@ -230,8 +326,8 @@ impl ZeekHeartbleed {
                     now,
                     Rule::PlainOverflow,
                     Notice::Attack,
-                    NoticeId::new(format_args!("{length}{payload_length}")),
-                    || format!("An TLS heartbleed attack was detected! Record length {length}. Payload length {payload_length}"),
+                    NoticeId::EMPTY.count(length).count(payload_length),
+                    || NoticeMessage::Overflow { length, payload_length },
                     None,
                     from,
                     &mut out,
@@ -241,8 +337,8 @@ impl ZeekHeartbleed {
                     now,
                     Rule::PlainScan,
                     Notice::Attack,
-                    NoticeId::new(format_args!("{length}")),
-                    || format!("Heartbeat request before encryption. Probable Scan without exploit attempt. Message length: {length}. Payload length: {payload_length}"),
+                    NoticeId::EMPTY.count(length),
+                    || NoticeMessage::PlaintextScan { length, payload_length },
                     Some(length),
                     from,
                     &mut out,
@@ -254,8 +350,8 @@ impl ZeekHeartbleed {
                 now,
                 Rule::PlainSuccess,
                 Notice::AttackSuccess,
-                NoticeId::new(format_args!("")),
-                || format!("An TLS heartbleed attack detected before was probably exploited. Message length: {length}. Payload length: {payload_length}"),
+                NoticeId::EMPTY,
+                || NoticeMessage::PlaintextSuccess { length, payload_length },
                 None,
                 from,
                 &mut out,
@@ -289,8 +385,8 @@ impl ZeekHeartbleed {
                 now,
                 Rule::EncryptedBeforeData,
                 Notice::Attack,
-                NoticeId::new(format_args!("early")),
-                || format!("Heartbeat before ciphertext. Probable attack or scan. Length: {length}, is_client: {}", u8::from(is_client)),
+                NoticeId::EMPTY.text("early"),
+                || NoticeMessage::BeforeCiphertext { length, is_client },
                 Some(length),
                 from,
                 &mut out,
@@ -300,12 +396,8 @@ impl ZeekHeartbleed {
                 now,
                 Rule::EncryptedFirstMinute,
                 Notice::Attack,
-                NoticeId::new(format_args!("early")),
-                || format!(
-                    "Heartbeat within first minute. Possible attack or scan. Length: {length}, is_client: {}, time: {}",
-                    u8::from(is_client),
-                    interval_string(duration)
-                ),
+                NoticeId::EMPTY.text("early"),
+                || NoticeMessage::FirstMinute { length, is_client, secs: duration },
                 Some(length),
                 from,
                 &mut out,
@@ -317,8 +409,8 @@ impl ZeekHeartbleed {
                 now,
                 Rule::ManyRequests,
                 Notice::ManyRequests,
-                NoticeId::new(format_args!("{}", resp / 1000)),
-                || format!("More than 3 heartbeat requests without replies from server. Possible attack. Client count: {orig}, server count: {resp}"),
+                NoticeId::EMPTY.count(resp / 1000),
+                || NoticeMessage::RequestsWithoutReplies { orig, resp },
                 Some(orig - resp),
                 from,
                 &mut out,
@@ -329,8 +421,8 @@ impl ZeekHeartbleed {
                 now,
                 Rule::ManyRequests,
                 Notice::ManyRequests,
-                NoticeId::new(format_args!("{}", resp / 1000)),
-                || format!("Server sending more heartbeat responses than requests seen. Possible attack. Client count: {orig}, server count: {resp}"),
+                NoticeId::EMPTY.count(resp / 1000),
+                || NoticeMessage::ResponsesWithoutRequests { orig, resp },
                 Some(resp - orig),
                 from,
                 &mut out,
@@ -344,8 +436,8 @@ impl ZeekHeartbleed {
                 now,
                 Rule::OddLengthTiny,
                 Notice::OddLength,
-                NoticeId::new(format_args!("-weak-{length}")),
-                || format!("Heartbeat message smaller than minimum required length. Probable attack or scan. Message length: {length}. Cipher: {cipher}. Time: {duration:.6}"),
+                NoticeId::EMPTY.text("-weak-").count(length),
+                || NoticeMessage::TooShort { length, cipher: cipher.to_string(), secs: duration },
                 Some(length),
                 from,
                 &mut out,
@@ -357,10 +449,8 @@ impl ZeekHeartbleed {
                     now,
                     Rule::OddLengthCipher,
                     Notice::OddLength,
-                    NoticeId::new(format_args!("-weak-{length}")),
-                    || format!(
-                        "Heartbeat message smaller than minimum required length. Probable attack. Message length: {length}. Required length: {min}. Cipher: {cipher}. Cipher match: /^?({pattern}$)$?/"
-                    ),
+                    NoticeId::EMPTY.text("-weak-").count(length),
+                    || NoticeMessage::TooShortForCipher { length, min, cipher: cipher.to_string(), pattern },
                     Some(length),
                     from,
                     &mut out,
@@ -380,10 +470,8 @@ impl ZeekHeartbleed {
                     now,
                     Rule::EncryptedSuccess,
                     Notice::AttackSuccess,
-                    NoticeId::new(format_args!("")),
-                    || format!(
-                        "An encrypted TLS heartbleed attack was probably detected! First packet client record length {request}, first packet server record length {length}. Time: {duration:.6}"
-                    ),
+                    NoticeId::EMPTY,
+                    || NoticeMessage::EncryptedSuccess { request, length, secs: duration },
                     None,
                     from,
                     &mut out,
@@ -406,10 +494,10 @@ mod tests {
     fn plaintext_messages_match_zeek_baselines() {
         let mut z = ZeekHeartbleed::default();
         let n = z.plaintext(Timestamp(0), Dir::Orig, 16368, 1, 16365);
-        assert_eq!(n[0].msg, "An TLS heartbleed attack was detected! Record length 16368. Payload length 16365");
+        assert_eq!(n[0].msg.to_string(), "An TLS heartbleed attack was detected! Record length 16368. Payload length 16365");
         let n = z.plaintext(Timestamp(1), Dir::Resp, 16384, 2, 16365);
         assert_eq!(n[0].note, Notice::AttackSuccess);
-        assert_eq!(n[0].msg, "An TLS heartbleed attack detected before was probably exploited. Message length: 16384. Payload length: 16365");
+        assert_eq!(n[0].msg.to_string(), "An TLS heartbleed attack detected before was probably exploited. Message length: 16384. Payload length: 16365");
         // Only once per connection.
         assert!(z.plaintext(Timestamp(2), Dir::Resp, 16384, 2, 16365).is_empty());
     }
@@ -420,7 +508,7 @@ mod tests {
         let start = Timestamp(0);
         let cipher = Some("TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA");
         let n = z.encrypted(Timestamp(22_781_000), start, Dir::Orig, 32, 0, cipher, Some("TLSv10"));
-        let msgs: Vec<_> = n.iter().map(|x| x.msg.as_str()).collect();
+        let msgs: Vec<_> = n.iter().map(|x| x.msg.to_string()).collect();
         assert_eq!(
             msgs,
             vec![
@@ -430,7 +518,7 @@ mod tests {
         );
         let n = z.encrypted(Timestamp(35_413_000), start, Dir::Resp, 16416, 0, cipher, Some("TLSv10"));
         assert_eq!(n.len(), 1);
-        assert_eq!(n[0].msg, "An encrypted TLS heartbleed attack was probably detected! First packet client record length 32, first packet server record length 16416. Time: 0.035413");
+        assert_eq!(n[0].msg.to_string(), "An encrypted TLS heartbleed attack was probably detected! First packet client record length 32, first packet server record length 16416. Time: 0.035413");
         assert!(z.encrypted(Timestamp(40_000_000), start, Dir::Resp, 16416, 0, cipher, Some("TLSv10")).is_empty());
     }
 
@@ -442,7 +530,17 @@ mod tests {
             notes.extend(z.encrypted(Timestamp(i), Timestamp(0), Dir::Orig, 40, 3, None, None));
         }
         assert_eq!(notes.iter().filter(|n| n.note == Notice::ManyRequests).count(), 1);
-        assert!(notes.iter().any(|n| n.msg.starts_with("Heartbeat within first minute.")));
+        assert!(notes.iter().any(|n| n.msg.to_string().starts_with("Heartbeat within first minute.")));
+    }
+
+    #[test]
+    fn notice_identifiers_are_the_scripts_cat() {
+        let text = |id: NoticeId| String::from_utf8(id.bytes[..usize::from(id.len)].to_vec()).unwrap();
+        assert_eq!(text(NoticeId::EMPTY.count(1234).count(16384)), "123416384");
+        assert_eq!(text(NoticeId::EMPTY.text("-weak-").count(0)), "-weak-0");
+        // `cat` joins without a separator, so Zeek sees these two as the same identifier; so do we.
+        assert_eq!(NoticeId::EMPTY.count(12).count(3), NoticeId::EMPTY.count(1).count(23));
+        assert_eq!(text(NoticeId::EMPTY.count(u64::MAX).count(u64::MAX)), format!("{}{}", u64::MAX, u64::MAX));
     }
 
     #[test]
