@@ -273,7 +273,7 @@ impl<'s> Engine<'s> {
         }
         self.maybe_expire();
         let Engine { flows, decoder, ctx, .. } = self;
-        decoder.decode(pkt.ts, pkt.linktype, pkt.data, &mut |l4| on_l4(flows, ctx, pkt.ts, l4));
+        decoder.decode(pkt.ts, pkt.linktype, pkt.data, |l4| on_l4(flows, ctx, pkt.ts, l4));
     }
 
     fn maybe_expire(&mut self) {

@@ -161,7 +161,7 @@ impl Decoder {
     }
 
     /// Decodes one frame and hands its TCP or UDP content to `deliver` (zero or one call).
-    pub fn decode(&mut self, ts: Timestamp, linktype: i32, frame: &[u8], deliver: &mut dyn FnMut(&L4Packet<'_>)) {
+    pub fn decode(&mut self, ts: Timestamp, linktype: i32, frame: &[u8], mut deliver: impl FnMut(&L4Packet<'_>)) {
         if linktype == LINKTYPE_ETHERNET {
             if let Some(pkt) = plain_tcp_over_ethernet(frame) {
                 self.stats.ip_packets += 1;
@@ -169,7 +169,7 @@ impl Decoder {
                 return;
             }
         }
-        self.decode_general(ts, linktype, frame, deliver);
+        self.decode_general(ts, linktype, frame, &mut deliver);
     }
 
     /// Every link type and every IP and TCP/UDP variant, through etherparse.
@@ -342,50 +342,52 @@ const LINKTYPE_ETHERNET: i32 = 1;
 /// header) gives `None`, and the frame takes etherparse's general path instead. A property test
 /// checks that both paths agree on every frame this one accepts: it is only a shortcut.
 fn plain_tcp_over_ethernet(frame: &[u8]) -> Option<L4Packet<'_>> {
-    let be16 = |b: &[u8], at: usize| -> Option<u16> { Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?])) };
-    let ip = frame.get(14..)?;
-    let (src, dst, segment) = match be16(frame, 12)? {
-        0x0800 => {
-            let header_len = usize::from(ip.first()? & 0x0f) * 4;
-            let total_len = usize::from(be16(ip, 2)?);
-            let fragment = be16(ip, 6)? & 0x3fff; // more-fragments flag and offset
-            if ip[0] >> 4 != 4 || header_len < 20 || fragment != 0 || *ip.get(9)? != 6 || total_len < header_len || total_len > ip.len() {
+    // Fixed-size views of each header, so that its fields are read without a check per byte.
+    let (eth, ip) = frame.split_first_chunk::<14>()?;
+    let (src, dst, segment) = match [eth[12], eth[13]] {
+        [0x08, 0x00] => {
+            let h = ip.first_chunk::<20>()?;
+            let header_len = usize::from(h[0] & 0x0f) * 4;
+            let total_len = usize::from(u16::from_be_bytes([h[2], h[3]]));
+            let fragment = u16::from_be_bytes([h[6], h[7]]) & 0x3fff; // more-fragments flag and offset
+            if h[0] >> 4 != 4 || header_len < 20 || fragment != 0 || h[9] != 6 || total_len < header_len || total_len > ip.len() {
                 return None;
             }
-            let src: [u8; 4] = ip.get(12..16)?.try_into().ok()?;
-            let dst: [u8; 4] = ip.get(16..20)?.try_into().ok()?;
-            (IpAddr::from(src), IpAddr::from(dst), ip.get(header_len..total_len)?)
+            let src = IpAddr::from([h[12], h[13], h[14], h[15]]);
+            let dst = IpAddr::from([h[16], h[17], h[18], h[19]]);
+            (src, dst, ip.get(header_len..total_len)?)
         }
-        0x86dd => {
-            let payload_len = usize::from(be16(ip, 4)?);
-            if ip.first()? >> 4 != 6 || *ip.get(6)? != 6 || 40 + payload_len > ip.len() {
+        [0x86, 0xdd] => {
+            let (h, rest) = ip.split_first_chunk::<40>()?;
+            let payload_len = usize::from(u16::from_be_bytes([h[4], h[5]]));
+            if h[0] >> 4 != 6 || h[6] != 6 {
                 return None;
             }
-            let src: [u8; 16] = ip.get(8..24)?.try_into().ok()?;
-            let dst: [u8; 16] = ip.get(24..40)?.try_into().ok()?;
-            (IpAddr::from(src), IpAddr::from(dst), ip.get(40..40 + payload_len)?)
+            let src: [u8; 16] = h[8..24].try_into().ok()?;
+            let dst: [u8; 16] = h[24..40].try_into().ok()?;
+            (IpAddr::from(src), IpAddr::from(dst), rest.get(..payload_len)?)
         }
         _ => return None,
     };
-    let data_offset = usize::from(*segment.get(12)? >> 4) * 4;
+    let t = segment.first_chunk::<20>()?;
+    let data_offset = usize::from(t[12] >> 4) * 4;
     if data_offset < 20 {
         return None;
     }
-    let payload = segment.get(data_offset..)?;
-    let flags = segment[13];
+    let flags = t[13];
     Some(L4Packet {
         src,
         dst,
-        sport: be16(segment, 0)?,
-        dport: be16(segment, 2)?,
+        sport: u16::from_be_bytes([t[0], t[1]]),
+        dport: u16::from_be_bytes([t[2], t[3]]),
         tcp: Some(TcpInfo {
-            seq: u32::from_be_bytes(segment.get(4..8)?.try_into().ok()?),
+            seq: u32::from_be_bytes([t[4], t[5], t[6], t[7]]),
             syn: flags & 0x02 != 0,
             ack: flags & 0x10 != 0,
             fin: flags & 0x01 != 0,
             rst: flags & 0x04 != 0,
         }),
-        payload,
+        payload: segment.get(data_offset..)?,
         missing: 0,
     })
 }
@@ -416,7 +418,7 @@ mod tests {
     fn decode_all(linktype: i32, frame: &[u8]) -> Vec<(IpAddr, u16, Vec<u8>, u32)> {
         let mut d = Decoder::new(limits());
         let mut got = Vec::new();
-        d.decode(Timestamp(0), linktype, frame, &mut |p| got.push((p.src, p.sport, p.payload.to_vec(), p.missing)));
+        d.decode(Timestamp(0), linktype, frame, |p| got.push((p.src, p.sport, p.payload.to_vec(), p.missing)));
         got
     }
 
@@ -562,7 +564,7 @@ mod tests {
             let mut frame = Vec::new();
             h.write(&mut frame).unwrap();
             frame.extend_from_slice(&udp[start..end]);
-            d.decode(Timestamp(0), 101, &frame, &mut |p| got.push(p.payload.to_vec()));
+            d.decode(Timestamp(0), 101, &frame, |p| got.push(p.payload.to_vec()));
         }
         assert_eq!(got, vec![payload]);
         assert_eq!(d.stats.reassembled_datagrams, 1);

@@ -1,6 +1,7 @@
-//! A hash table whose values live in a slab: the index holds 4-byte slot numbers (so it stays small
-//! and cache-resident however large the values are), values never move once stored, and a freed slot
-//! is the next one reused (still warm in the cache, and no allocation per value). The slab grows in
+//! A hash table whose values live in a slab: the index holds keys and 4-byte slot numbers (so it
+//! stays small and cache-resident however large the values are, and a lookup compares keys without
+//! touching the slab), values never move once stored, and a freed slot is the next one reused (still
+//! warm in the cache, and no allocation per value). The slab grows in
 //! fixed chunks rather than by reallocation, so growing never copies the values nor asks the OS for
 //! a fresh, larger region to fault in and zero.
 
@@ -22,7 +23,7 @@ struct Entry<K, V> {
 const CHUNK: usize = 256;
 
 pub(crate) struct SlotTable<K, V> {
-    index: HashTable<u32>,
+    index: HashTable<(K, u32)>,
     /// Each chunk is allocated with room for `CHUNK` slots and never grows past it.
     chunks: Vec<Vec<Option<Entry<K, V>>>>,
     free: Vec<u32>,
@@ -30,7 +31,7 @@ pub(crate) struct SlotTable<K, V> {
     hasher: RandomState,
 }
 
-impl<K: Hash + Eq, V> SlotTable<K, V> {
+impl<K: Hash + Eq + Clone, V> SlotTable<K, V> {
     pub fn new() -> Self {
         SlotTable { index: HashTable::new(), chunks: Vec::new(), free: Vec::new(), hasher: RandomState::default() }
     }
@@ -54,8 +55,7 @@ impl<K: Hash + Eq, V> SlotTable<K, V> {
 
     pub fn find(&self, key: &K) -> Option<Slot> {
         let hash = self.hasher.hash_one(key);
-        let chunks = &self.chunks;
-        self.index.find(hash, |&s| Self::entry(chunks, s).is_some_and(|e| e.key == *key)).map(|&s| Slot(s))
+        self.index.find(hash, |(k, _)| k == key).map(|&(_, s)| Slot(s))
     }
 
     pub fn get(&self, slot: Slot) -> Option<&V> {
@@ -70,6 +70,7 @@ impl<K: Hash + Eq, V> SlotTable<K, V> {
     /// only when the table already holds [`Self::MAX_LEN`] values.
     pub fn insert(&mut self, key: K, value: V) -> Option<Slot> {
         let hash = self.hasher.hash_one(&key);
+        let indexed = key.clone();
         let entry = Some(Entry { key, value });
         let slot = match self.free.pop() {
             Some(s) => {
@@ -87,8 +88,8 @@ impl<K: Hash + Eq, V> SlotTable<K, V> {
                 s
             }
         };
-        let SlotTable { index, chunks, hasher, .. } = self;
-        index.insert_unique(hash, slot, |&s| Self::entry(chunks, s).map_or(0, |e| hasher.hash_one(&e.key)));
+        let SlotTable { index, hasher, .. } = self;
+        index.insert_unique(hash, (indexed, slot), |(k, _)| hasher.hash_one(k));
         Some(Slot(slot))
     }
 
@@ -97,7 +98,7 @@ impl<K: Hash + Eq, V> SlotTable<K, V> {
     pub fn remove(&mut self, slot: Slot) -> bool {
         let Some(entry) = Self::entry(&self.chunks, slot.0) else { return false };
         let hash = self.hasher.hash_one(&entry.key);
-        if let Ok(found) = self.index.find_entry(hash, |&s| s == slot.0) {
+        if let Ok(found) = self.index.find_entry(hash, |&(_, s)| s == slot.0) {
             found.remove();
         }
         if let Some(place) = self.entry_mut(slot.0) {
