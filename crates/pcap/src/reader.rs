@@ -8,7 +8,7 @@ use std::rc::Rc;
 
 use pcap_parser::pcapng::Block;
 use pcap_parser::traits::{PcapNGPacketBlock, PcapReaderIterator};
-use pcap_parser::{LegacyPcapBlock, LegacyPcapReader, Linktype, PcapBlockOwned, PcapError as RawError, PcapNGReader};
+use pcap_parser::{EnhancedPacketBlock, LegacyPcapBlock, LegacyPcapReader, Linktype, PcapBlockOwned, PcapError as RawError, PcapNGReader};
 
 use crate::error::PcapError;
 use crate::timestamp::Timestamp;
@@ -124,6 +124,7 @@ enum Format {
 }
 
 type FrameParser = for<'a> fn(&'a [u8]) -> pcap_parser::nom::IResult<&'a [u8], LegacyPcapBlock<'a>, RawError<&'a [u8]>>;
+type EpbParser = for<'a> fn(&'a [u8]) -> pcap_parser::nom::IResult<&'a [u8], EnhancedPacketBlock<'a>, RawError<&'a [u8]>>;
 
 /// pcap-parser's record parser for a legacy capture (as its reader picks it).
 fn frame_parser(format: Format) -> Option<FrameParser> {
@@ -134,6 +135,36 @@ fn frame_parser(format: Format) -> Option<FrameParser> {
         Format::Pcap { .. } => Some(parse_pcap_frame),
         Format::Pcapng => None,
     }
+}
+
+/// The packets already in the buffer, read without the reader's per-block enum: legacy records, or
+/// pcapng enhanced packet blocks in the current section's byte order. Stops at anything else (a
+/// header, another block type, a block cut by the buffer's end, damage), which the reader takes.
+/// Returns the bytes used.
+fn read_buffered(data: &[u8], format: Format, state: &mut BlockState, warnings: &mut Vec<String>, on_packet: &mut dyn FnMut(&Packet<'_>)) -> usize {
+    let mut used = 0;
+    if let Some(parse) = frame_parser(format).filter(|_| state.legacy_header_seen) {
+        while let Ok((rest, frame)) = parse(&data[used..]) {
+            used = data.len() - rest.len();
+            on_packet(&state.legacy_packet(&frame));
+        }
+    } else if let Some(big_endian) = state.ng_section_big_endian {
+        use pcap_parser::pcapng::{parse_enhancedpacketblock_be, parse_enhancedpacketblock_le, EPB_MAGIC};
+        let parse: EpbParser = if big_endian { parse_enhancedpacketblock_be } else { parse_enhancedpacketblock_le };
+        loop {
+            let Some(kind) = data.get(used..used + 4).and_then(|b| b.try_into().ok()) else { break };
+            let kind = if big_endian { u32::from_be_bytes(kind) } else { u32::from_le_bytes(kind) };
+            if kind != EPB_MAGIC {
+                break;
+            }
+            let Ok((rest, epb)) = parse(&data[used..]) else { break };
+            used = data.len() - rest.len();
+            if let Some(packet) = state.enhanced_packet(&epb, warnings) {
+                on_packet(&packet);
+            }
+        }
+    }
+    used
 }
 
 /// The size the next block claims, read from its header (for pcapng, the smaller of the two byte
@@ -165,22 +196,14 @@ fn drive<P: PcapReaderIterator>(
     let mut state = BlockState::default();
     let mut capacity = READ_BUFFER;
     let mut last_progress = 0u64;
-    let frames = frame_parser(format);
     loop {
-        // Legacy packet records already in the buffer are read here, straight into packets; the
-        // reader's `next()` below (which wraps every record in its large block enum) takes the file
-        // header, refills, and anything the loop stops at: a record cut by the buffer's end, damage.
-        if let Some(parse) = frames.filter(|_| state.legacy_header_seen) {
-            let data = parser.data();
-            let mut used = 0;
-            while let Ok((rest, frame)) = parse(&data[used..]) {
-                used = data.len() - rest.len();
-                on_packet(&state.legacy_packet(&frame));
-            }
-            if used > 0 {
-                parser.consume_noshift(used);
-                continue;
-            }
+        // Packets already in the buffer are read here, straight into packets; the reader's `next()`
+        // below (which wraps every block in its large enum) takes headers, refills, and whatever
+        // this stops at.
+        let used = read_buffered(parser.data(), format, &mut state, &mut outcome.warnings, on_packet);
+        if used > 0 {
+            parser.consume_noshift(used);
+            continue;
         }
         let step = match parser.next() {
             Ok((used, block)) => {
@@ -272,6 +295,8 @@ fn describe<I>(e: &RawError<I>) -> String {
 struct BlockState {
     /// The legacy file header has been read: what follows are packet records.
     legacy_header_seen: bool,
+    /// Byte order of the current pcapng section, once its header has been read.
+    ng_section_big_endian: Option<bool>,
     legacy_linktype: i32,
     legacy_nanos: bool,
     interfaces: Vec<Interface>,
@@ -280,6 +305,23 @@ struct BlockState {
 }
 
 impl BlockState {
+    /// The packet of an enhanced packet block; `None` (with one warning per file) when its interface
+    /// was never described.
+    fn enhanced_packet<'a>(&mut self, epb: &EnhancedPacketBlock<'a>, warnings: &mut Vec<String>) -> Option<Packet<'a>> {
+        let Some(iface) = self.interfaces.get(epb.if_id as usize) else {
+            if !self.warned_unknown_interface {
+                self.warned_unknown_interface = true;
+                warnings.push(format!("packets for undeclared interface {} were skipped", epb.if_id));
+            }
+            return None;
+        };
+        let ts = pcapng_timestamp(epb.ts_high, epb.ts_low, iface);
+        self.last_ts = ts;
+        // The captured bytes without the block's padding (`packet_data()`, for the block's lifetime).
+        let data: &'a [u8] = epb.data.get(..epb.caplen as usize).unwrap_or(epb.data);
+        Some(Packet { ts, linktype: iface.linktype, data, orig_len: epb.origlen })
+    }
+
     fn legacy_packet<'a>(&mut self, frame: &LegacyPcapBlock<'a>) -> Packet<'a> {
         let frac = if self.legacy_nanos { i64::from(frame.ts_usec) } else { i64::from(frame.ts_usec) * 1_000 };
         let ts = Timestamp::from_secs_nanos(i64::from(frame.ts_sec), frac);
@@ -295,23 +337,19 @@ impl BlockState {
                 self.legacy_nanos = header.is_nanosecond_precision();
             }
             PcapBlockOwned::Legacy(frame) => on_packet(&self.legacy_packet(&frame)),
-            PcapBlockOwned::NG(Block::SectionHeader(_)) => self.interfaces.clear(),
+            PcapBlockOwned::NG(Block::SectionHeader(shb)) => {
+                self.ng_section_big_endian = Some(shb.big_endian());
+                self.interfaces.clear();
+            }
             PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => self.interfaces.push(Interface {
                 linktype: idb.linktype.0,
                 units_per_sec: idb.ts_resolution().unwrap_or(1_000_000),
                 offset_secs: idb.ts_offset(),
             }),
             PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => {
-                let Some(iface) = self.interfaces.get(epb.if_id as usize) else {
-                    if !self.warned_unknown_interface {
-                        self.warned_unknown_interface = true;
-                        warnings.push(format!("packets for undeclared interface {} were skipped", epb.if_id));
-                    }
-                    return;
-                };
-                let ts = pcapng_timestamp(epb.ts_high, epb.ts_low, iface);
-                self.last_ts = ts;
-                on_packet(&Packet { ts, linktype: iface.linktype, data: epb.packet_data(), orig_len: epb.origlen });
+                if let Some(packet) = self.enhanced_packet(&epb, warnings) {
+                    on_packet(&packet);
+                }
             }
             PcapBlockOwned::NG(Block::SimplePacket(spb)) => {
                 // Simple packet blocks carry no timestamp and belong to interface 0.
@@ -376,6 +414,42 @@ mod tests {
         out
     }
 
+    /// A pcapng section (header, one Ethernet interface in microseconds, enhanced packet blocks) in
+    /// either byte order.
+    fn pcapng_section(packets: &[&[u8]], big_endian: bool, first_ts: u32) -> Vec<u8> {
+        let w32 = |v: u32| if big_endian { v.to_be_bytes() } else { v.to_le_bytes() };
+        let w16 = |v: u16| if big_endian { v.to_be_bytes() } else { v.to_le_bytes() };
+        let mut out = Vec::new();
+        let block = |out: &mut Vec<u8>, kind: u32, body: &[u8]| {
+            let len = 12 + body.len() as u32;
+            out.extend_from_slice(&w32(kind));
+            out.extend_from_slice(&w32(len));
+            out.extend_from_slice(body);
+            out.extend_from_slice(&w32(len));
+        };
+        let mut shb = w32(0x1a2b_3c4d).to_vec();
+        shb.extend_from_slice(&w16(1));
+        shb.extend_from_slice(&w16(0));
+        shb.extend_from_slice(&[0xff; 8]);
+        block(&mut out, 0x0a0d_0d0a, &shb);
+        let mut idb = w16(1).to_vec();
+        idb.extend_from_slice(&[0, 0]);
+        idb.extend_from_slice(&w32(65535));
+        block(&mut out, 1, &idb);
+        for (i, p) in packets.iter().enumerate() {
+            let micros = u64::from(first_ts + i as u32) * 1_000_000 + 500;
+            let mut epb = w32(0).to_vec();
+            epb.extend_from_slice(&w32((micros >> 32) as u32));
+            epb.extend_from_slice(&w32(micros as u32));
+            epb.extend_from_slice(&w32(p.len() as u32));
+            epb.extend_from_slice(&w32(p.len() as u32));
+            epb.extend_from_slice(p);
+            epb.resize(epb.len().next_multiple_of(4), 0);
+            block(&mut out, 6, &epb);
+        }
+        out
+    }
+
     type Collected = (Vec<(Timestamp, Vec<u8>)>, ReadOutcome);
 
     fn collect(bytes: &[u8]) -> Result<Collected, PcapError> {
@@ -422,6 +496,23 @@ mod tests {
         let (got, outcome) = collect(&file[..file.len() - 100]).unwrap();
         assert_eq!(got.len(), payloads.len() - 1);
         assert!(outcome.partial);
+    }
+
+    /// A little-endian section, then a big-endian one: each read in its own byte order.
+    #[test]
+    fn pcapng_sections_in_both_byte_orders() {
+        let mut file = pcapng_section(&[b"abcde", b"fg"], false, 1_000);
+        file.extend(pcapng_section(&[b"hij", b""], true, 2_000));
+        let (got, outcome) = collect(&file).unwrap();
+        assert_eq!(outcome.format, "pcapng");
+        assert!(!outcome.partial, "{:?}", outcome.warnings);
+        let want: Vec<(Timestamp, Vec<u8>)> = vec![
+            (Timestamp::from_secs_nanos(1_000, 500_000), b"abcde".to_vec()),
+            (Timestamp::from_secs_nanos(1_001, 500_000), b"fg".to_vec()),
+            (Timestamp::from_secs_nanos(2_000, 500_000), b"hij".to_vec()),
+            (Timestamp::from_secs_nanos(2_001, 500_000), Vec::new()),
+        ];
+        assert_eq!(got, want);
     }
 
     #[test]
