@@ -151,8 +151,7 @@ fn read_buffered(data: &[u8], format: Format, state: &mut BlockState, warnings: 
     } else if let Some(big_endian) = state.ng_section_big_endian {
         use pcap_parser::pcapng::{parse_enhancedpacketblock_be, parse_enhancedpacketblock_le, EPB_MAGIC};
         let parse: EpbParser = if big_endian { parse_enhancedpacketblock_be } else { parse_enhancedpacketblock_le };
-        loop {
-            let Some(kind) = data.get(used..used + 4).and_then(|b| b.try_into().ok()) else { break };
+        while let Some(kind) = data.get(used..used + 4).and_then(|b| b.try_into().ok()) {
             let kind = if big_endian { u32::from_be_bytes(kind) } else { u32::from_le_bytes(kind) };
             if kind != EPB_MAGIC {
                 break;
