@@ -561,6 +561,131 @@ fn inv_run(cmd: &mut Command) -> Output {
     finish(child, Duration::from_secs(120))
 }
 
+/// tcpdump capturing loopback traffic to the given ports, stopped (and its file complete) on drop.
+struct Capture {
+    child: Child,
+    path: PathBuf,
+    /// What tcpdump printed after it started (its packet counts, when it stops).
+    report: std::sync::mpsc::Receiver<String>,
+}
+
+impl Capture {
+    fn start(name: &str, ports: &[u16]) -> Capture {
+        let path = temp_path(name);
+        let filter = ports.iter().map(|p| format!("port {p}")).collect::<Vec<_>>().join(" or ");
+        // Immediate mode: each packet reaches the file at once, none waits in the kernel's buffer when
+        // the capture is stopped.
+        let mut child = Command::new("tcpdump")
+            .args(["-i", "lo", "-n", "--immediate-mode", "-U", "-B", "65536", "-s", "0", "-Z", "root", "-w"])
+            .arg(&path)
+            .arg(&filter)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("cannot start tcpdump");
+        // tcpdump says "listening on lo" once it captures.
+        let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        while std::io::BufRead::read_line(&mut stderr, &mut line).unwrap_or(0) > 0 && !line.contains("listening on") {
+            line.clear();
+        }
+        assert!(line.contains("listening on"), "tcpdump did not start (loopback capture needs root or CAP_NET_RAW): {line}");
+        let (tx, report) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut rest = String::new();
+            let _ = std::io::Read::read_to_string(&mut stderr, &mut rest);
+            let _ = tx.send(rest);
+        });
+        Capture { child, path, report }
+    }
+
+    /// Stops the capture (SIGINT: tcpdump writes out what it holds) and returns the file, after
+    /// checking that the kernel dropped nothing.
+    fn finish(mut self) -> PathBuf {
+        std::thread::sleep(Duration::from_millis(300));
+        let _ = Command::new("kill").arg("-INT").arg(self.child.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "tcpdump did not stop");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let report = self.report.recv_timeout(Duration::from_secs(10)).unwrap_or_default();
+        assert!(report.lines().any(|l| l.trim() == "0 packets dropped by kernel"), "tcpdump lost packets: {report}");
+        self.path.clone()
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Issue 5: bleedwatch's own scans of the lab in each mode, captured by tcpdump and read back by
+/// `bleedwatch pcap`. The safe probe shows as a probe (never an over-read), answered only by the
+/// vulnerable servers; `--prove` shows as an over-read with exactly the bytes it asked for; after a
+/// STARTTLS upgrade too.
+#[test]
+fn pcap_of_our_own_scans_of_the_lab() {
+    if !require("tcpdump") {
+        return;
+    }
+    let labs = [("vulnerable", None), ("fixed", None), ("no-heartbeat", None), ("vulnerable", Some("smtp"))];
+    let ports: Vec<u16> = labs.iter().map(|_| free_port()).collect();
+    let capture = Capture::start("own-scans.pcap", &ports);
+    let mut running = Vec::new();
+    for ((behaviour, starttls), port) in labs.iter().zip(&ports) {
+        let addr = format!("127.0.0.1:{port}");
+        let mut cmd = bleedwatch();
+        cmd.args(["lab", "--listen", &addr, "--behaviour", behaviour]).stderr(Stdio::null());
+        if let Some(proto) = starttls {
+            cmd.args(["--starttls", proto]);
+        }
+        running.push(Running(cmd.spawn().unwrap()));
+        wait_listening(addr.parse().unwrap());
+    }
+    let targets: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let scan = bleedwatch().args(["scan", "--json", "-"]).args(&targets).output().unwrap();
+    let verdicts: Vec<String> = json_lines(&String::from_utf8_lossy(&scan.stdout)).iter().map(|r| r["heartbleed"].as_str().unwrap().to_string()).collect();
+    assert_eq!(verdicts.len(), 4, "{}", String::from_utf8_lossy(&scan.stderr));
+    let prove = bleedwatch().args(["scan", "--prove", "16", "-q", &targets[0]]).output().unwrap();
+    assert_eq!(prove.status.code(), Some(1));
+    let file = capture.finish();
+    drop(running);
+
+    let out = bleedwatch().arg("pcap").arg(&file).args(["--json", "-"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "attempts were found: {stderr}");
+    let findings = json_lines(&String::from_utf8_lossy(&out.stdout));
+    let at = |port: u16| -> Vec<&serde_json::Value> { findings.iter().filter(|f| f["dst_port"] == port && f["severity"] != "info").collect() };
+    let kinds = |port: u16| -> std::collections::BTreeMap<String, usize> {
+        let mut counts = std::collections::BTreeMap::new();
+        for f in at(port) {
+            *counts.entry(f["kind"].as_str().unwrap().to_string()).or_insert(0) += 1;
+        }
+        counts
+    };
+    let count = |pairs: &[(&str, usize)]| -> std::collections::BTreeMap<String, usize> { pairs.iter().map(|(k, n)| (k.to_string(), *n)).collect() };
+    // Vulnerable, four versions: the safe scan's unpadded probe answered on each, and the --prove
+    // scan's over-read answered with the 16 bytes asked for beyond what was sent.
+    assert_eq!(kinds(ports[0]), count(&[("heartbeat_unpadded", 4), ("heartbeat_response_to_invalid", 4), ("heartbeat_overflow", 4), ("heartbeat_response_leak", 4)]), "{findings:#?}");
+    assert!(at(ports[0]).iter().filter(|f| f["kind"] == "heartbeat_response_leak").all(|f| f["leaked_bytes"] == 16 && f["severity"] == "success"));
+    assert!(at(ports[0]).iter().filter(|f| f["kind"] == "heartbeat_response_to_invalid").all(|f| f["leaked_bytes"] == 0));
+    // Fixed: probed, never answered. Zeek's script calls the answer to the valid heartbeat that
+    // followed an "attack success"; the finding carrying that notice stays `info`.
+    assert_eq!(kinds(ports[1]), count(&[("heartbeat_unpadded", 4)]), "{findings:#?}");
+    let zeek_success = findings.iter().filter(|f| f["dst_port"] == ports[1] && f["notice"] == "Heartbleed::SSL_Heartbeat_Attack_Success");
+    assert!(zeek_success.clone().count() == 4 && zeek_success.into_iter().all(|f| f["kind"] == "heartbeat_response" && f["severity"] == "info"), "{findings:#?}");
+    // No heartbeat support: nothing answered either.
+    assert!(at(ports[2]).iter().all(|f| f["severity"] != "success"), "{findings:#?}");
+    // After STARTTLS, found by content.
+    assert_eq!(kinds(ports[3]), count(&[("heartbeat_unpadded", 4), ("heartbeat_response_to_invalid", 4)]), "{findings:#?}");
+    // Every attempt names our scanner as the attacker and the lab as the victim.
+    assert!(findings.iter().filter(|f| f["severity"] != "info").all(|f| f["direction"] == "client-to-server" && f["victim"].as_str().unwrap().ends_with(&format!(":{}", f["dst_port"]))));
+    let _ = std::fs::remove_file(file);
+}
+
 /// `bleedwatch pcap FILE | head`: a reader that stops early is no error; the exit code still says an
 /// attack was found.
 #[test]

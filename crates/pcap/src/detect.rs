@@ -27,7 +27,7 @@ use bleedwatch_wire::{CipherSuite, ContentType, ProtocolVersion};
 use crate::cipher_names::cipher_name;
 use crate::finding::{Finding, Kind, Severity, SharedText};
 use crate::timestamp::Timestamp;
-use crate::tls::{Dir, RecordInfo, TlsEvents};
+use crate::tls::{Dir, RecordInfo, TlsEvents, HEAD_LEN};
 use crate::zeek::{self, Rule, ZeekHeartbleed, ZeekNotice};
 
 /// Requests remembered per direction while waiting for answers.
@@ -42,16 +42,50 @@ pub(crate) struct ConnMeta {
     pub start: Timestamp,
 }
 
+/// Payload bytes of a request remembered to recognise its echo.
+const ECHO_LEN: usize = HEAD_LEN - HB_HEADER_LEN;
+
 #[derive(Debug, Clone, Copy)]
 struct PlainRequest {
+    /// Numbers requests of a direction, so a response can name the one it answers.
+    id: u64,
     record_length: u32,
     payload_length: u32,
     present: u32,
     invalid: bool,
+    /// The payload's first bytes (the requester's own bytes, not the peer's memory).
+    echo: [u8; ECHO_LEN],
+    echo_len: u8,
+}
+
+impl PlainRequest {
+    /// True when a response starting with `echo` can be the answer to this request: its first payload
+    /// bytes are this request's (as far as both are known).
+    fn echoed_by(&self, echo: &[u8]) -> bool {
+        let n = usize::from(self.echo_len).min(echo.len());
+        self.echo[..n] == echo[..n]
+    }
+}
+
+/// The pending request a response answers: one claiming the same length whose payload it echoes,
+/// else one claiming the same length, else the oldest. Scanners send several requests claiming the
+/// same length (bleedwatch: an invalid test heartbeat and a valid one; a fixed server answers only
+/// the valid one), so the length alone would pin the answer on the wrong one.
+fn answered_request(pending: &VecDeque<PlainRequest>, payload_length: u32, echo: &[u8]) -> Option<u64> {
+    let same_length = |r: &&PlainRequest| r.payload_length == payload_length;
+    pending
+        .iter()
+        .filter(same_length)
+        .find(|r| r.echoed_by(echo))
+        .or_else(|| pending.iter().find(same_length))
+        .or(pending.front())
+        .map(|r| r.id)
 }
 
 #[derive(Debug)]
 struct PlainResponse {
+    /// The request it answers, chosen when it began (its bytes are not kept: they may be memory).
+    answers: Option<u64>,
     ts: Timestamp,
     first_record_length: u32,
     payload_length: u32,
@@ -89,6 +123,7 @@ struct EncryptedExchange {
 #[derive(Default)]
 struct Heartbeats {
     requests: [VecDeque<PlainRequest>; 2],
+    next_request_id: u64,
     responses: [Option<PlainResponse>; 2],
     exchange: Option<EncryptedExchange>,
     zeek: ZeekHeartbleed,
@@ -234,10 +269,15 @@ impl Detector {
         let length = u32::from(rec.length);
         let payload_length = u32::from(message.payload_length);
         let notices = self.heartbeats().zeek.plaintext(ts, dir, u64::from(length), message.kind.0, u64::from(payload_length));
+        // The payload bytes present in what was kept of the record.
+        let body = &rec.head[HB_HEADER_LEN..usize::from(rec.head_len).max(HB_HEADER_LEN)];
+        let echo = &body[..body.len().min(payload_length as usize)];
         match message.kind {
-            HeartbeatMessageType::REQUEST => self.plaintext_request(dir, ts, length, payload_length, notices),
+            HeartbeatMessageType::REQUEST => self.plaintext_request(dir, ts, length, payload_length, echo, notices),
             HeartbeatMessageType::RESPONSE => {
+                let answers = answered_request(&self.heartbeats().requests[dir.other().index()], payload_length, echo);
                 self.heartbeats().responses[d] = Some(PlainResponse {
+                    answers,
                     ts,
                     first_record_length: length,
                     payload_length,
@@ -258,7 +298,7 @@ impl Detector {
         }
     }
 
-    fn plaintext_request(&mut self, dir: Dir, ts: Timestamp, length: u32, payload_length: u32, notices: Vec<ZeekNotice>) {
+    fn plaintext_request(&mut self, dir: Dir, ts: Timestamp, length: u32, payload_length: u32, echo: &[u8], notices: Vec<ZeekNotice>) {
         let body = length - HB_HEADER_LEN as u32;
         let present = body.min(payload_length);
         let overflow = payload_length > body;
@@ -272,11 +312,18 @@ impl Detector {
             f.payload_present = Some(present);
             self.out.push(f);
         }
-        let pending = &mut self.heartbeats().requests[dir.index()];
+        let heartbeats = self.heartbeats();
+        let id = heartbeats.next_request_id;
+        heartbeats.next_request_id += 1;
+        let mut request = PlainRequest { id, record_length: length, payload_length, present, invalid: overflow || unpadded, echo: [0; ECHO_LEN], echo_len: 0 };
+        let kept = echo.len().min(ECHO_LEN).min(present as usize);
+        request.echo[..kept].copy_from_slice(&echo[..kept]);
+        request.echo_len = kept as u8;
+        let pending = &mut heartbeats.requests[dir.index()];
         if pending.len() >= MAX_PENDING_REQUESTS {
             pending.pop_front();
         }
-        pending.push_back(PlainRequest { record_length: length, payload_length, present, invalid: overflow || unpadded });
+        pending.push_back(request);
         if !notices.is_empty() && self.out.len() == start {
             let mut f = self.finding(Kind::HeartbeatPlaintextRequest, Severity::Info, ts, dir, false);
             f.record_length = Some(length);
@@ -291,11 +338,7 @@ impl Detector {
         let Some(resp) = self.heartbeats.as_mut().and_then(|h| h.responses[responder.index()].take()) else { return };
         let requester = responder.other();
         let pending = &mut self.heartbeats().requests[requester.index()];
-        let matched = pending
-            .iter()
-            .position(|r| r.payload_length == resp.payload_length)
-            .or(if pending.is_empty() { None } else { Some(0) })
-            .and_then(|i| pending.remove(i));
+        let matched = pending.iter().position(|r| Some(r.id) == resp.answers).and_then(|i| pending.remove(i));
         let delivered = resp.message_bytes.saturating_sub(HB_HEADER_LEN as u64).min(u64::from(resp.payload_length));
         let start = self.out.len();
         let (kind, severity, leaked) = match matched {
@@ -462,7 +505,43 @@ mod tests {
     }
 
     fn hb(length: u16, head: [u8; 3], observed: u32, encrypted: bool) -> RecordInfo {
-        RecordInfo { content_type: ContentType::HEARTBEAT, version: ProtocolVersion::TLS1_2, length, head, head_len: 3, observed, encrypted }
+        hb_with_payload(length, head, &[], observed, encrypted)
+    }
+
+    /// A heartbeat record whose kept head also holds the first payload bytes.
+    fn hb_with_payload(length: u16, head: [u8; 3], payload: &[u8], observed: u32, encrypted: bool) -> RecordInfo {
+        let mut bytes = [0u8; HEAD_LEN];
+        bytes[..3].copy_from_slice(&head);
+        let n = payload.len().min(HEAD_LEN - 3);
+        bytes[3..3 + n].copy_from_slice(&payload[..n]);
+        RecordInfo { content_type: ContentType::HEARTBEAT, version: ProtocolVersion::TLS1_2, length, head: bytes, head_len: (3 + n) as u8, observed, encrypted }
+    }
+
+    /// bleedwatch's safe probe against a fixed server: an unpadded test request and a valid one, both
+    /// claiming 4500 bytes; the server answers only the valid one. The answer echoes the valid
+    /// request's payload, so it is not taken for an answer to the invalid one.
+    #[test]
+    fn answer_goes_to_the_request_it_echoes() {
+        let test = [b't'; 16];
+        let honest = [b'h'; 16];
+        let mut d = detector();
+        d.record(Dir::Orig, Timestamp(1), &hb_with_payload(4503, [1, 0x11, 0x94], &test, 4503, false));
+        d.record(Dir::Orig, Timestamp(1), &hb_with_payload(4519, [1, 0x11, 0x94], &honest, 4519, false));
+        d.record(Dir::Resp, Timestamp(2), &hb_with_payload(4519, [2, 0x11, 0x94], &honest, 4519, false));
+        d.finish();
+        assert!(d.out.iter().all(|f| f.severity != Severity::Success), "{:#?}", d.out);
+        assert_eq!(d.out.iter().filter(|f| f.kind == Kind::HeartbeatUnpadded).count(), 1);
+
+        // A vulnerable server answers both, in order: the first answer is the success.
+        let mut d = detector();
+        d.record(Dir::Orig, Timestamp(1), &hb_with_payload(4503, [1, 0x11, 0x94], &test, 4503, false));
+        d.record(Dir::Orig, Timestamp(1), &hb_with_payload(4519, [1, 0x11, 0x94], &honest, 4519, false));
+        d.record(Dir::Resp, Timestamp(2), &hb_with_payload(4519, [2, 0x11, 0x94], &test, 4519, false));
+        d.record(Dir::Resp, Timestamp(2), &hb_with_payload(4519, [2, 0x11, 0x94], &honest, 4519, false));
+        d.finish();
+        let success: Vec<_> = d.out.iter().filter(|f| f.severity == Severity::Success).collect();
+        assert_eq!(success.len(), 1, "{:#?}", d.out);
+        assert_eq!((success[0].kind, success[0].leaked_bytes), (Kind::HeartbeatResponseToInvalid, Some(0)));
     }
 
     #[test]

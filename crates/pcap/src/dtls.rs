@@ -8,7 +8,7 @@ use bleedwatch_wire::handshake::ServerHello;
 use bleedwatch_wire::{ContentType, HandshakeType};
 
 use crate::timestamp::Timestamp;
-use crate::tls::{Dir, RecordInfo, TlsEvents};
+use crate::tls::{Dir, RecordInfo, TlsEvents, HEAD_LEN};
 
 /// True when a datagram starts like a DTLS record.
 pub(crate) fn looks_like_dtls(datagram: &[u8]) -> bool {
@@ -43,8 +43,8 @@ impl DtlsStream {
             if h.content_type == ContentType::HANDSHAKE && !encrypted && !self.hello_done {
                 self.handshake(fragment, dir, ev);
             }
-            let mut head = [0u8; 3];
-            let head_len = fragment.len().min(3);
+            let mut head = [0u8; HEAD_LEN];
+            let head_len = fragment.len().min(HEAD_LEN);
             head[..head_len].copy_from_slice(&fragment[..head_len]);
             ev.record(
                 dir,
@@ -107,7 +107,7 @@ mod tests {
         assert!(looks_like_dtls(&dgram));
         let mut log = Log::default();
         DtlsStream::default().datagram(&dgram, Timestamp(0), Dir::Orig, &mut log);
-        assert_eq!(log.0, vec![(24, 3, 3, false, vec![1, 0x10, 0]), (24, 40, 40, true, vec![0xaa; 3])]);
+        assert_eq!(log.0, vec![(24, 3, 3, false, vec![1, 0x10, 0]), (24, 40, 40, true, vec![0xaa; HEAD_LEN])]);
     }
 
     #[test]

@@ -39,6 +39,11 @@ impl Dir {
     }
 }
 
+/// Body bytes kept of each record: a heartbeat's type and claimed length (3 bytes), then the first
+/// 16 bytes of its payload, by which a response is matched to the request it echoes. They live only
+/// while the record is handled and are never reported.
+pub(crate) const HEAD_LEN: usize = 3 + 16;
+
 /// A record as the detector sees it: header fields, the first bytes of the body, and how much of the
 /// body actually reached us (less than `length` after a loss or at the end of a cut capture).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,7 +51,8 @@ pub(crate) struct RecordInfo {
     pub content_type: ContentType,
     pub version: ProtocolVersion,
     pub length: u16,
-    pub head: [u8; 3],
+    /// The first body bytes, contiguous (`head_len` of them).
+    pub head: [u8; HEAD_LEN],
     pub head_len: u8,
     pub observed: u32,
     /// The sender had switched to encryption (ChangeCipherSpec seen, or application data).
@@ -91,10 +97,12 @@ struct Current {
     header: RecordHeader,
     remaining: usize,
     observed: usize,
-    head: [u8; 3],
+    head: [u8; HEAD_LEN],
     head_len: u8,
     /// A loss inside the first three body bytes: `head` cannot be completed.
     head_broken: bool,
+    /// A loss after them: `head` keeps what came before it.
+    head_closed: bool,
 }
 
 enum Examined {
@@ -309,8 +317,8 @@ impl TlsStream {
             if let Some(cur) = self.cur.as_mut() {
                 let n = cur.remaining.min(data.len() - i);
                 let piece = &data[i..i + n];
-                if cur.head_len < 3 && !cur.head_broken {
-                    let k = (3 - cur.head_len as usize).min(n);
+                if usize::from(cur.head_len) < HEAD_LEN && !cur.head_broken && !cur.head_closed {
+                    let k = (HEAD_LEN - cur.head_len as usize).min(n);
                     let at = cur.head_len as usize;
                     cur.head[at..at + k].copy_from_slice(&piece[..k]);
                     cur.head_len += k as u8;
@@ -358,9 +366,10 @@ impl TlsStream {
             header,
             remaining: header.length as usize,
             observed: 0,
-            head: [0; 3],
+            head: [0; HEAD_LEN],
             head_len: 0,
             head_broken: false,
+            head_closed: false,
         });
         if header.length == 0 {
             self.complete_record(ts, dir, ev);
@@ -431,6 +440,7 @@ impl TlsStream {
                     if cur.head_len < 3 {
                         cur.head_broken = true;
                     }
+                    cur.head_closed = true;
                     let remaining = cur.remaining as u64;
                     if n < remaining {
                         // The loss is inside this record: its length keeps us in step.
@@ -600,7 +610,7 @@ mod tests {
     fn records_hello_and_encryption_state() {
         let stream = sample_stream();
         let log = run(&[Chunk::Data(&stream)], false);
-        assert_eq!(log.records[0].3, vec![1, 0, 0], "the ClientHello record comes first");
+        assert_eq!(log.records[0].3[..3], [1, 0, 0], "the ClientHello record comes first");
         let kinds: Vec<_> = log.records.iter().map(|r| (r.0, r.1, r.4)).collect();
         assert_eq!(kinds[1], (ContentType::HEARTBEAT, 3, false));
         assert_eq!(log.records[1].3, vec![1, 0x40, 0]);
@@ -707,7 +717,7 @@ mod tests {
             d.push(&stream).unwrap();
             let mut expected = Vec::new();
             while let Some(r) = d.next_record().unwrap() {
-                expected.push((r.header.content_type, r.header.length, r.fragment.len() as u32, r.fragment[..r.fragment.len().min(3)].to_vec()));
+                expected.push((r.header.content_type, r.header.length, r.fragment.len() as u32, r.fragment[..r.fragment.len().min(HEAD_LEN)].to_vec()));
             }
             let got: Vec<_> = log.records.iter().map(|r| (r.0, r.1, r.2, r.3.clone())).collect();
             prop_assert_eq!(got, expected);
