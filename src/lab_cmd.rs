@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
+use bleedwatch_lab::dtls::LabDtlsServer;
 use bleedwatch_lab::{Behaviour, LabConfig, LabIdentity, LabServer};
 use clap::{Args, ValueEnum};
 
@@ -40,7 +41,7 @@ pub struct LabArgs {
     pub listen: Vec<SocketAddr>,
     #[arg(long, value_enum, default_value = "vulnerable")]
     pub behaviour: BehaviourArg,
-    /// Versions accepted (default ssl3,tls1.0,tls1.1,tls1.2).
+    /// Versions accepted (default ssl3,tls1.0,tls1.1,tls1.2, and dtls1.0,dtls1.2 with --dtls).
     #[arg(long, value_delimiter = ',')]
     pub versions: Vec<String>,
     #[arg(long, value_enum, default_value = "rsa")]
@@ -51,6 +52,10 @@ pub struct LabArgs {
     /// Certificate names (the first is the subject CN).
     #[arg(long, default_value = "lab.bleedwatch.test")]
     pub name: Vec<String>,
+    /// Serve DTLS over UDP on the --listen addresses instead of TLS over TCP (versions dtls1.0 and
+    /// dtls1.2; scan with `HOST:udp/PORT`).
+    #[arg(long, conflicts_with = "starttls")]
+    pub dtls: bool,
 }
 
 
@@ -63,13 +68,20 @@ pub async fn run(args: LabArgs) -> Result<u8> {
         KeyArg::Rsa => LabIdentity::rsa_lab(&names)?,
         KeyArg::Ecdsa => LabIdentity::generate_ecdsa(&names)?,
     });
-    let cfg = LabConfig::new(args.behaviour.into(), identity).with_versions(&crate::scan_cmd::parse_versions(&args.versions, false)?);
+    let cfg = LabConfig::new(args.behaviour.into(), identity).with_versions(&crate::scan_cmd::parse_versions(&args.versions, args.dtls)?);
     let starttls = args.starttls.as_deref().map(str::parse::<bleedwatch_starttls::Protocol>).transpose().map_err(|e| anyhow::anyhow!("--starttls: {e}"))?;
     let mut servers = Vec::new();
+    let mut dtls_servers = Vec::new();
     for addr in &args.listen {
-        let server = LabServer::bind_with(*addr, cfg.clone(), None, starttls).await.with_context(|| format!("cannot listen on {addr}"))?;
-        eprintln!("bleedwatch lab: {:?} server on {}", args.behaviour, server.local_addr());
-        servers.push(server);
+        if args.dtls {
+            let server = LabDtlsServer::bind(*addr, cfg.clone()).await.with_context(|| format!("cannot listen on udp {addr}"))?;
+            eprintln!("bleedwatch lab: {:?} DTLS server on udp {}", args.behaviour, server.local_addr());
+            dtls_servers.push(server);
+        } else {
+            let server = LabServer::bind_with(*addr, cfg.clone(), None, starttls).await.with_context(|| format!("cannot listen on {addr}"))?;
+            eprintln!("bleedwatch lab: {:?} server on {}", args.behaviour, server.local_addr());
+            servers.push(server);
+        }
     }
     tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
     Ok(0)

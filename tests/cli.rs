@@ -633,7 +633,8 @@ fn pcap_of_our_own_scans_of_the_lab() {
     }
     let labs = [("vulnerable", None), ("fixed", None), ("no-heartbeat", None), ("vulnerable", Some("smtp"))];
     let ports: Vec<u16> = labs.iter().map(|_| free_port()).collect();
-    let capture = Capture::start("own-scans.pcap", &ports);
+    let udp_port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let capture = Capture::start("own-scans.pcap", &[&ports[..], &[udp_port]].concat());
     let mut running = Vec::new();
     for ((behaviour, starttls), port) in labs.iter().zip(&ports) {
         let addr = format!("127.0.0.1:{port}");
@@ -645,10 +646,25 @@ fn pcap_of_our_own_scans_of_the_lab() {
         running.push(Running(cmd.spawn().unwrap()));
         wait_listening(addr.parse().unwrap());
     }
-    let targets: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    // And a vulnerable DTLS lab on UDP.
+    let mut dtls_lab = bleedwatch().args(["lab", "--dtls", "--listen", &format!("127.0.0.1:{udp_port}")]).stderr(Stdio::piped()).spawn().unwrap();
+    // Listening once it says so (UDP has no connection to wait for).
+    let mut said = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(dtls_lab.stderr.take().unwrap()), &mut said).unwrap();
+    assert!(said.contains("DTLS server on udp"), "{said}");
+    running.push(Running(dtls_lab));
+    let mut targets: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    targets.push(format!("127.0.0.1:udp/{udp_port}"));
     let scan = bleedwatch().args(["scan", "--json", "-"]).args(&targets).output().unwrap();
-    let verdicts: Vec<String> = json_lines(&String::from_utf8_lossy(&scan.stdout)).iter().map(|r| r["heartbleed"].as_str().unwrap().to_string()).collect();
-    assert_eq!(verdicts.len(), 4, "{}", String::from_utf8_lossy(&scan.stderr));
+    let results = json_lines(&String::from_utf8_lossy(&scan.stdout));
+    let verdict = |port: u16| results.iter().find(|r| r["port"] == port).map(|r| r["heartbleed"].as_str().unwrap().to_string());
+    assert_eq!(
+        [ports[0], ports[1], ports[2], ports[3], udp_port].map(verdict),
+        ["vulnerable", "not-vulnerable", "no-heartbeat", "vulnerable", "vulnerable"].map(|v| Some(v.to_string())),
+        "{}",
+        String::from_utf8_lossy(&scan.stderr)
+    );
+    let dtls_versions = results.iter().find(|r| r["port"] == udp_port).unwrap()["versions"].as_object().unwrap().values().filter(|v| *v == "vulnerable").count();
     let prove = bleedwatch().args(["scan", "--prove", "16", "-q", &targets[0]]).output().unwrap();
     assert_eq!(prove.status.code(), Some(1));
     let file = capture.finish();
@@ -681,6 +697,10 @@ fn pcap_of_our_own_scans_of_the_lab() {
     assert!(at(ports[2]).iter().all(|f| f["severity"] != "success"), "{findings:#?}");
     // After STARTTLS, found by content.
     assert_eq!(kinds(ports[3]), count(&[("heartbeat_unpadded", 4), ("heartbeat_response_to_invalid", 4)]), "{findings:#?}");
+    // DTLS: each vulnerable version's probe and its answer, over UDP.
+    let dtls: Vec<&serde_json::Value> = at(udp_port);
+    assert!(dtls.iter().all(|f| f["transport"] == "udp"), "{findings:#?}");
+    assert_eq!(kinds(udp_port), count(&[("heartbeat_unpadded", dtls_versions), ("heartbeat_response_to_invalid", dtls_versions)]), "{findings:#?}");
     // Every attempt names our scanner as the attacker and the lab as the victim.
     assert!(findings.iter().filter(|f| f["severity"] != "info").all(|f| f["direction"] == "client-to-server" && f["victim"].as_str().unwrap().ends_with(&format!(":{}", f["dst_port"]))));
     let _ = std::fs::remove_file(file);
