@@ -650,8 +650,10 @@ fn pcap_of_our_own_scans_of_the_lab() {
     let mut dtls_lab = bleedwatch().args(["lab", "--dtls", "--listen", &format!("127.0.0.1:{udp_port}")]).stderr(Stdio::piped()).spawn().unwrap();
     // Listening once it says so (UDP has no connection to wait for).
     let mut said = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(dtls_lab.stderr.take().unwrap()), &mut said).unwrap();
+    let mut lab_stderr = std::io::BufReader::new(dtls_lab.stderr.take().unwrap());
+    std::io::BufRead::read_line(&mut lab_stderr, &mut said).unwrap();
     assert!(said.contains("DTLS server on udp"), "{said}");
+    std::thread::spawn(move || std::io::copy(&mut lab_stderr, &mut std::io::sink()));
     running.push(Running(dtls_lab));
     let mut targets: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
     targets.push(format!("127.0.0.1:udp/{udp_port}"));
