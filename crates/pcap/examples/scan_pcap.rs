@@ -49,7 +49,7 @@ fn main() {
             Ok(stats) => {
                 let mb = stats.bytes_read as f64 / 1e6;
                 eprintln!(
-                    "{file}: {} packets, {:.1} MB in {:.3} s = {:.1} MB/s, {:.0} packets/s; {} TCP conns, {} TLS, {} findings, peak buffered {} bytes{}",
+                    "{file}: {} packets, {:.1} MB in {:.3} s = {:.1} MB/s, {:.0} packets/s; {} TCP conns, {} TLS, {} findings, peak buffered {} bytes, peak {} connections, {} expired{}",
                     stats.packets,
                     mb,
                     secs,
@@ -59,6 +59,8 @@ fn main() {
                     stats.tls_connections,
                     findings,
                     stats.peak_buffered_bytes,
+                    stats.peak_flows,
+                    stats.flows_expired,
                     if stats.partial { format!(" (partial: {})", stats.warnings.join("; ")) } else { String::new() }
                 );
             }

@@ -87,6 +87,8 @@ pub struct FileStats {
     pub flows_expired: u64,
     pub flows_evicted: u64,
     pub peak_buffered_bytes: u64,
+    /// Most connections tracked at once.
+    pub peak_flows: u64,
     pub findings: u64,
     pub first_packet: Option<f64>,
     pub last_packet: Option<f64>,
@@ -371,6 +373,7 @@ fn on_l4(flows: &mut FlowTable, ctx: &mut Ctx<'_>, ts: Timestamp, pkt: &L4Packet
             ctx.stats.tcp_connections += 1;
             let flow = new_flow(ctx, pkt, from_server, src_first, ts, false);
             let Some(slot) = flows.insert(key, flow) else { return };
+            ctx.stats.peak_flows = ctx.stats.peak_flows.max(flows.len() as u64);
             ctx.idle_timers.push_back(Timer { at: ts, slot, id: ctx.next_conn_id });
             let over = flows.get_mut(slot).is_some_and(|flow| flow.on_tcp(ctx, ts, slot, src_first, &tcp, pkt));
             if over {
@@ -391,6 +394,7 @@ fn on_l4(flows: &mut FlowTable, ctx: &mut Ctx<'_>, ts: Timestamp, pkt: &L4Packet
                     ctx.stats.dtls_flows += 1;
                     let flow = new_flow(ctx, pkt, from_server, src_first, ts, true);
                     let Some(slot) = flows.insert(key, flow) else { return };
+                    ctx.stats.peak_flows = ctx.stats.peak_flows.max(flows.len() as u64);
                     ctx.idle_timers.push_back(Timer { at: ts, slot, id: ctx.next_conn_id });
                     slot
                 }
