@@ -23,8 +23,8 @@ impl Site {
 
     /// Replaces the server on the same port.
     pub async fn switch(&mut self, behaviour: Behaviour, identity: &LabIdentity) {
-        self.stop();
-        // The old listener closes once its task is dropped: retry briefly.
+        self.stop().await;
+        // The port may still be held briefly: retry.
         for _ in 0..250 {
             match LabServer::bind(self.addr, config(behaviour, identity)).await {
                 Ok(server) => {
@@ -38,10 +38,19 @@ impl Site {
     }
 
     /// Nothing listens any more: scans see connection refused.
-    pub fn stop(&mut self) {
+    pub async fn stop(&mut self) {
         if let Some(server) = self.server.take() {
             server.stop();
         }
+        // The listener closes once its aborted task is dropped, a moment later; until then a
+        // connection is accepted by the kernel and reset, not refused. Wait (bounded) for refusal.
+        for _ in 0..250 {
+            if tokio::net::TcpStream::connect(self.addr).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("{} still accepts connections after its server stopped", self.addr);
     }
 
     /// Scans the endpoint for real and returns its JSON line.

@@ -82,7 +82,7 @@ pub async fn response_history_reaches_every_state(backend: Backend) {
     assert!(window.first_fixed_ms.unwrap() > first_vulnerable);
 
     // The server is down: inconclusive, nothing moves.
-    site.stop();
+    site.stop().await;
     let (_, json) = scan_into(&store, &site).await;
     assert_eq!(json["status"], "connection-refused");
     let down = assessed(&store, endpoint).await;
@@ -158,7 +158,7 @@ pub async fn response_history_reaches_every_state(backend: Backend) {
     assert!(a.assessment.alerts.iter().any(|al| al.kind == AlertKind::Regressed));
     assert_eq!(store.alerts(&AlertFilter { kind: Some("regressed".into()), ..AlertFilter::default() }).await.unwrap().len(), 1);
     assert_eq!(store.history(endpoint).await.unwrap().len(), 9, "history is kept, never overwritten");
-    site.stop();
+    site.stop().await;
 }
 
 fn revoked(cert: &str) -> RevocationInput {
@@ -349,7 +349,7 @@ pub async fn revocation_checks_complete_the_response(backend: Backend) {
     let second = bleedwatch_x509::summarize(&leaf_2).unwrap();
     let second_view = views.iter().find(|v| v.cert_sha256 == second.cert_sha256).unwrap();
     assert!(!second_view.exposed && !second_view.revoked);
-    site.stop();
+    site.stop().await;
 }
 
 /// The asset list links endpoints to owners (most specific match), before or after they are
@@ -460,7 +460,7 @@ pub async fn rescan_proposes_what_needs_testing(backend: Backend) {
     let mut vulnerable = Site::start(Behaviour::Vulnerable, &identity(LAB_RSA_KEY_A, 1)).await;
     let healthy = Site::start(Behaviour::Fixed, &identity(LAB_RSA_KEY_B, 2)).await;
     let mut down = Site::start(Behaviour::Fixed, &identity(LAB_RSA_KEY_B, 3)).await;
-    down.stop();
+    down.stop().await;
     for site in [&vulnerable, &healthy, &down] {
         scan_into(&store, site).await;
     }
