@@ -89,6 +89,8 @@ pub struct FileStats {
     pub peak_buffered_bytes: u64,
     /// Most connections tracked at once.
     pub peak_flows: u64,
+    /// Times the capture's clock went back by more than the idle timeout.
+    pub clock_jumps: u64,
     pub findings: u64,
     pub first_packet: Option<f64>,
     pub last_packet: Option<f64>,
@@ -270,6 +272,9 @@ impl<'s> Engine<'s> {
         }
         self.first_packet.get_or_insert(pkt.ts);
         self.last_packet = Some(pkt.ts);
+        if pkt.ts.0 < self.now.0.saturating_sub(self.idle_ns()) {
+            self.clock_went_back(pkt.ts);
+        }
         if pkt.ts > self.now {
             self.now = pkt.ts;
         }
@@ -278,13 +283,40 @@ impl<'s> Engine<'s> {
         decoder.decode(pkt.ts, pkt.linktype, pkt.data, |l4| on_l4(flows, ctx, pkt.ts, l4));
     }
 
+    fn idle_ns(&self) -> i64 {
+        (self.ctx.cfg.idle_timeout_secs as i64).saturating_mul(Timestamp::NANOS_PER_SEC)
+    }
+
+    /// The capture's clock went back by more than the idle timeout (files joined out of order, a clock
+    /// reset). Connections last seen after `ts` belong to the earlier stretch and, against a clock
+    /// that now reads earlier, would never look idle again (nor free their memory): they are closed
+    /// here, and the clock restarts at `ts`.
+    fn clock_went_back(&mut self, ts: Timestamp) {
+        let mut earlier: Vec<(u64, Slot)> = self.flows.iter().filter(|(_, f)| f.last_seen > ts).map(|(slot, f)| (f.detector.meta.id, slot)).collect();
+        earlier.sort_unstable_by_key(|(id, _)| *id);
+        for (_, slot) in earlier {
+            self.expire(slot);
+        }
+        // The timers of the connections left, in the order the restarted clock will reach them.
+        let mut idle: Vec<Timer> = self.flows.iter().map(|(slot, f)| Timer { at: f.last_seen, slot, id: f.detector.meta.id }).collect();
+        idle.sort_unstable_by_key(|t| t.at);
+        self.ctx.idle_timers = idle.into();
+        let mut reset: Vec<Timer> =
+            self.flows.iter().filter_map(|(slot, f)| f.reset_at.map(|at| Timer { at, slot, id: f.detector.meta.id })).collect();
+        reset.sort_unstable_by_key(|t| t.at);
+        self.ctx.reset_timers = reset.into();
+        self.ctx.stats.clock_jumps += 1;
+        self.now = ts;
+        self.last_expiry = ts;
+    }
+
     fn maybe_expire(&mut self) {
         if self.now.0.saturating_sub(self.last_expiry.0) < Timestamp::NANOS_PER_SEC {
             return;
         }
         self.last_expiry = self.now;
         let now = self.now;
-        let idle = (self.ctx.cfg.idle_timeout_secs as i64).saturating_mul(Timestamp::NANOS_PER_SEC);
+        let idle = self.idle_ns();
         while let Some(timer) = self.ctx.idle_timers.front().copied() {
             if now.0.saturating_sub(timer.at.0) <= idle {
                 break;
@@ -343,6 +375,12 @@ impl<'s> Engine<'s> {
         stats.reassembled_datagrams = d.reassembled_datagrams;
         stats.fragments_dropped = d.fragments_dropped;
         stats.peak_buffered_bytes = self.ctx.budget.peak as u64;
+        if stats.clock_jumps > 0 {
+            stats.warnings.push(format!(
+                "the capture's clock went back by more than the idle timeout {} time(s) (files joined out of order?): connections open at each jump were closed there",
+                stats.clock_jumps
+            ));
+        }
         for lt in &d.unsupported_linktypes {
             stats.warnings.push(format!("packets with unsupported link type {} ({}) were skipped", lt, linktype_name(*lt)));
         }

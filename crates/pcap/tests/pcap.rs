@@ -838,6 +838,26 @@ fn progress_reports_bytes_read() {
     assert!(seen.windows(2).all(|w| w[0] <= w[1]));
 }
 
+/// A capture whose clock goes back (files joined out of order): the connections still open at the
+/// jump are closed there, so the packets after it are analysed afresh, not taken for retransmissions
+/// of the earlier ones, and the earlier connections' memory is freed.
+#[test]
+fn clock_going_back_closes_the_earlier_connections() {
+    let bytes = std::fs::read(lab("nmap-heartbleed-vulnerable-1.0.1f-tls12.pcap")).unwrap();
+    let (linktype, recs) = read_pcap(&bytes);
+    // Without its FIN and RST packets the connection never ends.
+    let open: Vec<Rec> = recs.into_iter().filter(|r| parse(&r.data).tcp.is_none_or(|t| !t.fin && !t.rst)).collect();
+    let (once, once_stats) = analyze_bytes("once", &write_pcap(linktype, &open, false)).unwrap();
+    assert!(once.iter().any(|f| f.severity == Severity::Success));
+    assert_eq!(once_stats.clock_jumps, 0);
+    let mut twice = open.clone();
+    twice.extend(open.iter().map(|r| Rec { ts_sec: r.ts_sec - 3600, ..r.clone() }));
+    let (findings, stats) = analyze_bytes("twice", &write_pcap(linktype, &twice, false)).unwrap();
+    assert_eq!(normalize(&findings).len(), 2 * normalize(&once).len(), "{findings:#?}");
+    assert_eq!((stats.clock_jumps, stats.peak_flows, stats.tcp_connections), (1, once_stats.peak_flows, 2 * once_stats.tcp_connections));
+    assert!(stats.warnings.iter().any(|w| w.contains("clock went back")), "{:?}", stats.warnings);
+}
+
 /// An attacker is counted once however many connections (source ports) it used.
 #[test]
 fn summary_counts_an_attacker_once_across_its_connections() {
