@@ -2,12 +2,13 @@
 //! `bleedwatch-pcap` crate; this file only chooses outputs: a human summary, JSON lines, CSV, a
 //! progress bar and, with `--db`, the inventory (findings attached to the endpoints they hit).
 
+use std::cell::RefCell;
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use bleedwatch_pcap::{analyze_reader_with_progress, Config, Finding, Summary};
+use bleedwatch_pcap::{analyze_reader_with_progress, Config, Finding, Joined, Summary};
 use bleedwatch_store::{sha256_hex, CaptureImport, RunId, Sha256Reader, Store};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -35,6 +36,11 @@ pub struct PcapArgs {
     /// Close connections idle this long, in seconds of capture time.
     #[arg(long, value_name = "SECS", default_value_t = 300)]
     pub idle_timeout: u64,
+    /// The files are consecutive pieces of one capture (rotated by `tcpdump -C` or `-G`), given in
+    /// order: connections cut by a file boundary go on in the next file. Findings name the file
+    /// their connection began in.
+    #[arg(long)]
+    pub joined: bool,
     /// Attach the findings to the inventory at URL (a file path, sqlite://PATH or
     /// postgres://USER@HOST/DB; the default inventory is $XDG_DATA_HOME/bleedwatch/inventory.db):
     /// each attempt (probe or worse) is linked to the endpoint at its victim's address and port,
@@ -118,11 +124,11 @@ impl InventoryRecorder {
     }
 
     /// Records what is left of a capture, now that its hash is known.
-    fn finish_capture(&mut self, mut capture: CaptureRecording, sha256: &str) -> Result<()> {
+    /// The capture's hash, known now that it has been read (standard input).
+    fn hash_known(&self, capture: &mut CaptureRecording, sha256: &str) {
         if capture.import.is_none() {
             capture.import = Some(CaptureImport::new(&capture.file, sha256, Some(self.run)));
         }
-        self.flush(&mut capture)
     }
 
     fn finish(&self, ok: bool) -> Result<()> {
@@ -330,16 +336,73 @@ impl io::Read for Input {
     }
 }
 
+/// Where findings go: the summary, JSON, CSV, and the inventory (by the capture file each names).
+struct Outputs<'a> {
+    summary: Summary,
+    json: Option<&'a mut Box<dyn Write>>,
+    csv: Option<&'a mut csv::Writer<Box<dyn Write>>>,
+    recorder: Option<&'a mut InventoryRecorder>,
+    /// Captures whose findings may still come: the one being read or, for joined files, all of them.
+    recordings: Vec<CaptureRecording>,
+    /// The first output error; later findings are still counted in the summary.
+    error: Option<anyhow::Error>,
+}
+
+impl Outputs<'_> {
+    fn take(&mut self, f: Finding) {
+        self.summary.add_finding(&f);
+        if self.error.is_some() {
+            return;
+        }
+        if let Some(out) = self.json.as_mut() {
+            let written = serde_json::to_writer(&mut **out, &f).map_err(anyhow::Error::from).and_then(|()| out.write_all(b"\n").map_err(anyhow::Error::from));
+            if let Err(e) = written {
+                self.error = Some(e.context("cannot write JSON output"));
+            }
+        }
+        if let Some(w) = self.csv.as_mut() {
+            if let Err(e) = w.write_record(csv_row(&f)) {
+                self.error = Some(anyhow::Error::from(e).context("cannot write CSV output"));
+            }
+        }
+        if let Some(recorder) = self.recorder.as_deref_mut() {
+            if let Some(capture) = self.recordings.iter_mut().rev().find(|c| *f.file == *c.file) {
+                if let Err(e) = recorder.add(capture, &f) {
+                    self.error = Some(e);
+                }
+            }
+        }
+    }
+
+    /// Sends the findings of `file`'s capture still waiting to the inventory, once its hash is known.
+    fn finish_recording(&mut self, file: &str) -> Result<()> {
+        let (Some(recorder), Some(at)) = (self.recorder.as_deref_mut(), self.recordings.iter().position(|c| c.file == file)) else { return Ok(()) };
+        let mut capture = self.recordings.remove(at);
+        recorder.flush(&mut capture)
+    }
+}
+
+/// Analyses each file on its own, or (`--joined`) all as one capture.
+enum Analysis<'s> {
+    EachFile(&'s mut dyn FnMut(Finding)),
+    Joined(Box<Joined<'s>>),
+}
+
 /// Analyses every file into the outputs; returns the summary and whether a file failed.
 fn analyze_files(
     args: &PcapArgs,
     cfg: &Config,
-    mut json: Option<&mut Box<dyn Write>>,
-    mut csv: Option<&mut csv::Writer<Box<dyn Write>>>,
-    mut recorder: Option<&mut InventoryRecorder>,
+    json: Option<&mut Box<dyn Write>>,
+    csv: Option<&mut csv::Writer<Box<dyn Write>>>,
+    recorder: Option<&mut InventoryRecorder>,
 ) -> Result<(Summary, bool)> {
     let show_progress = !args.quiet && io::stderr().is_terminal();
-    let mut summary = Summary::new();
+    let outputs = RefCell::new(Outputs { summary: Summary::new(), json, csv, recorder, recordings: Vec::new(), error: None });
+    let mut sink = |f: Finding| outputs.borrow_mut().take(f);
+    let mut analysis = if args.joined { Analysis::Joined(Box::new(Joined::new(cfg, &mut sink))) } else { Analysis::EachFile(&mut sink) };
+    // Statistics of the files read, added to the summary when no more can change (the last joined
+    // file's closing comes after it).
+    let mut read: Vec<bleedwatch_pcap::FileStats> = Vec::new();
     let mut failed = false;
     for path in &args.files {
         let name = path.display().to_string();
@@ -357,59 +420,49 @@ fn analyze_files(
         };
         // The inventory keys findings by the capture's SHA-256: a file is hashed first so its
         // findings can be recorded as they come; standard input is hashed as it is analysed.
-        let known_sha256 = match (&recorder, is_stdio(path)) {
-            (Some(_), false) => Some(File::open(path).and_then(sha256_hex).with_context(|| format!("cannot read {name}"))?),
-            _ => None,
-        };
-        let mut capture = recorder.as_ref().map(|r| r.start_capture(&name, known_sha256.as_deref()));
-        let mut input = if capture.is_some() && known_sha256.is_none() { Input::Hashed(Sha256Reader::new(input)) } else { Input::Plain(input) };
+        let recording = outputs.borrow().recorder.is_some();
+        let known_sha256 = if recording && !is_stdio(path) { Some(File::open(path).and_then(sha256_hex).with_context(|| format!("cannot read {name}"))?) } else { None };
+        {
+            let mut out = outputs.borrow_mut();
+            if let Some(capture) = out.recorder.as_ref().map(|r| r.start_capture(&name, known_sha256.as_deref())) {
+                out.recordings.push(capture);
+            }
+        }
+        let mut input = if recording && known_sha256.is_none() { Input::Hashed(Sha256Reader::new(input)) } else { Input::Plain(input) };
         let size = if is_stdio(path) { None } else { std::fs::metadata(path).ok().map(|m| m.len()) };
         let bar = show_progress.then(|| progress_bar(size, &name));
-        let mut write_error: Option<anyhow::Error> = None;
-        let mut sink = |f: Finding| {
-            summary.add_finding(&f);
-            if write_error.is_some() {
-                return;
-            }
-            if let Some(out) = json.as_mut() {
-                let written = serde_json::to_writer(&mut *out, &f).map_err(anyhow::Error::from).and_then(|()| out.write_all(b"\n").map_err(anyhow::Error::from));
-                if let Err(e) = written {
-                    write_error = Some(e.context("cannot write JSON output"));
-                }
-            }
-            if let Some(w) = csv.as_mut() {
-                if let Err(e) = w.write_record(csv_row(&f)) {
-                    write_error = Some(anyhow::Error::from(e).context("cannot write CSV output"));
-                }
-            }
-            if let (Some(recorder), Some(capture)) = (recorder.as_deref_mut(), capture.as_mut()) {
-                if let Err(e) = recorder.add(capture, &f) {
-                    write_error = Some(e);
-                }
-            }
-        };
-        let result = analyze_reader_with_progress(&name, &mut input, cfg, &mut sink, &mut |bytes| {
+        let mut progress = |bytes| {
             if let Some(bar) = &bar {
                 bar.set_position(bytes);
             }
-        });
+        };
+        let result = match &mut analysis {
+            Analysis::EachFile(sink) => analyze_reader_with_progress(&name, &mut input, cfg, &mut **sink, &mut progress),
+            Analysis::Joined(joined) => joined.add_reader(&name, &mut input, &mut progress),
+        };
         if let Some(bar) = &bar {
             bar.finish_and_clear();
         }
-        if let Some(e) = write_error {
+        let mut out = outputs.borrow_mut();
+        if let Some(e) = out.error.take() {
             return Err(e);
         }
         // Findings before a read error are recorded too: they were seen.
-        if let (Some(recorder), Some(capture)) = (recorder.as_deref_mut(), capture) {
-            let sha256 = known_sha256.or_else(|| input.hex_digest()).context("capture hash missing")?;
-            recorder.finish_capture(capture, &sha256)?;
+        if let Some(sha256) = input.hex_digest() {
+            let Outputs { recorder, recordings, .. } = &mut *out;
+            if let (Some(recorder), Some(capture)) = (recorder.as_deref(), recordings.iter_mut().rev().find(|c| c.file == name)) {
+                recorder.hash_known(capture, &sha256);
+            }
+        }
+        if !args.joined {
+            out.finish_recording(&name)?;
         }
         match result {
             Ok(stats) => {
                 for w in &stats.warnings {
                     eprintln!("bleedwatch: {name}: warning: {w}");
                 }
-                summary.add_file(&stats);
+                read.push(stats);
             }
             Err(e) => {
                 eprintln!("bleedwatch: {e}");
@@ -417,5 +470,23 @@ fn analyze_files(
             }
         }
     }
-    Ok((summary, failed))
+    if let Analysis::Joined(joined) = analysis {
+        // The connections still open at the end of the last file: their findings, counted with it.
+        let closing = joined.finish();
+        if let Some(last) = read.last_mut() {
+            last.absorb(&closing);
+        }
+    }
+    let mut out = outputs.into_inner();
+    if let Some(e) = out.error.take() {
+        return Err(e);
+    }
+    let pending: Vec<String> = out.recordings.iter().map(|c| c.file.clone()).collect();
+    for file in pending {
+        out.finish_recording(&file)?;
+    }
+    for stats in &read {
+        out.summary.add_file(stats);
+    }
+    Ok((out.summary, failed))
 }

@@ -708,6 +708,69 @@ fn pcap_of_our_own_scans_of_the_lab() {
     let _ = std::fs::remove_file(file);
 }
 
+/// A little-endian pcap file cut in two after `records` packet records (each piece a whole file).
+fn split_pcap(bytes: &[u8], records: usize) -> (Vec<u8>, Vec<u8>) {
+    let mut at = 24;
+    for _ in 0..records {
+        let caplen = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap()) as usize;
+        at += 16 + caplen;
+    }
+    let mut second = bytes[..24].to_vec();
+    second.extend_from_slice(&bytes[at..]);
+    (bytes[..at].to_vec(), second)
+}
+
+/// `--joined`: rotated pieces of a capture read as one give the whole capture's findings, named
+/// after the piece each connection began in, and the inventory records them under that piece.
+#[test]
+fn pcap_joined_rotated_pieces() {
+    let capture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/pcap/openssl-1.0.1f-lab/nmap-heartbleed-vulnerable-1.0.1f-tls12.pcap");
+    let bytes = std::fs::read(&capture).unwrap();
+    let whole = json_lines(&String::from_utf8_lossy(&bleedwatch().args(["pcap", "--json", "-"]).arg(&capture).output().unwrap().stdout));
+    // Cut just before the first packet of the leaking answer: the request is in the first piece,
+    // the answer in the second.
+    let answer = whole.iter().find(|f| f["kind"] == "heartbeat_response_leak").unwrap();
+    let answer_us = (answer["ts"].as_f64().unwrap() * 1e6).round() as u64;
+    let records = {
+        let (mut n, mut at) = (0, 24);
+        let word = |i: usize| u64::from(u32::from_le_bytes(bytes[i..i + 4].try_into().unwrap()));
+        while at + 16 <= bytes.len() && word(at) * 1_000_000 + word(at + 4) < answer_us {
+            at += 16 + word(at + 8) as usize;
+            n += 1;
+        }
+        n
+    };
+    let (first, second) = split_pcap(&bytes, records);
+    let (a, b) = (temp_path("piece-a.pcap"), temp_path("piece-b.pcap"));
+    std::fs::write(&a, first).unwrap();
+    std::fs::write(&b, second).unwrap();
+    let without_file = |lines: &[serde_json::Value]| -> Vec<String> {
+        let mut v: Vec<String> = lines.iter().map(|l| { let mut l = l.clone(); l.as_object_mut().unwrap().remove("file"); l.to_string() }).collect();
+        v.sort();
+        v
+    };
+    let joined = bleedwatch().args(["pcap", "--joined", "--json", "-"]).arg(&a).arg(&b).output().unwrap();
+    assert_eq!(joined.status.code(), Some(1), "{}", String::from_utf8_lossy(&joined.stderr));
+    let joined = json_lines(&String::from_utf8_lossy(&joined.stdout));
+    assert_eq!(without_file(&joined), without_file(&whole));
+    assert!(joined.iter().all(|f| f["file"] == a.display().to_string()), "{joined:#?}");
+    // Read apart, the second piece starts in the middle of the connections: fewer findings.
+    let apart = json_lines(&String::from_utf8_lossy(&bleedwatch().args(["pcap", "--json", "-"]).arg(&a).arg(&b).output().unwrap().stdout));
+    assert_ne!(without_file(&apart), without_file(&whole));
+
+    let (db, dir) = inv_db("joined");
+    let out = inv_run(bleedwatch().args(["pcap", "--joined"]).arg(&a).arg(&b).arg("--db").arg(&db));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let attempts = whole.iter().filter(|f| f["severity"] != "info").count();
+    assert!(stderr.contains(&format!("inventory: {attempts} findings recorded, 0 already there")), "{stderr}");
+    let again = inv_run(bleedwatch().args(["pcap", "--joined"]).arg(&a).arg(&b).arg("--db").arg(&db));
+    assert!(String::from_utf8_lossy(&again.stderr).contains(&format!("inventory: 0 findings recorded, {attempts} already there")));
+    for f in [a, b] {
+        let _ = std::fs::remove_file(f);
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// `bleedwatch pcap FILE | head`: a reader that stops early is no error; the exit code still says an
 /// attack was found.
 #[test]

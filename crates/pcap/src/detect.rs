@@ -35,7 +35,12 @@ const MAX_PENDING_REQUESTS: usize = 16;
 
 #[derive(Debug, Clone)]
 pub(crate) struct ConnMeta {
+    /// Unique within the analysis (timers tell connections apart by it).
     pub id: u64,
+    /// The file the connection began in (an index into the engine's file names), and its number
+    /// there, in order of first packet: what findings report.
+    pub file: u32,
+    pub number: u64,
     pub udp: bool,
     pub orig: SocketAddr,
     pub resp: SocketAddr,
@@ -180,7 +185,7 @@ impl Detector {
             file: SharedText::default(),
             time: ts.capture_time(),
             ts: ts.as_secs_f64(),
-            connection: self.meta.id,
+            connection: self.meta.number,
             transport: Cow::Borrowed(if self.meta.udp { "udp" } else { "tcp" }),
             src_ip: orig.ip(),
             src_port: orig.port(),
@@ -501,7 +506,7 @@ mod tests {
     use super::*;
 
     fn detector() -> Detector {
-        Detector::new(ConnMeta { id: 1, udp: false, orig: "10.0.0.1:40000".parse().unwrap(), resp: "10.0.0.2:443".parse().unwrap(), start: Timestamp(0) })
+        Detector::new(ConnMeta { id: 1, file: 0, number: 1, udp: false, orig: "10.0.0.1:40000".parse().unwrap(), resp: "10.0.0.2:443".parse().unwrap(), start: Timestamp(0) })
     }
 
     fn hb(length: u16, head: [u8; 3], observed: u32, encrypted: bool) -> RecordInfo {

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::detect::{ConnMeta, Detector};
 use crate::dtls::{self, DtlsStream};
 use crate::finding::{Finding, SharedText};
-use crate::ip::{Decoder, FragLimits, L4Packet, TcpInfo};
+use crate::ip::{DecodeStats, Decoder, FragLimits, L4Packet, TcpInfo};
 use crate::reader::{linktype_name, Packet};
 use crate::slots::{Slot, SlotTable};
 use crate::tcp::{MemoryBudget, ReassemblyLimits, Reassembler};
@@ -100,6 +100,42 @@ pub struct FileStats {
     pub warnings: Vec<String>,
 }
 
+impl FileStats {
+    /// Adds what `closing` counted (the end of a joined analysis: connections still open closed) to
+    /// these statistics: counts add up, peaks take the larger, warnings join.
+    pub fn absorb(&mut self, closing: &FileStats) {
+        let counts = [
+            (&mut self.packets, closing.packets),
+            (&mut self.truncated_packets, closing.truncated_packets),
+            (&mut self.ip_packets, closing.ip_packets),
+            (&mut self.non_ip_packets, closing.non_ip_packets),
+            (&mut self.undecodable_packets, closing.undecodable_packets),
+            (&mut self.tcp_segments, closing.tcp_segments),
+            (&mut self.udp_datagrams, closing.udp_datagrams),
+            (&mut self.ip_fragments, closing.ip_fragments),
+            (&mut self.reassembled_datagrams, closing.reassembled_datagrams),
+            (&mut self.fragments_dropped, closing.fragments_dropped),
+            (&mut self.tcp_connections, closing.tcp_connections),
+            (&mut self.dtls_flows, closing.dtls_flows),
+            (&mut self.tls_connections, closing.tls_connections),
+            (&mut self.tcp_gaps, closing.tcp_gaps),
+            (&mut self.tcp_gap_bytes, closing.tcp_gap_bytes),
+            (&mut self.resyncs, closing.resyncs),
+            (&mut self.flows_expired, closing.flows_expired),
+            (&mut self.flows_evicted, closing.flows_evicted),
+            (&mut self.findings, closing.findings),
+            (&mut self.clock_jumps, closing.clock_jumps),
+        ];
+        for (total, more) in counts {
+            *total += more;
+        }
+        self.peak_buffered_bytes = self.peak_buffered_bytes.max(closing.peak_buffered_bytes);
+        self.peak_flows = self.peak_flows.max(closing.peak_flows);
+        self.partial |= closing.partial;
+        self.warnings.extend(closing.warnings.iter().cloned());
+    }
+}
+
 /// A connection's two endpoints in a fixed order (IPv4 as IPv4-mapped IPv6), packed into five words
 /// so that building, comparing and hashing a key is cheap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -175,7 +211,11 @@ const RESET_LINGER_NS: i64 = 5 * Timestamp::NANOS_PER_SEC;
 
 /// Everything but the flow table, so a flow and the context can be borrowed together.
 struct Ctx<'s> {
-    file: SharedText,
+    /// Names of the files read so far (several when the files are pieces of one capture); a
+    /// connection's findings name the file it began in.
+    files: Vec<SharedText>,
+    /// Connections begun in the current file (they are numbered within it).
+    file_connections: u64,
     cfg: Config,
     reassembly: ReassemblyLimits,
     stream_limits: StreamLimits,
@@ -203,8 +243,9 @@ impl Ctx<'_> {
         if detector.out.is_empty() {
             return;
         }
+        let file = self.files.get(detector.meta.file as usize).cloned().unwrap_or_default();
         for mut f in detector.out.drain(..) {
-            f.file = self.file.clone();
+            f.file = file.clone();
             self.stats.findings += 1;
             (self.sink)(f);
         }
@@ -231,7 +272,8 @@ pub(crate) struct Engine<'s> {
 }
 
 impl<'s> Engine<'s> {
-    pub fn new(file: &str, cfg: &Config, sink: &'s mut dyn FnMut(Finding)) -> Self {
+    /// An engine with no file yet: [`Self::begin_file`] names the first.
+    pub fn new(cfg: &Config, sink: &'s mut dyn FnMut(Finding)) -> Self {
         let frag = FragLimits {
             max_datagrams: cfg.max_fragment_datagrams,
             max_bytes: cfg.max_fragment_bytes,
@@ -241,7 +283,8 @@ impl<'s> Engine<'s> {
             flows: SlotTable::new(),
             decoder: Decoder::new(frag),
             ctx: Ctx {
-                file: file.into(),
+                files: Vec::new(),
+                file_connections: 0,
                 reassembly: ReassemblyLimits { max_held_bytes: cfg.max_flow_buffered_bytes, max_held_segments: cfg.max_flow_held_segments },
                 stream_limits: StreamLimits {
                     starttls_scan: cfg.starttls_scan_bytes,
@@ -251,7 +294,7 @@ impl<'s> Engine<'s> {
                 },
                 budget: MemoryBudget::new(cfg.max_buffered_bytes),
                 cfg: cfg.clone(),
-                stats: FileStats { file: file.to_string(), ..FileStats::default() },
+                stats: FileStats::default(),
                 sink,
                 next_conn_id: 0,
                 idle_timers: VecDeque::new(),
@@ -354,17 +397,21 @@ impl<'s> Engine<'s> {
         }
     }
 
-    /// End of input: close every connection, oldest first, and return the statistics.
-    pub fn finish(mut self) -> FileStats {
-        let mut rest: Vec<(u64, Slot)> = self.flows.iter().map(|(slot, f)| (f.detector.meta.id, slot)).collect();
-        rest.sort_unstable_by_key(|(id, _)| *id);
-        for (_, slot) in rest {
-            if let Some(flow) = self.flows.get_mut(slot) {
-                close_flow(&mut self.ctx, flow);
-            }
-        }
-        self.flows.clear();
-        let d = &self.decoder.stats;
+    /// The next file begins; statistics from here on are that file's. Connections still open go on
+    /// (the files are pieces of one capture).
+    pub fn begin_file(&mut self, name: &str) {
+        self.ctx.files.push(name.into());
+        self.ctx.file_connections = 0;
+        self.ctx.stats = FileStats { file: name.to_string(), ..FileStats::default() };
+        self.decoder.stats = DecodeStats::default();
+        self.first_packet = None;
+        self.last_packet = None;
+        self.ctx.budget.peak = self.ctx.budget.used;
+    }
+
+    /// The statistics of the current file so far (connections still open are not closed).
+    pub fn end_file(&mut self) -> FileStats {
+        let d = std::mem::take(&mut self.decoder.stats);
         let stats = &mut self.ctx.stats;
         stats.first_packet = self.first_packet.map(Timestamp::as_secs_f64);
         stats.last_packet = self.last_packet.map(Timestamp::as_secs_f64);
@@ -384,7 +431,22 @@ impl<'s> Engine<'s> {
         for lt in &d.unsupported_linktypes {
             stats.warnings.push(format!("packets with unsupported link type {} ({}) were skipped", lt, linktype_name(*lt)));
         }
-        std::mem::take(&mut self.ctx.stats)
+        let file = stats.file.clone();
+        std::mem::replace(stats, FileStats { file, ..FileStats::default() })
+    }
+
+    /// End of input: closes every connection, oldest first (their findings come now), and returns
+    /// the statistics of the current file, closing included.
+    pub fn finish(mut self) -> FileStats {
+        let mut rest: Vec<(u64, Slot)> = self.flows.iter().map(|(slot, f)| (f.detector.meta.id, slot)).collect();
+        rest.sort_unstable_by_key(|(id, _)| *id);
+        for (_, slot) in rest {
+            if let Some(flow) = self.flows.get_mut(slot) {
+                close_flow(&mut self.ctx, flow);
+            }
+        }
+        self.flows.clear();
+        self.end_file()
     }
 }
 
@@ -463,7 +525,9 @@ fn new_flow(ctx: &mut Ctx<'_>, pkt: &L4Packet<'_>, from_server: bool, src_first:
     let same_ends = packed(pkt.src, pkt.sport) == packed(pkt.dst, pkt.dport);
     let orig_first = if from_server && !same_ends { !src_first } else { src_first };
     ctx.next_conn_id += 1;
-    let meta = ConnMeta { id: ctx.next_conn_id, udp, orig, resp, start: ts };
+    ctx.file_connections += 1;
+    let file = ctx.files.len().saturating_sub(1) as u32;
+    let meta = ConnMeta { id: ctx.next_conn_id, file, number: ctx.file_connections, udp, orig, resp, start: ts };
     let streams = if udp {
         Streams::Udp([DtlsStream::default(), DtlsStream::default()])
     } else {

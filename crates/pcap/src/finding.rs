@@ -286,13 +286,13 @@ impl<'de> Deserialize<'de> for CaptureTime {
 /// static, so a capture with millions of findings does not allocate for each one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Finding {
-    /// The capture it came from.
+    /// The capture it came from (of pieces read as one, `Joined`: the piece its connection began in).
     pub file: SharedText,
     /// When the record behind the finding completed (RFC 3339 UTC when written).
     pub time: CaptureTime,
     /// The same instant as seconds since the Unix epoch.
     pub ts: f64,
-    /// Connection number within the file, in order of first packet.
+    /// Connection number within that file, in order of first packet.
     pub connection: u64,
     /// `tcp` or `udp` (DTLS).
     pub transport: Cow<'static, str>,

@@ -65,20 +65,81 @@ pub fn analyze_reader_with_progress<R: Read>(
     sink: &mut dyn FnMut(Finding),
     progress: &mut dyn FnMut(u64),
 ) -> Result<FileStats, PcapError> {
-    let mut engine = engine::Engine::new(name, cfg, sink);
+    let mut engine = engine::Engine::new(cfg, sink);
+    let read = read_file(&mut engine, name, reader, cfg, progress)?;
+    let stats = engine.finish();
+    Ok(read.complete(stats))
+}
+
+/// What reading a file told besides the engine's statistics.
+struct FileRead {
+    format: &'static str,
+    bytes: u64,
+    partial: bool,
+    warnings: Vec<String>,
+}
+
+impl FileRead {
+    fn complete(self, mut stats: FileStats) -> FileStats {
+        stats.format = self.format.to_string();
+        stats.bytes_read = self.bytes;
+        stats.partial = self.partial;
+        let mut warnings = self.warnings;
+        warnings.append(&mut stats.warnings);
+        stats.warnings = warnings;
+        stats
+    }
+}
+
+/// Feeds one file to the engine (as its next file).
+fn read_file<R: Read>(engine: &mut engine::Engine<'_>, name: &str, reader: R, cfg: &Config, progress: &mut dyn FnMut(u64)) -> Result<FileRead, PcapError> {
+    engine.begin_file(name);
     let mut bytes = 0u64;
     let outcome = reader::read_capture(name, reader, cfg.max_block_bytes, &mut |pkt| engine.on_packet(pkt), &mut |n| {
         bytes = n;
         progress(n);
     })?;
-    let mut stats = engine.finish();
-    stats.format = outcome.format.to_string();
-    stats.bytes_read = bytes;
-    stats.partial = outcome.partial;
-    let mut warnings = outcome.warnings;
-    warnings.append(&mut stats.warnings);
-    stats.warnings = warnings;
-    Ok(stats)
+    Ok(FileRead { format: outcome.format, bytes, partial: outcome.partial, warnings: outcome.warnings })
+}
+
+/// Consecutive pieces of one capture (files rotated by `tcpdump -C` or `-G`, in order) analysed as
+/// one: a connection cut by a file boundary goes on in the next file, so an answer there is matched
+/// to its request here. A connection's findings name the file it began in, and its number there.
+///
+/// ```no_run
+/// let cfg = bleedwatch_pcap::Config::default();
+/// let mut sink = |finding: bleedwatch_pcap::Finding| println!("{} {}", finding.file, finding.kind);
+/// let mut joined = bleedwatch_pcap::Joined::new(&cfg, &mut sink);
+/// for name in ["cap-0100.pcap", "cap-0200.pcap"] {
+///     let stats = joined.add_reader(name, std::fs::File::open(name)?, &mut |_| {})?;
+///     println!("{}: {} packets", stats.file, stats.packets);
+/// }
+/// let closing = joined.finish();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Joined<'s> {
+    engine: engine::Engine<'s>,
+    cfg: Config,
+}
+
+impl<'s> Joined<'s> {
+    pub fn new(cfg: &Config, sink: &'s mut dyn FnMut(Finding)) -> Self {
+        Joined { engine: engine::Engine::new(cfg, sink), cfg: cfg.clone() }
+    }
+
+    /// Reads the next piece. Its statistics cover what happened while it was read; connections
+    /// still open at its end go on into the next piece. An input that is not a capture at all is an
+    /// error, and the pieces before and after it are still joined.
+    pub fn add_reader<R: Read>(&mut self, name: &str, reader: R, progress: &mut dyn FnMut(u64)) -> Result<FileStats, PcapError> {
+        let read = read_file(&mut self.engine, name, reader, &self.cfg, progress)?;
+        Ok(read.complete(self.engine.end_file()))
+    }
+
+    /// After the last piece: closes the connections still open (their findings come now) and
+    /// returns what that added (findings, TLS connections, gaps), to count with the last piece.
+    pub fn finish(self) -> FileStats {
+        self.engine.finish()
+    }
 }
 
 /// Opens and analyses a capture file. The findings' `file` field is the path as given.

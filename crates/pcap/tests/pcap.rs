@@ -858,6 +858,38 @@ fn clock_going_back_closes_the_earlier_connections() {
     assert!(stats.warnings.iter().any(|w| w.contains("clock went back")), "{:?}", stats.warnings);
 }
 
+/// A capture rotated between an attack's request and its answer: read file by file, the answer in
+/// the second file has no request; joined, the pieces give exactly the whole capture's findings,
+/// under the name of the file each connection began in.
+#[test]
+fn joined_pieces_give_the_whole_captures_findings() {
+    let bytes = std::fs::read(lab("nmap-heartbleed-vulnerable-1.0.1f-tls12.pcap")).unwrap();
+    let (linktype, recs) = read_pcap(&bytes);
+    let (whole, _) = analyze_bytes("whole", &bytes).unwrap();
+    let success = whole.iter().find(|f| f.kind == Kind::HeartbeatResponseLeak).unwrap();
+    // Cut just before the first packet of the answer.
+    let cut = recs.iter().position(|r| (r.ts_sec, r.ts_usec) >= ((success.time.unix_micros() / 1_000_000) as u32, (success.time.unix_micros() % 1_000_000) as u32)).unwrap();
+    let (first, second) = (write_pcap(linktype, &recs[..cut], false), write_pcap(linktype, &recs[cut..], false));
+
+    // Read apart, neither piece shows the success: the request is in one, the answer in the other.
+    for piece in [&first, &second] {
+        let (apart, _) = analyze_bytes("piece", piece).unwrap();
+        assert!(apart.iter().all(|f| f.severity != Severity::Success), "{apart:#?}");
+    }
+
+    let mut joined_findings = Vec::new();
+    let mut sink = |f: Finding| joined_findings.push(f);
+    let mut joined = bleedwatch_pcap::Joined::new(&Config::default(), &mut sink);
+    let a = joined.add_reader("first", &first[..], &mut |_| {}).unwrap();
+    let b = joined.add_reader("second", &second[..], &mut |_| {}).unwrap();
+    let closing = joined.finish();
+    assert_eq!(a.packets + b.packets, recs.len() as u64);
+    assert_eq!((a.tcp_connections, b.tcp_connections), (3, 0), "every connection began in the first piece");
+    assert_eq!(a.findings + b.findings + closing.findings, whole.len() as u64);
+    assert!(joined_findings.iter().all(|f| &*f.file == "first"));
+    assert_eq!(normalize(&joined_findings), normalize(&whole));
+}
+
 /// An attacker is counted once however many connections (source ports) it used.
 #[test]
 fn summary_counts_an_attacker_once_across_its_connections() {
