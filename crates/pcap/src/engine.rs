@@ -63,7 +63,7 @@ impl Default for Config {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct FileStats {
     pub file: String,
-    /// `pcap` or `pcapng`.
+    /// `pcap` or `pcapng`, followed by ` (gzip)` for a compressed file.
     pub format: String,
     pub bytes_read: u64,
     pub packets: u64,

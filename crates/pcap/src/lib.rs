@@ -1,6 +1,6 @@
 //! The engine of `bleedwatch pcap`: finds Heartbleed attacks (CVE-2014-0160) in packet captures.
 //!
-//! Reads pcap and pcapng (Ethernet, VLAN, Linux cooked SLL/SLL2, raw IP, BSD loopback; IPv4 and IPv6
+//! Reads pcap and pcapng, plain or gzip-compressed (Ethernet, VLAN, Linux cooked SLL/SLL2, raw IP, BSD loopback; IPv4 and IPv6
 //! with fragment reassembly; bad checksums ignored), reassembles each TCP direction (out of order,
 //! retransmitted and overlapping segments, first copy wins, losses as gaps, bounded memory, idle
 //! expiry), finds TLS by content on any port and after STARTTLS, follows DTLS over UDP, and applies

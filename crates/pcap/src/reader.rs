@@ -79,8 +79,12 @@ fn pcapng_timestamp(ts_high: u32, ts_low: u32, iface: &Interface) -> Timestamp {
     Timestamp::from_secs_nanos(secs.saturating_add(iface.offset_secs), nanos)
 }
 
-/// Reads every packet of a pcap or pcapng stream, calling `on_packet` for each and `on_progress` with
-/// the number of bytes read so far. Errors only when the input is not a capture at all.
+/// The first bytes of a gzip stream.
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// Reads every packet of a pcap or pcapng stream, gzip-compressed or not (`.pcap.gz`, told by its
+/// content), calling `on_packet` for each and `on_progress` with the number of bytes read so far
+/// (compressed bytes, for a compressed file). Errors only when the input is not a capture at all.
 pub(crate) fn read_capture<R: Read>(
     name: &str,
     reader: R,
@@ -94,26 +98,58 @@ pub(crate) fn read_capture<R: Read>(
     if prefix.is_empty() {
         return Err(PcapError::Empty { name: name.into() });
     }
+    let input = Cursor::new(prefix).chain(counting);
+    let outcome = if input.get_ref().0.get_ref().starts_with(&GZIP_MAGIC) {
+        // Members one after another, as `cat a.gz b.gz` and some compressors write them. The window
+        // is 32 KiB: memory stays bounded whatever the stream holds.
+        read_uncompressed(name, flate2::read::MultiGzDecoder::new(input), true, max_block, &count, on_packet, on_progress)?
+    } else {
+        read_uncompressed(name, input, false, max_block, &count, on_packet, on_progress)?
+    };
+    on_progress(count.get());
+    Ok(outcome)
+}
+
+/// [`read_capture`] on the capture's own bytes (decompressed when `gzip`).
+fn read_uncompressed<R: Read>(
+    name: &str,
+    mut reader: R,
+    gzip: bool,
+    max_block: usize,
+    count: &Cell<u64>,
+    on_packet: &mut dyn FnMut(&Packet<'_>),
+    on_progress: &mut dyn FnMut(u64),
+) -> Result<ReadOutcome, PcapError> {
+    let prefix = read_prefix(&mut reader, SNIFF_LEN).map_err(|source| PcapError::Io { name: name.into(), source })?;
+    if prefix.is_empty() {
+        return Err(PcapError::Empty { name: name.into() });
+    }
     let magic: Option<[u8; 4]> = prefix.get(..4).and_then(|m| m.try_into().ok());
     let is_pcapng = magic == Some(PCAPNG_MAGIC);
     let is_pcap = magic.is_some_and(|m| PCAP_MAGICS.contains(&m));
     if !is_pcap && !is_pcapng {
         let first: Vec<String> = prefix.iter().take(8).map(|b| format!("{b:02x}")).collect();
-        return Err(PcapError::NotACapture { name: name.into(), first_bytes: first.join(" ") });
+        let first_bytes = if gzip { format!("{} (after gzip decompression)", first.join(" ")) } else { first.join(" ") };
+        return Err(PcapError::NotACapture { name: name.into(), first_bytes });
     }
-    let input = Cursor::new(prefix).chain(counting);
+    let input = Cursor::new(prefix).chain(reader);
     let bad_header = |e: RawError<&'static [u8]>| PcapError::BadHeader { name: name.into(), detail: describe(&e) };
-    let mut outcome = ReadOutcome { format: if is_pcapng { "pcapng" } else { "pcap" }, ..ReadOutcome::default() };
+    let format = match (is_pcapng, gzip) {
+        (true, false) => "pcapng",
+        (true, true) => "pcapng (gzip)",
+        (false, false) => "pcap",
+        (false, true) => "pcap (gzip)",
+    };
+    let mut outcome = ReadOutcome { format, ..ReadOutcome::default() };
     if is_pcapng {
         let mut parser = PcapNGReader::new(READ_BUFFER, input).map_err(bad_header)?;
-        drive(&mut parser, Format::Pcapng, max_block, &count, &mut outcome, on_packet, on_progress);
+        drive(&mut parser, Format::Pcapng, max_block, count, &mut outcome, on_packet, on_progress);
     } else {
         let big_endian = magic.is_some_and(|m| m[0] == 0xa1);
         let modified = magic.is_some_and(|m| m[1] == 0xcd || m[2] == 0xcd);
         let mut parser = LegacyPcapReader::new(READ_BUFFER, input).map_err(bad_header)?;
-        drive(&mut parser, Format::Pcap { big_endian, modified }, max_block, &count, &mut outcome, on_packet, on_progress);
+        drive(&mut parser, Format::Pcap { big_endian, modified }, max_block, count, &mut outcome, on_packet, on_progress);
     }
-    on_progress(count.get());
     Ok(outcome)
 }
 
@@ -512,6 +548,41 @@ mod tests {
             (Timestamp::from_secs_nanos(2_001, 500_000), Vec::new()),
         ];
         assert_eq!(got, want);
+    }
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut encoder, bytes).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    /// `.pcap.gz`: read by content, whole or cut, in one gzip member or several.
+    #[test]
+    fn gzip_compressed_captures() {
+        let payloads: Vec<Vec<u8>> = (0..500u32).map(|i| vec![(i % 7) as u8; 300 + i as usize]).collect();
+        let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+        let file = legacy_pcap(&refs);
+        let (want, _) = collect(&file).unwrap();
+
+        let (got, outcome) = collect(&gzip(&file)).unwrap();
+        assert_eq!((outcome.format, outcome.partial), ("pcap (gzip)", false));
+        assert_eq!(got, want);
+
+        // Two members (as `cat a.gz b.gz` gives), the cut falling inside a packet record.
+        let mut two = gzip(&file[..file.len() / 2]);
+        two.extend(gzip(&file[file.len() / 2..]));
+        assert_eq!(collect(&two).unwrap().0, want);
+
+        // A cut compressed file: the packets before the cut, and a warning.
+        let compressed = gzip(&file);
+        let (got, outcome) = collect(&compressed[..compressed.len() * 2 / 3]).unwrap();
+        assert!(outcome.partial, "{:?}", outcome.warnings);
+        assert!(!got.is_empty() && got.len() < want.len() && got[..] == want[..got.len()]);
+
+        // Compressed, but not a capture inside.
+        assert!(matches!(collect(&gzip(b"GET / HTTP/1.1\r\n\r\n")), Err(PcapError::NotACapture { first_bytes, .. }) if first_bytes.contains("gzip")));
+        // Not even valid gzip after the magic.
+        assert!(collect(&[0x1f, 0x8b, 0, 0, 0, 0]).is_err());
     }
 
     #[test]

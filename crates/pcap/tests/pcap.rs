@@ -890,6 +890,20 @@ fn joined_pieces_give_the_whole_captures_findings() {
     assert_eq!(normalize(&joined_findings), normalize(&whole));
 }
 
+/// A gzip-compressed capture gives the same findings as the capture itself.
+#[test]
+fn gzip_compressed_capture_matches_the_original() {
+    let bytes = std::fs::read(lab("client-s_client-1.0.1f-overread-claim16384-vulnerable-tls12.pcap")).unwrap();
+    let (want, want_stats) = analyze_bytes("plain", &bytes).unwrap();
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut encoder, &bytes).unwrap();
+    let compressed = encoder.finish().unwrap();
+    let (got, stats) = analyze_bytes("compressed", &compressed).unwrap();
+    assert!(!want.is_empty());
+    assert_eq!(normalize(&got), normalize(&want));
+    assert_eq!((stats.format.as_str(), stats.packets, stats.bytes_read), ("pcap (gzip)", want_stats.packets, compressed.len() as u64));
+}
+
 /// An attacker is counted once however many connections (source ports) it used.
 #[test]
 fn summary_counts_an_attacker_once_across_its_connections() {
