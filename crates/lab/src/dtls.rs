@@ -39,7 +39,7 @@ use std::time::{Duration, Instant};
 
 use bleedwatch_wire::alert::Alert;
 use bleedwatch_wire::dtls::{
-    encode_hello_verify_request, handshake_fragments, is_rc4, DtlsHandshakeHeader, DtlsHandshakeReassembler, DtlsRecordEncoder,
+    encode_handshake_fragment, encode_hello_verify_request, handshake_fragments, is_rc4, DtlsHandshakeReassembler, DtlsRecordEncoder,
     DtlsRecordHeader, FragmentDisposition, ReassemblyLimits, HANDSHAKE_HEADER_LEN, MAX_DATAGRAM_LEN, RECORD_HEADER_LEN,
 };
 use bleedwatch_wire::handshake::ClientHello;
@@ -498,16 +498,7 @@ impl LabDtlsSession {
                 room = mtu - RECORD_HEADER_LEN;
             }
             let take = (room - HANDSHAKE_HEADER_LEN).min(body.len() - offset);
-            let mut fragment = Vec::with_capacity(HANDSHAKE_HEADER_LEN + take);
-            DtlsHandshakeHeader {
-                typ,
-                length: body.len() as u32,
-                message_seq: seq,
-                fragment_offset: offset as u32,
-                fragment_length: take as u32,
-            }
-            .encode(&mut fragment);
-            fragment.extend_from_slice(body.get(offset..offset + take).unwrap_or_default());
+            let fragment = encode_handshake_fragment(typ, seq, body, offset, take);
             self.write_record(ContentType::HANDSHAKE, &fragment);
             offset += take;
             if offset >= body.len() {

@@ -469,12 +469,7 @@ fn on_l4(flows: &mut FlowTable, ctx: &mut Ctx<'_>, ts: Timestamp, pkt: &L4Packet
             }
             // The originator sends the SYN; without one, a server hello tells the server.
             let from_server = (tcp.syn && tcp.ack) || (!tcp.syn && starts_like_server_hello(pkt.payload));
-            make_room(flows, ctx);
-            ctx.stats.tcp_connections += 1;
-            let flow = new_flow(ctx, pkt, from_server, src_first, ts, false);
-            let Some(slot) = flows.insert(key, flow) else { return };
-            ctx.stats.peak_flows = ctx.stats.peak_flows.max(flows.len() as u64);
-            ctx.idle_timers.push_back(Timer { at: ts, slot, id: ctx.next_conn_id });
+            let Some(slot) = open_flow(flows, ctx, key, pkt, from_server, src_first, ts) else { return };
             let over = flows.get_mut(slot).is_some_and(|flow| flow.on_tcp(ctx, ts, slot, src_first, &tcp, pkt));
             if over {
                 close_and_remove(flows, ctx, slot);
@@ -490,12 +485,7 @@ fn on_l4(flows: &mut FlowTable, ctx: &mut Ctx<'_>, ts: Timestamp, pkt: &L4Packet
                         return;
                     }
                     let from_server = dtls::is_server_flight(pkt.payload);
-                    make_room(flows, ctx);
-                    ctx.stats.dtls_flows += 1;
-                    let flow = new_flow(ctx, pkt, from_server, src_first, ts, true);
-                    let Some(slot) = flows.insert(key, flow) else { return };
-                    ctx.stats.peak_flows = ctx.stats.peak_flows.max(flows.len() as u64);
-                    ctx.idle_timers.push_back(Timer { at: ts, slot, id: ctx.next_conn_id });
+                    let Some(slot) = open_flow(flows, ctx, key, pkt, from_server, src_first, ts) else { return };
                     slot
                 }
             };
@@ -513,6 +503,23 @@ fn on_l4(flows: &mut FlowTable, ctx: &mut Ctx<'_>, ts: Timestamp, pkt: &L4Packet
 /// True when a first segment seen mid-connection is a server's hello, so its sender is the server.
 fn starts_like_server_hello(payload: &[u8]) -> bool {
     payload.len() >= 6 && payload[0] == 22 && payload[1] == 3 && payload[5] == 2
+}
+
+/// Opens a connection at its first packet (room made, counted, idle timer set); `None` only when the
+/// table is full beyond recovery.
+fn open_flow(flows: &mut FlowTable, ctx: &mut Ctx<'_>, key: FlowKey, pkt: &L4Packet<'_>, from_server: bool, src_first: bool, ts: Timestamp) -> Option<Slot> {
+    make_room(flows, ctx);
+    let udp = pkt.tcp.is_none();
+    if udp {
+        ctx.stats.dtls_flows += 1;
+    } else {
+        ctx.stats.tcp_connections += 1;
+    }
+    let flow = new_flow(ctx, pkt, from_server, src_first, ts, udp);
+    let slot = flows.insert(key, flow)?;
+    ctx.stats.peak_flows = ctx.stats.peak_flows.max(flows.len() as u64);
+    ctx.idle_timers.push_back(Timer { at: ts, slot, id: ctx.next_conn_id });
+    Some(slot)
 }
 
 /// A new connection from its first packet; `from_server` when that packet's sender is the responder.

@@ -46,7 +46,6 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use bleedwatch_wire::alert::Alert;
 use bleedwatch_wire::dtls::{
     client_hello_body, dtls_cipher_suites, encode_flight, encode_handshake, handshake_fragments, pack_datagrams, records,
     DtlsHandshakeReassembler, DtlsRecordEncoder, ReassemblyLimits, DEFAULT_MTU, MAX_DATAGRAM_LEN,
@@ -54,14 +53,13 @@ use bleedwatch_wire::dtls::{
 use bleedwatch_wire::handshake::{parse_certificate_list, parse_hello_verify_request, ServerHello};
 use bleedwatch_wire::heartbeat::HeartbeatMessage;
 use bleedwatch_wire::hello::ClientHelloSpec;
-use bleedwatch_wire::{AlertDescription, ContentType, HandshakeType, ProtocolVersion, WireError};
+use bleedwatch_wire::{ContentType, HandshakeType, ProtocolVersion, WireError};
 use tokio::net::UdpSocket;
 
 use crate::conn::{ConnectError, Timeouts};
 use crate::endpoint::{build_result, initial_sni, sweep_versions, AttemptFailure, EndpointOptions, EndpointTarget, ResultContext};
 use crate::heartbleed::{
-    judge, ConnectionOutcome, ConnectionVerdict, Inconclusive, Judgement, Phase, ProbeConfig, ProbeMode,
-    MAX_WARNING_ALERTS,
+    judge, server_alert, AlertEffect, ConnectionOutcome, ConnectionVerdict, Inconclusive, Judgement, Phase, ProbeConfig, ProbeMode,
 };
 use crate::result::EndpointResult;
 
@@ -193,16 +191,7 @@ impl DtlsHeartbleedProbe {
                 return Err(DtlsConfigError::ClaimTooLarge { claimed: request.claimed_len, limit: MAX_DTLS_CLAIM });
             }
         }
-        let outcome = ConnectionOutcome {
-            offered: p.version,
-            negotiated: None,
-            cipher_suite: None,
-            heartbeat_extension: None,
-            chain: Vec::new(),
-            verdict: ConnectionVerdict::Inconclusive(Inconclusive::Timeout { phase: Phase::ServerHello }),
-            leak: None,
-            log: vec![format!("sent DTLS ClientHello offering {}", p.version)],
-        };
+        let outcome = ConnectionOutcome::started(p.version, vec![format!("sent DTLS ClientHello offering {}", p.version)]);
         let mut probe = DtlsHeartbleedProbe {
             // Hellos go in DTLS 1.0 records, as OpenSSL's DTLS 1.2 client does, so that DTLS 1.0-only
             // servers accept them; later records use the negotiated version.
@@ -615,16 +604,9 @@ impl DtlsHeartbleedProbe {
                     Ok(h) => h,
                     Err(err) => return self.protocol_error(format!("bad ServerHello: {err}")),
                 };
-                let negotiated = hello.negotiated_version();
-                self.outcome.negotiated = Some(negotiated);
-                self.outcome.cipher_suite = Some(hello.cipher_suite);
-                self.outcome.heartbeat_extension = hello.heartbeat_mode();
+                let (negotiated, line) = self.outcome.take_server_hello(&hello);
                 self.server_random = hello.random.to_vec();
-                self.note(format!(
-                    "ServerHello {negotiated}, {}, heartbeat extension {}",
-                    hello.cipher_suite,
-                    hello.heartbeat_mode().map(|m| m.name()).unwrap_or("absent")
-                ));
+                self.note(line);
                 if !negotiated.is_dtls() || negotiated.rank() > self.cfg.probe.version.rank() {
                     return self.protocol_error(format!("server chose {negotiated}, not a DTLS version at or below {}", self.cfg.probe.version));
                 }
@@ -680,19 +662,15 @@ impl DtlsHeartbleedProbe {
     }
 
     fn on_alert(&mut self, now: Instant, fragment: &[u8]) {
-        let alert = match Alert::parse(fragment) {
-            Ok(a) => a,
-            // An unparseable alert means "not tested", never "safe" (PEERS.md pitfall 4).
-            Err(err) => return self.protocol_error(format!("malformed alert: {err}")),
-        };
-        self.note(format!("server sent alert {alert}"));
-        if !alert.is_fatal() && alert.description != AlertDescription::CLOSE_NOTIFY {
-            self.warning_alerts += 1;
-            if self.warning_alerts > MAX_WARNING_ALERTS {
-                self.protocol_error("too many warning alerts");
-            }
-            return;
+        let (line, effect) = server_alert(fragment, &mut self.warning_alerts);
+        if let Some(line) = line {
+            self.note(line);
         }
+        let alert = match effect {
+            AlertEffect::Ends(alert) => alert,
+            AlertEffect::Tolerated => return,
+            AlertEffect::Inconclusive(why) => return self.protocol_error(why),
+        };
         match self.state {
             State::Hello => self.finish(ConnectionVerdict::VersionRejected { alert: Some(alert.description) }),
             State::ServerFlight => {
@@ -846,6 +824,7 @@ pub fn fuzz_server_datagrams(data: &[u8]) {
 #[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::*;
+    use bleedwatch_wire::AlertDescription;
     use crate::result::{classify, Verdict};
     use bleedwatch_lab::dtls::{DtlsLabOptions, LabDtlsSession};
     use bleedwatch_lab::{Behaviour, LabConfig, LabIdentity};

@@ -230,6 +230,34 @@ pub struct LeakEvidence {
     pub sha256: String,
 }
 
+/// What an alert from the server does to a probe's connection.
+pub(crate) enum AlertEffect {
+    /// Fatal, or close_notify: the connection is over; the state decides what that means.
+    Ends(Alert),
+    /// A warning, counted and tolerated.
+    Tolerated,
+    /// Malformed ("not tested", never "safe": PEERS.md pitfall 4), or too many warnings.
+    Inconclusive(String),
+}
+
+/// Reads an alert the server sent (TLS and DTLS probes alike), counting warnings in
+/// `warning_alerts`; returns the log line for it, if it could be read, and its effect.
+pub(crate) fn server_alert(fragment: &[u8], warning_alerts: &mut u32) -> (Option<String>, AlertEffect) {
+    let alert = match Alert::parse(fragment) {
+        Ok(alert) => alert,
+        Err(err) => return (None, AlertEffect::Inconclusive(format!("malformed alert: {err}"))),
+    };
+    let line = Some(format!("server sent alert {alert}"));
+    if alert.is_fatal() || alert.description == AlertDescription::CLOSE_NOTIFY {
+        return (line, AlertEffect::Ends(alert));
+    }
+    *warning_alerts += 1;
+    if *warning_alerts > MAX_WARNING_ALERTS {
+        return (line, AlertEffect::Inconclusive("too many warning alerts".into()));
+    }
+    (line, AlertEffect::Tolerated)
+}
+
 /// Everything one connection learned, kept even when the verdict is inconclusive.
 #[derive(Debug, Clone)]
 pub struct ConnectionOutcome {
@@ -242,6 +270,38 @@ pub struct ConnectionOutcome {
     pub leak: Option<LeakEvidence>,
     /// A short, human-readable log of what happened (no payload bytes).
     pub log: Vec<String>,
+}
+
+impl ConnectionOutcome {
+    /// A connection that has offered `offered` and heard nothing yet: inconclusive (waiting for the
+    /// ServerHello) until something decides.
+    pub(crate) fn started(offered: ProtocolVersion, log: Vec<String>) -> Self {
+        ConnectionOutcome {
+            offered,
+            negotiated: None,
+            cipher_suite: None,
+            heartbeat_extension: None,
+            chain: Vec::new(),
+            verdict: ConnectionVerdict::Inconclusive(Inconclusive::Timeout { phase: Phase::ServerHello }),
+            leak: None,
+            log,
+        }
+    }
+
+    /// Takes what a ServerHello tells (version, suite, heartbeat extension); returns the version and
+    /// a line saying so, for the log.
+    pub(crate) fn take_server_hello(&mut self, hello: &ServerHello<'_>) -> (ProtocolVersion, String) {
+        let negotiated = hello.negotiated_version();
+        self.negotiated = Some(negotiated);
+        self.cipher_suite = Some(hello.cipher_suite);
+        self.heartbeat_extension = hello.heartbeat_mode();
+        let line = format!(
+            "ServerHello {negotiated}, {}, heartbeat extension {}",
+            hello.cipher_suite,
+            hello.heartbeat_mode().map(|m| m.name()).unwrap_or("absent")
+        );
+        (negotiated, line)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -272,16 +332,7 @@ impl HeartbleedProbe {
         let record_version = if cfg.version == ProtocolVersion::SSL3 { ProtocolVersion::SSL3 } else { ProtocolVersion::TLS1_0 };
         let mut outbox = Vec::with_capacity(hello.len() + 5);
         encode_records(&mut outbox, ContentType::HANDSHAKE, record_version, &hello, MAX_FRAGMENT_LEN);
-        let outcome = ConnectionOutcome {
-            offered: cfg.version,
-            negotiated: None,
-            cipher_suite: None,
-            heartbeat_extension: None,
-            chain: Vec::new(),
-            verdict: ConnectionVerdict::Inconclusive(Inconclusive::Timeout { phase: Phase::ServerHello }),
-            leak: None,
-            log: vec![format!("sent ClientHello offering {}", cfg.version)],
-        };
+        let outcome = ConnectionOutcome::started(cfg.version, vec![format!("sent ClientHello offering {}", cfg.version)]);
         HeartbleedProbe {
             deframer: Deframer::new(),
             handshake: HandshakeReassembler::new(cfg.max_flight),
@@ -447,15 +498,8 @@ impl HeartbleedProbe {
                     Ok(h) => h,
                     Err(err) => return self.protocol_error(format!("bad ServerHello: {err}")),
                 };
-                let negotiated = hello.negotiated_version();
-                self.outcome.negotiated = Some(negotiated);
-                self.outcome.cipher_suite = Some(hello.cipher_suite);
-                self.outcome.heartbeat_extension = hello.heartbeat_mode();
-                self.outcome.log.push(format!(
-                    "ServerHello {negotiated}, {}, heartbeat extension {}",
-                    hello.cipher_suite,
-                    hello.heartbeat_mode().map(|m| m.name()).unwrap_or("absent")
-                ));
+                let (negotiated, line) = self.outcome.take_server_hello(&hello);
+                self.outcome.log.push(line);
                 if negotiated.rank() > self.cfg.version.rank() || negotiated == ProtocolVersion::TLS1_3 || negotiated.0 >> 8 != 3 {
                     return self.protocol_error(format!("server chose {negotiated}, above the offered {}", self.cfg.version));
                 }
@@ -505,19 +549,13 @@ impl HeartbleedProbe {
     }
 
     fn on_alert(&mut self, fragment: &[u8]) {
-        let alert = match Alert::parse(fragment) {
-            Ok(a) => a,
-            // An unparseable alert means "not tested", never "safe" (PEERS.md pitfall 4).
-            Err(err) => return self.protocol_error(format!("malformed alert: {err}")),
+        let (line, effect) = server_alert(fragment, &mut self.warning_alerts);
+        self.outcome.log.extend(line);
+        let alert = match effect {
+            AlertEffect::Ends(alert) => alert,
+            AlertEffect::Tolerated => return,
+            AlertEffect::Inconclusive(why) => return self.protocol_error(why),
         };
-        self.outcome.log.push(format!("server sent alert {alert}"));
-        if !alert.is_fatal() && alert.description != AlertDescription::CLOSE_NOTIFY {
-            self.warning_alerts += 1;
-            if self.warning_alerts > MAX_WARNING_ALERTS {
-                self.protocol_error("too many warning alerts");
-            }
-            return;
-        }
         match self.state {
             State::AwaitServerFlight if self.outcome.negotiated.is_none() => {
                 self.finish(ConnectionVerdict::VersionRejected { alert: Some(alert.description) })

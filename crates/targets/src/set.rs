@@ -191,12 +191,10 @@ impl<'a> Endpoints<'a> {
         }
         self.current.as_mut()
     }
-}
 
-impl Iterator for Endpoints<'_> {
-    type Item = Endpoint;
-
-    fn next(&mut self) -> Option<Endpoint> {
+    /// As [`Self::cursor`], standing on a host: the spec's next host when the last one is done, the
+    /// next spec's first when the spec is.
+    fn host_cursor(&mut self) -> Option<&mut SpecCursor<'a>> {
         loop {
             let cursor = self.cursor()?;
             if cursor.host.is_none() {
@@ -211,6 +209,17 @@ impl Iterator for Endpoints<'_> {
                     }
                 }
             }
+            return self.current.as_mut();
+        }
+    }
+}
+
+impl Iterator for Endpoints<'_> {
+    type Item = Endpoint;
+
+    fn next(&mut self) -> Option<Endpoint> {
+        loop {
+            let cursor = self.host_cursor()?;
             if let Some(host) = &cursor.host {
                 if let Some((port, transport)) = cursor.port_cursor.next(cursor.ports) {
                     return Some(Endpoint {
@@ -227,19 +236,7 @@ impl Iterator for Endpoints<'_> {
     fn nth(&mut self, n: usize) -> Option<Endpoint> {
         let mut remaining = n as u128;
         loop {
-            let cursor = self.cursor()?;
-            if cursor.host.is_none() {
-                match cursor.walk.next() {
-                    Some(host) => {
-                        cursor.host = Some(host);
-                        cursor.port_cursor = PortCursor::default();
-                    }
-                    None => {
-                        self.current = None;
-                        continue;
-                    }
-                }
-            }
+            let cursor = self.host_cursor()?;
             let ports_left = u128::from(cursor.port_cursor.remaining(cursor.ports));
             if remaining < ports_left {
                 // Fits in u32: it is below a port count.

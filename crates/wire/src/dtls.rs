@@ -270,13 +270,27 @@ pub fn handshake_fragments(record_fragment: &[u8]) -> Result<Vec<DtlsHandshakeFr
     Ok(out)
 }
 
+/// The fragment of a handshake message covering `body[offset..offset + len]` (cut to the body),
+/// with its header.
+pub fn encode_handshake_fragment(typ: HandshakeType, message_seq: u16, body: &[u8], offset: usize, len: usize) -> Vec<u8> {
+    let piece = body.get(offset..).unwrap_or_default();
+    let piece = &piece[..len.min(piece.len())];
+    let mut out = Vec::with_capacity(HANDSHAKE_HEADER_LEN + piece.len());
+    DtlsHandshakeHeader {
+        typ,
+        length: body.len() as u32,
+        message_seq,
+        fragment_offset: offset as u32,
+        fragment_length: piece.len() as u32,
+    }
+    .encode(&mut out);
+    out.extend_from_slice(piece);
+    out
+}
+
 /// One handshake message as a single fragment (header + body).
 pub fn encode_handshake(typ: HandshakeType, message_seq: u16, body: &[u8]) -> Vec<u8> {
-    let len = body.len() as u32;
-    let mut out = Vec::with_capacity(HANDSHAKE_HEADER_LEN + body.len());
-    DtlsHandshakeHeader { typ, length: len, message_seq, fragment_offset: 0, fragment_length: len }.encode(&mut out);
-    out.extend_from_slice(body);
-    out
+    encode_handshake_fragment(typ, message_seq, body, 0, body.len())
 }
 
 /// Splits one handshake message into fragments whose bodies are at most `max_fragment_body` bytes (at
@@ -285,17 +299,8 @@ pub fn encode_handshake_fragments(typ: HandshakeType, message_seq: u16, body: &[
     if body.is_empty() {
         return vec![encode_handshake(typ, message_seq, body)];
     }
-    let length = body.len() as u32;
-    body.chunks(max_fragment_body.max(1))
-        .scan(0u32, |offset, chunk| {
-            let mut out = Vec::with_capacity(HANDSHAKE_HEADER_LEN + chunk.len());
-            DtlsHandshakeHeader { typ, length, message_seq, fragment_offset: *offset, fragment_length: chunk.len() as u32 }
-                .encode(&mut out);
-            out.extend_from_slice(chunk);
-            *offset += chunk.len() as u32;
-            Some(out)
-        })
-        .collect()
+    let step = max_fragment_body.max(1);
+    (0..body.len()).step_by(step).map(|offset| encode_handshake_fragment(typ, message_seq, body, offset, step)).collect()
 }
 
 /// Encodes a flight of handshake messages as records (one fragment per record) packed into datagrams of
@@ -320,16 +325,7 @@ pub fn encode_flight(
                 room = mtu - overhead;
             }
             let take = room.min(body.len() - offset).min(MAX_FRAGMENT_LEN - HANDSHAKE_HEADER_LEN);
-            let mut fragment = Vec::with_capacity(HANDSHAKE_HEADER_LEN + take);
-            DtlsHandshakeHeader {
-                typ,
-                length: body.len() as u32,
-                message_seq: seq,
-                fragment_offset: offset as u32,
-                fragment_length: take as u32,
-            }
-            .encode(&mut fragment);
-            fragment.extend_from_slice(body.get(offset..offset + take).unwrap_or_default());
+            let fragment = encode_handshake_fragment(typ, seq, body, offset, take);
             current.extend_from_slice(&encoder.encode(ContentType::HANDSHAKE, &fragment)?);
             offset += take;
             if offset >= body.len() {
