@@ -517,3 +517,61 @@ async fn scan_and_report(args: &ScanArgs, recording: Option<&Recording>, earlier
     std::io::stdout().flush()?;
     Ok(exit_code(vulnerable + earlier.vulnerable, sinks.untested() + earlier.untested))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_never_read_safe_for_what_was_not_tested() {
+        assert_eq!(exit_code(0, 0), 0);
+        assert_eq!(exit_code(2, 5), 1);
+        assert_eq!(exit_code(0, 1), 3);
+    }
+
+    #[test]
+    fn u_makes_target_ports_udp_unless_they_say_tcp() {
+        let args = <StoredScan as clap::Parser>::try_parse_from(["scan", "-u", "127.0.0.1:4433", "127.0.0.2:tcp/443", "127.0.0.3", "-p", "53,T:443"]).unwrap().args;
+        let plan = args.plan().unwrap();
+        let endpoints: Vec<String> = plan.targets.iter().map(|e| e.to_string()).collect();
+        assert_eq!(endpoints, ["127.0.0.1:udp/4433", "127.0.0.2:443", "127.0.0.3:443", "127.0.0.3:udp/53"]);
+    }
+
+    #[test]
+    fn unresolved_names_find_their_item_by_key() {
+        let u = Unresolved { name: "mail.example".into(), port: 4433, error: "nx".into() };
+        assert_eq!(u.transport_for("mail.example:4433"), Some("tcp"));
+        assert_eq!(u.transport_for("mail.example:udp/4433"), Some("udp"));
+        assert_eq!(u.transport_for("mail.example:443"), None);
+        assert_eq!(u.transport_for("mail.example.org:4433"), None);
+    }
+
+    /// A resumed run skips what the run finished, and reads ahead of the scheduler at most one batch
+    /// of targets: memory does not grow with the run.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn resume_skips_finished_targets_a_batch_at_a_time() {
+        let store = bleedwatch_store::Store::open("sqlite::memory:").await.unwrap();
+        let run = store.start_run("scan", &[]).await.unwrap();
+        let key = |i: u32| format!("10.0.{}.{}:443", i / 256, i % 256);
+        let finished: Vec<String> = (0..3000).filter(|i| i % 3 == 0).map(key).collect();
+        store.plan_targets(run, finished.clone()).await.unwrap();
+        for k in &finished {
+            store.mark_target_done(run, k).await.unwrap();
+        }
+        let pulled = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let source = {
+            let pulled = pulled.clone();
+            (0..3000u32).map(move |i| {
+                pulled.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                ScanItem { host: TargetHost::Ip(IpAddr::from([10, 0, (i / 256) as u8, (i % 256) as u8])), port: 443, udp: false, key: key(i) }
+            })
+        };
+        let mut items = SkipDone { items: source, store, run, runtime: tokio::runtime::Handle::current(), ready: Default::default(), error: Default::default() };
+        let first = items.next().unwrap();
+        assert_eq!(first.key, "10.0.0.1:443");
+        assert!(pulled.load(std::sync::atomic::Ordering::SeqCst) <= RESUME_BATCH, "read ahead of the scheduler");
+        let rest: Vec<String> = items.map(|i| i.key).collect();
+        assert_eq!(rest.len() + 1, 2000);
+        assert!(rest.iter().all(|k| !finished.contains(k)));
+    }
+}

@@ -117,6 +117,105 @@ fn scan_exit_codes_json_and_csv() {
     assert_eq!(out.status.code(), Some(0));
 }
 
+/// `-u` applies to a port given on the target (nmap users type `-u 127.0.0.1:4433`), and a port that
+/// says `tcp/` stays TCP.
+#[test]
+fn u_applies_to_ports_given_on_targets() {
+    let dtls = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let udp_port = dtls.local_addr().unwrap().port();
+    let tcp_port = free_port(); // closed: refused at once
+    let out = inv_run(bleedwatch().args(["scan", "-u", &format!("127.0.0.1:{udp_port}"), &format!("127.0.0.1:tcp/{tcp_port}")]).args([
+        "--no-db", "--json", "-", "-q", "--connect-timeout", "1s", "--handshake-timeout", "1s",
+    ]));
+    let lines = json_lines(&String::from_utf8_lossy(&out.stdout));
+    let transport = |port: u16| lines.iter().find(|l| l["port"] == port).map(|l| l["transport"].as_str().unwrap().to_owned());
+    assert_eq!(transport(udp_port).as_deref(), Some("udp"), "{lines:?}");
+    assert_eq!(transport(tcp_port).as_deref(), Some("tcp"), "{lines:?}");
+    dtls.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 2048];
+    assert!(dtls.recv_from(&mut buf).is_ok(), "no DTLS ClientHello reached the UDP port");
+    assert_eq!(out.status.code(), Some(3), "nothing answered: incomplete");
+}
+
+/// A name that does not resolve is in the table, the JSON lines and the CSV (`dns-error`), and the
+/// exit code says "incomplete" (3), for scan and rescan alike, never "safe" (0).
+#[test]
+fn untested_targets_are_reported_and_never_read_as_safe() {
+    let (db, dir) = inv_db("untested");
+    let csv = dir.join("out.csv");
+    let no_dns = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap(); // closed once dropped
+    let out = inv_run(bleedwatch().args(["scan", "nonexistent.invalid", "--dns-server", &no_dns.to_string(), "--json", "-", "--csv"]).arg(&csv).arg("--db").arg(&db));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    let lines = json_lines(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let line = &lines[0];
+    assert_eq!((line["status"].as_str(), line["heartbleed"].as_str(), line["host"].as_str()), (Some("dns-error"), Some("inconclusive"), Some("nonexistent.invalid")));
+    assert!(line["address"].is_null() && line["port"] == 443 && line["transport"] == "tcp", "{line}");
+    assert!(!line["reason"].as_str().unwrap_or_default().is_empty(), "the resolver's error: {line}");
+    let csv_text = std::fs::read_to_string(&csv).unwrap();
+    assert!(csv_text.lines().nth(1).is_some_and(|row| row.contains(",nonexistent.invalid,") && row.contains(",dns-error,inconclusive,")), "{csv_text}");
+    // The table (on standard error here, as JSON took standard output) lists it and counts it.
+    assert!(stderr.contains("nonexistent.invalid:443") && stderr.contains("1 endpoints: 1 inconclusive (1 name did not resolve)"), "{stderr}");
+
+    // An endpoint that refuses the connection was not tested either: scan and rescan exit 3.
+    let lab: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let running = Running(bleedwatch().args(["lab", "--listen", &lab.to_string(), "--behaviour", "vulnerable"]).stderr(Stdio::null()).spawn().unwrap());
+    wait_listening(lab);
+    let out = inv_run(bleedwatch().args(["scan", &lab.to_string(), "-q", "--db"]).arg(&db));
+    assert_eq!(out.status.code(), Some(1));
+    drop(running);
+    let out = inv_run(bleedwatch().args(["scan", &lab.to_string(), "-q", "--no-db"]));
+    assert_eq!(out.status.code(), Some(3), "a refused connection is not a safe endpoint");
+    let out = inv_run(bleedwatch().args(["rescan", "--db"]).arg(&db));
+    assert_eq!(out.status.code(), Some(3), "rescan of the vulnerable endpoint, now refusing: {}", String::from_utf8_lossy(&out.stdout));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Commands that only read the inventory say there is none, exit 2 and create nothing; commands
+/// that record create it.
+#[test]
+fn read_only_commands_never_create_an_inventory() {
+    let (_, dir) = inv_db("read-only");
+    let missing = dir.join("no").join("such").join("x.db");
+    let spki = "a".repeat(64);
+    let report = dir.join("report.html");
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["status"],
+        vec!["endpoints"],
+        vec!["certs"],
+        vec!["alerts"],
+        vec!["attackers"],
+        vec!["clients"],
+        vec!["report", "--out", report.to_str().unwrap()],
+        vec!["rescan"],
+        vec!["rescan", "--dry-run"],
+        vec!["expect", "127.0.0.1:443", &spki],
+        vec!["revocation", "check"],
+        vec!["scan", "--resume"],
+    ];
+    for args in commands {
+        let out = inv_run(bleedwatch().args(&args).arg("--db").arg(&missing));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(&format!("no inventory at {}", missing.display())), "{args:?}: {stderr}");
+        assert!(!dir.join("no").exists(), "{args:?} created {}", dir.join("no").display());
+    }
+    // The default inventory too.
+    let home = dir.join("home");
+    let out = inv_run(bleedwatch().arg("status").env("XDG_DATA_HOME", &home));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!home.exists());
+    // A command that records creates it; then the readers work.
+    let assets = dir.join("assets.csv");
+    std::fs::write(&assets, "host,owner,criticality,internet-facing,notes\n192.0.2.1,web,high,yes,\n").unwrap();
+    let out = inv_run(bleedwatch().args(["assets", "import"]).arg(&assets).arg("--db").arg(&missing));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = inv_run(bleedwatch().arg("status").arg("--db").arg(&missing));
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 #[test]
 fn bad_input_is_a_clear_error_with_exit_2() {
     for (args, needle) in [
