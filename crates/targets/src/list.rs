@@ -44,7 +44,10 @@ where
 
 /// Like [`parse_targets`], with `default` for port suffixes that do not say their transport
 /// (`scan -u`).
-pub fn parse_targets_with<I, S>(words: I, default: Transport) -> Result<Vec<TargetSpec>, TargetError>
+pub fn parse_targets_with<I, S>(
+    words: I,
+    default: Transport,
+) -> Result<Vec<TargetSpec>, TargetError>
 where
     I: IntoIterator<Item = S>,
     S: AsRef<str>,

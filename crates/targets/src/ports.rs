@@ -392,12 +392,18 @@ mod tests {
     #[test]
     fn default_transport_for_ports_without_one() {
         let udp = |text: &str| -> Vec<(u16, Transport)> {
-            PortList::parse_with_default(text, Udp).unwrap().iter().collect()
+            PortList::parse_with_default(text, Udp)
+                .unwrap()
+                .iter()
+                .collect()
         };
         assert_eq!(udp("4433"), vec![(4433, Udp)]);
         assert_eq!(udp("tcp/443,4433"), vec![(443, Tcp), (4433, Udp)]);
         // nmap's T: holds for the items after it, whatever the default.
-        assert_eq!(udp("T:443,8443,U:53"), vec![(443, Tcp), (8443, Tcp), (53, Udp)]);
+        assert_eq!(
+            udp("T:443,8443,U:53"),
+            vec![(443, Tcp), (8443, Tcp), (53, Udp)]
+        );
     }
 
     #[test]

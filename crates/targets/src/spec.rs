@@ -277,8 +277,14 @@ mod tests {
         };
         assert_eq!(udp("127.0.0.1:4433"), vec![(4433, Transport::Udp)]);
         assert_eq!(udp("host:tcp/443"), vec![(443, Transport::Tcp)]);
-        assert_eq!(udp("host:T:443,444"), vec![(443, Transport::Tcp), (444, Transport::Tcp)]);
-        assert_eq!(udp("[::1]:53,tcp/443"), vec![(443, Transport::Tcp), (53, Transport::Udp)]);
+        assert_eq!(
+            udp("host:T:443,444"),
+            vec![(443, Transport::Tcp), (444, Transport::Tcp)]
+        );
+        assert_eq!(
+            udp("[::1]:53,tcp/443"),
+            vec![(443, Transport::Tcp), (53, Transport::Udp)]
+        );
         assert_eq!(ports("127.0.0.1:4433"), vec![(4433, Transport::Tcp)]);
     }
 
