@@ -156,6 +156,7 @@ pub fn connect_failure_outcome(cfg: &ProbeConfig, err: &ConnectError) -> Connect
         chain: Vec::new(),
         verdict: ConnectionVerdict::Inconclusive(match err {
             ConnectError::Timeout => Inconclusive::Timeout { phase: Phase::Connect },
+            ConnectError::Refused => Inconclusive::Refused,
             other => Inconclusive::ConnectFailed { detail: other.to_string() },
         }),
         leak: None,

@@ -353,14 +353,17 @@ impl DtlsHeartbleedProbe {
     }
 
     /// An ICMP port unreachable (or other socket error) came back. Before the server said anything this
-    /// means nothing listens; afterwards the association is broken. Never "safe".
-    pub fn feed_unreachable(&mut self, detail: &str) {
+    /// means nothing listens (`port_unreachable`) or the socket failed; afterwards the association is
+    /// broken. Never "safe".
+    pub fn feed_unreachable(&mut self, detail: &str, port_unreachable: bool) {
         match self.state {
             State::Done => {}
             State::Linger => self.settle(),
             _ => {
                 self.note(format!("socket error: {detail}"));
-                if self.valid_records == 0 {
+                if self.valid_records == 0 && port_unreachable {
+                    self.finish(ConnectionVerdict::Inconclusive(Inconclusive::Refused));
+                } else if self.valid_records == 0 {
                     self.finish(ConnectionVerdict::Inconclusive(Inconclusive::ConnectFailed { detail: detail.to_string() }));
                 } else {
                     let phase = self.phase();
@@ -754,7 +757,7 @@ async fn drive(socket: &UdpSocket, mut probe: DtlsHeartbleedProbe, t: &Timeouts)
     loop {
         for datagram in probe.take_datagrams() {
             if let Err(e) = socket.send(&datagram).await {
-                probe.feed_unreachable(&e.to_string());
+                probe.feed_unreachable(&e.to_string(), is_unreachable(&e));
                 break;
             }
         }
@@ -768,8 +771,8 @@ async fn drive(socket: &UdpSocket, mut probe: DtlsHeartbleedProbe, t: &Timeouts)
         let wake = probe.poll_timeout().map_or(deadline, |t| t.min(deadline));
         match tokio::time::timeout_at(tokio::time::Instant::from_std(wake), socket.recv(&mut buf)).await {
             Ok(Ok(n)) => probe.feed_datagram(Instant::now(), buf.get(..n).unwrap_or_default()),
-            Ok(Err(e)) if is_unreachable(&e) => probe.feed_unreachable("ICMP port unreachable"),
-            Ok(Err(e)) => probe.feed_unreachable(&e.to_string()),
+            Ok(Err(e)) if is_unreachable(&e) => probe.feed_unreachable("ICMP port unreachable", true),
+            Ok(Err(e)) => probe.feed_unreachable(&e.to_string(), false),
             Err(_) => {
                 let now = Instant::now();
                 if now >= deadline {
@@ -787,7 +790,7 @@ async fn drive(socket: &UdpSocket, mut probe: DtlsHeartbleedProbe, t: &Timeouts)
 async fn run_or_refused(addr: SocketAddr, cfg: DtlsProbeConfig, t: &Timeouts) -> Result<ConnectionOutcome, ConnectError> {
     let outcome = run_dtls_probe(addr, cfg, t).await?;
     let refused = outcome.negotiated.is_none()
-        && matches!(&outcome.verdict, ConnectionVerdict::Inconclusive(Inconclusive::ConnectFailed { detail }) if detail.contains("unreachable"));
+        && matches!(&outcome.verdict, ConnectionVerdict::Inconclusive(Inconclusive::Refused));
     if refused {
         return Err(ConnectError::Refused);
     }

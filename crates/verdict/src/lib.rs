@@ -125,6 +125,8 @@ pub enum Inconclusive {
     AssociationDropped,
     Alert { phase: Phase, alert: String },
     NotTls { first_bytes: String },
+    /// Nothing listens: a TCP reset to our connect, or an ICMP port unreachable for our datagram.
+    Refused,
     ProtocolError { phase: Phase, detail: String },
     ConnectFailed { detail: String },
 }
@@ -150,6 +152,7 @@ impl fmt::Display for Inconclusive {
             }
             Inconclusive::Alert { phase, alert } => write!(f, "alert {alert} during {}", phase.as_str()),
             Inconclusive::NotTls { first_bytes } => write!(f, "not TLS (first bytes {first_bytes})"),
+            Inconclusive::Refused => f.write_str("connection refused (nothing listens)"),
             Inconclusive::ProtocolError { phase, detail } => write!(f, "protocol error during {}: {detail}", phase.as_str()),
             Inconclusive::ConnectFailed { detail } => write!(f, "connect failed: {detail}"),
         }
