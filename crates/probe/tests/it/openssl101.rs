@@ -1,0 +1,353 @@
+//! The scanner, the client test and the lab against real, unmodified OpenSSL 1.0.1f (vulnerable),
+//! 1.0.1g (fixed) and 1.0.1f built without heartbeats, from `../shared/data/openssl/` (skipped, loudly,
+//! when that directory is not beside the repository). These are ground truth: the verdicts asserted
+//! here are what those servers and clients really do, and the lab must give the same ones.
+//!
+//! `s_server` quirks that shape these tests (see the README there): one connection at a time; `-www`
+//! sleeps 1 s per heartbeat read during the handshake; echo mode and `-dtls1` drop the connection after
+//! a heartbeat; answers under ~4 KiB stay in the handshake write buffer; `-dtls1` aborts on claims above
+//! 16365 bytes.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bleedwatch_lab::dtls::LabDtlsServer;
+use bleedwatch_lab::{Behaviour, LabConfig, LabIdentity, LabServer};
+use bleedwatch_probe::client_test::{serve_client_tests, ClientTestOptions, ClientTestResult};
+use bleedwatch_probe::conn::Timeouts;
+use bleedwatch_probe::dtls::probe_dtls_endpoint;
+use bleedwatch_probe::{probe_endpoint, EndpointOptions, EndpointResult, EndpointTarget, ProbeMode, ScanStatus, Verdict};
+use bleedwatch_wire::ProtocolVersion;
+
+use crate::servers::{bind_loopback_shim, shared_openssl_dir, KeyKind, OpenSsl101, S101Server};
+
+/// Generous but bounded: `-www` costs a second per heartbeat, and versions queue behind each other.
+fn opts(mode: ProbeMode) -> EndpointOptions {
+    EndpointOptions {
+        mode,
+        timeouts: Timeouts { connect: Duration::from_secs(5), handshake: Duration::from_secs(10), heartbeat: Duration::from_secs(8) },
+        ..EndpointOptions::default()
+    }
+}
+
+async fn scan_tcp(addr: SocketAddr, mode: ProbeMode) -> EndpointResult {
+    let target = EndpointTarget { addr, host: None };
+    tokio::time::timeout(Duration::from_secs(120), probe_endpoint(&target, &opts(mode))).await.expect("the scan is bounded")
+}
+
+async fn scan_udp(addr: SocketAddr) -> EndpointResult {
+    let target = EndpointTarget { addr, host: None };
+    tokio::time::timeout(Duration::from_secs(120), probe_dtls_endpoint(&target, &opts(ProbeMode::Safe))).await.expect("the scan is bounded")
+}
+
+/// The `evidence.kind` of the connection that decided `version` (the last one that negotiated it, or
+/// else the last one that offered it), read from the JSON contract.
+fn evidence_kind(r: &EndpointResult, version: &str) -> Option<String> {
+    let json = serde_json::to_value(r).unwrap();
+    let details = json["details"].as_array().cloned().unwrap_or_default();
+    let decided = details.iter().rev().find(|d| d["negotiated"] == version).or_else(|| details.iter().rev().find(|d| d["offered"] == version))?;
+    decided["evidence"]["kind"].as_str().map(str::to_owned)
+}
+
+/// Per-version verdicts as names, for comparisons that print well.
+fn verdicts(r: &EndpointResult) -> BTreeMap<String, Verdict> {
+    r.versions.clone()
+}
+
+/// Checks `version`'s verdict and, for safe verdicts, the evidence named in `details`.
+fn expect(r: &EndpointResult, version: &str, verdict: Verdict, evidence: Option<&str>) {
+    assert_eq!(r.versions.get(version), Some(&verdict), "{version}: {r:#?}");
+    if let Some(kind) = evidence {
+        assert_eq!(evidence_kind(r, version).as_deref(), Some(kind), "{version}: evidence: {:#}", serde_json::to_value(r).unwrap()["details"]);
+    }
+}
+
+const TLS: [&str; 4] = ["tls1.2", "tls1.1", "tls1.0", "ssl3"];
+
+/// What each real build answers over TCP, in each `s_server` mode. 1.0.1f echoes the unpadded test
+/// heartbeat (4500 bytes: its answer leaves the 4 KiB write buffer at once). 1.0.1g drops it: with
+/// `-www` it goes on to echo the honest heartbeat; in echo mode it drops the connection (a close that
+/// proves nothing), and only a follow-up connection with the honest heartbeat alone shows that bounds are
+/// checked. Without heartbeat code, TLS 1.2 and SSLv3 alert on the heartbeat record, TLS 1.0/1.1 ignore it
+/// and alert on the sentinel; the ServerHello never carries the extension.
+fn expected_tcp(build: OpenSsl101, www: bool) -> (Verdict, Option<&'static str>) {
+    match (build, www) {
+        (OpenSsl101::F, _) => (Verdict::Vulnerable, Some("test-heartbeat-echoed")),
+        (OpenSsl101::G, true) => (Verdict::NotVulnerable, Some("honest-heartbeat-echoed")),
+        (OpenSsl101::G, false) => (Verdict::NotVulnerable, Some("honest-heartbeat-echoed-on-follow-up")),
+        (OpenSsl101::FNoHeartbeats, _) => (Verdict::NoHeartbeat, Some("fatal-alert-after-records")),
+    }
+}
+
+async fn tcp_case(build: OpenSsl101, www: bool) {
+    let args: &[&str] = if www { &["-www"] } else { &[] };
+    let Some(server) = S101Server::start(build, KeyKind::Rsa, args) else { return };
+    let r = scan_tcp(server.addr, ProbeMode::Safe).await;
+    assert_eq!(r.status, ScanStatus::Success, "{r:#?}\n{}", server.output());
+    let (verdict, evidence) = expected_tcp(build, www);
+    assert_eq!(r.heartbleed, verdict, "{build:?} www={www}: {r:#?}");
+    for v in TLS {
+        expect(&r, v, verdict, evidence);
+    }
+    let tls12 = r.details.iter().rev().find(|d| d.negotiated.as_deref() == Some("tls1.2")).unwrap();
+    let extension = tls12.heartbeat_extension.is_some();
+    assert_eq!(extension, build != OpenSsl101::FNoHeartbeats, "{tls12:#?}");
+    let c = r.certificate.as_ref().unwrap();
+    assert_eq!((c.subject.as_str(), c.key_type.as_str()), ("CN=openssl101.test", "rsa"));
+    assert!(r.leak.is_none(), "the safe probe reads no memory");
+}
+
+#[tokio::test]
+async fn openssl101_tcp_www_101f_is_vulnerable() {
+    tcp_case(OpenSsl101::F, true).await;
+}
+
+#[tokio::test]
+async fn openssl101_tcp_echo_101f_is_vulnerable() {
+    tcp_case(OpenSsl101::F, false).await;
+}
+
+#[tokio::test]
+async fn openssl101_tcp_www_101g_is_not_vulnerable() {
+    tcp_case(OpenSsl101::G, true).await;
+}
+
+#[tokio::test]
+async fn openssl101_tcp_echo_101g_is_not_vulnerable_by_follow_up() {
+    tcp_case(OpenSsl101::G, false).await;
+}
+
+#[tokio::test]
+async fn openssl101_tcp_www_nohb_has_no_heartbeat() {
+    tcp_case(OpenSsl101::FNoHeartbeats, true).await;
+}
+
+#[tokio::test]
+async fn openssl101_tcp_echo_nohb_has_no_heartbeat() {
+    tcp_case(OpenSsl101::FNoHeartbeats, false).await;
+}
+
+/// `-ssl3` / `-tls1`: the one version the server speaks is vulnerable; the others are not supported
+/// (refused, or answered in the server's own version and tested there).
+#[tokio::test]
+async fn openssl101_single_version_servers_are_vulnerable_at_that_version() {
+    for (flag, only) in [("-ssl3", "ssl3"), ("-tls1", "tls1.0")] {
+        let Some(server) = S101Server::start(OpenSsl101::F, KeyKind::Rsa, &["-www", flag]) else { return };
+        let r = scan_tcp(server.addr, ProbeMode::Safe).await;
+        assert_eq!(r.heartbleed, Verdict::Vulnerable, "{flag}: {r:#?}");
+        for v in TLS {
+            let want = if v == only { Verdict::Vulnerable } else { Verdict::NotSupported };
+            assert_eq!(r.versions.get(v), Some(&want), "{flag} {v}: {r:#?}");
+        }
+        assert_eq!(evidence_kind(&r, only).as_deref(), Some("test-heartbeat-echoed"), "{flag}: {:#?}", r.details);
+    }
+}
+
+#[tokio::test]
+async fn openssl101_ecdsa_certificate_101f_is_vulnerable() {
+    let Some(server) = S101Server::start(OpenSsl101::F, KeyKind::Ecdsa, &["-www"]) else { return };
+    let r = scan_tcp(server.addr, ProbeMode::Safe).await;
+    assert_eq!(r.heartbleed, Verdict::Vulnerable, "{r:#?}");
+    expect(&r, "tls1.2", Verdict::Vulnerable, Some("test-heartbeat-echoed"));
+    let c = r.certificate.as_ref().unwrap();
+    assert_eq!(c.key_type, "ec", "{c:#?}");
+    // The suite 1.0.1f chose needs the ECDSA key.
+    let tls12 = r.details.iter().find(|d| d.negotiated.as_deref() == Some("tls1.2")).unwrap();
+    assert!(tls12.cipher.as_deref().unwrap_or("").contains("ECDSA"), "{tls12:#?}");
+}
+
+/// `--prove 16`: 1.0.1f returns 16 bytes of its memory; only their count and SHA-256 are reported.
+#[tokio::test]
+async fn openssl101_prove_16_reports_16_leaked_bytes_by_count_and_hash() {
+    let Some(server) = S101Server::start(OpenSsl101::F, KeyKind::Rsa, &["-www"]) else { return };
+    let r = scan_tcp(server.addr, ProbeMode::Prove { overread: 16 }).await;
+    assert_eq!(r.heartbleed, Verdict::Vulnerable, "{r:#?}");
+    let leak = r.leak.as_ref().expect("a leak was proven");
+    assert_eq!(leak.leaked_bytes, 16);
+    assert_eq!(leak.sha256.len(), 64);
+    assert!(leak.sha256.bytes().all(|b| b.is_ascii_hexdigit()));
+    let json = serde_json::to_value(&r).unwrap();
+    let keys: Vec<&String> = json["leak"].as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["leaked_bytes", "sha256"], "nothing but the count and the hash");
+}
+
+/// `-dtls1` (DTLS 1.0 only; our DTLS 1.2 hello is answered in DTLS 1.0). 1.0.1f echoes the 4500-byte
+/// test heartbeat in a datagram of its own; 1.0.1g drops it and the association with it (silence, which
+/// proves nothing), so the follow-up association's honest heartbeat decides; without heartbeat code the
+/// record draws a fatal unexpected_message.
+fn expected_dtls(build: OpenSsl101) -> (Verdict, &'static str) {
+    match build {
+        OpenSsl101::F => (Verdict::Vulnerable, "test-heartbeat-echoed"),
+        OpenSsl101::G => (Verdict::NotVulnerable, "honest-heartbeat-echoed-on-follow-up"),
+        OpenSsl101::FNoHeartbeats => (Verdict::NoHeartbeat, "fatal-alert-after-records"),
+    }
+}
+
+async fn dtls_case(build: OpenSsl101) {
+    let Some(server) = S101Server::start(build, KeyKind::Rsa, &["-dtls1"]) else { return };
+    let r = scan_udp(server.addr).await;
+    assert_eq!((r.transport, r.service.as_str(), r.status), ("udp", "dtls", ScanStatus::Success), "{r:#?}\n{}", server.output());
+    let (verdict, evidence) = expected_dtls(build);
+    assert_eq!(r.heartbleed, verdict, "{build:?}: {r:#?}\n{}", server.output());
+    expect(&r, "dtls1.0", verdict, Some(evidence));
+    assert_eq!(r.versions.get("dtls1.2"), Some(&Verdict::NotSupported), "{r:#?}");
+}
+
+#[tokio::test]
+async fn openssl101_dtls_101f_is_vulnerable() {
+    dtls_case(OpenSsl101::F).await;
+}
+
+#[tokio::test]
+async fn openssl101_dtls_101g_is_not_vulnerable() {
+    dtls_case(OpenSsl101::G).await;
+}
+
+#[tokio::test]
+async fn openssl101_dtls_nohb_has_no_heartbeat() {
+    dtls_case(OpenSsl101::FNoHeartbeats).await;
+}
+
+// --- the client test against real `s_client` ---
+
+/// A real `openssl-1.0.1x s_client`, killed (and reaped) when dropped. Its stdin stays open so that it
+/// never quits on its own before the test is done with it.
+struct S101Client {
+    child: Child,
+    _stdin: Option<std::process::ChildStdin>,
+}
+
+impl Drop for S101Client {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_s_client(build: OpenSsl101, addr: SocketAddr, version_flag: &str) -> Option<S101Client> {
+    let dir = shared_openssl_dir()?;
+    let mut child = Command::new(dir.join("bin").join(build.binary_name()))
+        .args(["s_client", "-connect", &addr.to_string(), version_flag])
+        .env("OPENSSL_CONF", "/dev/null")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {} s_client: {e}", build.binary_name()));
+    let stdin = child.stdin.take();
+    Some(S101Client { child, _stdin: stdin })
+}
+
+async fn client_case(build: OpenSsl101, version_flag: &str, mode: ProbeMode) -> Option<ClientTestResult> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let opts = ClientTestOptions {
+        mode,
+        timeouts: Timeouts { connect: Duration::from_secs(5), handshake: Duration::from_secs(10), heartbeat: Duration::from_secs(8) },
+        max_clients: Some(1),
+        starttls: None,
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+    let server = tokio::spawn(serve_client_tests(listener, opts, tx));
+    let Some(client) = start_s_client(build, addr, version_flag) else {
+        server.abort();
+        return None;
+    };
+    let started = Instant::now();
+    let result = tokio::time::timeout(Duration::from_secs(30), rx.recv()).await.expect("the client test is bounded").unwrap();
+    // Decided by what the client answered, not by waiting out a deadline.
+    assert!(started.elapsed() < Duration::from_secs(6), "{build:?} {version_flag}: {:?}: {result:#?}", started.elapsed());
+    drop(client);
+    let _ = server.await;
+    Some(result)
+}
+
+/// 1.0.1f's client echoes the unpadded test heartbeat mid-handshake; 1.0.1g's drops it and echoes the
+/// honest one; without heartbeat code TLS 1.2 alerts on the heartbeat and TLS 1.0 ignores it and
+/// alerts on the sentinel.
+#[tokio::test]
+async fn openssl101_s_client_verdicts() {
+    for (flag, version) in [("-tls1_2", "tls1.2"), ("-tls1", "tls1.0")] {
+        for (build, verdict) in [(OpenSsl101::F, Verdict::Vulnerable), (OpenSsl101::G, Verdict::NotVulnerable), (OpenSsl101::FNoHeartbeats, Verdict::NoHeartbeat)] {
+            let Some(r) = client_case(build, flag, ProbeMode::Safe).await else { return };
+            assert_eq!(r.verdict, verdict, "{build:?} {flag}: {r:#?}");
+            assert_eq!(r.tls_version.as_deref(), Some(version), "{r:#?}");
+            assert_eq!(r.client_hello.heartbeat_mode.is_some(), build != OpenSsl101::FNoHeartbeats, "{r:#?}");
+            assert!(r.leak.is_none());
+        }
+    }
+}
+
+/// `--prove 16` against a real 1.0.1f client: 16 bytes of its memory, reported by count and hash.
+#[tokio::test]
+async fn openssl101_s_client_prove_16() {
+    for flag in ["-tls1_2", "-tls1"] {
+        let Some(r) = client_case(OpenSsl101::F, flag, ProbeMode::Prove { overread: 16 }).await else { return };
+        assert_eq!(r.verdict, Verdict::Vulnerable, "{flag}: {r:#?}");
+        let leak = r.leak.as_ref().unwrap();
+        assert_eq!(leak.leaked_bytes, 16, "{r:#?}");
+        assert_eq!(leak.sha256.len(), 64);
+    }
+    let Some(r) = client_case(OpenSsl101::G, "-tls1_2", ProbeMode::Prove { overread: 16 }).await else { return };
+    assert_eq!(r.verdict, Verdict::NotVulnerable, "{r:#?}");
+    assert!(r.leak.is_none());
+}
+
+// --- the lab against the same real servers ---
+
+fn behaviour_of(build: OpenSsl101) -> Behaviour {
+    match build {
+        OpenSsl101::F => Behaviour::Vulnerable,
+        OpenSsl101::G => Behaviour::Fixed,
+        OpenSsl101::FNoHeartbeats => Behaviour::NoHeartbeat,
+    }
+}
+
+/// Per-version verdicts with the evidence kind of each version, for a side-by-side comparison.
+fn verdicts_and_evidence(r: &EndpointResult) -> Vec<(String, Verdict, Option<String>)> {
+    verdicts(r).into_iter().map(|(v, verdict)| (v.clone(), verdict, evidence_kind(r, &v).filter(|_| verdict != Verdict::NotSupported))).collect()
+}
+
+/// The lab's TCP server imitates `s_server -www`: the same probe gives it the same per-version
+/// verdicts, and the same evidence, as the real build.
+#[tokio::test]
+async fn openssl101_lab_tcp_matches_real_s_server_www() {
+    for build in OpenSsl101::ALL {
+        let Some(server) = S101Server::start(build, KeyKind::Rsa, &["-www"]) else { return };
+        let real = scan_tcp(server.addr, ProbeMode::Safe).await;
+        drop(server);
+        let identity = Arc::new(LabIdentity::rsa_lab(&["lab.openssl101.test"]).unwrap());
+        let lab = LabServer::bind("127.0.0.1:0".parse().unwrap(), LabConfig::new(behaviour_of(build), identity)).await.unwrap();
+        let imitation = scan_tcp(lab.local_addr(), ProbeMode::Safe).await;
+        lab.stop();
+        assert_eq!(verdicts_and_evidence(&imitation), verdicts_and_evidence(&real), "{build:?}: lab {imitation:#?}\nreal {real:#?}");
+        assert_eq!(imitation.heartbleed, real.heartbleed);
+    }
+}
+
+/// The lab's DTLS server imitates `s_server -dtls1`, restricted to DTLS 1.0 as 1.0.1 is.
+#[tokio::test]
+async fn openssl101_lab_dtls_matches_real_s_server_dtls1() {
+    for build in OpenSsl101::ALL {
+        let Some(server) = S101Server::start(build, KeyKind::Rsa, &["-dtls1"]) else { return };
+        let real = scan_udp(server.addr).await;
+        drop(server);
+        let identity = Arc::new(LabIdentity::rsa_lab(&["lab.openssl101.test"]).unwrap());
+        let cfg = LabConfig::new(behaviour_of(build), identity).with_versions(&[ProtocolVersion::DTLS1_0]);
+        let lab = LabDtlsServer::bind("127.0.0.1:0".parse().unwrap(), cfg).await.unwrap();
+        let imitation = scan_udp(lab.local_addr()).await;
+        lab.stop();
+        assert_eq!(verdicts_and_evidence(&imitation), verdicts_and_evidence(&real), "{build:?}: lab {imitation:#?}\nreal {real:#?}");
+        assert_eq!(imitation.heartbleed, real.heartbleed);
+    }
+}
+
+/// Keeps the shim's build in this module's tests even when only the client tests run.
+#[test]
+fn openssl101_shim_builds() {
+    let Some(dir) = shared_openssl_dir() else { return };
+    assert!(bind_loopback_shim(&dir).is_file());
+}
