@@ -351,3 +351,60 @@ fn openssl101_shim_builds() {
     let Some(dir) = shared_openssl_dir() else { return };
     assert!(bind_loopback_shim(&dir).is_file());
 }
+
+/// Runs a real 1.0.1f `s_client -msg` against `addr`, sends one heartbeat with its `B` command once the
+/// handshake is done, and returns what it printed after about three seconds.
+fn s_client_heartbeat_log(addr: SocketAddr) -> Option<String> {
+    let dir = shared_openssl_dir()?;
+    let (out, err) = (tempfile::NamedTempFile::new().unwrap(), tempfile::NamedTempFile::new().unwrap());
+    let mut child = Command::new(dir.join("bin").join(OpenSsl101::F.binary_name()))
+        .args(["s_client", "-msg", "-tls1_2", "-connect", &addr.to_string()])
+        .env("OPENSSL_CONF", "/dev/null")
+        .stdin(Stdio::piped())
+        .stdout(out.reopen().unwrap())
+        .stderr(err.reopen().unwrap())
+        .spawn()
+        .unwrap();
+    let client = S101Client { _stdin: child.stdin.take(), child };
+    {
+        use std::io::Write;
+        // s_client reads its terminal only once the handshake is done; the line waits in the pipe.
+        let mut stdin = client._stdin.as_ref().unwrap();
+        stdin.write_all(b"B\n").unwrap();
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    drop(client);
+    // -msg lines go to standard output, "HEARTBEATING" to standard error.
+    Some(std::fs::read_to_string(out.path()).unwrap() + &std::fs::read_to_string(err.path()).unwrap())
+}
+
+/// The honeypot's server (the lab as 1.0.1f) and a real 1.0.1f `s_server -www` meet the same real 1.0.1f
+/// `s_client` alike: a completed TLS 1.2 handshake, and its heartbeat (the `B` command, padded, inside the
+/// encrypted session) answered. The honeypot records it as an honest, encrypted heartbeat.
+#[tokio::test]
+async fn openssl101_honeypot_answers_a_real_s_client_heartbeat_like_101f() {
+    let Some(server) = S101Server::start(OpenSsl101::F, KeyKind::Rsa, &["-www"]) else { return };
+    let addr = server.addr;
+    let real = tokio::task::spawn_blocking(move || s_client_heartbeat_log(addr)).await.unwrap().unwrap();
+    drop(server);
+    let identity = Arc::new(LabIdentity::rsa_lab(&["honeypot.openssl101.test"]).unwrap());
+    let honeypot = LabServer::bind("127.0.0.1:0".parse().unwrap(), LabConfig::new(Behaviour::Vulnerable, identity)).await.unwrap();
+    let addr = honeypot.local_addr();
+    let imitation = tokio::task::spawn_blocking(move || s_client_heartbeat_log(addr)).await.unwrap().unwrap();
+    let events = honeypot.events();
+    honeypot.stop();
+    for (who, log) in [("real 1.0.1f", &real), ("honeypot", &imitation)] {
+        assert!(log.contains("Protocol  : TLSv1.2"), "{who}: the handshake completes: {log}");
+        assert!(log.contains("HEARTBEATING"), "{who}: s_client sent its heartbeat: {log}");
+        assert!(log.lines().any(|l| l.starts_with("<<<") && l.contains("HeartbeatResponse")), "{who}: the heartbeat is answered: {log}");
+    }
+    let heartbeats: Vec<_> = events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            bleedwatch_lab::LabEvent::Heartbeat { overread, padding, answered, encrypted, .. } => Some((*overread, *padding, *answered, *encrypted)),
+            _ => None,
+        })
+        .collect();
+    // s_client's heartbeat: 18 payload bytes, 16 of padding, nothing to over-read — "honest".
+    assert_eq!(heartbeats, vec![(0, 16, true, true)], "{events:?}");
+}
