@@ -408,3 +408,99 @@ async fn openssl101_honeypot_answers_a_real_s_client_heartbeat_like_101f() {
     // s_client's heartbeat: 18 payload bytes, 16 of padding, nothing to over-read — "honest".
     assert_eq!(heartbeats, vec![(0, 16, true, true)], "{events:?}");
 }
+
+// --- single connections: the facts the endpoint verdicts above rest on ---
+
+use bleedwatch_probe::conn::run_probe;
+use bleedwatch_probe::dtls::{run_dtls_probe, DtlsProbeConfig};
+use bleedwatch_probe::heartbleed::HeartbeatRequest;
+use bleedwatch_probe::{ConnectionVerdict, ProbeConfig};
+
+fn connection_timeouts() -> Timeouts {
+    Timeouts { connect: Duration::from_secs(5), handshake: Duration::from_secs(10), heartbeat: Duration::from_secs(4) }
+}
+
+/// One request alone, as a follow-up connection sends it: `len` payload bytes and `padding`.
+fn alone(cfg: &mut ProbeConfig, len: usize, padding: usize) {
+    cfg.test_request = HeartbeatRequest { claimed_len: len as u16, payload: vec![0x5a; len], padding };
+    cfg.honest_request = None;
+    cfg.send_sentinel = false;
+}
+
+/// Over DTLS, 1.0.1f echoes an unpadded heartbeat whose answer exceeds its 4 KiB write buffer and
+/// stays silent to one of 512 bytes (its answer is lost with the association): that silence is not
+/// evidence of anything.
+#[tokio::test]
+async fn openssl101_dtls_101f_echoes_4500_bytes_and_is_silent_to_512() {
+    let Some(server) = S101Server::start(OpenSsl101::F, KeyKind::Rsa, &["-dtls1"]) else { return };
+    for (len, echoed) in [(4500, true), (512, false)] {
+        let mut cfg = DtlsProbeConfig::new(ProtocolVersion::DTLS1_0, None, ProbeMode::Safe);
+        alone(&mut cfg.probe, len, 0);
+        let outcome = run_dtls_probe(server.addr, cfg, &connection_timeouts()).await.unwrap();
+        assert_eq!(outcome.negotiated, Some(ProtocolVersion::DTLS1_0), "{len}: {:#?}", outcome.log);
+        assert_eq!(outcome.verdict == ConnectionVerdict::Vulnerable, echoed, "{len}: {:?} {:#?}\n{}", outcome.verdict, outcome.log, server.output());
+        assert_ne!(outcome.verdict, ConnectionVerdict::NotVulnerable, "{len}");
+    }
+}
+
+/// 1.0.1g in the modes that drop the connection after a heartbeat (TCP echo mode, `-dtls1`): the
+/// unpadded 4500-byte heartbeat gets no answer, and the padded one sent alone on a connection of its
+/// own — the follow-up — is echoed. That echo, not the close, is what shows the bounds check. (A fresh
+/// server for each: see the next test for what an abandoned DTLS association does to `s_server`.)
+#[tokio::test]
+async fn openssl101_101g_drops_unpadded_and_echoes_a_padded_heartbeat_sent_alone() {
+    for dtls in [false, true] {
+        for (padding, echoed) in [(0, false), (16, true)] {
+            let args: &[&str] = if dtls { &["-dtls1"] } else { &[] };
+            let Some(server) = S101Server::start(OpenSsl101::G, KeyKind::Rsa, args) else { return };
+            let outcome = if dtls {
+                let mut cfg = DtlsProbeConfig::new(ProtocolVersion::DTLS1_0, None, ProbeMode::Safe);
+                alone(&mut cfg.probe, 4500, padding);
+                run_dtls_probe(server.addr, cfg, &connection_timeouts()).await.unwrap()
+            } else {
+                let mut cfg = ProbeConfig::with_payload(ProtocolVersion::TLS1_2, None, ProbeMode::Safe, 4500);
+                alone(&mut cfg, 4500, padding);
+                run_probe(server.addr, cfg, &connection_timeouts()).await.unwrap()
+            };
+            // The probe calls an echo of its first request "vulnerable"; here that request is valid.
+            assert_eq!(
+                outcome.verdict == ConnectionVerdict::Vulnerable,
+                echoed,
+                "dtls={dtls} padding={padding}: {:?} {:#?}\n{}",
+                outcome.verdict,
+                outcome.log,
+                server.output()
+            );
+            assert_ne!(outcome.verdict, ConnectionVerdict::NotVulnerable);
+        }
+    }
+}
+
+/// `s_server -dtls1` serves one association at a time, and one that a peer started and abandoned
+/// after the HelloVerifyRequest (as a probe does when it checks, with a new ClientHello, that its
+/// association was dropped) holds it: 1.0.1 sets no DTLS timer there, so a ClientHello from any other
+/// address is never answered. A DTLS follow-up must therefore go on with the association it started
+/// (same socket, the cookie it was given), not open another one.
+#[tokio::test]
+async fn openssl101_dtls_s_server_is_held_by_an_abandoned_cookie_exchange() {
+    use bleedwatch_wire::dtls::{client_hello_body, encode_handshake, DtlsRecordEncoder};
+    use bleedwatch_wire::hello::ClientHelloSpec;
+    use bleedwatch_wire::{ContentType, HandshakeType};
+    let Some(server) = S101Server::start(OpenSsl101::G, KeyKind::Rsa, &["-dtls1"]) else { return };
+    let abandoned = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let spec = ClientHelloSpec::probe(ProtocolVersion::DTLS1_0, [7; 32], None);
+    let hello = DtlsRecordEncoder::new(ProtocolVersion::DTLS1_0, 0)
+        .encode(ContentType::HANDSHAKE, &encode_handshake(HandshakeType::CLIENT_HELLO, 0, &client_hello_body(&spec)))
+        .unwrap();
+    abandoned.send_to(&hello, server.addr).await.unwrap();
+    let mut buf = vec![0u8; 2048];
+    let (n, _) = tokio::time::timeout(Duration::from_secs(5), abandoned.recv_from(&mut buf)).await.expect("a HelloVerifyRequest").unwrap();
+    assert_eq!((buf[0], buf[13]), (22, HandshakeType::HELLO_VERIFY_REQUEST.0), "{:02x?}", &buf[..n]);
+    // Another peer, with a valid padded heartbeat alone: no ServerHello ever comes.
+    let mut cfg = DtlsProbeConfig::new(ProtocolVersion::DTLS1_0, None, ProbeMode::Safe);
+    alone(&mut cfg.probe, 4500, 16);
+    let outcome = run_dtls_probe(server.addr, cfg, &connection_timeouts()).await.unwrap();
+    assert_eq!(outcome.negotiated, None, "{:?} {:#?}", outcome.verdict, outcome.log);
+    assert!(matches!(outcome.verdict, ConnectionVerdict::Inconclusive(_)), "{:?} {:#?}", outcome.verdict, outcome.log);
+    drop(abandoned);
+}
