@@ -306,25 +306,42 @@ fn behaviour_of(build: OpenSsl101) -> Behaviour {
     }
 }
 
-/// Per-version verdicts with the evidence kind of each version, for a side-by-side comparison.
-fn verdicts_and_evidence(r: &EndpointResult) -> Vec<(String, Verdict, Option<String>)> {
-    verdicts(r).into_iter().map(|(v, verdict)| (v.clone(), verdict, evidence_kind(r, &v).filter(|_| verdict != Verdict::NotSupported))).collect()
+/// Per-version verdicts with the evidence kind and the reason of each version, for a side-by-side
+/// comparison.
+fn verdicts_and_evidence(r: &EndpointResult) -> Vec<(String, Verdict, Option<String>, Option<String>)> {
+    let json = serde_json::to_value(r).unwrap();
+    let details = json["details"].as_array().cloned().unwrap_or_default();
+    let reason = |version: &str| {
+        let decided = details.iter().rev().find(|d| d["negotiated"] == version)?;
+        decided["reason"].as_str().map(str::to_owned)
+    };
+    verdicts(r)
+        .into_iter()
+        .map(|(v, verdict)| {
+            let decided = verdict != Verdict::NotSupported;
+            (v.clone(), verdict, evidence_kind(r, &v).filter(|_| decided), reason(&v).filter(|_| decided))
+        })
+        .collect()
 }
 
-/// The lab's TCP server imitates `s_server -www`: the same probe gives it the same per-version
-/// verdicts, and the same evidence, as the real build.
+/// The lab's TCP server imitates `s_server -www` and, with [`LabConfig::echo_mode`], `s_server` in echo
+/// mode: the same probe gives it the same per-version verdicts, and the same evidence, as the real build.
 #[tokio::test]
-async fn openssl101_lab_tcp_matches_real_s_server_www() {
-    for build in OpenSsl101::ALL {
-        let Some(server) = S101Server::start(build, KeyKind::Rsa, &["-www"]) else { return };
-        let real = scan_tcp(server.addr, ProbeMode::Safe).await;
-        drop(server);
-        let identity = Arc::new(LabIdentity::rsa_lab(&["lab.openssl101.test"]).unwrap());
-        let lab = LabServer::bind("127.0.0.1:0".parse().unwrap(), LabConfig::new(behaviour_of(build), identity)).await.unwrap();
-        let imitation = scan_tcp(lab.local_addr(), ProbeMode::Safe).await;
-        lab.stop();
-        assert_eq!(verdicts_and_evidence(&imitation), verdicts_and_evidence(&real), "{build:?}: lab {imitation:#?}\nreal {real:#?}");
-        assert_eq!(imitation.heartbleed, real.heartbleed);
+async fn openssl101_lab_tcp_matches_real_s_server_www_and_echo() {
+    for www in [true, false] {
+        for build in OpenSsl101::ALL {
+            let args: &[&str] = if www { &["-www"] } else { &[] };
+            let Some(server) = S101Server::start(build, KeyKind::Rsa, args) else { return };
+            let real = scan_tcp(server.addr, ProbeMode::Safe).await;
+            drop(server);
+            let identity = Arc::new(LabIdentity::rsa_lab(&["lab.openssl101.test"]).unwrap());
+            let cfg = LabConfig::new(behaviour_of(build), identity);
+            let lab = LabServer::bind("127.0.0.1:0".parse().unwrap(), if www { cfg } else { cfg.echo_mode() }).await.unwrap();
+            let imitation = scan_tcp(lab.local_addr(), ProbeMode::Safe).await;
+            lab.stop();
+            assert_eq!(verdicts_and_evidence(&imitation), verdicts_and_evidence(&real), "{build:?} www={www}: lab {imitation:#?}\nreal {real:#?}");
+            assert_eq!(imitation.heartbleed, real.heartbleed);
+        }
     }
 }
 
