@@ -85,11 +85,16 @@ pub struct DtlsLabOptions {
     pub idle: Duration,
     /// Events kept by the shell (oldest dropped first).
     pub max_events: usize,
+    /// One association at a time on the one socket, as `s_server -dtls1` has: every datagram, whoever
+    /// sent it, goes to the current association, and answers go to the last sender (`BIO_dgram`). So a
+    /// peer that starts a cookie exchange and walks away holds the server: the next peer's ClientHello
+    /// is a stale message to that association (1.0.1 sets no timer there to end it).
+    pub one_association: bool,
 }
 
 impl Default for DtlsLabOptions {
     fn default() -> Self {
-        DtlsLabOptions { mtu: 1400, max_sessions: 64, idle: Duration::from_secs(30), max_events: 10_000 }
+        DtlsLabOptions { mtu: 1400, max_sessions: 64, idle: Duration::from_secs(30), max_events: 10_000, one_association: false }
     }
 }
 
@@ -638,6 +643,8 @@ impl Drop for LabDtlsServerHandle {
 struct Peer {
     session: LabDtlsSession,
     last_seen: Instant,
+    /// Where answers go: the peer itself, or with one association, whoever sent last.
+    reply_to: SocketAddr,
 }
 
 fn record_events(log: &DtlsEventLog, max: usize, peer: SocketAddr, events: Vec<DtlsLabEvent>) {
@@ -663,18 +670,21 @@ async fn serve(socket: UdpSocket, cfg: LabConfig, opts: DtlsLabOptions, log: Dtl
         let wake = [next_timer, next_expiry].into_iter().flatten().min().unwrap_or(now + opts.idle);
         tokio::select! {
             received = socket.recv_from(&mut buf) => {
-                let Ok((n, peer)) = received else { continue };
+                let Ok((n, sender)) = received else { continue };
                 let now = Instant::now();
-                if !peers.contains_key(&peer) {
+                // With one association, the current one (whoever it belongs to) gets every datagram.
+                let key = if opts.one_association { peers.keys().next().copied().unwrap_or(sender) } else { sender };
+                if !peers.contains_key(&key) {
                     if peers.len() >= opts.max_sessions {
-                        record_events(&log, opts.max_events, peer, vec![DtlsLabEvent::SessionLimit]);
+                        record_events(&log, opts.max_events, sender, vec![DtlsLabEvent::SessionLimit]);
                         continue;
                     }
-                    let session = LabDtlsSession::new(cfg.clone(), opts.clone(), cookie_for(&secret, &peer));
-                    peers.insert(peer, Peer { session, last_seen: now });
+                    let session = LabDtlsSession::new(cfg.clone(), opts.clone(), cookie_for(&secret, &sender));
+                    peers.insert(key, Peer { session, last_seen: now, reply_to: sender });
                 }
-                if let Some(p) = peers.get_mut(&peer) {
+                if let Some(p) = peers.get_mut(&key) {
                     p.last_seen = now;
+                    p.reply_to = sender;
                     p.session.feed_datagram(now, buf.get(..n).unwrap_or_default());
                 }
             }
@@ -686,11 +696,11 @@ async fn serve(socket: UdpSocket, cfg: LabConfig, opts: DtlsLabOptions, log: Dtl
             }
         }
         let now = Instant::now();
-        for (peer, p) in peers.iter_mut() {
+        for p in peers.values_mut() {
             for datagram in p.session.take_datagrams() {
-                let _ = socket.send_to(&datagram, peer).await;
+                let _ = socket.send_to(&datagram, p.reply_to).await;
             }
-            record_events(&log, opts.max_events, *peer, p.session.take_events());
+            record_events(&log, opts.max_events, p.reply_to, p.session.take_events());
         }
         // 1.0.1f's s_server starts over after a failed association; the next ClientHello from the same
         // address is a new session.
@@ -1078,6 +1088,38 @@ mod tests {
             framed.extend_from_slice(&data);
             fuzz_client_datagrams(&framed, identity.clone());
         }
+    }
+
+    /// With one association, as in `s_server -dtls1`: a peer that walked away after the
+    /// HelloVerifyRequest holds the server, another peer's ClientHello is not answered; once that
+    /// association ends (a heartbeat drops it), the next peer is served.
+    #[tokio::test]
+    async fn one_association_is_held_by_an_abandoned_cookie_exchange() {
+        let identity = Arc::new(LabIdentity::rsa_lab(&["dtls.lab.test"]).unwrap());
+        let opts = DtlsLabOptions { one_association: true, ..Default::default() };
+        let server = LabDtlsServer::bind_with("127.0.0.1:0".parse().unwrap(), LabConfig::new(Behaviour::Fixed, identity), opts).await.unwrap();
+        let spec = bleedwatch_wire::hello::ClientHelloSpec::probe(ProtocolVersion::DTLS1_0, [1; 32], None);
+        let hello = DtlsRecordEncoder::new(ProtocolVersion::DTLS1_0, 0)
+            .encode(ContentType::HANDSHAKE, &encode_handshake(HandshakeType::CLIENT_HELLO, 0, &bleedwatch_wire::dtls::client_hello_body(&spec)))
+            .unwrap();
+        let mut buf = vec![0u8; 4096];
+        let (first, second) = (UdpSocket::bind("127.0.0.1:0").await.unwrap(), UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        first.send_to(&hello, server.local_addr()).await.unwrap();
+        let n = tokio::time::timeout(Duration::from_secs(2), first.recv(&mut buf)).await.unwrap().unwrap();
+        assert_eq!(shapes(&buf[..n])[2], Shape::HelloVerify { version: ProtocolVersion::DTLS1_0, cookie_len: 20 });
+        second.send_to(&hello, server.local_addr()).await.unwrap();
+        assert!(tokio::time::timeout(Duration::from_millis(400), second.recv(&mut buf)).await.is_err(), "the held server answered another peer");
+        assert_eq!(server.session_count(), 1);
+        // The first peer's heartbeat (unpadded: 1.0.1g drops it) ends its association.
+        let mut enc = DtlsRecordEncoder::new(ProtocolVersion::DTLS1_0, 0);
+        enc.encode(ContentType::HANDSHAKE, &[]).unwrap(); // record 0 was the ClientHello
+        first.send_to(&enc.encode(ContentType::HEARTBEAT, &heartbeat(32, 32, 0)).unwrap(), server.local_addr()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(server.session_count(), 0);
+        second.send_to(&hello, server.local_addr()).await.unwrap();
+        let n = tokio::time::timeout(Duration::from_secs(2), second.recv(&mut buf)).await.unwrap().unwrap();
+        assert_eq!(shapes(&buf[..n])[2], Shape::HelloVerify { version: ProtocolVersion::DTLS1_0, cookie_len: 20 });
+        server.stop();
     }
 
     #[tokio::test]

@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bleedwatch_lab::dtls::LabDtlsServer;
+use bleedwatch_lab::dtls::{DtlsLabOptions, LabDtlsServer};
 use bleedwatch_lab::{Behaviour, LabConfig, LabIdentity, LabServer};
 use bleedwatch_probe::client_test::{serve_client_tests, ClientTestOptions, ClientTestResult};
 use bleedwatch_probe::conn::Timeouts;
@@ -298,6 +298,11 @@ async fn openssl101_s_client_prove_16() {
 
 // --- the lab against the same real servers ---
 
+/// The DTLS lab's shell as `s_server -dtls1` has it: one association at a time.
+fn s_server_dtls1() -> DtlsLabOptions {
+    DtlsLabOptions { one_association: true, ..DtlsLabOptions::default() }
+}
+
 fn behaviour_of(build: OpenSsl101) -> Behaviour {
     match build {
         OpenSsl101::F => Behaviour::Vulnerable,
@@ -345,7 +350,7 @@ async fn openssl101_lab_tcp_matches_real_s_server_www_and_echo() {
     }
 }
 
-/// The lab's DTLS server imitates `s_server -dtls1`, restricted to DTLS 1.0 as 1.0.1 is.
+/// The lab's DTLS server imitates `s_server -dtls1` (DTLS 1.0 only, one association at a time).
 #[tokio::test]
 async fn openssl101_lab_dtls_matches_real_s_server_dtls1() {
     for build in OpenSsl101::ALL {
@@ -354,7 +359,7 @@ async fn openssl101_lab_dtls_matches_real_s_server_dtls1() {
         drop(server);
         let identity = Arc::new(LabIdentity::rsa_lab(&["lab.openssl101.test"]).unwrap());
         let cfg = LabConfig::new(behaviour_of(build), identity).with_versions(&[ProtocolVersion::DTLS1_0]);
-        let lab = LabDtlsServer::bind("127.0.0.1:0".parse().unwrap(), cfg).await.unwrap();
+        let lab = LabDtlsServer::bind_with("127.0.0.1:0".parse().unwrap(), cfg, s_server_dtls1()).await.unwrap();
         let imitation = scan_udp(lab.local_addr()).await;
         lab.stop();
         assert_eq!(verdicts_and_evidence(&imitation), verdicts_and_evidence(&real), "{build:?}: lab {imitation:#?}\nreal {real:#?}");
@@ -497,26 +502,37 @@ async fn openssl101_101g_drops_unpadded_and_echoes_a_padded_heartbeat_sent_alone
 /// after the HelloVerifyRequest (as a probe does when it checks, with a new ClientHello, that its
 /// association was dropped) holds it: 1.0.1 sets no DTLS timer there, so a ClientHello from any other
 /// address is never answered. A DTLS follow-up must therefore go on with the association it started
-/// (same socket, the cookie it was given), not open another one.
+/// (same socket, the cookie it was given), not open another one. The lab, with one association, does
+/// the same.
 #[tokio::test]
 async fn openssl101_dtls_s_server_is_held_by_an_abandoned_cookie_exchange() {
+    let Some(server) = S101Server::start(OpenSsl101::G, KeyKind::Rsa, &["-dtls1"]) else { return };
+    held_by_an_abandoned_cookie_exchange(server.addr).await;
+    drop(server);
+    let identity = Arc::new(LabIdentity::rsa_lab(&["lab.openssl101.test"]).unwrap());
+    let cfg = LabConfig::new(Behaviour::Fixed, identity).with_versions(&[ProtocolVersion::DTLS1_0]);
+    let lab = LabDtlsServer::bind_with("127.0.0.1:0".parse().unwrap(), cfg, s_server_dtls1()).await.unwrap();
+    held_by_an_abandoned_cookie_exchange(lab.local_addr()).await;
+    lab.stop();
+}
+
+async fn held_by_an_abandoned_cookie_exchange(addr: SocketAddr) {
     use bleedwatch_wire::dtls::{client_hello_body, encode_handshake, DtlsRecordEncoder};
     use bleedwatch_wire::hello::ClientHelloSpec;
     use bleedwatch_wire::{ContentType, HandshakeType};
-    let Some(server) = S101Server::start(OpenSsl101::G, KeyKind::Rsa, &["-dtls1"]) else { return };
     let abandoned = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let spec = ClientHelloSpec::probe(ProtocolVersion::DTLS1_0, [7; 32], None);
     let hello = DtlsRecordEncoder::new(ProtocolVersion::DTLS1_0, 0)
         .encode(ContentType::HANDSHAKE, &encode_handshake(HandshakeType::CLIENT_HELLO, 0, &client_hello_body(&spec)))
         .unwrap();
-    abandoned.send_to(&hello, server.addr).await.unwrap();
+    abandoned.send_to(&hello, addr).await.unwrap();
     let mut buf = vec![0u8; 2048];
     let (n, _) = tokio::time::timeout(Duration::from_secs(5), abandoned.recv_from(&mut buf)).await.expect("a HelloVerifyRequest").unwrap();
     assert_eq!((buf[0], buf[13]), (22, HandshakeType::HELLO_VERIFY_REQUEST.0), "{:02x?}", &buf[..n]);
     // Another peer, with a valid padded heartbeat alone: no ServerHello ever comes.
     let mut cfg = DtlsProbeConfig::new(ProtocolVersion::DTLS1_0, None, ProbeMode::Safe);
     alone(&mut cfg.probe, 4500, 16);
-    let outcome = run_dtls_probe(server.addr, cfg, &connection_timeouts()).await.unwrap();
+    let outcome = run_dtls_probe(addr, cfg, &connection_timeouts()).await.unwrap();
     assert_eq!(outcome.negotiated, None, "{:?} {:#?}", outcome.verdict, outcome.log);
     assert!(matches!(outcome.verdict, ConnectionVerdict::Inconclusive(_)), "{:?} {:#?}", outcome.verdict, outcome.log);
     drop(abandoned);
