@@ -39,13 +39,27 @@ pub struct DbArgs {
 }
 
 impl DbArgs {
-    /// Opens (creating and migrating if needed) the inventory.
-    pub async fn open(&self) -> Result<Store> {
-        let location = match &self.db {
+    fn location(&self) -> Result<String> {
+        Ok(match &self.db {
             Some(db) => db.clone(),
             None => bleedwatch_store::default_location()?.display().to_string(),
-        };
+        })
+    }
+
+    /// Opens (creating and migrating if needed) the inventory: for commands that record.
+    pub async fn open(&self) -> Result<Store> {
+        let location = self.location()?;
         Store::open(&location).await.with_context(|| format!("opening the inventory {}", redact_password(&location)))
+    }
+
+    /// Opens an inventory that exists, creating nothing: for commands that read it (and for those
+    /// that only update what it holds). A SQLite file that is not there is "no inventory at …".
+    pub async fn open_existing(&self) -> Result<Store> {
+        let location = self.location()?;
+        match Store::open_existing(&location).await {
+            Err(error @ bleedwatch_store::StoreError::NoInventory(_)) => Err(error.into()),
+            other => other.with_context(|| format!("opening the inventory {}", redact_password(&location))),
+        }
     }
 }
 
@@ -101,7 +115,7 @@ pub async fn rescan_selection(store: &Store, args: &RescanArgs) -> Result<Vec<bl
 
 /// `rescan --dry-run`: the table of what would be tested.
 pub async fn run_rescan_dry_run(args: &RescanArgs) -> Result<u8> {
-    let store = args.db.open().await?;
+    let store = args.db.open_existing().await?;
     let selection = rescan_selection(&store, args).await?;
     let mut out = io::stdout().lock();
     let rows: Vec<Vec<String>> = selection.iter().map(|t| vec![t.target.clone(), t.reason.clone()]).collect();
@@ -133,7 +147,7 @@ const FUNNEL_COLUMNS: [(State, &str); 7] = [
 /// `bleedwatch status`: endpoints per state, per owner, internet-facing first. Exit code 1 when
 /// an endpoint is vulnerable, as `scan`.
 pub async fn run_status(args: StatusArgs) -> Result<u8> {
-    let store = args.db.open().await?;
+    let store = args.db.open_existing().await?;
     let assessed = store.assess_all(now_ms()).await?;
     let rows = funnel(&assessed);
     let totals = state_totals(&assessed);
@@ -217,7 +231,7 @@ fn parse_state(text: &str) -> std::result::Result<State, String> {
 
 /// `bleedwatch endpoints`: every endpoint with its state, flags and exposure window.
 pub async fn run_endpoints(args: EndpointsArgs) -> Result<u8> {
-    let store = args.db.open().await?;
+    let store = args.db.open_existing().await?;
     let views = endpoint_views(&store, &args).await?;
     write_endpoint_views(&views, &args, &mut io::stdout().lock())?;
     Ok(0)
@@ -328,7 +342,7 @@ fn cert_csv_row(view: &CertificateView) -> Vec<String> {
 
 /// `bleedwatch certs`: certificates seen, with exposure and revocation status.
 pub async fn run_certs(args: CertsArgs) -> Result<u8> {
-    let store = args.db.open().await?;
+    let store = args.db.open_existing().await?;
     let views: Vec<CertificateView> = store
         .certificate_views()
         .await?
@@ -397,7 +411,7 @@ pub struct AlertsArgs {
 /// `bleedwatch alerts`: watch alerts (a stolen key back, an unexpected certificate, a regression).
 /// Exit code 1 when open alerts are listed.
 pub async fn run_alerts(args: AlertsArgs) -> Result<u8> {
-    let store = args.db.open().await?;
+    let store = args.db.open_existing().await?;
     if !args.ack.is_empty() {
         for id in &args.ack {
             if !store.acknowledge_alert(*id).await? {
@@ -573,7 +587,7 @@ struct CheckLine<'a> {
 }
 
 pub async fn run_revocation_check(args: RevocationCheckArgs) -> Result<u8> {
-    let store = args.db.open().await?;
+    let store = args.db.open_existing().await?;
     let targets = revocation_targets(&store, &args.certs).await?;
     let mut issuers = Vec::new();
     for path in &args.issuer {
@@ -727,7 +741,7 @@ pub async fn run_expect(args: ExpectArgs) -> Result<u8> {
     if spki.len() != 64 || !spki.bytes().all(|b| b.is_ascii_hexdigit()) {
         bail!("{:?} is not a SHA-256 in hex (64 digits)", args.spki_sha256);
     }
-    let store = args.db.open().await?;
+    let store = args.db.open_existing().await?;
     let endpoints = resolve_endpoints(&store, &args.endpoint).await?;
     for endpoint in &endpoints {
         if args.remove {
@@ -808,7 +822,7 @@ fn parse_since(text: &str) -> std::result::Result<i64, String> {
 /// `bleedwatch attackers`: Heartbleed attempts (honeypot, captures) grouped by source. Exit code 1
 /// when an attack listed succeeded (a captured server answered: memory may have leaked).
 pub async fn run_attackers(args: AttackersArgs) -> Result<u8> {
-    let store = args.db.open().await?;
+    let store = args.db.open_existing().await?;
     let filter = AttackFilter {
         origin: args.origin.map(|o| o.as_str().to_owned()),
         source_address: args.source.clone(),
@@ -913,7 +927,7 @@ fn parse_client_verdict(text: &str) -> std::result::Result<String, String> {
 /// `bleedwatch clients`: the TLS clients `client-test` tested, newest first. Exit code 1 when a
 /// listed test found a vulnerable client.
 pub async fn run_clients(args: ClientsArgs) -> Result<u8> {
-    let store = args.db.open().await?;
+    let store = args.db.open_existing().await?;
     let filter = ClientTestFilter {
         client_address: args.client.as_deref().map(|c| c.parse::<std::net::IpAddr>().map(|ip| ip.to_string()).unwrap_or_else(|_| c.to_owned())),
         verdict: args.verdict.clone(),

@@ -30,7 +30,7 @@ pub struct ReportArgs {
 /// Writes the report (and the exports asked for). Exit code 0: a report is a document, not a
 /// verdict (`status` exits 1 when an endpoint is vulnerable).
 pub async fn run_report(args: ReportArgs) -> Result<u8> {
-    let store = args.db.open().await?;
+    let store = args.db.open_existing().await?;
     let data = gather(&store, now_ms()).await.context("reading the inventory for the report")?;
     store.close().await;
     write_output(&args.out, render_html(&data).as_bytes())?;

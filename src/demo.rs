@@ -128,10 +128,10 @@ pub async fn run(args: DemoArgs) -> Result<u8> {
         resume: false,
     };
     let plan = scan.plan()?;
-    let mut sinks = ResultSinks::new(Some(&args.json), None, entries.len() as u128, true)?;
+    let mut sinks = ResultSinks::new(Some(&args.json), None, entries.len() as u128, true, false)?;
     let store = scan.db.open().await?;
     let run = store.start_run("demo", &[]).await?;
-    let recording = crate::scan_cmd::Recording { store, run, done: Default::default() };
+    let recording = crate::scan_cmd::Recording { store, run, resume: false };
     crate::scan_cmd::execute(plan, &mut sinks, Some(&recording)).await?;
     recording.store.finish_run(run, "finished").await?;
     sinks.print_summary(&mut std::io::stdout().lock())?;
@@ -203,10 +203,10 @@ async fn response_workflow(
         servers.insert(0, bound.with_context(|| format!("cannot listen on {vulnerable} again"))?);
         let mut step_scan = ScanArgs { targets: vec![vulnerable.to_string()], json: None, quiet: true, ..scan.clone() };
         step_scan.json = None;
-        let mut sinks = ResultSinks::new(None, None, 1, false)?;
+        let mut sinks = ResultSinks::new(None, None, 1, false, false)?;
         // Each step is its own run: a run records an endpoint once.
         let run = recording.store.start_run("demo", &[vulnerable.to_string()]).await?;
-        let step = crate::scan_cmd::Recording { store: recording.store.clone(), run, done: Default::default() };
+        let step = crate::scan_cmd::Recording { store: recording.store.clone(), run, resume: false };
         crate::scan_cmd::execute(step_scan.plan()?, &mut sinks, Some(&step)).await?;
         recording.store.finish_run(run, "finished").await?;
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);

@@ -86,7 +86,7 @@ async fn run_rescan(args: RescanCmd) -> anyhow::Result<u8> {
     if args.select.dry_run {
         return cmd_inventory::run_rescan_dry_run(&args.select).await;
     }
-    let store = args.select.db.open().await?;
+    let store = args.select.db.open_existing().await?;
     let targets: Vec<String> = cmd_inventory::rescan_selection(&store, &args.select).await?.into_iter().map(|t| t.target).collect();
     if targets.is_empty() {
         println!("nothing to rescan: every endpoint is fixed and fresh");

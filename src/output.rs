@@ -11,12 +11,37 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 /// Opens `path` for writing; `-` is standard output.
 pub fn open_output(path: &Path) -> Result<Box<dyn Write + Send>> {
+    Ok(open_output_at(path, false)?.0)
+}
+
+/// Opens `path` for writing, or with `append` for appending (a resumed scan adds to what the killed
+/// one wrote); `-` is standard output. Also says whether the file already held something.
+fn open_output_at(path: &Path, append: bool) -> Result<(Box<dyn Write + Send>, bool)> {
     if path.as_os_str() == "-" {
-        Ok(Box::new(BufWriter::new(io::stdout())))
-    } else {
-        let file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-        Ok(Box::new(BufWriter::new(file)))
+        return Ok((Box::new(BufWriter::new(io::stdout())), false));
     }
+    if !append {
+        let file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+        return Ok((Box::new(BufWriter::new(file)), false));
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .open(path)
+        .with_context(|| format!("cannot open {} to append", path.display()))?;
+    let length = file.metadata().with_context(|| format!("cannot read {}", path.display()))?.len();
+    if length > 0 {
+        // A line cut by the kill must not swallow the first new one.
+        use std::io::{Read, Seek, SeekFrom};
+        let mut last = [0u8; 1];
+        file.seek(SeekFrom::Start(length - 1))?;
+        file.read_exact(&mut last)?;
+        if last[0] != b'\n' {
+            file.write_all(b"\n")?;
+        }
+    }
+    Ok((Box::new(BufWriter::new(file)), length > 0))
 }
 
 /// Spreadsheet programs run cells that start with these; prefix them so exported data stays data.
@@ -74,13 +99,81 @@ pub struct SummaryRow {
     reason: String,
 }
 
+/// A target that produced no endpoint to test: a name that did not resolve. It is reported like an
+/// endpoint (status `dns-error`, heartbleed `inconclusive`, address null) so that no output reads
+/// as if it had been tested.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct UntestedTarget {
+    /// Always null: no address was found.
+    pub address: Option<String>,
+    pub port: u16,
+    pub transport: &'static str,
+    /// The name as given.
+    pub host: Option<String>,
+    pub service: &'static str,
+    pub sni: Option<String>,
+    pub status: &'static str,
+    pub heartbleed: Verdict,
+    /// The resolver's error.
+    pub reason: Option<String>,
+    pub versions: std::collections::BTreeMap<String, Verdict>,
+    pub certificate: Option<()>,
+    pub chain: [(); 0],
+    pub details: [(); 0],
+    pub started_at: String,
+    pub duration_ms: u64,
+}
+
+impl UntestedTarget {
+    pub fn unresolved(name: &str, port: u16, transport: &'static str, error: &str) -> UntestedTarget {
+        UntestedTarget {
+            address: None,
+            port,
+            transport,
+            host: Some(name.to_owned()),
+            service: "unknown",
+            sni: None,
+            status: "dns-error",
+            heartbleed: Verdict::Inconclusive,
+            reason: Some(error.to_owned()),
+            versions: Default::default(),
+            certificate: None,
+            chain: [],
+            details: [],
+            started_at: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+            duration_ms: 0,
+        }
+    }
+
+    fn csv_row(&self) -> Vec<String> {
+        let mut row = vec![String::new(); CSV_HEADER.len()];
+        let cells = [
+            ("port", self.port.to_string()),
+            ("transport", self.transport.to_owned()),
+            ("host", self.host.clone().unwrap_or_default()),
+            ("status", self.status.to_owned()),
+            ("heartbleed", self.heartbleed.as_str().to_owned()),
+            ("reason", self.reason.clone().unwrap_or_default()),
+        ];
+        for (column, value) in cells {
+            if let Some(i) = CSV_HEADER.iter().position(|c| *c == column) {
+                row[i] = neutralize_csv_cell(&value);
+            }
+        }
+        row
+    }
+}
+
 /// Collects what the summary needs and writes JSON lines and CSV as results arrive.
 pub struct ResultSinks {
     json: Option<Box<dyn Write + Send>>,
     csv: Option<csv::Writer<Box<dyn Write + Send>>>,
     rows: Vec<SummaryRow>,
+    /// Per overall verdict; targets that could not be tested count as `inconclusive`.
     pub counts: std::collections::BTreeMap<&'static str, u64>,
     pub unreachable: u64,
+    /// Names that did not resolve (also in `counts` as inconclusive).
+    pub unresolved: u64,
     pub progress: ProgressBar,
 }
 
@@ -88,12 +181,17 @@ pub struct ResultSinks {
 const MAX_TABLE_ROWS: usize = 10_000;
 
 impl ResultSinks {
-    pub fn new(json: Option<&Path>, csv_path: Option<&Path>, total_hint: u128, show_progress: bool) -> Result<Self> {
-        let json = json.map(open_output).transpose()?;
+    /// Writers for a scan; with `append` (a resumed scan) the files keep what they hold and the
+    /// CSV header is written only to an empty file.
+    pub fn new(json: Option<&Path>, csv_path: Option<&Path>, total_hint: u128, show_progress: bool, append: bool) -> Result<Self> {
+        let json = json.map(|p| open_output_at(p, append).map(|(w, _)| w)).transpose()?;
         let csv = match csv_path {
             Some(p) => {
-                let mut w = csv::Writer::from_writer(open_output(p)?);
-                w.write_record(CSV_HEADER)?;
+                let (out, had_rows) = open_output_at(p, append)?;
+                let mut w = csv::Writer::from_writer(out);
+                if !had_rows {
+                    w.write_record(CSV_HEADER)?;
+                }
                 Some(w)
             }
             None => None,
@@ -108,7 +206,7 @@ impl ResultSinks {
         } else {
             ProgressBar::hidden()
         };
-        Ok(ResultSinks { json, csv, rows: Vec::new(), counts: Default::default(), unreachable: 0, progress })
+        Ok(ResultSinks { json, csv, rows: Vec::new(), counts: Default::default(), unreachable: 0, unresolved: 0, progress })
     }
 
     pub fn add(&mut self, r: &EndpointResult) -> Result<()> {
@@ -149,6 +247,39 @@ impl ResultSinks {
         Ok(())
     }
 
+    /// Reports a target that could not be tested, in every output and in the counts.
+    pub fn add_untested(&mut self, t: &UntestedTarget) -> Result<()> {
+        if let Some(out) = self.json.as_mut() {
+            serde_json::to_writer(&mut *out, t)?;
+            out.write_all(b"\n")?;
+            out.flush()?;
+        }
+        if let Some(w) = self.csv.as_mut() {
+            w.write_record(t.csv_row())?;
+            w.flush()?;
+        }
+        *self.counts.entry(t.heartbleed.as_str()).or_default() += 1;
+        self.unresolved += 1;
+        if self.rows.len() < MAX_TABLE_ROWS {
+            let name = t.host.clone().unwrap_or_default();
+            let port = if t.transport == "udp" { format!("udp/{}", t.port) } else { t.port.to_string() };
+            self.rows.push(SummaryRow {
+                endpoint: format!("{name}:{port}"),
+                verdict: t.heartbleed,
+                versions: String::new(),
+                subject: String::new(),
+                reason: format!("{}: {}", t.status, t.reason.as_deref().unwrap_or_default()),
+            });
+        }
+        self.progress.inc(1);
+        Ok(())
+    }
+
+    /// Endpoints and targets without a conclusive verdict (inconclusive, unreachable, unresolved).
+    pub fn untested(&self) -> u64 {
+        self.counts.get(Verdict::Inconclusive.as_str()).copied().unwrap_or(0)
+    }
+
     pub fn finish(&mut self) -> Result<()> {
         self.progress.finish_and_clear();
         if let Some(out) = self.json.as_mut() {
@@ -175,11 +306,15 @@ impl ResultSinks {
         }
         let total: u64 = self.counts.values().sum();
         let parts: Vec<String> = self.counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
-        writeln!(out, "\n{total} endpoints: {}{}", parts.join(", "), if self.unreachable > 0 {
-            format!(" ({} unreachable, not listed)", self.unreachable)
-        } else {
-            String::new()
-        })
+        let mut notes = Vec::new();
+        if self.unreachable > 0 {
+            notes.push(format!("{} unreachable, not listed", self.unreachable));
+        }
+        if self.unresolved > 0 {
+            notes.push(format!("{} {} not resolve", self.unresolved, if self.unresolved == 1 { "name did" } else { "names did" }));
+        }
+        let notes = if notes.is_empty() { String::new() } else { format!(" ({})", notes.join("; ")) };
+        writeln!(out, "\n{total} endpoints: {}{notes}", parts.join(", "))
     }
 }
 

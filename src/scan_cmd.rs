@@ -10,13 +10,13 @@ use bleedwatch_probe::conn::Timeouts;
 use bleedwatch_probe::heartbleed::MAX_PROVE_OVERREAD;
 use bleedwatch_probe::scan::{run_scan, ScanEvent, ScanItem, SchedulerOptions, TargetHost};
 use bleedwatch_probe::prelude::StarttlsMode;
-use bleedwatch_probe::{EndpointOptions, ProbeMode};
+use bleedwatch_probe::{EndpointOptions, ProbeMode, Verdict};
 use bleedwatch_targets::{ExclusionSet, HostRef, PortList, TargetSet, Transport};
 use bleedwatch_wire::ProtocolVersion;
 use clap::Args;
 use tokio::sync::mpsc;
 
-use crate::output::ResultSinks;
+use crate::output::{ResultSinks, UntestedTarget};
 
 #[derive(Args, Debug, Clone)]
 pub struct ScanArgs {
@@ -29,7 +29,8 @@ pub struct ScanArgs {
     /// Ports for targets without their own: 443, 443,8443, 1-1024, udp/4433 (DTLS), T:443,U:4433.
     #[arg(short, long, default_value = "443")]
     pub ports: String,
-    /// The ports given with -p are UDP: test them with DTLS.
+    /// Ports that do not say their transport are UDP (DTLS), in -p and on targets (host:4433);
+    /// tcp/443, T:443 and host:tcp/443 stay TCP.
     #[arg(short = 'u', long)]
     pub udp: bool,
     /// How to reach TLS: auto (direct TLS or STARTTLS, found out per port), none (direct TLS only),
@@ -135,15 +136,14 @@ impl ScanArgs {
 
     /// The plan, with `extra` targets added to the ones given.
     pub fn plan_with(&self, extra: Vec<String>) -> Result<ScanPlan> {
-        let ports = if self.udp {
-            let udp: Vec<String> = self.ports.split(',').map(|p| if p.contains('/') || p.contains(':') { p.to_string() } else { format!("udp/{p}") }).collect();
-            PortList::parse(&udp.join(",")).context("--ports")?
-        } else {
-            PortList::parse(&self.ports).context("--ports")?
-        };
-        let mut specs = bleedwatch_targets::parse_targets(self.targets.iter().chain(extra.iter()))?;
+        // -u: every port that does not say its transport (`4433`, `host:4433`) is UDP; `tcp/443`,
+        // `T:443` and `host:tcp/443` stay TCP. The --mx exchangers are SMTP: always TCP.
+        let default = if self.udp { Transport::Udp } else { Transport::Tcp };
+        let ports = PortList::parse_with_default(&self.ports, default).context("--ports")?;
+        let mut specs = bleedwatch_targets::parse_targets_with(&self.targets, default)?;
+        specs.extend(bleedwatch_targets::parse_targets(&extra)?);
         for file in &self.input_list {
-            specs.extend(bleedwatch_targets::read_target_file(file)?);
+            specs.extend(bleedwatch_targets::read_target_file_with(file, default)?);
         }
         if specs.is_empty() && self.mx.is_empty() {
             bail!("no targets: give hosts, addresses or ranges, -iL FILE, or --mx DOMAIN");
@@ -209,13 +209,108 @@ pub fn parse_versions(names: &[String], dtls: bool) -> Result<Vec<ProtocolVersio
 enum Persist {
     Result(serde_json::Value),
     Done(String),
+    /// The item is done but nothing of it was tested (its name did not resolve).
+    Untested(String),
 }
 
-/// Where results are recorded besides the outputs: the inventory run, and targets to skip (resume).
+/// Where results are recorded besides the outputs: the inventory run, and whether it is a resumed
+/// one (targets it already finished are skipped).
 pub struct Recording {
     pub store: bleedwatch_store::Store,
     pub run: bleedwatch_store::RunId,
-    pub done: std::collections::HashSet<String>,
+    pub resume: bool,
+}
+
+/// What a run found before a resume, for the exit code: the scan's answer covers the whole run.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct EarlierFindings {
+    pub vulnerable: u64,
+    /// Inconclusive endpoints and targets that could not be tested.
+    pub untested: u64,
+}
+
+impl EarlierFindings {
+    async fn of(store: &bleedwatch_store::Store, run: bleedwatch_store::RunId) -> Result<EarlierFindings> {
+        let counts = store.run_verdict_counts(run).await?;
+        let count = |verdict: Verdict| counts.get(verdict.as_str()).copied().unwrap_or(0).max(0) as u64;
+        let unresolved = store.untested_targets(run).await?.max(0) as u64;
+        Ok(EarlierFindings { vulnerable: count(Verdict::Vulnerable), untested: count(Verdict::Inconclusive) + unresolved })
+    }
+}
+
+/// The exit code of `scan` and `rescan`: 1 when something is vulnerable, else 3 ("incomplete")
+/// when something was not conclusively tested, else 0.
+pub fn exit_code(vulnerable: u64, untested: u64) -> u8 {
+    if vulnerable > 0 {
+        1
+    } else if untested > 0 {
+        3
+    } else {
+        0
+    }
+}
+
+/// Items a resumed run asks the inventory about at once.
+const RESUME_BATCH: usize = 512;
+
+/// Leaves out the items a resumed run already finished, asking the inventory a batch of keys at a
+/// time, so memory stays bounded whatever the run's size (a /8 is 16 million targets). The scheduler
+/// pulls items from a plain iterator; the query runs on this thread through `block_in_place`.
+struct SkipDone<I> {
+    items: I,
+    store: bleedwatch_store::Store,
+    run: bleedwatch_store::RunId,
+    runtime: tokio::runtime::Handle,
+    ready: std::collections::VecDeque<ScanItem>,
+    error: std::sync::Arc<std::sync::Mutex<Option<anyhow::Error>>>,
+}
+
+impl<I: Iterator<Item = ScanItem>> Iterator for SkipDone<I> {
+    type Item = ScanItem;
+
+    fn next(&mut self) -> Option<ScanItem> {
+        loop {
+            if let Some(item) = self.ready.pop_front() {
+                return Some(item);
+            }
+            let batch: Vec<ScanItem> = self.items.by_ref().take(RESUME_BATCH).collect();
+            if batch.is_empty() {
+                return None;
+            }
+            let keys: Vec<String> = batch.iter().map(|i| i.key.clone()).collect();
+            let (store, run, runtime) = (&self.store, self.run, &self.runtime);
+            match tokio::task::block_in_place(|| runtime.block_on(store.done_among(run, &keys))) {
+                Ok(done) => self.ready.extend(batch.into_iter().filter(|i| !done.contains(&i.key))),
+                Err(e) => {
+                    // Stop rather than scan (and record) what may be done already.
+                    let mut slot = self.error.lock().unwrap_or_else(|p| p.into_inner());
+                    slot.get_or_insert(anyhow::Error::new(e).context("--resume: reading the finished targets"));
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+/// A name that did not resolve, waiting for its item's key (which says the transport).
+struct Unresolved {
+    name: String,
+    port: u16,
+    error: String,
+}
+
+impl Unresolved {
+    /// The transport, when `key` is this target's item key (`name:443` or `name:udp/4433`).
+    fn transport_for(&self, key: &str) -> Option<&'static str> {
+        let rest = key.strip_prefix(self.name.as_str())?.strip_prefix(':')?;
+        if rest == self.port.to_string() {
+            Some("tcp")
+        } else if rest.strip_prefix("udp/") == Some(self.port.to_string().as_str()) {
+            Some("udp")
+        } else {
+            None
+        }
+    }
 }
 
 /// Runs a plan, feeding every result to `sinks` (and the inventory). Returns the number of
@@ -223,23 +318,35 @@ pub struct Recording {
 pub async fn execute(plan: ScanPlan, sinks: &mut ResultSinks, recording: Option<&Recording>) -> Result<u64> {
     let (tx, mut rx) = mpsc::channel::<ScanEvent>(1024);
     let ScanPlan { targets, exclusions, endpoint, scheduler } = plan;
-    let done = recording.map(|r| &r.done);
-    let items = targets
-        .iter()
-        .filter(|e| !exclusions.iter().any(|x| x.excludes(&e.host)))
-        .map(|e| {
-            let key = e.to_string();
-            ScanItem {
-                host: match e.host {
-                    HostRef::Ip(ip) => TargetHost::Ip(ip),
-                    HostRef::Name(name) => TargetHost::Name(name),
-                },
-                port: e.port,
-                udp: e.transport == Transport::Udp,
-                key,
+    let items = targets.iter().filter(|e| !exclusions.iter().any(|x| x.excludes(&e.host))).map(|e| {
+        let key = e.to_string();
+        ScanItem {
+            host: match e.host {
+                HostRef::Ip(ip) => TargetHost::Ip(ip),
+                HostRef::Name(name) => TargetHost::Name(name),
+            },
+            port: e.port,
+            udp: e.transport == Transport::Udp,
+            key,
+        }
+    });
+    let resume_error = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let items: Box<dyn Iterator<Item = ScanItem> + Send + '_> = match recording {
+        Some(rec) if rec.resume => {
+            if tokio::runtime::Handle::current().runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
+                bail!("--resume needs the multi-threaded runtime");
             }
-        })
-        .filter(|item| done.is_none_or(|d| !d.contains(&item.key)));
+            Box::new(SkipDone {
+                items,
+                store: rec.store.clone(),
+                run: rec.run,
+                runtime: tokio::runtime::Handle::current(),
+                ready: Default::default(),
+                error: resume_error.clone(),
+            })
+        }
+        _ => Box::new(items),
+    };
     let excluded = |ip: IpAddr| exclusions.iter().any(|x| x.contains(ip));
     let scan = run_scan(items, excluded, endpoint, scheduler, tx);
     // The inventory is written by its own task, so the scanner never waits on the database; results
@@ -258,6 +365,10 @@ pub async fn execute(plan: ScanPlan, sinks: &mut ResultSinks, recording: Option<
                             store.plan_targets(run, [key.clone()]).await?;
                             store.mark_target_done(run, &key).await?;
                         }
+                        Persist::Untested(key) => {
+                            store.plan_targets(run, [key.clone()]).await?;
+                            store.mark_target_untested(run, &key).await?;
+                        }
                     }
                 }
                 anyhow::Ok(())
@@ -268,6 +379,7 @@ pub async fn execute(plan: ScanPlan, sinks: &mut ResultSinks, recording: Option<
     };
     let consume = async {
         let mut first_error = None;
+        let mut unresolved: Vec<Unresolved> = Vec::new();
         while let Some(event) = rx.recv().await {
             match event {
                 ScanEvent::Result(r) => {
@@ -286,15 +398,33 @@ pub async fn execute(plan: ScanPlan, sinks: &mut ResultSinks, recording: Option<
                     }
                 }
                 ScanEvent::ItemDone { key } => {
+                    let failed = unresolved.iter().position(|u| u.transport_for(&key).is_some());
+                    let persist = match failed.map(|i| unresolved.swap_remove(i)) {
+                        Some(u) => {
+                            let transport = u.transport_for(&key).unwrap_or("tcp");
+                            if let Err(e) = sinks.add_untested(&UntestedTarget::unresolved(&u.name, u.port, transport, &u.error)) {
+                                first_error.get_or_insert(e);
+                            }
+                            Persist::Untested(key)
+                        }
+                        None => Persist::Done(key),
+                    };
                     if let Some(tx) = &db_tx {
-                        let _ = tx.send(Persist::Done(key)).await;
+                        let _ = tx.send(persist).await;
                     }
                 }
                 ScanEvent::Excluded { .. } => sinks.progress.inc(1),
                 ScanEvent::ResolveFailed { name, port, error } => {
                     sinks.progress.suspend(|| eprintln!("bleedwatch: {name}:{port}: cannot resolve: {error}"));
-                    sinks.progress.inc(1);
+                    // Reported when its item is done: the item's key says TCP or UDP.
+                    unresolved.push(Unresolved { name, port, error });
                 }
+            }
+        }
+        // Never dropped silently, even if the scheduler did not report the item done.
+        for u in unresolved {
+            if let Err(e) = sinks.add_untested(&UntestedTarget::unresolved(&u.name, u.port, "tcp", &u.error)) {
+                first_error.get_or_insert(e);
             }
         }
         first_error
@@ -304,6 +434,9 @@ pub async fn execute(plan: ScanPlan, sinks: &mut ResultSinks, recording: Option<
     if let Some(task) = db_task {
         task.await.context("inventory writer")?.context("recording results in the inventory")?;
     }
+    if let Some(e) = resume_error.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        return Err(e);
+    }
     if let Some(e) = error {
         return Err(e.context("writing results"));
     }
@@ -311,23 +444,30 @@ pub async fn execute(plan: ScanPlan, sinks: &mut ResultSinks, recording: Option<
     Ok(sinks.vulnerable())
 }
 
-/// Opens the inventory and starts (or resumes) the run; returns the arguments to scan with.
-async fn start_recording(args: ScanArgs, argv: Vec<String>) -> Result<(ScanArgs, Option<Recording>)> {
+/// Opens the inventory and starts (or resumes) the run; returns the arguments to scan with, and
+/// what the run found before it was resumed.
+async fn start_recording(args: ScanArgs, argv: Vec<String>) -> Result<(ScanArgs, Option<Recording>, EarlierFindings)> {
     if args.no_db {
-        return Ok((args, None));
+        return Ok((args, None, EarlierFindings::default()));
     }
-    let store = args.db.open().await?;
     if args.resume {
+        let store = args.db.open_existing().await?;
         let runs = store.unfinished_runs(Some("scan")).await?;
         let Some(last) = runs.into_iter().max_by_key(|r| r.started_at_ms) else { bail!("--resume: no unfinished scan in the inventory") };
         let stored = <StoredScan as clap::Parser>::try_parse_from(std::iter::once("scan".to_string()).chain(last.arguments.iter().cloned()))
             .context("--resume: the stored arguments of the unfinished scan no longer parse")?;
         let mut resumed = stored.args;
         resumed.db = args.db.clone();
-        let done = store.done_targets(last.id).await?;
-        eprintln!("bleedwatch: resuming scan run {} ({} targets already done)", last.id.0, done.len());
-        return Ok((resumed, Some(Recording { store, run: last.id, done })));
+        resumed.resume = true;
+        let (_, done) = store.target_counts(last.id).await?;
+        let earlier = EarlierFindings::of(&store, last.id).await?;
+        eprintln!(
+            "bleedwatch: resuming scan run {} ({done} targets already done; {} vulnerable, {} not conclusively tested so far)",
+            last.id.0, earlier.vulnerable, earlier.untested
+        );
+        return Ok((resumed, Some(Recording { store, run: last.id, resume: true }), earlier));
     }
+    let store = args.db.open().await?;
     // Stored without --db (where the run is recorded is not part of what was scanned).
     let mut stored = Vec::new();
     let mut skip_next = false;
@@ -341,7 +481,7 @@ async fn start_recording(args: ScanArgs, argv: Vec<String>) -> Result<(ScanArgs,
         }
     }
     let run = store.start_run("scan", &stored).await?;
-    Ok((args, Some(Recording { store, run, done: Default::default() })))
+    Ok((args, Some(Recording { store, run, resume: false }), EarlierFindings::default()))
 }
 
 pub async fn run(args: ScanArgs) -> Result<u8> {
@@ -351,22 +491,23 @@ pub async fn run(args: ScanArgs) -> Result<u8> {
 
 /// Like [`run`], storing `argv` (scan arguments) with the run.
 pub async fn run_with_argv(args: ScanArgs, argv: Vec<String>) -> Result<u8> {
-    let (args, recording) = start_recording(args, argv).await?;
-    let code = scan_and_report(&args, recording.as_ref()).await;
+    let (args, recording, earlier) = start_recording(args, argv).await?;
+    let code = scan_and_report(&args, recording.as_ref(), earlier).await;
     if let Some(rec) = &recording {
         rec.store.finish_run(rec.run, if code.is_ok() { "finished" } else { "failed" }).await?;
     }
     code
 }
 
-async fn scan_and_report(args: &ScanArgs, recording: Option<&Recording>) -> Result<u8> {
+async fn scan_and_report(args: &ScanArgs, recording: Option<&Recording>, earlier: EarlierFindings) -> Result<u8> {
     let mx = args.mx_targets().await?;
     if !args.mx.is_empty() && mx.is_empty() && args.targets.is_empty() && args.input_list.is_empty() {
         bail!("--mx: no mail exchangers found");
     }
     let plan = args.plan_with(mx)?;
     let json_on_stdout = args.json.as_deref().is_some_and(|p| p.as_os_str() == "-") || args.csv.as_deref().is_some_and(|p| p.as_os_str() == "-");
-    let mut sinks = ResultSinks::new(args.json.as_deref(), args.csv.as_deref(), plan.targets.len_hint(), !args.quiet)?;
+    // A resumed scan adds to the files the killed one wrote.
+    let mut sinks = ResultSinks::new(args.json.as_deref(), args.csv.as_deref(), plan.targets.len_hint(), !args.quiet, args.resume)?;
     let vulnerable = execute(plan, &mut sinks, recording).await?;
     if !args.quiet && !json_on_stdout {
         sinks.print_summary(&mut std::io::stdout().lock())?;
@@ -374,5 +515,63 @@ async fn scan_and_report(args: &ScanArgs, recording: Option<&Recording>) -> Resu
         sinks.print_summary(&mut std::io::stderr().lock())?;
     }
     std::io::stdout().flush()?;
-    Ok(if vulnerable > 0 { 1 } else { 0 })
+    Ok(exit_code(vulnerable + earlier.vulnerable, sinks.untested() + earlier.untested))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_never_read_safe_for_what_was_not_tested() {
+        assert_eq!(exit_code(0, 0), 0);
+        assert_eq!(exit_code(2, 5), 1);
+        assert_eq!(exit_code(0, 1), 3);
+    }
+
+    #[test]
+    fn u_makes_target_ports_udp_unless_they_say_tcp() {
+        let args = <StoredScan as clap::Parser>::try_parse_from(["scan", "-u", "127.0.0.1:4433", "127.0.0.2:tcp/443", "127.0.0.3", "-p", "53,T:443"]).unwrap().args;
+        let plan = args.plan().unwrap();
+        let endpoints: Vec<String> = plan.targets.iter().map(|e| e.to_string()).collect();
+        assert_eq!(endpoints, ["127.0.0.1:udp/4433", "127.0.0.2:443", "127.0.0.3:443", "127.0.0.3:udp/53"]);
+    }
+
+    #[test]
+    fn unresolved_names_find_their_item_by_key() {
+        let u = Unresolved { name: "mail.example".into(), port: 4433, error: "nx".into() };
+        assert_eq!(u.transport_for("mail.example:4433"), Some("tcp"));
+        assert_eq!(u.transport_for("mail.example:udp/4433"), Some("udp"));
+        assert_eq!(u.transport_for("mail.example:443"), None);
+        assert_eq!(u.transport_for("mail.example.org:4433"), None);
+    }
+
+    /// A resumed run skips what the run finished, and reads ahead of the scheduler at most one batch
+    /// of targets: memory does not grow with the run.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn resume_skips_finished_targets_a_batch_at_a_time() {
+        let store = bleedwatch_store::Store::open("sqlite::memory:").await.unwrap();
+        let run = store.start_run("scan", &[]).await.unwrap();
+        let key = |i: u32| format!("10.0.{}.{}:443", i / 256, i % 256);
+        let finished: Vec<String> = (0..3000).filter(|i| i % 3 == 0).map(key).collect();
+        store.plan_targets(run, finished.clone()).await.unwrap();
+        for k in &finished {
+            store.mark_target_done(run, k).await.unwrap();
+        }
+        let pulled = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let source = {
+            let pulled = pulled.clone();
+            (0..3000u32).map(move |i| {
+                pulled.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                ScanItem { host: TargetHost::Ip(IpAddr::from([10, 0, (i / 256) as u8, (i % 256) as u8])), port: 443, udp: false, key: key(i) }
+            })
+        };
+        let mut items = SkipDone { items: source, store, run, runtime: tokio::runtime::Handle::current(), ready: Default::default(), error: Default::default() };
+        let first = items.next().unwrap();
+        assert_eq!(first.key, "10.0.0.1:443");
+        assert!(pulled.load(std::sync::atomic::Ordering::SeqCst) <= RESUME_BATCH, "read ahead of the scheduler");
+        let rest: Vec<String> = items.map(|i| i.key).collect();
+        assert_eq!(rest.len() + 1, 2000);
+        assert!(rest.iter().all(|k| !finished.contains(k)));
+    }
 }

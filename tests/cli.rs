@@ -117,6 +117,105 @@ fn scan_exit_codes_json_and_csv() {
     assert_eq!(out.status.code(), Some(0));
 }
 
+/// `-u` applies to a port given on the target (nmap users type `-u 127.0.0.1:4433`), and a port that
+/// says `tcp/` stays TCP.
+#[test]
+fn u_applies_to_ports_given_on_targets() {
+    let dtls = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let udp_port = dtls.local_addr().unwrap().port();
+    let tcp_port = free_port(); // closed: refused at once
+    let out = inv_run(bleedwatch().args(["scan", "-u", &format!("127.0.0.1:{udp_port}"), &format!("127.0.0.1:tcp/{tcp_port}")]).args([
+        "--no-db", "--json", "-", "-q", "--connect-timeout", "1s", "--handshake-timeout", "1s",
+    ]));
+    let lines = json_lines(&String::from_utf8_lossy(&out.stdout));
+    let transport = |port: u16| lines.iter().find(|l| l["port"] == port).map(|l| l["transport"].as_str().unwrap().to_owned());
+    assert_eq!(transport(udp_port).as_deref(), Some("udp"), "{lines:?}");
+    assert_eq!(transport(tcp_port).as_deref(), Some("tcp"), "{lines:?}");
+    dtls.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 2048];
+    assert!(dtls.recv_from(&mut buf).is_ok(), "no DTLS ClientHello reached the UDP port");
+    assert_eq!(out.status.code(), Some(3), "nothing answered: incomplete");
+}
+
+/// A name that does not resolve is in the table, the JSON lines and the CSV (`dns-error`), and the
+/// exit code says "incomplete" (3), for scan and rescan alike, never "safe" (0).
+#[test]
+fn untested_targets_are_reported_and_never_read_as_safe() {
+    let (db, dir) = inv_db("untested");
+    let csv = dir.join("out.csv");
+    let no_dns = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap(); // closed once dropped
+    let out = inv_run(bleedwatch().args(["scan", "nonexistent.invalid", "--dns-server", &no_dns.to_string(), "--json", "-", "--csv"]).arg(&csv).arg("--db").arg(&db));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    let lines = json_lines(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let line = &lines[0];
+    assert_eq!((line["status"].as_str(), line["heartbleed"].as_str(), line["host"].as_str()), (Some("dns-error"), Some("inconclusive"), Some("nonexistent.invalid")));
+    assert!(line["address"].is_null() && line["port"] == 443 && line["transport"] == "tcp", "{line}");
+    assert!(!line["reason"].as_str().unwrap_or_default().is_empty(), "the resolver's error: {line}");
+    let csv_text = std::fs::read_to_string(&csv).unwrap();
+    assert!(csv_text.lines().nth(1).is_some_and(|row| row.contains(",nonexistent.invalid,") && row.contains(",dns-error,inconclusive,")), "{csv_text}");
+    // The table (on standard error here, as JSON took standard output) lists it and counts it.
+    assert!(stderr.contains("nonexistent.invalid:443") && stderr.contains("1 endpoints: 1 inconclusive (1 name did not resolve)"), "{stderr}");
+
+    // An endpoint that refuses the connection was not tested either: scan and rescan exit 3.
+    let lab: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let running = Running(bleedwatch().args(["lab", "--listen", &lab.to_string(), "--behaviour", "vulnerable"]).stderr(Stdio::null()).spawn().unwrap());
+    wait_listening(lab);
+    let out = inv_run(bleedwatch().args(["scan", &lab.to_string(), "-q", "--db"]).arg(&db));
+    assert_eq!(out.status.code(), Some(1));
+    drop(running);
+    let out = inv_run(bleedwatch().args(["scan", &lab.to_string(), "-q", "--no-db"]));
+    assert_eq!(out.status.code(), Some(3), "a refused connection is not a safe endpoint");
+    let out = inv_run(bleedwatch().args(["rescan", "--db"]).arg(&db));
+    assert_eq!(out.status.code(), Some(3), "rescan of the vulnerable endpoint, now refusing: {}", String::from_utf8_lossy(&out.stdout));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Commands that only read the inventory say there is none, exit 2 and create nothing; commands
+/// that record create it.
+#[test]
+fn read_only_commands_never_create_an_inventory() {
+    let (_, dir) = inv_db("read-only");
+    let missing = dir.join("no").join("such").join("x.db");
+    let spki = "a".repeat(64);
+    let report = dir.join("report.html");
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["status"],
+        vec!["endpoints"],
+        vec!["certs"],
+        vec!["alerts"],
+        vec!["attackers"],
+        vec!["clients"],
+        vec!["report", "--out", report.to_str().unwrap()],
+        vec!["rescan"],
+        vec!["rescan", "--dry-run"],
+        vec!["expect", "127.0.0.1:443", &spki],
+        vec!["revocation", "check"],
+        vec!["scan", "--resume"],
+    ];
+    for args in commands {
+        let out = inv_run(bleedwatch().args(&args).arg("--db").arg(&missing));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(&format!("no inventory at {}", missing.display())), "{args:?}: {stderr}");
+        assert!(!dir.join("no").exists(), "{args:?} created {}", dir.join("no").display());
+    }
+    // The default inventory too.
+    let home = dir.join("home");
+    let out = inv_run(bleedwatch().arg("status").env("XDG_DATA_HOME", &home));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!home.exists());
+    // A command that records creates it; then the readers work.
+    let assets = dir.join("assets.csv");
+    std::fs::write(&assets, "host,owner,criticality,internet-facing,notes\n192.0.2.1,web,high,yes,\n").unwrap();
+    let out = inv_run(bleedwatch().args(["assets", "import"]).arg(&assets).arg("--db").arg(&missing));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = inv_run(bleedwatch().arg("status").arg("--db").arg(&missing));
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 #[test]
 fn bad_input_is_a_clear_error_with_exit_2() {
     for (args, needle) in [
@@ -270,19 +369,64 @@ fn honeypot_logs_sslyze_heartbleed() {
     assert_eq!(attempts[0]["overread"], 0);
 }
 
-/// Listeners on `n` loopback addresses that accept and never answer: each endpoint costs a timeout.
-fn silent_listeners(n: u8) -> (Vec<SocketAddr>, Vec<TcpListener>) {
-    let port = free_port();
-    let listeners: Vec<TcpListener> = (1..=n).map(|i| TcpListener::bind(("127.0.61.".to_string() + &i.to_string(), port)).unwrap()).collect();
-    let addrs = listeners.iter().map(|l| l.local_addr().unwrap()).collect();
-    (addrs, listeners)
+/// Loopback listeners the test owns that accept connections, count them, and never answer (each
+/// endpoint costs the scanner a handshake timeout). Stopped on drop.
+struct CountingListeners {
+    addrs: Vec<SocketAddr>,
+    accepted: Vec<std::sync::Arc<std::sync::atomic::AtomicUsize>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl CountingListeners {
+    fn start(n: u8) -> CountingListeners {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let port = free_port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (mut addrs, mut accepted, mut threads) = (Vec::new(), Vec::new(), Vec::new());
+        for i in 1..=n {
+            let listener = TcpListener::bind(("127.0.61.".to_string() + &i.to_string(), port)).unwrap();
+            listener.set_nonblocking(true).unwrap();
+            addrs.push(listener.local_addr().unwrap());
+            let count = Arc::new(AtomicUsize::new(0));
+            accepted.push(count.clone());
+            let stop = stop.clone();
+            threads.push(std::thread::spawn(move || {
+                let mut held = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    match listener.accept() {
+                        Ok((stream, _)) => {
+                            count.fetch_add(1, Ordering::SeqCst);
+                            held.push(stream);
+                        }
+                        Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                    }
+                }
+            }));
+        }
+        CountingListeners { addrs, accepted, stop, threads }
+    }
+
+    fn counts(&self) -> Vec<usize> {
+        self.accepted.iter().map(|c| c.load(std::sync::atomic::Ordering::SeqCst)).collect()
+    }
+}
+
+impl Drop for CountingListeners {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
 }
 
 /// Observations of the inventory's scan runs, per run: (run id, endpoint labels).
 fn observations(db: &std::path::Path) -> Vec<(i64, Vec<String>)> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
-        let store = bleedwatch_store::Store::open(db.to_str().unwrap()).await.unwrap();
+        let store = bleedwatch_store::Store::open_existing(db.to_str().unwrap()).await.unwrap();
         let mut out = Vec::new();
         for run in store.runs().await.unwrap() {
             let mut labels: Vec<String> = Vec::new();
@@ -297,46 +441,94 @@ fn observations(db: &std::path::Path) -> Vec<(i64, Vec<String>)> {
     })
 }
 
+/// The targets each scan run has finished (`scan --resume` skips them).
+fn done_targets(db: &std::path::Path) -> std::collections::HashSet<String> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let store = bleedwatch_store::Store::open_existing(db.to_str().unwrap()).await.unwrap();
+        let mut done = std::collections::HashSet::new();
+        for run in store.runs().await.unwrap() {
+            done.extend(store.done_targets(run.id).await.unwrap());
+        }
+        done
+    })
+}
+
+/// A scan killed with SIGKILL part way and resumed: finished endpoints are not connected to again
+/// (the listeners count connections), every endpoint has exactly one observation, the JSON and CSV
+/// files keep what the killed scan wrote, and the exit code counts the vulnerable endpoint found
+/// before the kill.
 #[test]
 fn a_killed_scan_resumes_without_losing_or_duplicating() {
-    let (addrs, _listeners) = silent_listeners(12);
+    let listeners = CountingListeners::start(12);
+    let lab: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let _lab = Running(bleedwatch().args(["lab", "--listen", &lab.to_string(), "--behaviour", "vulnerable"]).stderr(Stdio::null()).spawn().unwrap());
+    wait_listening(lab);
     let dir = std::env::temp_dir().join(format!("bleedwatch-resume-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let (killed_db, clean_db) = (dir.join("killed.db"), dir.join("clean.db"));
-    let targets: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
-    let scan = |db: &std::path::Path| {
-        let mut cmd = bleedwatch();
-        cmd.arg("scan").args(&targets).args([
-            "--concurrency", "2", "--versions", "tls1.2", "--starttls", "none", "--connect-timeout", "1s", "--handshake-timeout", "1s", "-q", "--db",
-        ]);
-        cmd.arg(db);
-        cmd
-    };
-    // Twelve one-second endpoints, two at a time: killed after some, but not all, are recorded.
-    let mut child = scan(&killed_db).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-    std::thread::sleep(Duration::from_millis(2500));
+    let (db, json, csv) = (dir.join("killed.db"), dir.join("results.jsonl"), dir.join("results.csv"));
+    // The vulnerable lab first, then twelve one-second endpoints, two at a time.
+    let mut targets = vec![lab.to_string()];
+    targets.extend(listeners.addrs.iter().map(|a| a.to_string()));
+    let mut child = bleedwatch()
+        .arg("scan")
+        .args(&targets)
+        .args(["--concurrency", "2", "--versions", "tls1.2", "--starttls", "none", "--connect-timeout", "1s", "--handshake-timeout", "1s", "-q"])
+        .arg("--json")
+        .arg(&json)
+        .arg("--csv")
+        .arg(&csv)
+        .arg("--db")
+        .arg(&db)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Killed once a few endpoints are written, long before the twelve seconds it needs.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::fs::read_to_string(&json).map(|t| t.lines().count()).unwrap_or(0) < 4 {
+        assert!(Instant::now() < deadline, "the scan wrote nothing");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     child.kill().unwrap(); // SIGKILL
     let _ = child.wait();
-    let partial = observations(&killed_db);
-    assert_eq!(partial.len(), 1);
-    assert!(!partial[0].1.is_empty() && partial[0].1.len() < 12, "killed mid-scan: {partial:?}");
+    let before_json = std::fs::read_to_string(&json).unwrap();
+    let before_csv = std::fs::read_to_string(&csv).unwrap();
+    let connections_before = listeners.counts();
+    let done = done_targets(&db);
+    assert!(done.contains(&lab.to_string()), "the vulnerable endpoint was finished before the kill: {done:?}");
+    let finished: Vec<usize> = (0..12).filter(|i| done.contains(&listeners.addrs[*i].to_string())).collect();
+    assert!(!finished.is_empty() && finished.len() < 12, "killed mid-scan: {done:?}");
 
-    let out = bleedwatch().args(["scan", "--resume", "--db"]).arg(&killed_db).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("resuming scan run"));
-    let resumed = observations(&killed_db);
-    assert_eq!(resumed.len(), 1, "the resumed scan continues the same run");
-    let mut unique = resumed[0].1.clone();
-    unique.dedup();
-    assert_eq!(unique.len(), resumed[0].1.len(), "no duplicate observation: {resumed:?}");
-
-    let out = scan(&clean_db).output().unwrap();
-    assert!(out.status.success());
-    let clean = observations(&clean_db);
-    assert_eq!(resumed[0].1, clean[0].1, "same endpoints as a clean run");
-    assert_eq!(clean[0].1.len(), 12);
+    let out = inv_run(bleedwatch().args(["scan", "--resume", "--db"]).arg(&db));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("resuming scan run"), "{stderr}");
+    assert_eq!(out.status.code(), Some(1), "the vulnerable endpoint found before the kill counts: {stderr}");
+    let connections_after = listeners.counts();
+    for i in 0..12 {
+        if finished.contains(&i) {
+            assert_eq!(connections_after[i], connections_before[i], "{} was finished, and probed again", listeners.addrs[i]);
+        } else {
+            assert!(connections_after[i] > 0, "{} never probed", listeners.addrs[i]);
+        }
+    }
+    let runs = observations(&db);
+    assert_eq!(runs.len(), 1, "the resumed scan continues the same run");
+    let labels: std::collections::HashSet<&String> = runs[0].1.iter().collect();
+    assert_eq!((runs[0].1.len(), labels.len()), (13, 13), "one observation per endpoint: {:?}", runs[0].1);
+    // The files were appended to, not truncated: the killed scan's lines are still first.
+    let after_json = std::fs::read_to_string(&json).unwrap();
+    assert!(after_json.starts_with(&before_json), "--json truncated on resume");
+    let addresses: std::collections::HashSet<String> =
+        json_lines(&after_json).iter().map(|l| format!("{}:{}", l["address"].as_str().unwrap(), l["port"])).collect();
+    assert_eq!(addresses, targets.iter().cloned().collect(), "every endpoint in the JSON lines");
+    let after_csv = std::fs::read_to_string(&csv).unwrap();
+    assert!(after_csv.starts_with(&before_csv), "--csv truncated on resume");
+    assert_eq!(after_csv.matches("address,port,transport").count(), 1, "one CSV header: {after_csv}");
+    assert!(after_csv.lines().count() >= 14, "{after_csv}");
     // Nothing left to resume.
-    let out = bleedwatch().args(["scan", "--resume", "--db"]).arg(&killed_db).output().unwrap();
+    let out = bleedwatch().args(["scan", "--resume", "--db"]).arg(&db).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let _ = std::fs::remove_dir_all(dir);
 }

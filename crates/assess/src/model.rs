@@ -5,55 +5,11 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// An endpoint's overall Heartbleed verdict in one observation.
+/// An endpoint's overall Heartbleed verdict in one observation: the one verdict type of bleedwatch.
 ///
 /// Callers map every observation whose scan did not get a verdict (connection refused, timeouts,
-/// protocol errors) to [`Verdict::Inconclusive`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Verdict {
-    Vulnerable,
-    NotVulnerable,
-    NoHeartbeat,
-    NotApplicable,
-    Inconclusive,
-}
-
-impl Verdict {
-    /// The spelling of the scan JSON contract (`vulnerable`, `not-vulnerable`, ...).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Vulnerable => "vulnerable",
-            Verdict::NotVulnerable => "not-vulnerable",
-            Verdict::NoHeartbeat => "no-heartbeat",
-            Verdict::NotApplicable => "not-applicable",
-            Verdict::Inconclusive => "inconclusive",
-        }
-    }
-
-    /// Parses the scan JSON spelling. Unknown words are `None` (callers treat them as inconclusive).
-    pub fn parse(text: &str) -> Option<Verdict> {
-        match text {
-            "vulnerable" => Some(Verdict::Vulnerable),
-            "not-vulnerable" => Some(Verdict::NotVulnerable),
-            "no-heartbeat" => Some(Verdict::NoHeartbeat),
-            "not-applicable" => Some(Verdict::NotApplicable),
-            "inconclusive" => Some(Verdict::Inconclusive),
-            _ => None,
-        }
-    }
-
-    /// Whether the observation says something about the endpoint (vulnerable or not).
-    pub fn is_conclusive(self) -> bool {
-        self != Verdict::Inconclusive
-    }
-}
-
-impl fmt::Display for Verdict {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// protocol errors) to [`Verdict::Inconclusive`]; only conclusive verdicts move an endpoint.
+pub use bleedwatch_verdict::Verdict;
 
 /// The leaf certificate an observation saw.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]

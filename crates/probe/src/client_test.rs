@@ -209,12 +209,12 @@ impl ClientTester {
         let supported = hello.supported_versions();
         let speaks_tls12_or_older = supported.is_empty() || supported.iter().any(|v| v.0 <= ProtocolVersion::TLS1_2.0 && v.0 >= ProtocolVersion::SSL3.0);
         if !speaks_tls12_or_older || hello.version.0 < ProtocolVersion::SSL3.0 {
-            self.outcome.log.push("client offers no version from SSLv3 to TLS 1.2".into());
+            self.outcome.note("client offers no version from SSLv3 to TLS 1.2");
             return self.finish(ConnectionVerdict::VersionRejected { alert: None });
         }
         if self.server.is_some() {
             // The server session negotiates for itself; the tester only needed the hello's contents.
-            self.outcome.log.push(format!(
+            self.outcome.note(format!(
                 "client offered {} ({} suites, heartbeat {}); completing the handshake before any heartbeat",
                 hello.version,
                 hello.cipher_suites.len(),
@@ -250,7 +250,7 @@ impl ClientTester {
         }
         encode_records(&mut out, ContentType::HANDSHAKE, version, &encode_server_hello_done(), MAX_FRAGMENT_LEN);
         self.outbox = out;
-        self.outcome.log.push(format!(
+        self.outcome.note(format!(
             "client offered {} ({} suites, heartbeat {}); sent ServerHello {version} {suite}, test and honest heartbeats, sentinel",
             hello.version,
             hello.cipher_suites.len(),
@@ -284,14 +284,14 @@ impl ClientTester {
             (State::AwaitAnswer, ContentType::HEARTBEAT) => self.on_heartbeat_answer(fragment),
             (State::AwaitAnswer, ContentType::ALERT) => match Alert::parse(fragment) {
                 Ok(alert) if alert.is_fatal() || alert.description == AlertDescription::CLOSE_NOTIFY => {
-                    self.outcome.log.push(format!("client sent alert {alert}"));
+                    self.outcome.note(format!("client sent alert {alert}"));
                     self.refused_during_handshake(&format!("alert {alert}"));
                     self.finish(ConnectionVerdict::HeartbeatRefused { alert: Some(alert.description) });
                 }
-                Ok(alert) => self.outcome.log.push(format!("client sent alert {alert}")),
+                Ok(alert) => self.outcome.note(format!("client sent alert {alert}")),
                 Err(e) => self.protocol_error(format!("malformed alert: {e}")),
             },
-            (State::AwaitAnswer, _) => self.outcome.log.push(format!("ignored {typ} record from the client")),
+            (State::AwaitAnswer, _) => self.outcome.note(format!("ignored {typ} record from the client")),
             // Mid-handshake mode reads the stream itself only until the ClientHello.
             (State::Handshake | State::Done, _) => {}
         }
@@ -301,7 +301,7 @@ impl ClientTester {
     /// the handshake may still answer them after it: say how to find out.
     fn refused_during_handshake(&mut self, how: &str) {
         if self.server.is_none() && self.outcome.heartbeat_extension.is_some() {
-            self.outcome.log.push(format!("the client offered the heartbeat extension but refused heartbeats during the handshake; {AFTER_HANDSHAKE_HINT}"));
+            self.outcome.note(format!("the client offered the heartbeat extension but refused heartbeats during the handshake; {AFTER_HANDSHAKE_HINT}"));
             self.reason = Some(format!("heartbeat extension offered but heartbeats refused during the handshake ({how}); {AFTER_HANDSHAKE_HINT}"));
         }
     }
@@ -351,7 +351,7 @@ impl ClientTester {
         let when = if self.state == State::Handshake { "during the handshake" } else { "in the session" };
         for a in alerts {
             let who = if a.sent { "server" } else { "client" };
-            self.outcome.log.push(format!("{who} sent alert {} {when}", a.alert));
+            self.outcome.note(format!("{who} sent alert {} {when}", a.alert));
             if !a.sent && a.fatal {
                 client_alert = Some(a.alert);
             }
@@ -365,8 +365,8 @@ impl ClientTester {
                 let phase = Phase::ServerFlight;
                 return match client_alert {
                     Some(alert) => {
-                        self.outcome.log.push(
-                            "the client aborted the handshake: it must accept the lab certificate (curl -k, gnutls-cli --insecure)".into(),
+                        self.outcome.note(
+                            "the client aborted the handshake: it must accept the lab certificate (curl -k, gnutls-cli --insecure)",
                         );
                         self.finish(ConnectionVerdict::Inconclusive(Inconclusive::Alert { phase, alert }))
                     }
@@ -405,7 +405,7 @@ impl ClientTester {
         if !sent {
             return self.protocol_error("the server session could not send in the established session");
         }
-        self.outcome.log.push(format!(
+        self.outcome.note(format!(
             "handshake completed ({version}, {suite}); sent encrypted {}test heartbeat (claims {}, carries {}, padding {}), sentinel (HelloRequest)",
             if self.honest.is_some() { "honest heartbeat, " } else { "" },
             self.test.claimed_len,
@@ -421,14 +421,14 @@ impl ClientTester {
             ContentType::HEARTBEAT => self.on_heartbeat_answer(plaintext),
             ContentType::ALERT => match Alert::parse(plaintext) {
                 Ok(alert) if alert.is_fatal() => {
-                    self.outcome.log.push(format!("client sent alert {alert}"));
+                    self.outcome.note(format!("client sent alert {alert}"));
                     if self.honest_answered {
                         return self.test_refused(&format!("fatal alert {}", alert.description));
                     }
                     // Our heartbeats follow our Finished in one flight: these alerts blame the
                     // handshake's keys, not the heartbeats.
                     if [AlertDescription::BAD_RECORD_MAC, AlertDescription::DECRYPT_ERROR, AlertDescription::HANDSHAKE_FAILURE].contains(&alert.description) {
-                        self.outcome.log.push("the alert rejects the server's Finished or keys, not our heartbeats".into());
+                        self.outcome.note("the alert rejects the server's Finished or keys, not our heartbeats");
                         let phase = Phase::ServerFlight;
                         return self.finish(ConnectionVerdict::Inconclusive(Inconclusive::Alert { phase, alert: alert.to_string() }));
                     }
@@ -436,52 +436,52 @@ impl ClientTester {
                 }
                 Ok(alert) if alert.description == AlertDescription::CLOSE_NOTIFY => {
                     // An orderly close is the client's own decision: it shows nothing was read.
-                    self.outcome.log.push(format!("client sent alert {alert}"));
+                    self.outcome.note(format!("client sent alert {alert}"));
                     self.client_closed_session = true;
                 }
                 Ok(alert) if alert.description == AlertDescription::NO_RENEGOTIATION => {
-                    self.outcome.log.push(format!("client sent alert {alert}: it read the heartbeats before the HelloRequest and answered neither"));
+                    self.outcome.note(format!("client sent alert {alert}: it read the heartbeats before the HelloRequest and answered neither"));
                     self.sentinel_answered("declined the HelloRequest sent after them (no_renegotiation)");
                 }
-                Ok(alert) => self.outcome.log.push(format!("client sent alert {alert}")),
+                Ok(alert) => self.outcome.note(format!("client sent alert {alert}")),
                 Err(e) => self.protocol_error(format!("malformed alert: {e}")),
             },
             ContentType::HANDSHAKE if plaintext.first() == Some(&HandshakeType::CLIENT_HELLO.0) => {
-                self.outcome.log.push("client renegotiated (ClientHello): it read the heartbeats before the HelloRequest and answered neither".into());
+                self.outcome.note("client renegotiated (ClientHello): it read the heartbeats before the HelloRequest and answered neither");
                 self.sentinel_answered("answered the HelloRequest sent after them with a ClientHello");
             }
             ContentType::APPLICATION_DATA => {
                 if self.application_data == 0 {
-                    self.outcome.log.push("ignored application data from the client".into());
+                    self.outcome.note("ignored application data from the client");
                 }
                 self.application_data += plaintext.len();
             }
-            other => self.outcome.log.push(format!("ignored {other} record from the client")),
+            other => self.outcome.note(format!("ignored {other} record from the client")),
         }
     }
 
     fn on_heartbeat_answer(&mut self, fragment: &[u8]) {
         let Ok(msg) = HeartbeatMessage::parse(fragment) else {
-            return self.outcome.log.push("ignored a malformed heartbeat record".into());
+            return self.outcome.note("ignored a malformed heartbeat record");
         };
         match judge(&self.test, self.honest.as_ref(), &msg) {
             Judgement::TestAnswered { leak } => {
-                self.outcome.log.push(format!("client answered the test heartbeat ({} bytes in the record)", fragment.len()));
+                self.outcome.note(format!("client answered the test heartbeat ({} bytes in the record)", fragment.len()));
                 self.outcome.leak = leak;
                 self.finish(ConnectionVerdict::Vulnerable);
             }
             Judgement::HonestAnswered if self.server.is_some() => {
                 // Sent first here: the test heartbeat behind it is still to be judged.
                 if !self.honest_answered {
-                    self.outcome.log.push("client answered the honest heartbeat; the test heartbeat came next".into());
+                    self.outcome.note("client answered the honest heartbeat; the test heartbeat came next");
                 }
                 self.honest_answered = true;
             }
             Judgement::HonestAnswered => {
-                self.outcome.log.push("client answered the honest heartbeat and dropped the test one".into());
+                self.outcome.note("client answered the honest heartbeat and dropped the test one");
                 self.finish(ConnectionVerdict::NotVulnerable);
             }
-            Judgement::Unrelated => self.outcome.log.push("ignored a heartbeat that answers nothing of ours".into()),
+            Judgement::Unrelated => self.outcome.note("ignored a heartbeat that answers nothing of ours"),
         }
     }
 
@@ -520,6 +520,7 @@ impl ClientTester {
             after_handshake: self.server.is_some(),
             verdict: if verdict == Verdict::NotSupported { Verdict::Inconclusive } else { verdict },
             reason,
+            evidence: self.outcome.evidence(),
             leak: self.outcome.leak.clone(),
             log: self.outcome.log.clone(),
         }
@@ -559,21 +560,27 @@ impl StreamTest for ClientTester {
     fn feed_eof(&mut self) {
         match self.state {
             State::AwaitAnswer if self.honest_answered => {
-                self.outcome.log.push("client closed the connection without answering the test heartbeat".into());
+                self.outcome.note("client closed the connection without answering the test heartbeat");
                 self.test_refused("connection closed");
             }
             State::AwaitAnswer if self.client_closed_session => {
-                self.outcome.log.push("client closed the session itself; nothing shows it read our heartbeats".into());
+                self.outcome.note("client closed the session itself; nothing shows it read our heartbeats");
                 self.finish(ConnectionVerdict::Inconclusive(Inconclusive::Closed { phase: Phase::Heartbeat }));
             }
+            // A close proves nothing about our records (the client may have given up on us for any
+            // reason); only an answer, an alert or a reaction to the sentinel does.
             State::AwaitAnswer => {
-                self.outcome.log.push("client closed the connection without answering".into());
-                self.refused_during_handshake("connection closed");
-                self.finish(ConnectionVerdict::HeartbeatRefused { alert: None });
+                self.outcome.note("client closed the connection without answering our heartbeats or sending an alert");
+                if self.server.is_none() && self.outcome.heartbeat_extension.is_some() {
+                    self.reason = Some(format!(
+                        "heartbeat extension offered, but the client closed the connection after our heartbeats without a word (a close proves nothing); {AFTER_HANDSHAKE_HINT}"
+                    ));
+                }
+                self.finish(ConnectionVerdict::Inconclusive(Inconclusive::Closed { phase: Phase::Heartbeat }));
             }
             State::AwaitClientHello => self.finish(ConnectionVerdict::Inconclusive(Inconclusive::Closed { phase: Phase::ServerHello })),
             State::Handshake => {
-                self.outcome.log.push("client closed the connection during the handshake".into());
+                self.outcome.note("client closed the connection during the handshake");
                 self.finish(ConnectionVerdict::Inconclusive(Inconclusive::Closed { phase: Phase::ServerFlight }));
             }
             State::Done => {}
@@ -589,7 +596,7 @@ impl StreamTest for ClientTester {
 
     fn feed_timeout(&mut self) {
         if self.state == State::AwaitAnswer && self.honest_answered {
-            self.outcome.log.push("the test heartbeat was neither answered nor refused, and the HelloRequest drew nothing".into());
+            self.outcome.note("the test heartbeat was neither answered nor refused, and the HelloRequest drew nothing");
         }
         if self.state != State::Done {
             let phase = self.phase();
@@ -622,6 +629,8 @@ pub struct ClientTestResult {
     pub after_handshake: bool,
     pub verdict: Verdict,
     pub reason: Option<String>,
+    /// What the verdict stands on (typed, as in the scanner's `details[].evidence`).
+    pub evidence: bleedwatch_verdict::Evidence,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub leak: Option<crate::heartbleed::LeakEvidence>,
     pub log: Vec<String>,
@@ -938,10 +947,10 @@ mod tests {
         assert!(!t.is_done());
         t.feed_eof();
         assert_eq!(t.report("127.0.0.1:1".parse().unwrap(), "tls").verdict, Verdict::Inconclusive);
-        // A bare close right after our records, as during the handshake, is a refusal.
+        // A bare close right after our records, with nothing answered, proves nothing.
         let (mut t, _, _) = established(true);
         t.feed_eof();
-        assert_eq!(t.report("127.0.0.1:1".parse().unwrap(), "tls").verdict, Verdict::NotVulnerable);
+        assert_eq!(t.report("127.0.0.1:1".parse().unwrap(), "tls").verdict, Verdict::Inconclusive);
         // A record that fails to decrypt ends the session on the server's side.
         let (mut t, script, _) = established(true);
         script.lock().unwrap().closed = true;

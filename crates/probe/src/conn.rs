@@ -159,6 +159,7 @@ pub fn connect_failure_outcome(cfg: &ProbeConfig, err: &ConnectError) -> Connect
             other => Inconclusive::ConnectFailed { detail: other.to_string() },
         }),
         leak: None,
+        first_connection: None,
         log: vec![err.to_string()],
     }
 }

@@ -19,24 +19,31 @@
 //! was processed too. Records in separate datagrams could be lost or reordered, and an answered honest
 //! heartbeat would then prove nothing.
 //!
-//! Why small heartbeats: OpenSSL 1.0.1f's DTLS code calls `OPENSSL_assert(len <= 16384)` on the response
-//! and so aborts the server for any claim above 16365; the probe claims [`DTLS_PAYLOAD_LEN`] bytes (plus
-//! at most 64 in `--prove` mode) and refuses to send anything above [`MAX_DTLS_CLAIM`]. At that size the
-//! whole datagram fits a 1232-byte IPv6-safe MTU.
+//! Why 4500-byte heartbeats: OpenSSL 1.0.1 writes mid-handshake records through a buffer of about
+//! 4 KiB and flushes it only when a write does not fit. The real 1.0.1f `s_server -dtls1` echoes an
+//! unpadded 4500-byte heartbeat at once, and keeps the answer to a 4000-byte or a 512-byte one in that
+//! buffer for good (captures in `shared/data/pcap/openssl-1.0.1f-lab/`, DTLS section): a small probe
+//! hears nothing from a vulnerable server. 4500 bytes also stays far below the claim of 16365 above
+//! which 1.0.1f's DTLS code aborts the server (`OPENSSL_assert`); the probe claims at most
+//! [`MAX_DTLS_CLAIM`]. The datagram is therefore about 9.1 KB (two heartbeat records of 4503 and 4519
+//! bytes plus a 25-byte HelloRequest, each behind a 13-byte header), and the echo about 4.5 KB: above a
+//! 1500-byte Ethernet MTU, both travel as IP fragments. A path that drops fragments delivers neither:
+//! the probe then hears nothing and says `inconclusive`, never "safe".
 //!
 //! What real servers do with that datagram, and how each case is read:
-//! - OpenSSL 1.0.1 writes mid-handshake records through a 4 KiB buffer, so a small answer waits until the
-//!   next flush, and its DTLS read path stops after each heartbeat record until another datagram
-//!   arrives. The flush comes with the sentinel's alert, or with the server's own retransmission of its
-//!   flight (after 1 s). When the server retransmits its flight, we resend our datagram (RFC 6347
-//!   §4.2.4), which also wakes it to process the rest.
-//! - OpenSSL 3 (no heartbeat code) sends a fatal unexpected_message alert for the heartbeat record.
+//! - OpenSSL 1.0.1f echoes the test heartbeat (4519 bytes, flushed at once): `vulnerable`. OpenSSL's
+//!   DTLS read path then returns to the application, and `s_server` drops the association.
+//! - OpenSSL 1.0.1g drops the test heartbeat silently and returns to the application the same way, so
+//!   `s_server` drops the association without a word: that proves nothing by itself, and the sweep's
+//!   follow-up connections (the honest heartbeat alone, then the test again) get the evidence.
+//! - OpenSSL 3 and 1.0.1f built without heartbeats send a fatal unexpected_message alert.
 //! - GnuTLS aborts the handshake on the unpadded heartbeat and goes silent, without an alert and without
-//!   retransmitting its flight. After [`DtlsProbeConfig::silence`] of total silence the probe sends a new
-//!   ClientHello: a server that answers it (HelloVerifyRequest, or a ServerHello with a new random) is
-//!   alive and dropped our association after reading our heartbeats without answering them, which is
-//!   the datagram form of a TCP close ("heartbeat refused"). A server that stays silent is
-//!   `inconclusive`. The new ClientHello also wakes a stalled OpenSSL application.
+//!   retransmitting its flight.
+//! - After [`DtlsProbeConfig::silence`] of total silence the probe sends a new ClientHello: a server that
+//!   answers it afresh (HelloVerifyRequest, or a ServerHello with a new random) is alive and dropped our
+//!   association: `inconclusive` (association dropped), which the follow-ups may settle. A server that
+//!   stays silent is `inconclusive` (timeout). A server that retransmits its flight still holds the
+//!   association and gets our datagram again (RFC 6347 §4.2.4).
 //!
 //! Datagrams from the server can be reordered on the way back. "Vulnerable" is decided the moment an
 //! echo of the test heartbeat arrives; the reassuring outcomes (honest answer, fatal alert, dropped
@@ -47,7 +54,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bleedwatch_wire::dtls::{
-    client_hello_body, dtls_cipher_suites, encode_flight, encode_handshake, handshake_fragments, pack_datagrams, records,
+    client_hello_body, dtls_cipher_suites, encode_flight, encode_handshake, handshake_fragments, records,
     DtlsHandshakeReassembler, DtlsRecordEncoder, ReassemblyLimits, DEFAULT_MTU, MAX_DATAGRAM_LEN,
 };
 use bleedwatch_wire::handshake::{parse_certificate_list, parse_hello_verify_request, ServerHello};
@@ -57,15 +64,17 @@ use bleedwatch_wire::{ContentType, HandshakeType, ProtocolVersion, WireError};
 use tokio::net::UdpSocket;
 
 use crate::conn::{ConnectError, Timeouts};
-use crate::endpoint::{build_result, initial_sni, sweep_versions, AttemptFailure, EndpointOptions, EndpointTarget, ResultContext};
+use crate::endpoint::{build_result, initial_sni, sweep_versions, Attempt, AttemptFailure, EndpointOptions, EndpointTarget, ResultContext};
 use crate::heartbleed::{
-    judge, server_alert, AlertEffect, ConnectionOutcome, ConnectionVerdict, Inconclusive, Judgement, Phase, ProbeConfig, ProbeMode,
+    heartbeat_records, judge, server_alert, AlertEffect, ConnectionOutcome, ConnectionVerdict, Inconclusive, Judgement, Phase, ProbeConfig,
+    ProbeMode,
 };
 use crate::result::EndpointResult;
 
-/// Payload of the test and honest heartbeats over DTLS: far below OpenSSL 1.0.1f's 16365-byte abort
-/// threshold, and small enough that both heartbeats and the sentinel share one 1232-byte datagram.
-pub const DTLS_PAYLOAD_LEN: usize = 512;
+/// Payload of the test and honest heartbeats over DTLS: answers (payload + 19 bytes) must exceed OpenSSL
+/// 1.0.1's ~4 KiB handshake write buffer to leave it (the real 1.0.1f echoes 4100 and 4500, not 4000 or
+/// 512), and claims must stay far below the 16365 at which 1.0.1f's DTLS code aborts.
+pub const DTLS_PAYLOAD_LEN: usize = crate::heartbleed::DEFAULT_PAYLOAD_LEN;
 /// No DTLS heartbeat we send ever claims more: OpenSSL 1.0.1f's `dtls1_write_bytes` asserts
 /// `3 + claim + 16 <= 16384` and so aborts the whole server process for claims above 16365.
 pub const MAX_DTLS_CLAIM: u16 = 8192;
@@ -77,8 +86,6 @@ pub const MAX_DATAGRAMS: usize = 512;
 pub const MAX_HELLO_VERIFY_REQUESTS: u32 = 3;
 /// Records read from one datagram; the rest of a longer datagram is discarded.
 pub const MAX_RECORDS_PER_DATAGRAM: usize = 64;
-/// Lines kept in an outcome's log, so that a chatty server cannot grow it without bound.
-const MAX_LOG_LINES: usize = 100;
 
 /// Bounded retransmission of our last flight (RFC 6347 §4.2.4): wait `initial`, then double, at most
 /// `max_retries` times; after that the phase times out.
@@ -101,7 +108,8 @@ pub struct DtlsProbeConfig {
     /// Version offered, SNI, the two heartbeat requests, whether to send the sentinel, flight cap,
     /// client random: the same fields as for TLS.
     pub probe: ProbeConfig,
-    /// Largest datagram we send.
+    /// Largest datagram we send during the handshake (hellos are fragmented to fit). The heartbeat
+    /// datagram is larger by necessity (see the module notes) and left to IP fragmentation.
     pub mtu: usize,
     pub retransmit: Retransmit,
     /// How long the association may stay completely silent after our heartbeats before we check
@@ -116,8 +124,13 @@ pub struct DtlsProbeConfig {
 impl DtlsProbeConfig {
     /// A probe with fresh random payloads of [`DTLS_PAYLOAD_LEN`] bytes.
     pub fn new(version: ProtocolVersion, server_name: Option<String>, mode: ProbeMode) -> Self {
+        DtlsProbeConfig::for_attempt(&Attempt { version, sni: server_name, honest_only: false }, mode)
+    }
+
+    /// The probe for one connection of the version sweep (a first test or a follow-up).
+    pub fn for_attempt(attempt: &Attempt, mode: ProbeMode) -> Self {
         DtlsProbeConfig {
-            probe: ProbeConfig::with_payload(version, server_name, mode, DTLS_PAYLOAD_LEN),
+            probe: attempt.probe_config(mode, DTLS_PAYLOAD_LEN),
             mtu: DEFAULT_MTU,
             retransmit: Retransmit::default(),
             silence: Duration::from_millis(2500),
@@ -400,11 +413,7 @@ impl DtlsHeartbleedProbe {
     }
 
     fn note(&mut self, line: impl Into<String>) {
-        match self.outcome.log.len() {
-            n if n < MAX_LOG_LINES => self.outcome.log.push(line.into()),
-            n if n == MAX_LOG_LINES => self.outcome.log.push("(further log lines dropped)".into()),
-            _ => {}
-        }
+        self.outcome.note(line);
     }
 
     fn not_dtls(&mut self, err: WireError, datagram: &[u8]) {
@@ -473,16 +482,20 @@ impl DtlsHeartbleedProbe {
         self.timer = Some(now + self.interval);
     }
 
-    /// The heartbeat datagram: test, honest, sentinel, with fresh record sequence numbers.
-    fn heartbeat_datagrams(&mut self) -> Result<Vec<Vec<u8>>, WireError> {
-        let mut recs = vec![self.encoder.encode(ContentType::HEARTBEAT, &self.cfg.probe.test_request.encode())?];
-        if let Some(honest) = &self.cfg.probe.honest_request {
-            recs.push(self.encoder.encode(ContentType::HEARTBEAT, &honest.encode())?);
+    /// The heartbeat datagram: test, honest, sentinel, with fresh record sequence numbers, all in one
+    /// datagram whatever the MTU (see the module notes). Also returns the log line naming them.
+    fn heartbeat_datagrams(&mut self) -> (Result<Vec<Vec<u8>>, WireError>, String) {
+        let (records, note) = heartbeat_records(&self.cfg.probe);
+        let mut datagram = Vec::new();
+        for (typ, body) in records {
+            // The DTLS sentinel is a HelloRequest with the next handshake message_seq.
+            let body = if typ == ContentType::HANDSHAKE { encode_handshake(HandshakeType::HELLO_REQUEST, self.sentinel_seq(), &[]) } else { body };
+            match self.encoder.encode(typ, &body) {
+                Ok(record) => datagram.extend_from_slice(&record),
+                Err(err) => return (Err(err), note),
+            }
         }
-        if self.cfg.probe.send_sentinel {
-            recs.push(self.encoder.encode(ContentType::HANDSHAKE, &encode_handshake(HandshakeType::HELLO_REQUEST, self.sentinel_seq(), &[]))?);
-        }
-        Ok(pack_datagrams(&recs, self.cfg.mtu))
+        (Ok(vec![datagram]), note)
     }
 
     /// The next handshake message_seq the server expects from us: one past our last ClientHello.
@@ -494,7 +507,7 @@ impl DtlsHeartbleedProbe {
         self.retries += 1;
         self.interval = (self.interval * 2).min(self.cfg.retransmit.max_interval);
         self.note(format!("retransmission {} of our heartbeat datagram", self.retries));
-        let datagrams = self.heartbeat_datagrams();
+        let (datagrams, _) = self.heartbeat_datagrams();
         self.queue(now, datagrams);
         self.timer = Some(now + self.interval);
     }
@@ -557,10 +570,10 @@ impl DtlsHeartbleedProbe {
             };
             if new_association {
                 self.note(format!(
-                    "server answered a new ClientHello ({}): it dropped our association after our heartbeats without answering them",
+                    "server answered a new ClientHello ({}): it dropped our association after our heartbeats without a word about them",
                     f.header.typ
                 ));
-                return self.linger(now, ConnectionVerdict::HeartbeatRefused { alert: None });
+                return self.linger(now, ConnectionVerdict::Inconclusive(Inconclusive::AssociationDropped));
             }
             self.note("server retransmitted its old flight: it still holds our association");
             self.state = State::Heartbeat;
@@ -643,18 +656,11 @@ impl DtlsHeartbleedProbe {
     fn send_heartbeats(&mut self, now: Instant) {
         let version = self.encoder.version();
         self.state = State::Heartbeat;
-        let t = &self.cfg.probe.test_request;
-        let mut note = format!("sent test heartbeat (claims {}, carries {}, padding {})", t.claimed_len, t.payload.len(), t.padding);
-        if let Some(h) = &self.cfg.probe.honest_request {
-            note.push_str(&format!(", honest heartbeat ({} + {} padding)", h.payload.len(), h.padding));
-        }
-        if self.cfg.probe.send_sentinel {
-            note.push_str(&format!(", sentinel HelloRequest (message_seq {})", self.sentinel_seq()));
-        }
-        self.note(format!("{note} in {version} records at epoch 0, one datagram"));
         self.retries = 0;
         self.interval = self.cfg.retransmit.initial;
-        let datagrams = self.heartbeat_datagrams();
+        let (datagrams, note) = self.heartbeat_datagrams();
+        let size: usize = datagrams.as_ref().map(|d| d.iter().map(Vec::len).sum()).unwrap_or(0);
+        self.note(format!("{note} in {version} records at epoch 0 (sentinel message_seq {}), one {size}-byte datagram", self.sentinel_seq()));
         self.queue(now, datagrams);
         // Wait out the silence window before anything else: a server still holding the association
         // retransmits its flight within it, which is what prompts our resend.
@@ -676,6 +682,10 @@ impl DtlsHeartbleedProbe {
             State::ServerFlight => {
                 let phase = self.phase();
                 self.finish(ConnectionVerdict::Inconclusive(Inconclusive::Alert { phase, alert: alert.to_string() }))
+            }
+            // close_notify says "goodbye", not "I read your records and refuse them".
+            State::Heartbeat | State::Liveness if alert.description == bleedwatch_wire::AlertDescription::CLOSE_NOTIFY => {
+                self.linger(now, ConnectionVerdict::Inconclusive(Inconclusive::Closed { phase: Phase::Heartbeat }))
             }
             State::Heartbeat | State::Liveness => self.linger(now, ConnectionVerdict::HeartbeatRefused { alert: Some(alert.description) }),
             State::Linger | State::Done => {}
@@ -793,8 +803,8 @@ pub async fn probe_dtls_endpoint(target: &EndpointTarget, opts: &EndpointOptions
     if versions.is_empty() {
         versions = DEFAULT_DTLS_VERSIONS.to_vec();
     }
-    let sweep = sweep_versions(&versions, initial_sni(target, opts), opts.sni_retry, |version, sni| {
-        let cfg = DtlsProbeConfig::new(version, sni, opts.mode);
+    let sweep = sweep_versions(&versions, initial_sni(target, opts), opts.sni_retry, |attempt| {
+        let cfg = DtlsProbeConfig::for_attempt(&attempt, opts.mode);
         async move { run_or_refused(target.addr, cfg.clone(), &opts.timeouts).await.map_err(|e| AttemptFailure::connect(&cfg.probe, &e)) }
     })
     .await;
@@ -851,7 +861,9 @@ mod tests {
         let mut sent = 0usize;
         for _ in 0..200 {
             for d in probe.take_datagrams() {
-                assert!(d.len() <= DEFAULT_MTU, "datagram of {} bytes", d.len());
+                // Hellos fit the MTU; only the heartbeat datagram is larger, by design.
+                let heartbeats = d.first() == Some(&24);
+                assert!(d.len() <= DEFAULT_MTU || (heartbeats && d.len() < 9300), "datagram of {} bytes", d.len());
                 if !net.drop_client.contains(&sent) {
                     server.feed_datagram(now, &d);
                 }
@@ -891,8 +903,8 @@ mod tests {
         assert_eq!(o.verdict, ConnectionVerdict::Vulnerable, "{:#?}", o.log);
         assert_eq!(o.negotiated, Some(ProtocolVersion::DTLS1_2));
         assert!(o.leak.is_none());
-        // The answer waits in 1.0.1f's buffer until its 1 s retransmission timer flushes it.
-        assert!(took >= Duration::from_secs(1) && took < Duration::from_secs(2), "{took:?}");
+        // A 4.5 KB answer does not fit 1.0.1f's 4 KiB handshake write buffer: it leaves at once.
+        assert!(took < Duration::from_millis(500), "{took:?}");
     }
 
     #[test]
@@ -1010,8 +1022,10 @@ mod tests {
         let hvr = encode_handshake(HandshakeType::HELLO_VERIFY_REQUEST, 0, &bleedwatch_wire::dtls::encode_hello_verify_request(ProtocolVersion::DTLS1_0, &[1; 16]));
         probe.feed_datagram(check, &enc.encode(ContentType::HANDSHAKE, &hvr).unwrap());
         probe.handle_timeout(probe.poll_timeout().unwrap());
-        assert_eq!(probe.outcome().verdict, ConnectionVerdict::HeartbeatRefused { alert: None });
-        assert_eq!(classify(probe.outcome()).0, Verdict::NotVulnerable, "extension negotiated");
+        // A dropped association proves nothing by itself (the sweep's follow-ups may settle it).
+        assert_eq!(probe.outcome().verdict, ConnectionVerdict::Inconclusive(Inconclusive::AssociationDropped));
+        assert_eq!(classify(probe.outcome()).0, Verdict::Inconclusive);
+        assert!(probe.outcome().ended_unanswered().is_some());
 
         // Silence, and the new ClientHello goes unanswered too: inconclusive.
         let (mut probe, _, _) = probe_after_flight(now);
@@ -1086,7 +1100,7 @@ mod tests {
             probe.feed_datagram(now, &datagram);
         }
         assert!(!probe.is_done());
-        assert!(probe.outcome().log.len() <= MAX_LOG_LINES + 1);
+        assert!(probe.outcome().log.len() <= crate::heartbleed::MAX_LOG_LINES + 1);
         assert!(probe.outcome().log.iter().any(|l| l.contains("after 64 records")));
     }
 

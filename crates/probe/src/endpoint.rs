@@ -9,7 +9,7 @@ use std::time::{Instant, SystemTime};
 use bleedwatch_wire::{AlertDescription, ProtocolVersion};
 
 use crate::conn::{connect, connect_failure_outcome, run_probe, ConnectError, Timeouts};
-use crate::heartbleed::{ConnectionOutcome, ConnectionVerdict, Inconclusive, LeakEvidence, Phase, ProbeConfig, ProbeMode};
+use crate::heartbleed::{ConnectionOutcome, ConnectionVerdict, Inconclusive, LeakEvidence, ProbeConfig, ProbeMode, DEFAULT_PAYLOAD_LEN};
 use crate::result::{classify, EndpointResult, ScanStatus, Verdict, VersionDetail};
 
 #[derive(Debug, Clone)]
@@ -107,13 +107,38 @@ impl VersionSweep {
     }
 }
 
-/// Tests `versions` newest first, one connection each through `attempt(version, sni)`: follows
-/// downgrades (a lower negotiated version answers for the versions in between), retries without SNI
-/// when SNI may be why a hello was refused, and stops at an unreachable, non-TLS or silent endpoint.
-/// Shared by every transport, so TLS, STARTTLS and DTLS reach verdicts the same way.
+/// One connection the sweep asks a transport for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    pub version: ProtocolVersion,
+    pub sni: Option<String>,
+    /// A follow-up connection: the honest heartbeat alone (see [`sweep_versions`]).
+    pub honest_only: bool,
+}
+
+impl Attempt {
+    /// The probe configuration for this attempt, with fresh random payloads of `payload_len` bytes.
+    pub fn probe_config(&self, mode: ProbeMode, payload_len: usize) -> ProbeConfig {
+        let mut cfg = ProbeConfig::with_payload(self.version, self.sni.clone(), mode, payload_len);
+        cfg.honest_only = self.honest_only;
+        cfg
+    }
+}
+
+/// Tests `versions` newest first, one connection each through `attempt`: follows downgrades (a lower
+/// negotiated version answers for the versions in between), retries without SNI when SNI may be why a
+/// hello was refused, and stops at an unreachable, non-TLS or silent endpoint. Shared by every
+/// transport, so TLS, STARTTLS and DTLS reach verdicts the same way.
+///
+/// A connection that ends without a word after our records (a close, a dropped DTLS association) proves
+/// nothing by itself. Two follow-up connections can still get evidence: the first sends the honest
+/// heartbeat alone, the second repeats the whole test. If the honest heartbeat is answered (or draws a
+/// fatal alert) and the repeat ends unanswered again, the server answers heartbeats in that place and
+/// twice did not answer the test one: it checks bounds. A repeat that is answered decides by its answer;
+/// anything else stays inconclusive.
 pub async fn sweep_versions<F, Fut>(versions: &[ProtocolVersion], sni: Option<String>, sni_retry: bool, mut attempt: F) -> VersionSweep
 where
-    F: FnMut(ProtocolVersion, Option<String>) -> Fut,
+    F: FnMut(Attempt) -> Fut,
     Fut: std::future::Future<Output = Result<ConnectionOutcome, AttemptFailure>>,
 {
     let mut versions = versions.to_vec();
@@ -135,7 +160,7 @@ where
             continue;
         }
         let mut used_sni = sweep.sni.is_some();
-        let mut outcome = match attempt(version, sweep.sni.clone()).await {
+        let mut outcome = match attempt(Attempt { version, sni: sweep.sni.clone(), honest_only: false }).await {
             Ok(o) => o,
             Err(failure) => {
                 sweep.status = failure.status;
@@ -145,7 +170,7 @@ where
             }
         };
         if used_sni && sni_retry && sweep.sni_worked != Some(true) && sni_may_be_the_problem(&outcome) {
-            if let Ok(retry) = attempt(version, None).await {
+            if let Ok(retry) = attempt(Attempt { version, sni: None, honest_only: false }).await {
                 if retry.negotiated.is_some() {
                     sweep.details.push(VersionDetail::from_outcome(&outcome, true));
                     outcome = retry;
@@ -153,6 +178,9 @@ where
                     sweep.sni = None;
                 }
             }
+        }
+        if outcome.ended_unanswered().is_some() {
+            outcome = follow_up(outcome, Attempt { version, sni: if used_sni { sweep.sni.clone() } else { None }, honest_only: true }, &mut attempt).await;
         }
         if outcome.negotiated.is_some() && sweep.sni_worked.is_none() {
             sweep.sni_worked = Some(used_sni);
@@ -183,13 +211,77 @@ where
                 sweep.status = ScanStatus::NotTls;
                 break;
             }
-            // A server that said nothing at all to one hello will not to the next: don't spend a
-            // timeout per version on it.
-            ConnectionVerdict::Inconclusive(Inconclusive::Timeout { phase: Phase::ServerHello }) => break,
+            // A server that went mute (before its hello, mid-flight, or after our heartbeats) will not
+            // answer the next version either: one timeout per endpoint, not one per version.
+            ConnectionVerdict::Inconclusive(Inconclusive::Timeout { phase }) => {
+                let untested: Vec<String> = versions.iter().filter(|v| !sweep.per_version.contains_key(v)).map(|v| v.to_string()).collect();
+                if !untested.is_empty() {
+                    if let Some(last) = sweep.details.last_mut() {
+                        last.log.push(format!("timeout during {}: not testing {} on this endpoint", phase.as_str(), untested.join(", ")));
+                    }
+                }
+                break;
+            }
             _ => {}
         }
     }
     sweep
+}
+
+/// Runs the follow-up connections for `first`, which ended unanswered after our records (see
+/// [`sweep_versions`]), and returns the outcome the version's verdict stands on.
+async fn follow_up<F, Fut>(mut first: ConnectionOutcome, honest: Attempt, attempt: &mut F) -> ConnectionOutcome
+where
+    F: FnMut(Attempt) -> Fut,
+    Fut: std::future::Future<Output = Result<ConnectionOutcome, AttemptFailure>>,
+{
+    let Some(ended) = first.ended_unanswered().cloned() else { return first };
+    first.note(format!("{ended}: asking again on follow-up connections"));
+    let answered = match attempt(honest.clone()).await {
+        Ok(second) => {
+            let lines = second.log.iter().map(|l| format!("follow-up 1 (honest heartbeat alone): {l}"));
+            lines.for_each(|l| first.note(l));
+            match second.verdict {
+                ConnectionVerdict::NotVulnerable | ConnectionVerdict::HeartbeatRefused { alert: Some(_) } => Some(second.verdict),
+                _ => None,
+            }
+        }
+        Err(failure) => {
+            first.note(format!("follow-up 1 (honest heartbeat alone) failed: {}", failure.outcome.evidence().reason(false).unwrap_or_default()));
+            None
+        }
+    };
+    let Some(answered) = answered else {
+        first.note("the follow-up got no answer either: inconclusive");
+        return first;
+    };
+    match attempt(Attempt { honest_only: false, ..honest }).await {
+        Ok(mut repeat) => {
+            let lines: Vec<String> = repeat.log.iter().map(|l| format!("follow-up 2 (the test again): {l}")).collect();
+            let again = repeat.ended_unanswered().is_some();
+            if !again && !matches!(repeat.verdict, ConnectionVerdict::Inconclusive(_)) {
+                // The repeat was answered: its answer decides, with the whole story in the log.
+                let mut log = std::mem::take(&mut first.log);
+                log.extend(lines);
+                repeat.log = Vec::new();
+                log.into_iter().for_each(|l| repeat.note(l));
+                return repeat;
+            }
+            lines.into_iter().for_each(|l| first.note(l));
+            if again {
+                first.note("the test heartbeat went unanswered twice where the honest one is answered: bounds are checked");
+                first.verdict = answered;
+                first.first_connection = Some(ended);
+            } else {
+                first.note("the repeat of the test was inconclusive: inconclusive");
+            }
+            first
+        }
+        Err(failure) => {
+            first.note(format!("follow-up 2 (the test again) failed: {}", failure.outcome.evidence().reason(false).unwrap_or_default()));
+            first
+        }
+    }
 }
 
 /// How an endpoint was reached, for the result.
@@ -269,8 +361,8 @@ pub async fn probe_endpoint(target: &EndpointTarget, opts: &EndpointOptions) -> 
 
 /// The sweep over direct TLS.
 pub async fn sweep_direct_tls(target: &EndpointTarget, opts: &EndpointOptions, versions: &[ProtocolVersion]) -> VersionSweep {
-    sweep_versions(versions, initial_sni(target, opts), opts.sni_retry, |version, sni| {
-        let cfg = ProbeConfig::new(version, sni, opts.mode);
+    sweep_versions(versions, initial_sni(target, opts), opts.sni_retry, |attempt| {
+        let cfg = attempt.probe_config(opts.mode, DEFAULT_PAYLOAD_LEN);
         async move { run_probe(target.addr, cfg.clone(), &opts.timeouts).await.map_err(|e| AttemptFailure::connect(&cfg, &e)) }
     })
     .await
@@ -286,14 +378,13 @@ pub async fn direct_tls_result(target: &EndpointTarget, opts: &EndpointOptions, 
     build_result(sweep, ResultContext { target, transport: "tcp", service, tls13, none_accepted: "no SSLv3-TLS 1.2 version accepted" })
 }
 
+/// The scan status of an endpoint whose verdict is inconclusive, from the typed reason of its last
+/// inconclusive version.
 pub(crate) fn status_for_inconclusive(details: &[VersionDetail]) -> ScanStatus {
-    let reason = details.iter().rev().find(|d| d.verdict == Verdict::Inconclusive).and_then(|d| d.reason.clone()).unwrap_or_default();
-    if reason.starts_with("timeout") {
-        ScanStatus::IoTimeout
-    } else if reason.starts_with("protocol error") || reason.starts_with("alert") {
-        ScanStatus::ProtocolError
-    } else {
-        ScanStatus::HandshakeError
+    match details.iter().rev().find_map(|d| d.evidence.inconclusive()) {
+        Some(Inconclusive::Timeout { .. }) => ScanStatus::IoTimeout,
+        Some(Inconclusive::ProtocolError { .. } | Inconclusive::Alert { .. }) => ScanStatus::ProtocolError,
+        _ => ScanStatus::HandshakeError,
     }
 }
 

@@ -25,7 +25,13 @@ use bleedwatch_wire::heartbeat::{self, HeartbeatMessage, HeartbeatMessageType, H
 use bleedwatch_wire::hello::{encode_handshake, ClientHelloSpec};
 use bleedwatch_wire::record::{encode_records, Deframer, MAX_FRAGMENT_LEN};
 use bleedwatch_wire::{AlertDescription, CipherSuite, ContentType, HandshakeType, ProtocolVersion, WireError};
+use bleedwatch_verdict::Evidence;
 use sha2::{Digest, Sha256};
+
+/// An alert's name as the evidence records it (`unexpected_message`).
+fn alert_name(alert: AlertDescription) -> String {
+    alert.to_string()
+}
 
 /// Payload size of the test and honest heartbeats. Responses (payload + 19 bytes) must exceed
 /// OpenSSL 1.0.1's 4 KiB handshake write buffer to be flushed at once (measured in the shared lab
@@ -88,6 +94,9 @@ pub struct ProbeConfig {
     /// `None` only for replays of recorded sessions that had no such request.
     pub honest_request: Option<HeartbeatRequest>,
     pub send_sentinel: bool,
+    /// A follow-up connection: send the honest heartbeat (and the sentinel) without the test one, to
+    /// learn whether the server answers heartbeats at all where a first connection ended unanswered.
+    pub honest_only: bool,
     pub max_flight: usize,
     pub client_random: [u8; 32],
 }
@@ -146,6 +155,29 @@ pub fn judge(test: &HeartbeatRequest, honest: Option<&HeartbeatRequest>, msg: &H
     Judgement::Unrelated
 }
 
+/// The records sent after the server's flight, in order, and a log line naming them: the test
+/// heartbeat (left out on a follow-up connection), the honest heartbeat, the sentinel HelloRequest.
+/// Shared by TLS and DTLS; the DTLS probe gives the HelloRequest its message_seq when it frames it.
+pub(crate) fn heartbeat_records(cfg: &ProbeConfig) -> (Vec<(ContentType, Vec<u8>)>, String) {
+    let mut records = Vec::with_capacity(3);
+    let mut parts = Vec::with_capacity(3);
+    if !cfg.honest_only {
+        let t = &cfg.test_request;
+        records.push((ContentType::HEARTBEAT, t.encode()));
+        parts.push(format!("test heartbeat (claims {}, carries {}, padding {})", t.claimed_len, t.payload.len(), t.padding));
+    }
+    if let Some(honest) = &cfg.honest_request {
+        records.push((ContentType::HEARTBEAT, honest.encode()));
+        parts.push(format!("honest heartbeat ({} + {} padding)", honest.payload.len(), honest.padding));
+    }
+    if cfg.send_sentinel {
+        records.push((ContentType::HANDSHAKE, encode_handshake(HandshakeType::HELLO_REQUEST, &[])));
+        parts.push("sentinel HelloRequest".to_owned());
+    }
+    let follow_up = if cfg.honest_only { " (follow-up: no test heartbeat)" } else { "" };
+    (records, format!("sent {}{follow_up}", parts.join(", ")))
+}
+
 impl ProbeConfig {
     /// A probe with fresh random payloads.
     pub fn new(version: ProtocolVersion, server_name: Option<String>, mode: ProbeMode) -> Self {
@@ -164,49 +196,14 @@ impl ProbeConfig {
             test_request,
             honest_request: Some(honest_request),
             send_sentinel: true,
+            honest_only: false,
             max_flight: DEFAULT_MAX_FLIGHT,
             client_random,
         }
     }
 }
 
-/// Where in the exchange something happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Phase {
-    Connect,
-    ServerHello,
-    ServerFlight,
-    Heartbeat,
-}
-
-/// Why a version test could not decide.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
-pub enum Inconclusive {
-    Timeout { phase: Phase },
-    Reset { phase: Phase },
-    Closed { phase: Phase },
-    Alert { phase: Phase, alert: String },
-    NotTls { first_bytes: String },
-    ProtocolError { phase: Phase, detail: String },
-    ConnectFailed { detail: String },
-}
-
-impl std::fmt::Display for Inconclusive {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let phase = |p: &Phase| serde_json::to_value(p).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
-        match self {
-            Inconclusive::Timeout { phase: p } => write!(f, "timeout during {}", phase(p)),
-            Inconclusive::Reset { phase: p } => write!(f, "connection reset during {}", phase(p)),
-            Inconclusive::Closed { phase: p } => write!(f, "connection closed during {}", phase(p)),
-            Inconclusive::Alert { phase: p, alert } => write!(f, "alert {alert} during {}", phase(p)),
-            Inconclusive::NotTls { first_bytes } => write!(f, "not TLS (first bytes {first_bytes})"),
-            Inconclusive::ProtocolError { phase: p, detail } => write!(f, "protocol error during {}: {detail}", phase(p)),
-            Inconclusive::ConnectFailed { detail } => write!(f, "connect failed: {detail}"),
-        }
-    }
-}
+pub use bleedwatch_verdict::{Inconclusive, Phase};
 
 /// The verdict for one connection (one offered version).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -215,8 +212,10 @@ pub enum ConnectionVerdict {
     Vulnerable,
     /// The honest heartbeat was answered and the test one was not: bounds are checked.
     NotVulnerable,
-    /// The server answered with a fatal alert or closed after our records, with no heartbeat answer.
-    /// Whether that means "no heartbeat support" or "refuses heartbeats" depends on the extension.
+    /// The peer answered our records with a fatal alert (`Some`), or (client test only, `None`) answered
+    /// the sentinel behind our heartbeats without answering them: it read them and refused. A close or
+    /// silence is never this: it proves nothing. Whether the refusal means "no heartbeat support" or
+    /// "refuses heartbeats" depends on the extension.
     HeartbeatRefused { alert: Option<AlertDescription> },
     /// The server refused the offered version before a ServerHello (alert or close).
     VersionRejected { alert: Option<AlertDescription> },
@@ -268,9 +267,14 @@ pub struct ConnectionOutcome {
     pub chain: Vec<Vec<u8>>,
     pub verdict: ConnectionVerdict,
     pub leak: Option<LeakEvidence>,
-    /// A short, human-readable log of what happened (no payload bytes).
+    /// Set when this outcome comes from follow-up connections: how the first connection ended, unanswered.
+    pub first_connection: Option<Inconclusive>,
+    /// A short, human-readable log of what happened (no payload bytes), at most [`MAX_LOG_LINES`] lines.
     pub log: Vec<String>,
 }
+
+/// Lines kept in an outcome's log, so that a chatty or hostile peer cannot grow the JSON and the inventory.
+pub const MAX_LOG_LINES: usize = 100;
 
 impl ConnectionOutcome {
     /// A connection that has offered `offered` and heard nothing yet: inconclusive (waiting for the
@@ -284,7 +288,42 @@ impl ConnectionOutcome {
             chain: Vec::new(),
             verdict: ConnectionVerdict::Inconclusive(Inconclusive::Timeout { phase: Phase::ServerHello }),
             leak: None,
+            first_connection: None,
             log,
+        }
+    }
+
+    /// Adds a line to the log, up to [`MAX_LOG_LINES`]; one more line says that the rest was dropped.
+    pub fn note(&mut self, line: impl Into<String>) {
+        match self.log.len() {
+            n if n < MAX_LOG_LINES => self.log.push(line.into()),
+            n if n == MAX_LOG_LINES => self.log.push("(further log lines dropped)".into()),
+            _ => {}
+        }
+    }
+
+    /// Whether the connection ended without a word after our records (a close, a dropped association):
+    /// only follow-up connections can turn that into evidence.
+    pub fn ended_unanswered(&self) -> Option<&Inconclusive> {
+        match &self.verdict {
+            ConnectionVerdict::Inconclusive(why @ (Inconclusive::Closed { phase: Phase::Heartbeat } | Inconclusive::AssociationDropped)) => Some(why),
+            _ => None,
+        }
+    }
+
+    /// The typed evidence this outcome's verdict stands on.
+    pub fn evidence(&self) -> Evidence {
+        match (&self.verdict, &self.first_connection) {
+            (ConnectionVerdict::Vulnerable, _) => Evidence::TestHeartbeatEchoed,
+            (ConnectionVerdict::NotVulnerable, None) => Evidence::HonestHeartbeatEchoed,
+            (ConnectionVerdict::NotVulnerable, Some(first)) => Evidence::HonestHeartbeatEchoedOnFollowUp { first_connection: first.clone() },
+            (ConnectionVerdict::HeartbeatRefused { alert: Some(alert) }, None) => Evidence::FatalAlertAfterRecords { alert: alert_name(*alert) },
+            (ConnectionVerdict::HeartbeatRefused { alert: Some(alert) }, Some(first)) => {
+                Evidence::FatalAlertOnFollowUp { alert: alert_name(*alert), first_connection: first.clone() }
+            }
+            (ConnectionVerdict::HeartbeatRefused { alert: None }, _) => Evidence::SentinelAnsweredHeartbeatsNot,
+            (ConnectionVerdict::VersionRejected { alert }, _) => Evidence::VersionRefused { alert: alert.map(alert_name) },
+            (ConnectionVerdict::Inconclusive(why), _) => Evidence::Inconclusive { why: why.clone() },
         }
     }
 
@@ -391,14 +430,14 @@ impl HeartbleedProbe {
     pub fn feed_eof(&mut self) {
         match self.state {
             State::Done => {}
-            // Our records were all sent and the server closed without answering the test heartbeat: it
-            // processed them (records are handled in order) and did not leak.
+            // A close proves nothing about our records: a load balancer, an IPS, a connection limit or an
+            // error path closes too. Follow-up connections may still get evidence (see `endpoint`).
             State::AwaitHeartbeatAnswer => {
-                self.outcome.log.push("server closed the connection without answering a heartbeat".into());
-                self.finish(ConnectionVerdict::HeartbeatRefused { alert: None });
+                self.outcome.note("server closed the connection without answering a heartbeat or sending an alert");
+                self.finish(ConnectionVerdict::Inconclusive(Inconclusive::Closed { phase: Phase::Heartbeat }));
             }
             State::AwaitServerFlight if self.outcome.negotiated.is_none() && self.deframer.pending().is_empty() && self.flight_bytes == 0 => {
-                self.outcome.log.push("server closed the connection before a ServerHello".into());
+                self.outcome.note("server closed the connection before a ServerHello");
                 self.finish(ConnectionVerdict::VersionRejected { alert: None });
             }
             State::AwaitServerFlight => {
@@ -460,7 +499,7 @@ impl HeartbleedProbe {
         }
         if let Some(negotiated) = self.outcome.negotiated {
             if version != negotiated && typ != ContentType::ALERT {
-                self.outcome.log.push(format!("record version {version} differs from negotiated {negotiated}"));
+                self.outcome.note(format!("record version {version} differs from negotiated {negotiated}"));
             }
         }
         match typ {
@@ -474,7 +513,7 @@ impl HeartbleedProbe {
     fn on_handshake(&mut self, fragment: &[u8]) {
         if self.state != State::AwaitServerFlight {
             // Anything after the flight (e.g. a HelloRequest) does not change the heartbeat verdict.
-            self.outcome.log.push("ignored handshake record after the server flight".into());
+            self.outcome.note("ignored handshake record after the server flight");
             return;
         }
         self.handshake.push(fragment);
@@ -499,7 +538,7 @@ impl HeartbleedProbe {
                     Err(err) => return self.protocol_error(format!("bad ServerHello: {err}")),
                 };
                 let (negotiated, line) = self.outcome.take_server_hello(&hello);
-                self.outcome.log.push(line);
+                self.outcome.note(line);
                 if negotiated.rank() > self.cfg.version.rank() || negotiated == ProtocolVersion::TLS1_3 || negotiated.0 >> 8 != 3 {
                     return self.protocol_error(format!("server chose {negotiated}, above the offered {}", self.cfg.version));
                 }
@@ -520,37 +559,27 @@ impl HeartbleedProbe {
             | HandshakeType::SERVER_KEY_EXCHANGE
             | HandshakeType::CERTIFICATE_REQUEST
             | HandshakeType::CERTIFICATE_STATUS => {}
-            other => self.outcome.log.push(format!("ignored {other} in the server flight")),
+            other => self.outcome.note(format!("ignored {other} in the server flight")),
         }
     }
 
     fn send_heartbeats(&mut self) {
         let version = self.record_version;
         let mut out = Vec::with_capacity(2 * DEFAULT_PAYLOAD_LEN + 64);
-        encode_records(&mut out, ContentType::HEARTBEAT, version, &self.cfg.test_request.encode(), MAX_FRAGMENT_LEN);
-        let mut note = format!(
-            "sent test heartbeat (claims {}, carries {}, padding {})",
-            self.cfg.test_request.claimed_len,
-            self.cfg.test_request.payload.len(),
-            self.cfg.test_request.padding
-        );
-        if let Some(honest) = &self.cfg.honest_request {
-            encode_records(&mut out, ContentType::HEARTBEAT, version, &honest.encode(), MAX_FRAGMENT_LEN);
-            note.push_str(&format!(", honest heartbeat ({} + {} padding)", honest.payload.len(), honest.padding));
-        }
-        if self.cfg.send_sentinel {
-            let hello_request = encode_handshake(HandshakeType::HELLO_REQUEST, &[]);
-            encode_records(&mut out, ContentType::HANDSHAKE, version, &hello_request, MAX_FRAGMENT_LEN);
-            note.push_str(", sentinel");
+        let (records, note) = heartbeat_records(&self.cfg);
+        for (typ, body) in records {
+            encode_records(&mut out, typ, version, &body, MAX_FRAGMENT_LEN);
         }
         self.outbox.extend_from_slice(&out);
-        self.outcome.log.push(format!("{note} in {version} records"));
+        self.outcome.note(format!("{note} in {version} records"));
         self.state = State::AwaitHeartbeatAnswer;
     }
 
     fn on_alert(&mut self, fragment: &[u8]) {
         let (line, effect) = server_alert(fragment, &mut self.warning_alerts);
-        self.outcome.log.extend(line);
+        if let Some(line) = line {
+            self.outcome.note(line);
+        }
         let alert = match effect {
             AlertEffect::Ends(alert) => alert,
             AlertEffect::Tolerated => return,
@@ -564,6 +593,10 @@ impl HeartbleedProbe {
                 let phase = self.phase();
                 self.finish(ConnectionVerdict::Inconclusive(Inconclusive::Alert { phase, alert: alert.to_string() }))
             }
+            // close_notify says "goodbye", not "I read your records and refuse them": as a close.
+            State::AwaitHeartbeatAnswer if alert.description == AlertDescription::CLOSE_NOTIFY => {
+                self.finish(ConnectionVerdict::Inconclusive(Inconclusive::Closed { phase: Phase::Heartbeat }))
+            }
             State::AwaitHeartbeatAnswer => self.finish(ConnectionVerdict::HeartbeatRefused { alert: Some(alert.description) }),
             State::Done => {}
         }
@@ -573,18 +606,18 @@ impl HeartbleedProbe {
         let msg = match HeartbeatMessage::parse(fragment) {
             Ok(m) => m,
             Err(err) => {
-                self.outcome.log.push(format!("ignored malformed heartbeat record: {err}"));
+                self.outcome.note(format!("ignored malformed heartbeat record: {err}"));
                 return;
             }
         };
         if self.state != State::AwaitHeartbeatAnswer {
             // Unsolicited: proves nothing (PEERS.md: nmap called a server vulnerable for this).
-            self.outcome.log.push("ignored unsolicited heartbeat before our request".into());
+            self.outcome.note("ignored unsolicited heartbeat before our request");
             return;
         }
         match judge(&self.cfg.test_request, self.cfg.honest_request.as_ref(), &msg) {
             Judgement::TestAnswered { leak } => {
-                self.outcome.log.push(format!(
+                self.outcome.note(format!(
                     "test heartbeat answered: response claims {}, {} bytes in this record",
                     msg.payload_length,
                     msg.body.len()
@@ -593,12 +626,12 @@ impl HeartbleedProbe {
                 return self.finish(ConnectionVerdict::Vulnerable);
             }
             Judgement::HonestAnswered => {
-                self.outcome.log.push("honest heartbeat answered, test heartbeat dropped".into());
+                self.outcome.note("honest heartbeat answered, test heartbeat dropped");
                 return self.finish(ConnectionVerdict::NotVulnerable);
             }
             Judgement::Unrelated => {}
         }
-        self.outcome.log.push(format!(
+        self.outcome.note(format!(
             "ignored heartbeat {} that does not answer our requests (claims {})",
             if msg.kind == HeartbeatMessageType::RESPONSE { "response" } else { "request" },
             msg.payload_length

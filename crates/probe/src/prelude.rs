@@ -366,8 +366,8 @@ async fn starttls_sweep(target: &EndpointTarget, opts: &EndpointOptions, protoco
     let params = client_params(target, opts);
     let banner = Some(first.transcript.clone());
     let mut pending = Some(first);
-    let sweep = sweep_versions(&tcp_versions(opts), initial_sni(target, opts), opts.sni_retry, |version, sni| {
-        let cfg = crate::heartbleed::ProbeConfig::new(version, sni, opts.mode);
+    let sweep = sweep_versions(&tcp_versions(opts), initial_sni(target, opts), opts.sni_retry, |attempt| {
+        let cfg = attempt.probe_config(opts.mode, crate::heartbleed::DEFAULT_PAYLOAD_LEN);
         let ready = pending.take();
         let params = params.clone();
         async move {

@@ -5,61 +5,9 @@ use std::collections::BTreeMap;
 use bleedwatch_x509::CertSummary;
 use serde::Serialize;
 
-use crate::heartbleed::{ConnectionOutcome, ConnectionVerdict, LeakEvidence};
+use crate::heartbleed::{ConnectionOutcome, LeakEvidence};
 
-/// The Heartbleed verdict, per version and overall.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Verdict {
-    Vulnerable,
-    NotVulnerable,
-    NoHeartbeat,
-    /// TLS 1.3 only: there is no heartbeat in TLS 1.3.
-    NotApplicable,
-    /// The server does not accept this version (per-version only).
-    NotSupported,
-    Inconclusive,
-}
-
-impl Verdict {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Vulnerable => "vulnerable",
-            Verdict::NotVulnerable => "not-vulnerable",
-            Verdict::NoHeartbeat => "no-heartbeat",
-            Verdict::NotApplicable => "not-applicable",
-            Verdict::NotSupported => "not-supported",
-            Verdict::Inconclusive => "inconclusive",
-        }
-    }
-
-    /// Which verdict wins when versions disagree: any vulnerable version makes the endpoint vulnerable,
-    /// and a version we could not test outweighs every reassuring one.
-    fn severity(self) -> u8 {
-        match self {
-            Verdict::Vulnerable => 5,
-            Verdict::Inconclusive => 4,
-            Verdict::NotVulnerable => 3,
-            Verdict::NoHeartbeat => 2,
-            Verdict::NotApplicable => 1,
-            Verdict::NotSupported => 0,
-        }
-    }
-
-    pub fn worst(a: Verdict, b: Verdict) -> Verdict {
-        if a.severity() >= b.severity() {
-            a
-        } else {
-            b
-        }
-    }
-}
-
-impl std::fmt::Display for Verdict {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use bleedwatch_verdict::{Evidence, Verdict};
 
 /// How far the scan of an endpoint got, in the spirit of zgrab2's status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -88,6 +36,8 @@ pub struct VersionDetail {
     pub heartbeat_extension: Option<String>,
     pub verdict: Verdict,
     pub reason: Option<String>,
+    /// What the verdict stands on (typed; `kind` names it): the contract every later room reads.
+    pub evidence: Evidence,
     /// Whether this connection sent SNI.
     pub sni: bool,
     pub log: Vec<String>,
@@ -95,7 +45,9 @@ pub struct VersionDetail {
 
 impl VersionDetail {
     pub fn from_outcome(o: &ConnectionOutcome, sni: bool) -> VersionDetail {
-        let (verdict, reason) = classify(o);
+        let evidence = o.evidence();
+        let extension = o.heartbeat_extension.is_some();
+        let (verdict, reason) = (evidence.verdict(extension), evidence.reason(extension));
         VersionDetail {
             offered: o.offered.to_string(),
             negotiated: o.negotiated.map(|v| v.to_string()),
@@ -103,31 +55,19 @@ impl VersionDetail {
             heartbeat_extension: o.heartbeat_extension.map(|m| m.name().to_string()),
             verdict,
             reason,
+            evidence,
             sni,
             log: o.log.clone(),
         }
     }
 }
 
-/// Maps a connection's outcome to a version verdict and the reason a reader needs.
+/// Maps a connection's outcome to a version verdict and the reason a reader needs, through its
+/// typed [`Evidence`].
 pub fn classify(o: &ConnectionOutcome) -> (Verdict, Option<String>) {
-    match &o.verdict {
-        ConnectionVerdict::Vulnerable => (Verdict::Vulnerable, None),
-        ConnectionVerdict::NotVulnerable => (Verdict::NotVulnerable, Some("honest heartbeat answered, unpadded test heartbeat dropped".into())),
-        ConnectionVerdict::HeartbeatRefused { alert } => {
-            let how = alert.map(|a| format!("fatal alert {a}")).unwrap_or_else(|| "connection closed".into());
-            if o.heartbeat_extension.is_some() {
-                (Verdict::NotVulnerable, Some(format!("heartbeat extension negotiated but heartbeats refused ({how})")))
-            } else {
-                (Verdict::NoHeartbeat, Some(format!("no heartbeat extension; heartbeats refused ({how})")))
-            }
-        }
-        ConnectionVerdict::VersionRejected { alert } => (
-            Verdict::NotSupported,
-            Some(alert.map(|a| format!("rejected with alert {a}")).unwrap_or_else(|| "closed before ServerHello".into())),
-        ),
-        ConnectionVerdict::Inconclusive(why) => (Verdict::Inconclusive, Some(why.to_string())),
-    }
+    let evidence = o.evidence();
+    let extension = o.heartbeat_extension.is_some();
+    (evidence.verdict(extension), evidence.reason(extension))
 }
 
 /// The JSON-lines record for one endpoint (address, port, transport).

@@ -82,6 +82,8 @@ pub enum StoreError {
     Import { origin: String, line: u64, message: String },
     #[error("{0}")]
     NotFound(String),
+    #[error("no inventory at {0} (a scan, `assets import`, `pcap --db`, client-test or the honeypot creates one; give --db to use another)")]
+    NoInventory(String),
     #[error("stored data is not valid: {0}")]
     Corrupt(String),
 }
@@ -147,11 +149,34 @@ impl Store {
     /// Opens (creating it if needed) the inventory at `location` — a file path, a `sqlite:` URL or a
     /// `postgres://` URL — and brings its schema up to date.
     pub async fn open(location: &str) -> Result<Store> {
-        sqlx::any::install_default_drivers();
         let (url, backend) = database_url(location)?;
         if backend == Backend::Sqlite {
             create_parent_directory(&url)?;
         }
+        Store::connect(url, backend).await
+    }
+
+    /// Opens an inventory that must exist already, for commands that only read it: a SQLite file
+    /// that is not there is [`StoreError::NoInventory`], and nothing (file or directory) is created.
+    /// PostgreSQL and in-memory databases open as with [`Store::open`] (the server says whether the
+    /// database exists).
+    pub async fn open_existing(location: &str) -> Result<Store> {
+        let (url, backend) = database_url(location)?;
+        if backend == Backend::Sqlite {
+            if let Some(path) = sqlite_file(&url) {
+                if !path.is_file() {
+                    return Err(StoreError::NoInventory(path.display().to_string()));
+                }
+            }
+            // `rw`, not `rwc`: a file removed since the check is an error, never re-created empty.
+            let url = url.replacen("mode=rwc", "mode=rw", 1);
+            return Store::connect(url, backend).await;
+        }
+        Store::connect(url, backend).await
+    }
+
+    async fn connect(url: String, backend: Backend) -> Result<Store> {
+        sqlx::any::install_default_drivers();
         let pool = AnyPoolOptions::new()
             // An in-memory SQLite database exists once per connection: keep to one.
             .max_connections(match backend {
@@ -281,13 +306,18 @@ fn database_url(location: &str) -> Result<(String, Backend)> {
     Ok((format!("sqlite://{encoded}?mode=rwc"), Backend::Sqlite))
 }
 
-fn create_parent_directory(url: &str) -> Result<()> {
-    let Some(rest) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) else { return Ok(()) };
-    let path_part = rest.split('?').next().unwrap_or_default();
-    if path_part.is_empty() || path_part.starts_with(":memory:") {
-        return Ok(());
+/// The file a SQLite URL names (None for in-memory databases).
+fn sqlite_file(url: &str) -> Option<PathBuf> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let (path_part, options) = rest.split_once('?').unwrap_or((rest, ""));
+    if path_part.is_empty() || path_part.starts_with(":memory:") || options.contains("mode=memory") {
+        return None;
     }
-    let decoded = path_part.replace("%3F", "?").replace("%23", "#").replace("%25", "%");
+    Some(PathBuf::from(path_part.replace("%3F", "?").replace("%23", "#").replace("%25", "%")))
+}
+
+fn create_parent_directory(url: &str) -> Result<()> {
+    let Some(decoded) = sqlite_file(url) else { return Ok(()) };
     if let Some(parent) = Path::new(&decoded).parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)
             .map_err(|e| StoreError::CreateDirectory { path: parent.display().to_string(), error: e.to_string() })?;
@@ -372,6 +402,23 @@ mod tests {
         }
         store.finish_run(run, "finished").await.unwrap();
         assert_eq!(store.schema_version().await.unwrap(), SCHEMA_VERSION);
+    }
+
+    #[tokio::test]
+    async fn opening_an_existing_inventory_creates_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("no").join("such").join("x.db");
+        for location in [missing.display().to_string(), format!("sqlite://{}", missing.display())] {
+            let error = Store::open_existing(&location).await.unwrap_err();
+            assert!(matches!(error, StoreError::NoInventory(_)), "{error}");
+            assert!(error.to_string().contains("no inventory at") && error.to_string().contains("x.db"), "{error}");
+        }
+        assert!(!dir.path().join("no").exists(), "no directory created");
+        let path = dir.path().join("inventory.db").display().to_string();
+        Store::open(&path).await.unwrap().close().await;
+        let store = Store::open_existing(&path).await.unwrap();
+        assert_eq!(store.schema_version().await.unwrap(), SCHEMA_VERSION);
+        assert!(Store::open_existing("sqlite::memory:").await.is_ok());
     }
 
     /// Several processes (here: stores) creating the same new inventory at once all get it.

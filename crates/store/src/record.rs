@@ -123,10 +123,62 @@ impl Store {
         Ok(done.rows_affected() > 0)
     }
 
+    /// Marks a target done that produced no endpoint because it could not be tested (a name that
+    /// did not resolve): done, so a resumed run skips it, but counted by [`Store::untested_targets`].
+    pub async fn mark_target_untested(&self, run: RunId, target: &str) -> Result<bool> {
+        let done = sqlx::query("UPDATE scan_targets SET done = 2 WHERE scan_run_id = $1 AND target = $2 AND done = 0")
+            .bind(run.0)
+            .bind(target)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// How many of the run's targets were done without being tested ([`Store::mark_target_untested`]).
+    pub async fn untested_targets(&self, run: RunId) -> Result<i64> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM scan_targets WHERE scan_run_id = $1 AND done = 2")
+            .bind(run.0)
+            .fetch_one(&self.pool)
+            .await?;
+        get(&row, "n")
+    }
+
     /// The run's targets already done, for a resumed run to skip.
     pub async fn done_targets(&self, run: RunId) -> Result<std::collections::HashSet<String>> {
-        let rows = sqlx::query("SELECT target FROM scan_targets WHERE scan_run_id = $1 AND done = 1").bind(run.0).fetch_all(&self.pool).await?;
+        let rows = sqlx::query("SELECT target FROM scan_targets WHERE scan_run_id = $1 AND done <> 0").bind(run.0).fetch_all(&self.pool).await?;
         rows.iter().map(|row| get(row, "target")).collect()
+    }
+
+    /// Which of `targets` the run has done: a resumed scan asks batch by batch, so its memory does
+    /// not grow with the run (a /8 has 16 million targets).
+    pub async fn done_among(&self, run: RunId, targets: &[String]) -> Result<std::collections::HashSet<String>> {
+        let mut done = std::collections::HashSet::new();
+        // Bounded statements: SQLite allows 32766 parameters, PostgreSQL 65535.
+        for chunk in targets.chunks(500) {
+            let placeholders: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+            let sql = format!(
+                "SELECT target FROM scan_targets WHERE scan_run_id = $1 AND done <> 0 AND target IN ({})",
+                placeholders.join(", ")
+            );
+            let mut query = sqlx::query(&sql).bind(run.0);
+            for target in chunk {
+                query = query.bind(target.clone());
+            }
+            for row in query.fetch_all(&self.pool).await? {
+                done.insert(get(&row, "target")?);
+            }
+        }
+        Ok(done)
+    }
+
+    /// The run's observations counted by overall verdict (`vulnerable`, `inconclusive`, …): what a
+    /// resumed scan found before it was stopped.
+    pub async fn run_verdict_counts(&self, run: RunId) -> Result<std::collections::BTreeMap<String, i64>> {
+        let rows = sqlx::query("SELECT verdict, COUNT(*) AS n FROM observations WHERE scan_run_id = $1 GROUP BY verdict")
+            .bind(run.0)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|row| Ok((get(row, "verdict")?, get(row, "n")?))).collect()
     }
 
     /// The run's targets not yet done, in plan order.
@@ -157,7 +209,7 @@ impl Store {
 
     /// (planned, done) targets of a run.
     pub async fn target_counts(&self, run: RunId) -> Result<(i64, i64)> {
-        let row = sqlx::query("SELECT COUNT(*) AS planned, COUNT(CASE WHEN done = 1 THEN 1 END) AS done FROM scan_targets WHERE scan_run_id = $1")
+        let row = sqlx::query("SELECT COUNT(*) AS planned, COUNT(CASE WHEN done <> 0 THEN 1 END) AS done FROM scan_targets WHERE scan_run_id = $1")
             .bind(run.0)
             .fetch_one(&self.pool)
             .await?;

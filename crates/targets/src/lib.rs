@@ -17,7 +17,9 @@
 //! | with ports | `host:443`, `1.2.3.4:8443`, `10.0.0.0/24:443`, `[2001:db8::1]:8443`, `host:443,8443` |
 //! | UDP (DTLS) port | `host:udp/4433`, `host:U:4433`, `[::1]:udp/4433` |
 //!
-//! A port suffix replaces the global port list for that target. IPv6 addresses take a port only
+//! A port suffix replaces the global port list for that target. The `_with` parsers
+//! ([`parse_targets_with`], [`read_target_file_with`]) take the transport of ports that do not
+//! say theirs (`scan -u`: `127.0.0.1:4433` is UDP, `127.0.0.1:tcp/443` stays TCP). IPv6 addresses take a port only
 //! inside brackets (`[2001:db8::1]:443`); the brackets may also hold an IPv6 CIDR or range.
 //! Octet numbers with leading zeros (`010`) are rejected as ambiguous.
 //!
@@ -74,8 +76,9 @@ pub use error::TargetError;
 pub use exclude::{parse_exclusions, ExclusionSet};
 pub use hosts::{Hosts, OctetPattern};
 pub use list::{
-    parse_exclusion_list, parse_target_list, parse_target_list_all, parse_targets,
-    read_exclusion_file, read_target_file, read_target_file_all, ParsedList,
+    parse_exclusion_list, parse_target_list, parse_target_list_all, parse_target_list_with,
+    parse_targets, parse_targets_with, read_exclusion_file, read_target_file, read_target_file_all,
+    read_target_file_with, ParsedList,
 };
 pub use ports::{PortList, PortRange, Ports, Transport};
 pub use set::{Endpoint, Endpoints, HostRef, TargetSet};

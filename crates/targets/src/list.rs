@@ -8,6 +8,7 @@ use std::path::Path;
 
 use crate::error::TargetError;
 use crate::exclude::{parse_exclusion_spec, ExclusionSet};
+use crate::ports::Transport;
 use crate::spec::{split_specs, TargetSpec};
 
 /// Outcome of parsing a whole list while collecting every error instead of stopping at the
@@ -38,10 +39,23 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<str>,
 {
+    parse_targets_with(words, Transport::Tcp)
+}
+
+/// Like [`parse_targets`], with `default` for port suffixes that do not say their transport
+/// (`scan -u`).
+pub fn parse_targets_with<I, S>(
+    words: I,
+    default: Transport,
+) -> Result<Vec<TargetSpec>, TargetError>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
     let mut specs = Vec::new();
     for word in words {
         for piece in split_specs(word.as_ref()) {
-            specs.push(TargetSpec::parse(piece)?);
+            specs.push(TargetSpec::parse_with_default(piece, default)?);
         }
     }
     Ok(specs)
@@ -50,11 +64,21 @@ where
 /// Parses the content of a target list strictly: the first bad spec aborts, and the error names
 /// `origin` and the line (`targets.txt line 7: invalid target ...`).
 pub fn parse_target_list(content: &str, origin: &str) -> Result<Vec<TargetSpec>, TargetError> {
+    parse_target_list_with(content, origin, Transport::Tcp)
+}
+
+/// Like [`parse_target_list`], with `default` for port suffixes that do not say their transport.
+pub fn parse_target_list_with(
+    content: &str,
+    origin: &str,
+    default: Transport,
+) -> Result<Vec<TargetSpec>, TargetError> {
     let mut specs = Vec::new();
     for (line_number, line) in list_lines(content) {
         for piece in split_specs(line) {
             specs.push(
-                TargetSpec::parse(piece).map_err(|error| error.at_line(origin, line_number))?,
+                TargetSpec::parse_with_default(piece, default)
+                    .map_err(|error| error.at_line(origin, line_number))?,
             );
         }
     }
@@ -78,8 +102,17 @@ pub fn parse_target_list_all(content: &str, origin: &str) -> ParsedList {
 
 /// Reads and strictly parses a target file (`-iL FILE`). Errors name the file as given.
 pub fn read_target_file(path: impl AsRef<Path>) -> Result<Vec<TargetSpec>, TargetError> {
+    read_target_file_with(path, Transport::Tcp)
+}
+
+/// Like [`read_target_file`], with `default` for port suffixes that do not say their transport
+/// (`scan -u -iL FILE`).
+pub fn read_target_file_with(
+    path: impl AsRef<Path>,
+    default: Transport,
+) -> Result<Vec<TargetSpec>, TargetError> {
     let path = path.as_ref();
-    parse_target_list(&read(path)?, &path.display().to_string())
+    parse_target_list_with(&read(path)?, &path.display().to_string(), default)
 }
 
 /// Reads a target file and parses it collecting every error; only an unreadable file is an

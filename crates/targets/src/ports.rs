@@ -78,11 +78,17 @@ impl PortList {
     /// `T:` or `U:` prefix switches the transport for that item and every following item until the
     /// next such prefix (`U:53,4433,T:443`). Without prefixes, ports are TCP.
     pub fn parse(text: &str) -> Result<Self, TargetError> {
+        PortList::parse_with_default(text, Transport::Tcp)
+    }
+
+    /// Like [`PortList::parse`], with `default` for the ports that do not say their transport
+    /// (no `tcp/`/`udp/`, no `T:`/`U:` before them): `scan -u` makes every such port UDP.
+    pub fn parse_with_default(text: &str, default: Transport) -> Result<Self, TargetError> {
         let list = text.trim();
         if list.is_empty() {
             return Err(TargetError::port(text, "empty port list"));
         }
-        let mut mode = Transport::Tcp;
+        let mut mode = default;
         let mut ranges = Vec::new();
         for raw_item in list.split(',') {
             let item = raw_item.trim();
@@ -381,6 +387,23 @@ mod tests {
     #[test]
     fn single_port() {
         assert_eq!(pairs("443"), vec![(443, Tcp)]);
+    }
+
+    #[test]
+    fn default_transport_for_ports_without_one() {
+        let udp = |text: &str| -> Vec<(u16, Transport)> {
+            PortList::parse_with_default(text, Udp)
+                .unwrap()
+                .iter()
+                .collect()
+        };
+        assert_eq!(udp("4433"), vec![(4433, Udp)]);
+        assert_eq!(udp("tcp/443,4433"), vec![(443, Tcp), (4433, Udp)]);
+        // nmap's T: holds for the items after it, whatever the default.
+        assert_eq!(
+            udp("T:443,8443,U:53"),
+            vec![(443, Tcp), (8443, Tcp), (53, Udp)]
+        );
     }
 
     #[test]

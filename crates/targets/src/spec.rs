@@ -9,7 +9,7 @@ use crate::hosts::{
     is_ipv4_form, is_ipv6_form, parse_ipv4_cidr, parse_ipv4_form, parse_ipv6_form,
     validate_host_name, Hosts,
 };
-use crate::ports::PortList;
+use crate::ports::{PortList, Transport};
 
 /// One parsed target: a set of hosts, and optionally its own ports.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -24,6 +24,12 @@ impl TargetSpec {
     /// ignored. To parse text that may hold several specs, use [`split_specs`] or
     /// [`crate::parse_targets`].
     pub fn parse(text: &str) -> Result<Self, TargetError> {
+        TargetSpec::parse_with_default(text, Transport::Tcp)
+    }
+
+    /// Like [`TargetSpec::parse`], with `default` for the ports of a `:port` suffix that do not
+    /// say their transport (`host:4433` is UDP with `Transport::Udp`; `host:tcp/443` stays TCP).
+    pub fn parse_with_default(text: &str, default: Transport) -> Result<Self, TargetError> {
         let spec = text.trim();
         if spec.is_empty() {
             return Err(TargetError::target(text, "empty target"));
@@ -75,7 +81,10 @@ impl TargetSpec {
             Some(text) if text.trim().is_empty() => {
                 return Err(fail("missing port after \":\"".to_owned()))
             }
-            Some(text) => Some(PortList::parse(text).map_err(|error| fail(error.to_string()))?),
+            Some(text) => Some(
+                PortList::parse_with_default(text, default)
+                    .map_err(|error| fail(error.to_string()))?,
+            ),
         };
         Ok(TargetSpec {
             text: spec.to_owned(),
@@ -254,6 +263,29 @@ mod tests {
         let parsed = spec("example.com:8443");
         assert_eq!(parsed.hosts(), &Hosts::Name("example.com".into()));
         assert_eq!(ports("example.com:8443"), vec![(8443, Transport::Tcp)]);
+    }
+
+    #[test]
+    fn default_transport_applies_only_where_none_is_said() {
+        let udp = |text: &str| -> Vec<(u16, Transport)> {
+            TargetSpec::parse_with_default(text, Transport::Udp)
+                .unwrap()
+                .ports()
+                .unwrap()
+                .iter()
+                .collect()
+        };
+        assert_eq!(udp("127.0.0.1:4433"), vec![(4433, Transport::Udp)]);
+        assert_eq!(udp("host:tcp/443"), vec![(443, Transport::Tcp)]);
+        assert_eq!(
+            udp("host:T:443,444"),
+            vec![(443, Transport::Tcp), (444, Transport::Tcp)]
+        );
+        assert_eq!(
+            udp("[::1]:53,tcp/443"),
+            vec![(443, Transport::Tcp), (53, Transport::Udp)]
+        );
+        assert_eq!(ports("127.0.0.1:4433"), vec![(4433, Transport::Tcp)]);
     }
 
     #[test]

@@ -63,9 +63,15 @@ fn vulnerable_101f_clients() {
 }
 
 #[test]
-fn fixed_101g_clients() {
-    assert_eq!(verdict("client-101g-safe-tls12").0, Verdict::NotVulnerable);
-    assert_eq!(verdict("client-101g-overread-tls12").0, Verdict::NotVulnerable);
+fn a_silent_fixed_client_is_not_called_safe_from_a_close() {
+    // The recorded 1.0.1g clients drop the one heartbeat silently; the recorded *server* then closed.
+    // Without the honest heartbeat and the sentinel behind it, nothing shows the client read the
+    // request: the close that ends the replay proves nothing.
+    for name in ["client-101g-safe-tls12", "client-101g-overread-tls12", "client-nohb-safe-tls10"] {
+        let t = replay(name, false);
+        assert_eq!(classify(t.outcome()).0, Verdict::Inconclusive, "{name}");
+        assert_eq!(t.outcome().evidence().inconclusive().map(|w| w.to_string().contains("closed")), Some(true), "{name}");
+    }
 }
 
 #[test]
@@ -77,8 +83,8 @@ fn honest_heartbeats_are_answered_by_fixed_and_vulnerable_clients_alike() {
 
 #[test]
 fn clients_without_heartbeats() {
+    // Fatal unexpected_message alerts: evidence. (At TLS 1.0 the build ignores the record: see above.)
     assert_eq!(verdict("client-nohb-safe-tls12").0, Verdict::NoHeartbeat);
-    assert_eq!(verdict("client-nohb-safe-tls10").0, Verdict::NoHeartbeat);
     assert_eq!(verdict("client-openssl3-safe-tls12").0, Verdict::NoHeartbeat);
     let t = replay("client-openssl3-safe-tls12", false);
     assert_eq!(t.hello().heartbeat_mode, None);

@@ -169,7 +169,7 @@ async fn dtls_lab_vulnerable_is_vulnerable_on_both_versions() {
         _ => None,
     }).collect();
     assert!(!heartbeats.is_empty());
-    assert!(heartbeats.iter().all(|(claimed, overread)| *claimed <= 1024 && *overread == 0), "{heartbeats:?}");
+    assert!(heartbeats.iter().all(|(claimed, overread)| *claimed <= 4500 && *overread == 0), "{heartbeats:?}");
     assert!(!events.iter().any(|(_, e)| matches!(e, DtlsLabEvent::RefusedHeartbeat { .. })));
 }
 
@@ -267,9 +267,13 @@ impl Drop for UdpServer {
 }
 
 async fn scan_real(addr: SocketAddr) -> EndpointResult {
+    scan_real_within(addr, Duration::from_secs(12)).await
+}
+
+async fn scan_real_within(addr: SocketAddr, limit: Duration) -> EndpointResult {
     let started = Instant::now();
     let r = probe_dtls_endpoint(&EndpointTarget { addr, host: None }, &opts(ProbeMode::Safe)).await;
-    assert!(started.elapsed() < Duration::from_secs(12), "took {:?}: {r:#?}", started.elapsed());
+    assert!(started.elapsed() < limit, "took {:?}: {r:#?}", started.elapsed());
     r
 }
 
@@ -303,9 +307,12 @@ async fn openssl3_dtls12_server_has_no_heartbeat() {
     assert_eq!(c.spki_sha256, spki_sha256(&cert));
 }
 
-/// GnuTLS aborts the handshake on the unpadded heartbeat without an alert and without retransmitting
-/// its flight, then answers a new ClientHello: the association was dropped, which with the extension
-/// negotiated is "not vulnerable" (heartbeats refused), without it "no heartbeat".
+/// GnuTLS drops the association on any record out of place during a DTLS handshake, without an alert
+/// and without retransmitting its flight: the unpadded heartbeat, the honest one alone, the sentinel.
+/// It then answers a new ClientHello afresh. Nothing it does mid-handshake shows that it read our
+/// records, so it is `inconclusive` (association dropped) — it used to be called safe from exactly
+/// this silence, which is how the real OpenSSL 1.0.1f was called safe too. The follow-up (the honest
+/// heartbeat alone) is tried and gets the same silence; the repeat is not needed then.
 async fn gnutls_udp(heartbeat: bool) -> EndpointResult {
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = cert(dir.path(), KeyKind::Ecdsa, "dtls-gnutls.test");
@@ -317,34 +324,38 @@ async fn gnutls_udp(heartbeat: bool) -> EndpointResult {
     }
     cmd.args(["-p", &port.to_string(), "--x509certfile"]).arg(&cert).arg("--x509keyfile").arg(&key);
     let server = UdpServer::start("gnutls-serv --udp", cmd, port);
-    let r = scan_real(server.addr).await;
-    check_common(&r);
+    // Two versions, each a first association and a follow-up that both end in a dropped association.
+    let r = scan_real_within(server.addr, Duration::from_secs(20)).await;
+    assert_eq!(r.transport, "udp");
     assert_eq!(r.certificate.as_ref().unwrap().spki_sha256, spki_sha256(&cert));
+    assert_eq!(r.heartbleed, Verdict::Inconclusive, "{r:#?}");
     for d in &r.details {
-        assert!(d.log.iter().any(|l| l.contains("dropped our association")), "{d:#?}");
+        assert_eq!(d.verdict, Verdict::Inconclusive, "{d:#?}");
+        let evidence = serde_json::to_value(&d.evidence).unwrap();
+        assert_eq!(evidence["kind"], "inconclusive", "{d:#?}");
+        assert_eq!(evidence["why"]["kind"], "association-dropped", "{d:#?}");
+        assert!(d.log.iter().any(|l| l.starts_with("follow-up 1 (honest heartbeat alone)")), "{d:#?}");
+        assert!(!d.log.iter().any(|l| l.starts_with("follow-up 2")), "{d:#?}");
     }
+    assert_eq!(r.versions.len(), 2, "{r:#?}");
     r
 }
 
 #[tokio::test]
-async fn gnutls_with_heartbeat_over_udp_is_not_vulnerable() {
+async fn gnutls_with_heartbeat_over_udp_gives_no_evidence() {
     if !require("gnutls-serv") {
         return;
     }
     let r = gnutls_udp(true).await;
-    assert_eq!(r.heartbleed, Verdict::NotVulnerable, "{r:#?}");
-    assert_eq!(r.versions["dtls1.2"], Verdict::NotVulnerable);
-    assert_eq!(r.versions["dtls1.0"], Verdict::NotVulnerable);
     assert!(r.details.iter().all(|d| d.heartbeat_extension.as_deref() == Some("peer_allowed_to_send")), "{r:#?}");
 }
 
 #[tokio::test]
-async fn gnutls_without_heartbeat_over_udp_has_no_heartbeat() {
+async fn gnutls_without_heartbeat_over_udp_gives_no_evidence() {
     if !require("gnutls-serv") {
         return;
     }
     let r = gnutls_udp(false).await;
-    assert_eq!(r.heartbleed, Verdict::NoHeartbeat, "{r:#?}");
     assert!(r.details.iter().all(|d| d.heartbeat_extension.is_none()));
 }
 

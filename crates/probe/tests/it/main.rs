@@ -6,6 +6,7 @@
 mod client_after_handshake;
 mod client_lab;
 mod client_replay;
+mod closes;
 mod dns;
 mod dtls;
 mod fuzz_corpus;

@@ -249,6 +249,14 @@ pub async fn recording_is_idempotent(backend: Backend) {
     assert_eq!(chain[0].summary.cert_sha256, json["certificate"]["cert_sha256"].as_str().unwrap());
 }
 
+/// The targets asked about in [`resumed_runs_see_pending_targets`], with more than one batch of
+/// targets never planned.
+fn planned_again(site_target: &str) -> Vec<String> {
+    let mut asked: Vec<String> = (0..1200).map(|i| format!("198.51.100.{}:{}", i % 250, 1000 + i)).collect();
+    asked.extend(["192.0.2.1:443", site_target, "192.0.2.3:443", "192.0.2.4:443", "192.0.2.5:443"].map(String::from));
+    asked
+}
+
 /// A run plans its targets; a resumed run sees what is left, in order.
 pub async fn resumed_runs_see_pending_targets(backend: Backend) {
     let Some(test) = open(backend).await else { return };
@@ -270,6 +278,15 @@ pub async fn resumed_runs_see_pending_targets(backend: Backend) {
     assert_eq!(page.iter().map(|(_, t)| t.as_str()).collect::<Vec<_>>(), ["192.0.2.1:443", "192.0.2.3:443"]);
     let next = store.pending_targets_after(run, page[1].0, 2).await.unwrap();
     assert_eq!(next.iter().map(|(_, t)| t.as_str()).collect::<Vec<_>>(), ["192.0.2.5:443"]);
+    // A target that could not be tested (a name that did not resolve) is done, and counted.
+    assert!(store.mark_target_untested(run, "192.0.2.5:443").await.unwrap());
+    assert_eq!(store.untested_targets(run).await.unwrap(), 1);
+    assert_eq!(store.target_counts(run).await.unwrap(), (5, 3));
+    let asked: Vec<String> = planned_again(&site_target);
+    let done = store.done_among(run, &asked).await.unwrap();
+    assert_eq!(done, [site_target.clone(), "192.0.2.4:443".into(), "192.0.2.5:443".into()].into_iter().collect());
+    let verdicts = store.run_verdict_counts(run).await.unwrap();
+    assert_eq!(verdicts.values().sum::<i64>(), 1, "{verdicts:?}");
     let open_runs = store.unfinished_runs(Some("scan")).await.unwrap();
     assert_eq!(open_runs.iter().map(|r| r.id).collect::<Vec<_>>(), [run]);
     assert_eq!(open_runs[0].arguments, ["scan", "-iL", "targets.txt"]);
