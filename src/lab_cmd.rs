@@ -56,6 +56,10 @@ pub struct LabArgs {
     /// dtls1.2; scan with `HOST:udp/PORT`).
     #[arg(long, conflicts_with = "starttls")]
     pub dtls: bool,
+    /// Like `s_server` without `-www` (echo mode): a heartbeat during the handshake drops the
+    /// connection, and an answer under 4 KiB waiting in the write buffer is lost with it.
+    #[arg(long, conflicts_with = "dtls")]
+    pub echo: bool,
 }
 
 
@@ -68,7 +72,10 @@ pub async fn run(args: LabArgs) -> Result<u8> {
         KeyArg::Rsa => LabIdentity::rsa_lab(&names)?,
         KeyArg::Ecdsa => LabIdentity::generate_ecdsa(&names)?,
     });
-    let cfg = LabConfig::new(args.behaviour.into(), identity).with_versions(&crate::scan_cmd::parse_versions(&args.versions, args.dtls)?);
+    let mut cfg = LabConfig::new(args.behaviour.into(), identity).with_versions(&crate::scan_cmd::parse_versions(&args.versions, args.dtls)?);
+    if args.echo {
+        cfg = cfg.echo_mode();
+    }
     let starttls = args.starttls.as_deref().map(str::parse::<bleedwatch_starttls::Protocol>).transpose().map_err(|e| anyhow::anyhow!("--starttls: {e}"))?;
     let mut servers = Vec::new();
     let mut dtls_servers = Vec::new();

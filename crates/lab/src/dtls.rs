@@ -16,12 +16,16 @@
 //! - records of another version (after the ClientHello), of another epoch, or replayed are dropped
 //!   silently; handshake messages are reassembled and taken in message_seq order;
 //! - a heartbeat is answered with `3 + payload + 16` bytes in one record (over-read bytes are canary
-//!   bytes). The record goes through the 4 KiB buffer: a response record longer than the buffer is
-//!   written at once as its own datagram (the capture's 4128-byte datagram), a shorter one waits for the
-//!   next flush: a fatal alert, or the retransmission of the flight when the 1 s timer runs out (each
-//!   retransmitted message is flushed on its own, the first together with what was waiting);
-//! - after a heartbeat record `dtls1_read_bytes` returns to the application, which goes back to
-//!   `select()`: the rest of that datagram is processed only when another datagram arrives;
+//!   bytes). The record goes through the 4 KiB buffer: a response record of at least the buffer's size
+//!   is written at once as its own datagram (the captures' 4128- and 4532-byte datagrams), a shorter one
+//!   stays in the buffer;
+//! - after a heartbeat record (answered or dropped) `dtls1_read_bytes` returns -1 to the application
+//!   without a socket error, which `s_server -dtls1` takes as a failed `SSL_accept`: it drops the
+//!   association at once. What waited in the buffer is lost (`SSL_free` does not flush), the rest of
+//!   the datagram is never read, no flight is retransmitted, and the peer's next ClientHello starts a new
+//!   association (HelloVerifyRequest again). So, as in the real captures, a heartbeat whose answer is
+//!   under ~4 KiB gets silence (`bleedwatch-dtls-probe-512-…`, `hbprobe-unpadded-4000-…`), a 4500-byte
+//!   one its echo (`hbprobe-unpadded-4500-…`);
 //! - the next handshake message after ServerHelloDone must be a ClientKeyExchange: anything else (our
 //!   probe's HelloRequest sentinel) draws a fatal unexpected_message alert, and a ClientKeyExchange a
 //!   fatal handshake_failure (the lab never completes a DTLS handshake);
@@ -81,11 +85,16 @@ pub struct DtlsLabOptions {
     pub idle: Duration,
     /// Events kept by the shell (oldest dropped first).
     pub max_events: usize,
+    /// One association at a time on the one socket, as `s_server -dtls1` has: every datagram, whoever
+    /// sent it, goes to the current association, and answers go to the last sender (`BIO_dgram`). So a
+    /// peer that starts a cookie exchange and walks away holds the server: the next peer's ClientHello
+    /// is a stale message to that association (1.0.1 sets no timer there to end it).
+    pub one_association: bool,
 }
 
 impl Default for DtlsLabOptions {
     fn default() -> Self {
-        DtlsLabOptions { mtu: 1400, max_sessions: 64, idle: Duration::from_secs(30), max_events: 10_000 }
+        DtlsLabOptions { mtu: 1400, max_sessions: 64, idle: Duration::from_secs(30), max_events: 10_000, one_association: false }
     }
 }
 
@@ -100,6 +109,9 @@ pub enum DtlsLabEvent {
     RefusedHeartbeat { claimed: u16, record_len: usize },
     /// The retransmission timer ran out and the flight was sent again.
     Retransmitted { timeouts: u32 },
+    /// A heartbeat ended the association, as it does in `s_server -dtls1`: what waited in the write
+    /// buffer was lost, and the peer's next ClientHello starts over.
+    AssociationDropped,
     /// A datagram from a new peer was dropped because the session table is full.
     SessionLimit,
 }
@@ -138,6 +150,11 @@ impl DatagramWriteBuffer {
         if !self.buffer.is_empty() {
             self.datagrams.push(std::mem::take(&mut self.buffer));
         }
+    }
+
+    /// `BIO_free` of the buffer: what waited is lost.
+    fn discard(&mut self) {
+        self.buffer.clear();
     }
 
     fn pending(&self) -> usize {
@@ -302,9 +319,8 @@ impl LabDtlsSession {
         self.events.push(DtlsLabEvent::Retransmitted { timeouts: self.timeouts });
     }
 
-    /// Reads records the way `dtls1_get_record` / `dtls1_read_bytes` and `s_server`'s loop do: one datagram
-    /// at a time, record by record; after a heartbeat record the application goes back to `select()`, so
-    /// the rest of the datagram waits until another datagram is readable.
+    /// Reads records the way `dtls1_get_record` / `dtls1_read_bytes` do: one datagram at a time, record
+    /// by record, until the association ends.
     fn read(&mut self, now: Instant) {
         let mut records_in_datagram = 0;
         loop {
@@ -319,10 +335,7 @@ impl LabDtlsSession {
             }
             records_in_datagram += 1;
             let Some((header, fragment)) = self.next_record(records_in_datagram) else { continue };
-            let was_heartbeat = self.on_record(now, header, &fragment);
-            if was_heartbeat && self.queued.is_empty() {
-                return;
-            }
+            self.on_record(now, header, &fragment);
         }
     }
 
@@ -344,27 +357,20 @@ impl LabDtlsSession {
         }
     }
 
-    /// Processes one record; returns whether it was a heartbeat that reached the heartbeat code (after
-    /// which OpenSSL returns to the application).
-    fn on_record(&mut self, now: Instant, header: DtlsRecordHeader, fragment: &[u8]) -> bool {
+    /// Processes one record.
+    fn on_record(&mut self, now: Instant, header: DtlsRecordHeader, fragment: &[u8]) {
         // dtls1_get_record's silent drops: another version once one is set, another epoch, replays,
         // empty records.
         if self.state != State::AwaitClientHello && header.version != self.version {
-            return false;
+            return;
         }
         if header.epoch != 0 || self.replay.is_replay(header.sequence) || fragment.is_empty() {
-            return false;
+            return;
         }
         self.replay.mark(header.sequence);
         match header.content_type {
-            ContentType::HANDSHAKE => {
-                self.on_handshake_record(now, fragment);
-                false
-            }
-            ContentType::HEARTBEAT => {
-                self.on_heartbeat(fragment);
-                true
-            }
+            ContentType::HANDSHAKE => self.on_handshake_record(now, fragment),
+            ContentType::HEARTBEAT => self.on_heartbeat(fragment),
             ContentType::ALERT => {
                 if let Ok(alert) = Alert::parse(fragment) {
                     self.events.push(DtlsLabEvent::Lab(LabEvent::Alert { sent: false, alert: alert.to_string() }));
@@ -372,15 +378,21 @@ impl LabDtlsSession {
                         self.state = State::Closed;
                     }
                 }
-                false
             }
             // A ChangeCipherSpec before the handshake allows one is dropped (`change_cipher_spec_ok`).
-            ContentType::CHANGE_CIPHER_SPEC => false,
-            _ => {
-                self.fatal(AlertDescription::UNEXPECTED_MESSAGE);
-                false
-            }
+            ContentType::CHANGE_CIPHER_SPEC => {}
+            _ => self.fatal(AlertDescription::UNEXPECTED_MESSAGE),
         }
+    }
+
+    /// `s_server -dtls1` after `SSL_accept` returned without a socket error: the association is freed
+    /// without a flush or an alert, and the buffered bytes never reach the wire.
+    fn drop_association(&mut self) {
+        self.out.discard();
+        self.current.clear();
+        self.state = State::Closed;
+        self.timer = None;
+        self.events.push(DtlsLabEvent::AssociationDropped);
     }
 
     fn on_handshake_record(&mut self, now: Instant, fragment: &[u8]) {
@@ -528,9 +540,10 @@ impl LabDtlsSession {
         if self.cfg.behaviour == Behaviour::Vulnerable {
             if let Ok(msg) = HeartbeatMessage::parse(fragment) {
                 if msg.payload_length > MAX_SURVIVABLE_CLAIM {
-                    // The real 1.0.1f aborts here; the lab refuses and says so.
+                    // The real 1.0.1f aborts here, taking every association with it; the lab refuses,
+                    // says so, and ends this one.
                     self.events.push(DtlsLabEvent::RefusedHeartbeat { claimed: msg.payload_length, record_len: fragment.len() });
-                    return;
+                    return self.drop_association();
                 }
             }
         }
@@ -551,6 +564,9 @@ impl LabDtlsSession {
                 *f = flushed;
             }
             self.events.push(DtlsLabEvent::Lab(event));
+        }
+        if self.state != State::Closed {
+            self.drop_association();
         }
     }
 }
@@ -627,6 +643,8 @@ impl Drop for LabDtlsServerHandle {
 struct Peer {
     session: LabDtlsSession,
     last_seen: Instant,
+    /// Where answers go: the peer itself, or with one association, whoever sent last.
+    reply_to: SocketAddr,
 }
 
 fn record_events(log: &DtlsEventLog, max: usize, peer: SocketAddr, events: Vec<DtlsLabEvent>) {
@@ -652,18 +670,21 @@ async fn serve(socket: UdpSocket, cfg: LabConfig, opts: DtlsLabOptions, log: Dtl
         let wake = [next_timer, next_expiry].into_iter().flatten().min().unwrap_or(now + opts.idle);
         tokio::select! {
             received = socket.recv_from(&mut buf) => {
-                let Ok((n, peer)) = received else { continue };
+                let Ok((n, sender)) = received else { continue };
                 let now = Instant::now();
-                if !peers.contains_key(&peer) {
+                // With one association, the current one (whoever it belongs to) gets every datagram.
+                let key = if opts.one_association { peers.keys().next().copied().unwrap_or(sender) } else { sender };
+                if !peers.contains_key(&key) {
                     if peers.len() >= opts.max_sessions {
-                        record_events(&log, opts.max_events, peer, vec![DtlsLabEvent::SessionLimit]);
+                        record_events(&log, opts.max_events, sender, vec![DtlsLabEvent::SessionLimit]);
                         continue;
                     }
-                    let session = LabDtlsSession::new(cfg.clone(), opts.clone(), cookie_for(&secret, &peer));
-                    peers.insert(peer, Peer { session, last_seen: now });
+                    let session = LabDtlsSession::new(cfg.clone(), opts.clone(), cookie_for(&secret, &sender));
+                    peers.insert(key, Peer { session, last_seen: now, reply_to: sender });
                 }
-                if let Some(p) = peers.get_mut(&peer) {
+                if let Some(p) = peers.get_mut(&key) {
                     p.last_seen = now;
+                    p.reply_to = sender;
                     p.session.feed_datagram(now, buf.get(..n).unwrap_or_default());
                 }
             }
@@ -675,11 +696,11 @@ async fn serve(socket: UdpSocket, cfg: LabConfig, opts: DtlsLabOptions, log: Dtl
             }
         }
         let now = Instant::now();
-        for (peer, p) in peers.iter_mut() {
+        for p in peers.values_mut() {
             for datagram in p.session.take_datagrams() {
-                let _ = socket.send_to(&datagram, peer).await;
+                let _ = socket.send_to(&datagram, p.reply_to).await;
             }
-            record_events(&log, opts.max_events, *peer, p.session.take_events());
+            record_events(&log, opts.max_events, p.reply_to, p.session.take_events());
         }
         // 1.0.1f's s_server starts over after a failed association; the next ClientHello from the same
         // address is a new session.
@@ -870,59 +891,60 @@ mod tests {
         datagrams.iter().flat_map(|d| shapes(d)).collect()
     }
 
+    /// Our probe's old datagram (the real capture `bleedwatch-dtls-probe-512-…`): unpadded test, padded
+    /// honest, HelloRequest sentinel. The 512-byte answer stays in the 4 KiB buffer and is lost with the
+    /// association: nothing reaches the wire, no flight is retransmitted, and a new ClientHello from the
+    /// same peer starts over.
     #[test]
-    fn small_answers_wait_for_a_flush_and_reading_stops_after_each_heartbeat() {
+    fn small_answers_are_lost_with_the_association() {
         let now = Instant::now();
-        let mut s = lab(Behaviour::Vulnerable, &[], 1400);
-        let (flight, mut enc) = handshake(&mut s, ProtocolVersion::DTLS1_2, now);
-        assert!(!flight.is_empty());
-        enc.set_version(ProtocolVersion::DTLS1_2);
-        // Our probe's datagram: unpadded test, padded honest, HelloRequest sentinel (message_seq 2).
-        let mut datagram = enc.encode(ContentType::HEARTBEAT, &heartbeat(512, 512, 0)).unwrap();
-        datagram.extend(enc.encode(ContentType::HEARTBEAT, &heartbeat(512, 512, 16)).unwrap());
-        datagram.extend(enc.encode(ContentType::HANDSHAKE, &encode_handshake(HandshakeType::HELLO_REQUEST, 2, &[])).unwrap());
-        s.feed_datagram(now, &datagram);
-        // The first answer sits in the 4 KiB buffer, and the rest of the datagram waits.
-        assert!(s.take_datagrams().is_empty());
-        // The retransmission timer flushes it with the ServerHello, then each message on its own.
-        let timer = s.poll_timeout().unwrap();
-        s.handle_timeout(timer);
-        let out = s.take_datagrams();
-        let first = shapes(&out[0]);
-        assert!(matches!(first[1], Shape::Heartbeat { kind: 2, claim: 512 }), "{first:?}");
-        assert!(matches!(first[3], Shape::Fragment { typ: HandshakeType::SERVER_HELLO, .. }), "{first:?}");
-        assert!(out.len() >= 4);
-        // Another datagram wakes the server: the honest answer and the sentinel's alert, flushed together.
-        s.feed_datagram(now, &enc.encode(ContentType::HANDSHAKE, &encode_handshake(HandshakeType::CLIENT_HELLO, 1, &[])).unwrap());
-        let out = all_shapes(&s.take_datagrams());
-        assert!(matches!(out[1], Shape::Heartbeat { kind: 2, claim: 512 }), "{out:?}");
-        assert_eq!(out.last(), Some(&Shape::Alert(vec![2, 10])));
-        assert!(s.is_closed());
+        for behaviour in [Behaviour::Vulnerable, Behaviour::Fixed] {
+            let mut s = lab(behaviour, &[], 1400);
+            let (flight, mut enc) = handshake(&mut s, ProtocolVersion::DTLS1_2, now);
+            assert!(!flight.is_empty());
+            enc.set_version(ProtocolVersion::DTLS1_2);
+            s.take_events();
+            let mut datagram = enc.encode(ContentType::HEARTBEAT, &heartbeat(512, 512, 0)).unwrap();
+            datagram.extend(enc.encode(ContentType::HEARTBEAT, &heartbeat(512, 512, 16)).unwrap());
+            datagram.extend(enc.encode(ContentType::HANDSHAKE, &encode_handshake(HandshakeType::HELLO_REQUEST, 2, &[])).unwrap());
+            s.feed_datagram(now, &datagram);
+            assert!(s.take_datagrams().is_empty(), "{behaviour:?}");
+            assert!(s.is_closed() && s.poll_timeout().is_none(), "{behaviour:?}: no retransmission flushes the buffer");
+            let events = s.take_events();
+            let answered = behaviour == Behaviour::Vulnerable;
+            // Only the first heartbeat was read; it was answered (into the buffer) or dropped.
+            assert_eq!(events.iter().filter(|e| matches!(e, DtlsLabEvent::Lab(LabEvent::Heartbeat { .. }))).count(), 1, "{events:?}");
+            assert!(
+                events.iter().any(|e| matches!(e, DtlsLabEvent::Lab(LabEvent::Heartbeat { padding: 0, answered: a, flushed: false, .. }) if *a == answered)),
+                "{events:?}"
+            );
+            assert_eq!(events.last(), Some(&DtlsLabEvent::AssociationDropped));
+            s.feed_datagram(now, &datagram);
+            assert!(s.take_datagrams().is_empty());
+        }
     }
 
+    /// An answer of at least the buffer's size leaves at once, in a datagram of its own (the capture
+    /// `hbprobe-unpadded-4500-…`), before the association is dropped; 1.0.1g answers only padded requests.
     #[test]
-    fn fixed_drops_the_unpadded_request_and_answers_the_padded_one() {
+    fn large_answers_leave_before_the_association_is_dropped() {
         let now = Instant::now();
-        let mut s = lab(Behaviour::Fixed, &[ProtocolVersion::DTLS1_0], 1400);
-        let (_, mut enc) = handshake(&mut s, ProtocolVersion::DTLS1_2, now);
-        enc.set_version(ProtocolVersion::DTLS1_0);
-        let mut datagram = enc.encode(ContentType::HEARTBEAT, &heartbeat(512, 512, 0)).unwrap();
-        datagram.extend(enc.encode(ContentType::HEARTBEAT, &heartbeat(512, 512, 16)).unwrap());
-        datagram.extend(enc.encode(ContentType::HANDSHAKE, &encode_handshake(HandshakeType::HELLO_REQUEST, 2, &[])).unwrap());
-        s.feed_datagram(now, &datagram);
-        assert!(s.take_datagrams().is_empty());
-        let events = s.take_events();
-        assert!(events.iter().any(|e| matches!(e, DtlsLabEvent::Lab(LabEvent::Heartbeat { padding: 0, answered: false, .. }))), "{events:?}");
-        // The retransmitted flight carries nothing from the buffer.
-        s.handle_timeout(s.poll_timeout().unwrap());
-        let out = all_shapes(&s.take_datagrams());
-        assert!(!out.iter().any(|sh| matches!(sh, Shape::Heartbeat { .. })));
-        s.feed_datagram(now, &enc.encode(ContentType::HEARTBEAT, &heartbeat(16, 16, 16)).unwrap());
-        let out = all_shapes(&s.take_datagrams());
-        // Only the honest (512) answer, then the alert; the new 16-byte request waits behind them.
-        assert_eq!(out.iter().filter(|sh| matches!(sh, Shape::Heartbeat { .. })).count(), 1, "{out:?}");
-        assert!(matches!(out[1], Shape::Heartbeat { kind: 2, claim: 512 }));
-        assert_eq!(out.last(), Some(&Shape::Alert(vec![2, 10])));
+        for (behaviour, padding, answered) in [(Behaviour::Vulnerable, 0, true), (Behaviour::Fixed, 0, false), (Behaviour::Fixed, 16, true)] {
+            let mut s = lab(behaviour, &[ProtocolVersion::DTLS1_0], 1400);
+            let (_, mut enc) = handshake(&mut s, ProtocolVersion::DTLS1_0, now);
+            let mut datagram = enc.encode(ContentType::HEARTBEAT, &heartbeat(4500, 4500, padding)).unwrap();
+            datagram.extend(enc.encode(ContentType::HEARTBEAT, &heartbeat(4500, 4500, 16)).unwrap());
+            s.feed_datagram(now, &datagram);
+            let out = s.take_datagrams();
+            assert!(s.is_closed());
+            if answered {
+                assert_eq!(out.len(), 1, "{behaviour:?}");
+                assert_eq!(out[0].len(), 13 + 3 + 4500 + 16);
+                assert!(matches!(shapes(&out[0])[1], Shape::Heartbeat { kind: 2, claim: 4500 }));
+            } else {
+                assert!(out.is_empty(), "{behaviour:?}: the honest heartbeat behind the dropped one is never read");
+            }
+        }
     }
 
     #[test]
@@ -953,9 +975,11 @@ mod tests {
         s.take_events();
         s.feed_datagram(now, &enc.encode(ContentType::HEARTBEAT, &heartbeat(16366, 0, 0)).unwrap());
         assert!(s.take_datagrams().is_empty());
-        assert_eq!(s.take_events(), vec![DtlsLabEvent::RefusedHeartbeat { claimed: 16366, record_len: 3 }]);
-        assert!(!s.is_closed());
+        assert_eq!(s.take_events(), vec![DtlsLabEvent::RefusedHeartbeat { claimed: 16366, record_len: 3 }, DtlsLabEvent::AssociationDropped]);
+        assert!(s.is_closed());
         // The largest survivable claim is answered with a full 16384-byte record, written at once.
+        let mut s = lab(Behaviour::Vulnerable, &[ProtocolVersion::DTLS1_0], 1400);
+        let (_, mut enc) = handshake(&mut s, ProtocolVersion::DTLS1_0, now);
         s.feed_datagram(now, &enc.encode(ContentType::HEARTBEAT, &heartbeat(16365, 0, 0)).unwrap());
         let out = s.take_datagrams();
         assert_eq!(out.len(), 1);
@@ -991,11 +1015,13 @@ mod tests {
         s.feed_datagram(now, &other_epoch.encode(ContentType::HEARTBEAT, &heartbeat(32, 32, 16)).unwrap());
         assert!(s.take_events().is_empty());
         enc.set_version(ProtocolVersion::DTLS1_0);
-        let record = enc.encode(ContentType::HEARTBEAT, &heartbeat(32, 32, 16)).unwrap();
+        // A warning alert is read and logged without ending the association.
+        let record = enc.encode(ContentType::ALERT, &[1, 90]).unwrap();
         s.feed_datagram(now, &record);
         assert_eq!(s.take_events().len(), 1);
         s.feed_datagram(now, &record);
         assert!(s.take_events().is_empty(), "replayed record processed twice");
+        assert!(!s.is_closed());
     }
 
     #[test]
@@ -1062,6 +1088,38 @@ mod tests {
             framed.extend_from_slice(&data);
             fuzz_client_datagrams(&framed, identity.clone());
         }
+    }
+
+    /// With one association, as in `s_server -dtls1`: a peer that walked away after the
+    /// HelloVerifyRequest holds the server, another peer's ClientHello is not answered; once that
+    /// association ends (a heartbeat drops it), the next peer is served.
+    #[tokio::test]
+    async fn one_association_is_held_by_an_abandoned_cookie_exchange() {
+        let identity = Arc::new(LabIdentity::rsa_lab(&["dtls.lab.test"]).unwrap());
+        let opts = DtlsLabOptions { one_association: true, ..Default::default() };
+        let server = LabDtlsServer::bind_with("127.0.0.1:0".parse().unwrap(), LabConfig::new(Behaviour::Fixed, identity), opts).await.unwrap();
+        let spec = bleedwatch_wire::hello::ClientHelloSpec::probe(ProtocolVersion::DTLS1_0, [1; 32], None);
+        let hello = DtlsRecordEncoder::new(ProtocolVersion::DTLS1_0, 0)
+            .encode(ContentType::HANDSHAKE, &encode_handshake(HandshakeType::CLIENT_HELLO, 0, &bleedwatch_wire::dtls::client_hello_body(&spec)))
+            .unwrap();
+        let mut buf = vec![0u8; 4096];
+        let (first, second) = (UdpSocket::bind("127.0.0.1:0").await.unwrap(), UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        first.send_to(&hello, server.local_addr()).await.unwrap();
+        let n = tokio::time::timeout(Duration::from_secs(2), first.recv(&mut buf)).await.unwrap().unwrap();
+        assert_eq!(shapes(&buf[..n])[2], Shape::HelloVerify { version: ProtocolVersion::DTLS1_0, cookie_len: 20 });
+        second.send_to(&hello, server.local_addr()).await.unwrap();
+        assert!(tokio::time::timeout(Duration::from_millis(400), second.recv(&mut buf)).await.is_err(), "the held server answered another peer");
+        assert_eq!(server.session_count(), 1);
+        // The first peer's heartbeat (unpadded: 1.0.1g drops it) ends its association.
+        let mut enc = DtlsRecordEncoder::new(ProtocolVersion::DTLS1_0, 0);
+        enc.encode(ContentType::HANDSHAKE, &[]).unwrap(); // record 0 was the ClientHello
+        first.send_to(&enc.encode(ContentType::HEARTBEAT, &heartbeat(32, 32, 0)).unwrap(), server.local_addr()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(server.session_count(), 0);
+        second.send_to(&hello, server.local_addr()).await.unwrap();
+        let n = tokio::time::timeout(Duration::from_secs(2), second.recv(&mut buf)).await.unwrap().unwrap();
+        assert_eq!(shapes(&buf[..n])[2], Shape::HelloVerify { version: ProtocolVersion::DTLS1_0, cookie_len: 20 });
+        server.stop();
     }
 
     #[tokio::test]

@@ -64,15 +64,26 @@ pub struct LabConfig {
     /// Versions the server accepts (like `-ssl3`, `-tls1`, or all of them).
     pub versions: Vec<ProtocolVersion>,
     pub identity: Arc<LabIdentity>,
+    /// Like `s_server` without `-www` (echo mode): a heartbeat read during the handshake makes
+    /// `SSL_accept` return without a socket error, which s_server takes as fatal — it drops the
+    /// connection at once, and what waited in the write buffer is lost. With `-www` (the default here)
+    /// it retries and the handshake goes on.
+    pub drop_after_handshake_heartbeat: bool,
 }
 
 impl LabConfig {
     pub fn new(behaviour: Behaviour, identity: Arc<LabIdentity>) -> Self {
-        LabConfig { behaviour, versions: ProtocolVersion::PROBEABLE_TLS.to_vec(), identity }
+        LabConfig { behaviour, versions: ProtocolVersion::PROBEABLE_TLS.to_vec(), identity, drop_after_handshake_heartbeat: false }
     }
 
     pub fn with_versions(mut self, versions: &[ProtocolVersion]) -> Self {
         self.versions = versions.to_vec();
+        self
+    }
+
+    /// `s_server`'s echo mode: see [`LabConfig::drop_after_handshake_heartbeat`].
+    pub fn echo_mode(mut self) -> Self {
+        self.drop_after_handshake_heartbeat = true;
         self
     }
 }
@@ -223,6 +234,11 @@ impl HandshakeWriteBuffer {
 
     pub fn take_wire(&mut self) -> Vec<u8> {
         std::mem::take(&mut self.wire)
+    }
+
+    /// `BIO_free` of the buffer (`SSL_free` does not flush): what waited is lost.
+    pub fn discard(&mut self) {
+        self.buffer.clear();
     }
 
     pub fn wire_len(&self) -> usize {
@@ -679,6 +695,8 @@ impl LabSession {
         let version = self.version;
         let (action, event) = heartbeat_action(self.cfg.behaviour, version, fragment);
         let before = self.out.wire_len();
+        // Whether the heartbeat code ran, after which ssl3_read_bytes returns to the application.
+        let returns_to_application = matches!(action, HeartbeatAction::Respond(_) | HeartbeatAction::Drop);
         match action {
             HeartbeatAction::Respond(response) => self.send(ContentType::HEARTBEAT, version, &response),
             HeartbeatAction::Alert => self.fatal(AlertDescription::UNEXPECTED_MESSAGE, version),
@@ -690,6 +708,10 @@ impl LabSession {
                 *inside = encrypted;
             }
             self.events.push(event);
+        }
+        if returns_to_application && self.cfg.drop_after_handshake_heartbeat && !matches!(self.state, State::Established | State::Closed) {
+            self.out.discard();
+            self.close();
         }
     }
 }
@@ -817,6 +839,45 @@ mod tests {
         assert_eq!(reply.len(), 3, "{reply:?}");
         keys.server_write.open(ContentType::HANDSHAKE, VERSION, &reply[2].1).unwrap();
         keys
+    }
+
+    /// Echo mode (`s_server` without `-www`): the first heartbeat read mid-handshake ends the
+    /// connection; an answer of 4 KiB or more is on the wire by then, a shorter one is lost with the
+    /// buffer, and nothing after the heartbeat is read. `-www` reads on and alerts on the sentinel.
+    #[test]
+    fn echo_mode_drops_the_connection_after_a_handshake_heartbeat() {
+        let identity = Arc::new(LabIdentity::rsa_lab(&["localhost"]).unwrap());
+        let hello = {
+            let mut spec = ClientHelloSpec::probe(VERSION, [0x22; 32], None);
+            spec.cipher_suites = vec![AES128_SHA];
+            record(ContentType::HANDSHAKE, &spec.encode())
+        };
+        let heartbeat = |len: usize, padding: usize| {
+            record(ContentType::HEARTBEAT, &bleedwatch_wire::heartbeat::encode(HeartbeatMessageType::REQUEST, len as u16, &vec![7; len], &vec![0; padding]))
+        };
+        let sentinel = record(ContentType::HANDSHAKE, &encode_handshake(HandshakeType::HELLO_REQUEST, &[]));
+        for (behaviour, echo, len, padding, want) in [
+            (Behaviour::Vulnerable, true, 4500, 0, vec![ContentType::HEARTBEAT]),
+            (Behaviour::Vulnerable, true, 512, 0, vec![]),
+            (Behaviour::Fixed, true, 4500, 0, vec![]),
+            (Behaviour::Fixed, false, 4500, 0, vec![ContentType::HEARTBEAT, ContentType::ALERT]),
+            (Behaviour::Vulnerable, false, 512, 0, vec![ContentType::HEARTBEAT, ContentType::HEARTBEAT, ContentType::ALERT]),
+        ] {
+            let mut cfg = LabConfig::new(behaviour, identity.clone());
+            if echo {
+                cfg = cfg.echo_mode();
+            }
+            let mut lab = LabSession::new(cfg);
+            lab.feed(&hello);
+            assert!(!lab.take_output().is_empty());
+            let mut bytes = heartbeat(len, padding);
+            bytes.extend(heartbeat(len, 16));
+            bytes.extend(&sentinel);
+            lab.feed(&bytes);
+            let sent: Vec<ContentType> = records(&lab.take_output()).into_iter().map(|(t, _)| t).collect();
+            assert_eq!(sent, want, "{behaviour:?} echo={echo} {len}");
+            assert!(lab.is_closed());
+        }
     }
 
     fn session() -> LabSession {

@@ -742,3 +742,176 @@ fn lab_dtls_fuzz_corpus_replays_without_panic() {
     }
     assert!(n > 0, "empty corpus {}", dir.display());
 }
+
+/// The DTLS lab against the three real `s_server -dtls1` (1.0.1f) associations recorded to show its
+/// handshake write buffer (`../shared/data/pcap/openssl-1.0.1f-lab/`, README section "DTLS: answers
+/// under about 4 KiB never leave the handshake write buffer"; datagrams in `tests/data/`): the client's
+/// datagrams are replayed into a lab configured like the real server (DTLS 1.0, its certificate, its
+/// cookie), and the lab must send the same datagrams — same number, sizes and record shapes — as the
+/// real server did: silence for a 512-byte and a 4000-byte answer, the echo for a 4500-byte one.
+mod dtls_write_buffer {
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    use bleedwatch_lab::dtls::{DtlsLabEvent, DtlsLabOptions, LabDtlsSession};
+    use bleedwatch_lab::identity::LAB_RSA_KEY_A;
+    use bleedwatch_lab::{Behaviour, LabConfig, LabEvent, LabIdentity};
+    use bleedwatch_wire::dtls::{handshake_fragments, records, DtlsHandshakeReassembler, ReassemblyLimits, MAX_DATAGRAM_LEN};
+    use bleedwatch_wire::handshake::{parse_certificate_list, parse_hello_verify_request};
+    use bleedwatch_wire::heartbeat::HeartbeatMessage;
+    use bleedwatch_wire::{ContentType, HandshakeType, ProtocolVersion};
+
+    /// (from the client?, UDP payload) in capture order.
+    fn recorded(name: &str) -> Vec<(bool, Vec<u8>)> {
+        let path = format!("{}/tests/data/{name}.datagrams", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        text.lines()
+            .map(|l| {
+                let (dir, hex) = l.split_once(' ').unwrap();
+                (dir == "c2s", hex::decode(hex).unwrap())
+            })
+            .collect()
+    }
+
+    /// A datagram without what is random: per record its header fields and length, per handshake
+    /// fragment its header (and the HelloVerifyRequest's cookie length), per heartbeat its type and claim.
+    fn shape(datagram: &[u8]) -> Vec<String> {
+        let mut out = Vec::new();
+        for r in records(datagram) {
+            let Ok(r) = r else {
+                out.push("a cut record".into());
+                break;
+            };
+            let h = r.header;
+            out.push(format!("record {:?} {:?} epoch {} seq {} len {}", h.content_type, h.version, h.epoch, h.sequence, h.length));
+            match h.content_type {
+                ContentType::HANDSHAKE => {
+                    for f in handshake_fragments(r.fragment).unwrap() {
+                        let fh = f.header;
+                        out.push(format!("  {:?} len {} seq {} at {} +{}", fh.typ, fh.length, fh.message_seq, fh.fragment_offset, fh.fragment_length));
+                        if fh.typ == HandshakeType::HELLO_VERIFY_REQUEST {
+                            let (version, cookie) = parse_hello_verify_request(f.body).unwrap();
+                            out.push(format!("  cookie {version:?} {}", cookie.len()));
+                        }
+                    }
+                }
+                ContentType::HEARTBEAT => {
+                    let hb = HeartbeatMessage::parse(r.fragment).unwrap();
+                    out.push(format!("  heartbeat {:?} claim {} body {}", hb.kind, hb.payload_length, hb.body.len()));
+                }
+                _ => out.push(format!("  {:02x?}", r.fragment)),
+            }
+        }
+        out
+    }
+
+    /// The real server's certificate chain and cookie.
+    fn chain_and_cookie(rec: &[(bool, Vec<u8>)]) -> (Vec<Vec<u8>>, Vec<u8>) {
+        let (mut chain, mut cookie) = (Vec::new(), Vec::new());
+        let mut reassembler = DtlsHandshakeReassembler::new(0, ReassemblyLimits::default());
+        for (_, d) in rec.iter().filter(|(c, _)| !c) {
+            for r in records(d) {
+                let r = r.unwrap();
+                if r.header.content_type == ContentType::HANDSHAKE {
+                    let _ = reassembler.push_record(r.fragment);
+                }
+            }
+            while let Some(m) = reassembler.next_message() {
+                if m.typ == HandshakeType::HELLO_VERIFY_REQUEST && cookie.is_empty() {
+                    cookie = parse_hello_verify_request(&m.body).unwrap().1.to_vec();
+                }
+                if m.typ == HandshakeType::CERTIFICATE {
+                    chain = parse_certificate_list(&m.body).unwrap().into_iter().map(<[u8]>::to_vec).collect();
+                }
+            }
+        }
+        (chain, cookie)
+    }
+
+    /// Replays the client's datagrams as the lab's UDP shell would: a closed association is forgotten
+    /// and the peer's next datagram meets a new one. Returns the lab's datagrams and events.
+    fn replay(name: &str) -> (Vec<Vec<u8>>, Vec<Vec<u8>>, Vec<DtlsLabEvent>) {
+        let rec = recorded(name);
+        let (chain, cookie) = chain_and_cookie(&rec);
+        assert_eq!(cookie.len(), 20, "{name}");
+        let identity = Arc::new(LabIdentity::with_chain(chain, LAB_RSA_KEY_A).unwrap());
+        let cfg = LabConfig::new(Behaviour::Vulnerable, identity).with_versions(&[ProtocolVersion::DTLS1_0]);
+        let opts = DtlsLabOptions { mtu: MAX_DATAGRAM_LEN, ..Default::default() };
+        let new_session = || LabDtlsSession::new(cfg.clone(), opts.clone(), cookie.clone());
+        let mut session = new_session();
+        let (mut real, mut lab, mut events) = (Vec::new(), Vec::new(), Vec::new());
+        let now = Instant::now();
+        for (from_client, datagram) in rec {
+            if !from_client {
+                real.push(datagram);
+                continue;
+            }
+            if session.is_closed() {
+                session = new_session();
+            }
+            session.feed_datagram(now, &datagram);
+            lab.extend(session.take_datagrams());
+            events.extend(session.take_events());
+        }
+        // The real server sent nothing more: no retransmission of its flight (which would flush the
+        // buffer), since s_server dropped the association; the 512-byte capture shows 2.5 s of that
+        // silence, more than the 1 s retransmission timer.
+        if let Some(timer) = session.poll_timeout() {
+            session.handle_timeout(timer);
+            lab.extend(session.take_datagrams());
+            events.extend(session.take_events());
+        }
+        (real, lab, events)
+    }
+
+    fn check(name: &str, expected_sizes: &[usize]) -> Vec<DtlsLabEvent> {
+        let (real, lab, events) = replay(name);
+        assert_eq!(real.iter().map(Vec::len).collect::<Vec<_>>(), expected_sizes, "{name}: the capture");
+        let lab_shapes: Vec<Vec<String>> = lab.iter().map(|d| shape(d)).collect();
+        let real_shapes: Vec<Vec<String>> = real.iter().map(|d| shape(d)).collect();
+        assert_eq!(lab_shapes, real_shapes, "{name}: the lab's datagrams differ from the real server's");
+        assert_eq!(lab.iter().map(Vec::len).collect::<Vec<_>>(), expected_sizes, "{name}");
+        events
+    }
+
+    fn heartbeat_events(events: &[DtlsLabEvent]) -> Vec<(u16, bool, bool)> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                DtlsLabEvent::Lab(LabEvent::Heartbeat { claimed, answered, flushed, .. }) => Some((*claimed, *answered, *flushed)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Our old probe's datagram (512-byte test and honest heartbeats, HelloRequest): answered into the
+    /// buffer and lost with the association; the probe's new ClientHello 2.5 s later gets a fresh
+    /// HelloVerifyRequest, and no flight was retransmitted in between.
+    #[test]
+    fn a_512_byte_answer_never_leaves_the_buffer() {
+        let events = check("probe512-101f-dtls1", &[48, 944, 48]);
+        assert_eq!(heartbeat_events(&events), vec![(512, true, false)], "only the first heartbeat is read: {events:?}");
+        assert!(events.contains(&DtlsLabEvent::AssociationDropped));
+        assert!(!events.iter().any(|e| matches!(e, DtlsLabEvent::Retransmitted { .. })));
+    }
+
+    #[test]
+    fn a_4000_byte_answer_never_leaves_the_buffer() {
+        let events = check("unpadded4000-101f-dtls1", &[48, 1324]);
+        assert_eq!(heartbeat_events(&events), vec![(4000, true, false)]);
+    }
+
+    /// 13 + 3 + 4500 + 16 bytes do not fit the 4 KiB buffer: written at once, as one datagram.
+    #[test]
+    fn a_4500_byte_answer_is_echoed_in_a_datagram_of_its_own() {
+        let (_, lab, events) = replay("unpadded4500-101f-dtls1");
+        check("unpadded4500-101f-dtls1", &[48, 1324, 4532]);
+        assert_eq!(heartbeat_events(&events), vec![(4500, true, true)]);
+        // The echo is the client's own 4500 bytes: nothing over-read.
+        let (_, client) = recorded("unpadded4500-101f-dtls1").into_iter().rfind(|(c, _)| *c).unwrap();
+        let request = records(&client).next().unwrap().unwrap();
+        let response = records(&lab[2]).next().unwrap().unwrap();
+        let (request, response) = (HeartbeatMessage::parse(request.fragment).unwrap(), HeartbeatMessage::parse(response.fragment).unwrap());
+        assert_eq!(response.body[..4500], request.body[..4500]);
+    }
+}

@@ -1,5 +1,6 @@
 //! The probe crate's integration tests, in one binary: replays of real recorded OpenSSL streams, scans
-//! of the lab servers over loopback TCP, and scans of real servers from Debian packages.
+//! of the lab servers over loopback TCP, scans of real servers from Debian packages, and the scanner, client
+//! test and lab against real OpenSSL 1.0.1f / 1.0.1g / no-heartbeat builds (`openssl101`).
 #![allow(clippy::unwrap_used, clippy::panic)] // tests fail loudly by design, helpers included
 
 mod client_after_handshake;
@@ -10,6 +11,7 @@ mod dns;
 mod dtls;
 mod fuzz_corpus;
 mod lab;
+mod openssl101;
 mod real_servers;
 mod replay;
 mod servers;

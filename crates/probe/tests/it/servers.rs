@@ -108,3 +108,143 @@ pub fn spki_sha256(cert: &Path) -> String {
         .unwrap();
     String::from_utf8(out.stdout).unwrap().split_whitespace().next().unwrap().to_string()
 }
+
+/// Whether a socket on loopback listens on TCP `port` (state LISTEN), or has UDP `port` bound, from
+/// /proc/net: checking this way takes no connection from a server that serves one at a time.
+pub fn port_bound(udp: bool, port: u16) -> bool {
+    let needle = format!(":{port:04X}");
+    let files: &[&str] = if udp { &["/proc/net/udp", "/proc/net/udp6"] } else { &["/proc/net/tcp", "/proc/net/tcp6"] };
+    files.iter().any(|p| {
+        std::fs::read_to_string(p)
+            .map(|t| {
+                t.lines().skip(1).any(|l| {
+                    let cols: Vec<&str> = l.split_whitespace().collect();
+                    cols.get(1).is_some_and(|a| a.ends_with(&needle)) && (udp || cols.get(3) == Some(&"0A"))
+                })
+            })
+            .unwrap_or(false)
+    })
+}
+
+/// The real OpenSSL 1.0.1 builds in `../shared/data/openssl/` beside the repository (see its README).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenSsl101 {
+    /// 1.0.1f: vulnerable.
+    F,
+    /// 1.0.1g: fixed.
+    G,
+    /// 1.0.1f built with `-DOPENSSL_NO_HEARTBEATS`.
+    FNoHeartbeats,
+}
+
+impl OpenSsl101 {
+    pub const ALL: [OpenSsl101; 3] = [OpenSsl101::F, OpenSsl101::G, OpenSsl101::FNoHeartbeats];
+
+    pub fn binary_name(self) -> &'static str {
+        match self {
+            OpenSsl101::F => "openssl-1.0.1f",
+            OpenSsl101::G => "openssl-1.0.1g",
+            OpenSsl101::FNoHeartbeats => "openssl-1.0.1f-nohb",
+        }
+    }
+}
+
+/// `../shared/data/openssl` beside the repository root, or None (with a loud note) when it is not there.
+pub fn shared_openssl_dir() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/openssl");
+    if dir.join("bin/openssl-1.0.1f").is_file() {
+        return Some(dir);
+    }
+    eprintln!(
+        "SKIPPING: the real OpenSSL 1.0.1 binaries are not in {} (shared/data/openssl beside the repository); \
+         these tests against real vulnerable OpenSSL did not run",
+        dir.display()
+    );
+    None
+}
+
+/// The LD_PRELOAD shim that keeps `s_server` on loopback, compiled with `cc` once per test process.
+pub fn bind_loopback_shim(openssl_dir: &Path) -> PathBuf {
+    static SHIM: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    SHIM.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("openssl101");
+        std::fs::create_dir_all(&dir).unwrap();
+        let shim = dir.join("libbind_loopback.so");
+        // Built under a name of our own, then renamed: other test processes may be doing the same.
+        let building = dir.join(format!("libbind_loopback.{}.so", std::process::id()));
+        let out = Command::new("cc")
+            .args(["-O2", "-shared", "-fPIC", "-o"])
+            .arg(&building)
+            .arg(openssl_dir.join("bind_loopback.c"))
+            .arg("-ldl")
+            .output()
+            .unwrap_or_else(|e| panic!("cc (needed to build the bind_loopback shim): {e}"));
+        assert!(out.status.success(), "cc bind_loopback.c failed: {}", String::from_utf8_lossy(&out.stderr));
+        std::fs::rename(&building, &shim).unwrap();
+        shim
+    })
+    .clone()
+}
+
+/// A real `openssl s_server` of OpenSSL 1.0.1 on loopback, killed (and reaped) when dropped. Its
+/// output goes to files in its temporary directory (shown when it fails to start). Its stdin stays
+/// open: `s_server` ends when stdin does.
+pub struct S101Server {
+    child: Child,
+    _stdin: Option<std::process::ChildStdin>,
+    pub addr: SocketAddr,
+    pub dir: tempfile::TempDir,
+}
+
+impl Drop for S101Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl S101Server {
+    /// `openssl-1.0.1x s_server -accept PORT <args> -cert -key` with a fresh certificate of `key`;
+    /// DTLS when `args` has `-dtls1`. None when the shared binaries are absent.
+    pub fn start(build: OpenSsl101, key: KeyKind, args: &[&str]) -> Option<S101Server> {
+        let openssl_dir = shared_openssl_dir()?;
+        let shim = bind_loopback_shim(&openssl_dir);
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, keyfile) = make_cert(dir.path(), "s_server", key, "openssl101.test");
+        let udp = args.contains(&"-dtls1");
+        let port = if udp { std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port() } else { free_port() };
+        let log = |name: &str| std::fs::File::create(dir.path().join(name)).unwrap();
+        let mut cmd = Command::new(openssl_dir.join("bin").join(build.binary_name()));
+        cmd.arg("s_server")
+            .args(["-accept", &port.to_string()])
+            .args(args)
+            .arg("-cert")
+            .arg(&cert)
+            .arg("-key")
+            .arg(&keyfile)
+            .env("OPENSSL_CONF", "/dev/null")
+            .env("LD_PRELOAD", &shim)
+            .current_dir(dir.path())
+            .stdin(Stdio::piped())
+            .stdout(log("stdout.log"))
+            .stderr(log("stderr.log"));
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("starting {}: {e}", build.binary_name()));
+        let stdin = child.stdin.take();
+        let mut server = S101Server { child, _stdin: stdin, addr: SocketAddr::from(([127, 0, 0, 1], port)), dir };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !port_bound(udp, port) {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!("{} s_server {args:?} exited with {status} before listening on {port}: {}", build.binary_name(), server.output());
+            }
+            assert!(Instant::now() < deadline, "{} s_server {args:?} did not listen on {port} within 15 s", build.binary_name());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(server)
+    }
+
+    /// What the server printed so far (stdout, then stderr).
+    pub fn output(&self) -> String {
+        let read = |name: &str| std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default();
+        format!("{}{}", read("stdout.log"), read("stderr.log"))
+    }
+}
