@@ -304,7 +304,12 @@ impl ConnectionOutcome {
 
     /// Whether the connection ended without a word after our records (a close, a dropped association):
     /// only follow-up connections can turn that into evidence.
+    /// Not when the peer declined the heartbeat extension: that already decides (see [`Self::evidence`]).
     pub fn ended_unanswered(&self) -> Option<&Inconclusive> {
+        self.ended_after_records().filter(|_| self.heartbeat_extension.is_some())
+    }
+
+    fn ended_after_records(&self) -> Option<&Inconclusive> {
         match &self.verdict {
             ConnectionVerdict::Inconclusive(why @ (Inconclusive::Closed { phase: Phase::Heartbeat } | Inconclusive::AssociationDropped)) => Some(why),
             _ => None,
@@ -323,6 +328,12 @@ impl ConnectionOutcome {
             }
             (ConnectionVerdict::HeartbeatRefused { alert: None }, _) => Evidence::SentinelAnsweredHeartbeatsNot,
             (ConnectionVerdict::VersionRejected { alert }, _) => Evidence::VersionRefused { alert: alert.map(alert_name) },
+            // Every OpenSSL with the bug acknowledges the heartbeat extension whenever it is offered
+            // (1.0.1's hello code adds it unconditionally when heartbeats are compiled in; see the
+            // shared captures): a peer that declined it and then ended without a word has none.
+            (ConnectionVerdict::Inconclusive(_), _) if self.heartbeat_extension.is_none() && self.ended_after_records().is_some() => {
+                Evidence::HeartbeatExtensionDeclined { then: self.ended_after_records().cloned().unwrap_or(Inconclusive::AssociationDropped) }
+            }
             (ConnectionVerdict::Inconclusive(why), _) => Evidence::Inconclusive { why: why.clone() },
         }
     }

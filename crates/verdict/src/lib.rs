@@ -181,6 +181,11 @@ pub enum Evidence {
     SentinelAnsweredHeartbeatsNot,
     /// As above, but the second connection's honest heartbeat drew a fatal alert: heartbeats refused.
     FatalAlertOnFollowUp { alert: String, first_connection: Inconclusive },
+    /// We offered the heartbeat extension and the peer did not acknowledge it (a server's hello) or
+    /// offer it (a client's), then ended without a word (`then`). Every OpenSSL with the bug
+    /// (1.0.1–1.0.1f, 1.0.2-beta1, built with heartbeats) acknowledges it whenever it is offered, and
+    /// its clients always offer it: the peer runs no such heartbeat code.
+    HeartbeatExtensionDeclined { then: Inconclusive },
     /// The server refused the offered version before a ServerHello (alert, or a close before any byte).
     VersionRefused { alert: Option<String> },
     /// The server negotiated a lower version; this one is not supported.
@@ -208,6 +213,7 @@ impl Evidence {
             Evidence::FatalAlertAfterRecords { .. } | Evidence::FatalAlertOnFollowUp { .. } | Evidence::SentinelAnsweredHeartbeatsNot => {
                 Verdict::NoHeartbeat
             }
+            Evidence::HeartbeatExtensionDeclined { .. } => Verdict::NoHeartbeat,
             Evidence::VersionRefused { .. } | Evidence::Downgraded { .. } => Verdict::NotSupported,
             Evidence::Tls13Only | Evidence::NoTls { .. } => Verdict::NotApplicable,
             Evidence::Inconclusive { .. } => Verdict::Inconclusive,
@@ -228,6 +234,9 @@ impl Evidence {
                 "{ext}; the honest heartbeat alone drew fatal alert {alert} on a second connection; the first ended unanswered ({first_connection})"
             ),
             Evidence::SentinelAnsweredHeartbeatsNot => format!("{ext}; heartbeats ignored: the peer answered the sentinel behind them"),
+            Evidence::HeartbeatExtensionDeclined { then } => format!(
+                "heartbeat extension offered but not acknowledged (every OpenSSL with the bug acknowledges it), and then {then}"
+            ),
             Evidence::VersionRefused { alert: Some(alert) } => format!("rejected with alert {alert}"),
             Evidence::VersionRefused { alert: None } => "closed before ServerHello".into(),
             Evidence::Downgraded { negotiated } => format!("server negotiated {negotiated}"),

@@ -67,7 +67,7 @@ fn a_silent_fixed_client_is_not_called_safe_from_a_close() {
     // The recorded 1.0.1g clients drop the one heartbeat silently; the recorded *server* then closed.
     // Without the honest heartbeat and the sentinel behind it, nothing shows the client read the
     // request: the close that ends the replay proves nothing.
-    for name in ["client-101g-safe-tls12", "client-101g-overread-tls12", "client-nohb-safe-tls10"] {
+    for name in ["client-101g-safe-tls12", "client-101g-overread-tls12"] {
         let t = replay(name, false);
         assert_eq!(classify(t.outcome()).0, Verdict::Inconclusive, "{name}");
         assert_eq!(t.outcome().evidence().inconclusive().map(|w| w.to_string().contains("closed")), Some(true), "{name}");
@@ -83,8 +83,13 @@ fn honest_heartbeats_are_answered_by_fixed_and_vulnerable_clients_alike() {
 
 #[test]
 fn clients_without_heartbeats() {
-    // Fatal unexpected_message alerts: evidence. (At TLS 1.0 the build ignores the record: see above.)
+    // Fatal unexpected_message alerts: evidence.
     assert_eq!(verdict("client-nohb-safe-tls12").0, Verdict::NoHeartbeat);
+    // At TLS 1.0 the build ignores the record and the recorded server closes: the evidence is the
+    // ClientHello, which offers no heartbeat extension (every client with the bug offers it).
+    let t = replay("client-nohb-safe-tls10", false);
+    assert_eq!(classify(t.outcome()).0, Verdict::NoHeartbeat);
+    assert_eq!(serde_json::to_value(t.outcome().evidence()).unwrap()["kind"], "heartbeat-extension-declined");
     assert_eq!(verdict("client-openssl3-safe-tls12").0, Verdict::NoHeartbeat);
     let t = replay("client-openssl3-safe-tls12", false);
     assert_eq!(t.hello().heartbeat_mode, None);

@@ -130,7 +130,7 @@ fn tls12_evidence(r: &EndpointResult) -> serde_json::Value {
 #[tokio::test]
 async fn a_plain_fin_after_the_flight_is_never_safe() {
     // Fixed or vulnerable behind the gate: the probe cannot tell, and must say so.
-    for behaviour in [Behaviour::Fixed, Behaviour::Vulnerable, Behaviour::NoHeartbeat] {
+    for behaviour in [Behaviour::Fixed, Behaviour::Vulnerable] {
         let server = gate_server(behaviour, Gate::FinOnNextRecord).await;
         let (r, took) = scan(&server, Duration::from_secs(10)).await;
         assert_eq!(r.heartbleed, Verdict::Inconclusive, "{behaviour:?}: {r:#?}");
@@ -146,6 +146,18 @@ async fn a_plain_fin_after_the_flight_is_never_safe() {
         assert!(!detail.log.iter().any(|l| l.starts_with("follow-up 2")), "{detail:#?}");
         assert!(took < Duration::from_secs(5), "decided by the closes, not a timeout: {took:?}");
     }
+}
+
+#[tokio::test]
+async fn a_fin_after_a_hello_without_the_extension_means_no_heartbeat() {
+    // Every OpenSSL with the bug acknowledges the extension we offer; the build without heartbeats
+    // does not. That, not the close, is the evidence.
+    let server = gate_server(Behaviour::NoHeartbeat, Gate::FinOnNextRecord).await;
+    let (r, _) = scan(&server, Duration::from_secs(10)).await;
+    assert_eq!(r.heartbleed, Verdict::NoHeartbeat, "{r:#?}");
+    let evidence = tls12_evidence(&r);
+    assert_eq!(evidence, serde_json::json!({"kind": "heartbeat-extension-declined", "then": {"kind": "closed", "phase": "heartbeat"}}));
+    assert_eq!(server.connections.load(Ordering::SeqCst), 1 + 3, "no follow-up needed: {r:#?}");
 }
 
 #[tokio::test]

@@ -104,8 +104,8 @@ fn replay_of_the_real_101f_dtls_association_is_vulnerable() {
     assert_eq!(outcome.chain.len(), 1);
 }
 
-/// Without its answer the same recording is never "safe": the server stays silent, a new ClientHello
-/// goes unanswered too, and the probe ends inconclusive after bounded retries.
+/// Without its answer the same recording is never "safe": the server stays silent and the association
+/// is taken as dropped, which is inconclusive (only follow-ups on new associations could settle it).
 #[test]
 fn the_recording_without_its_answer_is_inconclusive() {
     let rec = recorded();
@@ -124,7 +124,8 @@ fn the_recording_without_its_answer_is_inconclusive() {
         assert!(steps < 20);
     }
     let outcome = probe.into_outcome();
-    assert_eq!(outcome.verdict, ConnectionVerdict::Inconclusive(Inconclusive::Timeout { phase: Phase::Heartbeat }), "{:#?}", outcome.log);
+    assert_eq!(outcome.verdict, ConnectionVerdict::Inconclusive(Inconclusive::AssociationDropped), "{:#?}", outcome.log);
+    assert_eq!(classify(&outcome).0, Verdict::Inconclusive);
 }
 
 fn opts(mode: ProbeMode) -> EndpointOptions {
@@ -333,6 +334,16 @@ async fn gnutls_udp(heartbeat: bool) -> EndpointResult {
     let r = scan_real_within(server.addr, Duration::from_secs(20)).await;
     assert_eq!(r.transport, "udp");
     assert_eq!(r.certificate.as_ref().unwrap().spki_sha256, spki_sha256(&cert));
+    if !heartbeat {
+        // Without the extension acknowledged, the drop settles it: no heartbeat code there.
+        assert_eq!(r.heartbleed, Verdict::NoHeartbeat, "{r:#?}");
+        for d in &r.details {
+            let evidence = serde_json::to_value(&d.evidence).unwrap();
+            assert_eq!(evidence["kind"], "heartbeat-extension-declined", "{d:#?}");
+            assert_eq!(evidence["then"]["kind"], "association-dropped", "{d:#?}");
+        }
+        return r;
+    }
     assert_eq!(r.heartbleed, Verdict::Inconclusive, "{r:#?}");
     for d in &r.details {
         assert_eq!(d.verdict, Verdict::Inconclusive, "{d:#?}");
@@ -356,7 +367,7 @@ async fn gnutls_with_heartbeat_over_udp_gives_no_evidence() {
 }
 
 #[tokio::test]
-async fn gnutls_without_heartbeat_over_udp_gives_no_evidence() {
+async fn gnutls_without_heartbeat_over_udp_has_no_heartbeat() {
     if !require("gnutls-serv") {
         return;
     }
