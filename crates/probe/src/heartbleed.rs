@@ -736,6 +736,28 @@ mod tests {
     }
 
     #[test]
+    fn a_chatty_server_cannot_grow_the_log() {
+        use std::sync::Arc;
+        let identity = Arc::new(bleedwatch_lab::LabIdentity::rsa_lab(&["chatty.test"]).unwrap());
+        let mut server = bleedwatch_lab::LabSession::new(bleedwatch_lab::LabConfig::new(bleedwatch_lab::Behaviour::Fixed, identity));
+        let mut p = HeartbleedProbe::new(ProbeConfig::new(ProtocolVersion::TLS1_2, None, ProbeMode::Safe));
+        server.feed(&p.take_output());
+        p.feed(&server.take_output());
+        assert_eq!(p.phase(), Phase::Heartbeat);
+        // After the flight, a hostile server sends thousands of heartbeat requests of its own and
+        // handshake records; each would be a log line.
+        for _ in 0..5000 {
+            let mut noise = Vec::new();
+            encode_records(&mut noise, ContentType::HEARTBEAT, ProtocolVersion::TLS1_2, &[1, 0, 0], MAX_FRAGMENT_LEN);
+            encode_records(&mut noise, ContentType::HANDSHAKE, ProtocolVersion::TLS1_2, &[0, 0, 0, 0], MAX_FRAGMENT_LEN);
+            p.feed(&noise);
+        }
+        assert!(!p.is_done(), "{:?}", p.outcome().verdict);
+        assert_eq!(p.outcome().log.len(), MAX_LOG_LINES + 1, "{:?}", &p.outcome().log[..5]);
+        assert_eq!(p.outcome().log.last().map(String::as_str), Some("(further log lines dropped)"));
+    }
+
+    #[test]
     fn oversized_record_header_is_rejected_at_once() {
         let mut p = HeartbleedProbe::new(ProbeConfig::new(ProtocolVersion::TLS1_2, None, ProbeMode::Safe));
         p.feed(&[22, 3, 3, 0xff, 0xff]);
