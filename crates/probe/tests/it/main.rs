@@ -12,6 +12,7 @@ mod dtls;
 mod fuzz_corpus;
 mod lab;
 mod openssl101;
+mod other_stacks;
 mod real_servers;
 mod replay;
 mod servers;
