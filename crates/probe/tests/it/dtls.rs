@@ -14,7 +14,7 @@ use bleedwatch_lab::dtls::{DtlsLabEvent, LabDtlsServer};
 use bleedwatch_lab::{Behaviour, LabConfig, LabEvent, LabIdentity};
 use bleedwatch_probe::conn::Timeouts;
 use bleedwatch_probe::dtls::{probe_dtls_endpoint, DtlsHeartbleedProbe, DtlsProbeConfig};
-use bleedwatch_probe::heartbleed::{ConnectionVerdict, HeartbeatRequest, Inconclusive, Phase};
+use bleedwatch_probe::heartbleed::{ConnectionVerdict, HeartbeatRequest, Inconclusive};
 use bleedwatch_probe::result::classify;
 use bleedwatch_probe::{EndpointOptions, EndpointResult, EndpointTarget, ProbeMode, ScanStatus, Verdict};
 use bleedwatch_wire::dtls::{handshake_fragments, records};
