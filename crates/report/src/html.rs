@@ -149,9 +149,11 @@ impl EndpointRowHtml {
                 .collect(),
             flags: flag_tags(&view.flag_words()),
             last_seen: view.last_observed.as_deref().map(|t| t.get(..10).unwrap_or(t).to_owned()).unwrap_or_default(),
-            last_result: match (&view.last_status, &view.last_verdict) {
-                (Some(status), _) if status != "success" => status.clone(),
-                (_, Some(verdict)) => verdict.clone(),
+            last_result: match (&view.last_status, &view.last_verdict, &view.last_evidence) {
+                (Some(status), _, _) if status != "success" => status.clone(),
+                // The verdict with what it stands on, e.g. "not-vulnerable (honest-heartbeat-echoed)".
+                (_, Some(verdict), Some(evidence)) => format!("{verdict} ({})", evidence.kind()),
+                (_, Some(verdict), None) => verdict.clone(),
                 _ => String::new(),
             },
         }

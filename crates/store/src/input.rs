@@ -49,6 +49,20 @@ pub struct LeakRecord {
 pub struct DetailRecord {
     #[serde(default)]
     pub heartbeat_extension: Option<String>,
+    /// The version's verdict (results from before typed evidence have it too).
+    #[serde(default)]
+    pub verdict: Option<String>,
+    /// What the version's verdict stands on; `None` in results written before it existed, or with a
+    /// kind this build does not know.
+    #[serde(default, deserialize_with = "lenient_evidence")]
+    pub evidence: Option<bleedwatch_verdict::Evidence>,
+}
+
+/// An evidence object this build cannot read (a newer kind) is kept out rather than failing the
+/// whole result: the verdict and reason still say what happened.
+fn lenient_evidence<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<bleedwatch_verdict::Evidence>, D::Error> {
+    let value = Option::<serde_json::Value>::deserialize(d)?;
+    Ok(value.and_then(|v| serde_json::from_value(v).ok()))
 }
 
 /// The fields of a scan result the inventory uses.
@@ -125,6 +139,11 @@ impl ScanResult {
             return bleedwatch_assess::Verdict::Inconclusive;
         }
         bleedwatch_assess::Verdict::parse(&self.heartbleed).unwrap_or(bleedwatch_assess::Verdict::Inconclusive)
+    }
+
+    /// The evidence of the version that decided the endpoint's verdict (the first with that verdict).
+    pub fn deciding_evidence(&self) -> Option<&bleedwatch_verdict::Evidence> {
+        self.details.iter().filter(|d| d.verdict.as_deref() == Some(self.heartbleed.as_str())).find_map(|d| d.evidence.as_ref())
     }
 
     pub fn vulnerable_versions(&self) -> Vec<String> {

@@ -121,6 +121,8 @@ pub struct ObservationRow {
     pub leaf_cert_sha256: Option<String>,
     pub leaf_spki_sha256: Option<String>,
     pub leaked_bytes: Option<i64>,
+    /// What the verdict stands on (typed), when the scan recorded it.
+    pub evidence: Option<bleedwatch_verdict::Evidence>,
     /// The leaf's end of validity (from the certificates table), Unix seconds.
     pub leaf_not_after_unix: Option<i64>,
 }
@@ -239,7 +241,7 @@ const ENDPOINT_SELECT: &str = "SELECT e.id, e.address, e.port, e.transport, e.sn
 
 const OBSERVATION_SELECT: &str = "SELECT o.id, o.scan_run_id, o.endpoint_id, o.observed_at_ms, o.duration_ms, o.status, o.verdict, o.reason, \
        o.versions, o.vulnerable_versions, o.heartbeat_extension, o.service, o.host, o.sni_used, o.leaf_cert_sha256, o.leaf_spki_sha256, \
-       o.leaked_bytes, c.not_after_unix AS leaf_not_after_unix \
+       o.leaked_bytes, o.evidence, c.not_after_unix AS leaf_not_after_unix \
      FROM observations o LEFT JOIN certificates c ON c.cert_sha256 = o.leaf_cert_sha256";
 
 const CERTIFICATE_SELECT: &str = "SELECT cert_sha256, spki_sha256, subject, issuer, serial, sans, not_before_unix, not_after_unix, key_type, \
@@ -295,6 +297,7 @@ fn observation_from_row(row: &AnyRow) -> Result<ObservationRow> {
         leaf_cert_sha256: get(row, "leaf_cert_sha256")?,
         leaf_spki_sha256: get(row, "leaf_spki_sha256")?,
         leaked_bytes: get(row, "leaked_bytes")?,
+        evidence: get::<Option<String>>(row, "evidence")?.and_then(|text| serde_json::from_str(&text).ok()),
         leaf_not_after_unix: get(row, "leaf_not_after_unix")?,
     })
 }

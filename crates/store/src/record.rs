@@ -269,8 +269,9 @@ impl Store {
         let versions = serde_json::to_string(&result.versions).unwrap_or_else(|_| "{}".into());
         let inserted = sqlx::query(
             "INSERT INTO observations (scan_run_id, endpoint_id, observed_at_ms, duration_ms, status, verdict, reason, versions, \
-               vulnerable_versions, heartbeat_extension, service, host, sni_used, leaf_cert_sha256, leaf_spki_sha256, leaked_bytes, result_json) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
+               vulnerable_versions, heartbeat_extension, service, host, sni_used, leaf_cert_sha256, leaf_spki_sha256, leaked_bytes, result_json, \
+               evidence) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) \
              ON CONFLICT (scan_run_id, endpoint_id) DO NOTHING RETURNING id",
         )
         .bind(run.0)
@@ -290,6 +291,7 @@ impl Store {
         .bind(leaf.map(|c| c.spki_sha256.clone()))
         .bind(result.leak.as_ref().map(|l| i64::try_from(l.leaked_bytes).unwrap_or(i64::MAX)))
         .bind(json_text)
+        .bind(result.deciding_evidence().and_then(|e| serde_json::to_string(e).ok()))
         .fetch_optional(&mut *tx)
         .await?;
 

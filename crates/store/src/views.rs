@@ -98,6 +98,9 @@ pub struct EndpointView {
     pub last_observed: Option<String>,
     pub last_status: Option<String>,
     pub last_verdict: Option<String>,
+    /// What the last verdict stands on (`kind` and its fields), when the scan recorded it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_evidence: Option<bleedwatch_verdict::Evidence>,
     pub alerts: usize,
     /// Capture findings against the endpoint's address and port (`pcap --db`).
     pub attacked: bool,
@@ -149,6 +152,7 @@ impl From<&EndpointAssessment> for EndpointView {
             last_observed: assessment.last_observed_ms.map(rfc3339_ms),
             last_status: item.latest.as_ref().map(|o| o.status.clone()),
             last_verdict: item.latest.as_ref().map(|o| o.verdict.clone()),
+            last_evidence: item.latest.as_ref().and_then(|o| o.evidence.clone()),
             alerts: assessment.alerts.len(),
             attacked: item.attacks.attacked(),
             attacks: item.attacks.attacks,

@@ -246,6 +246,24 @@ impl Evidence {
         })
     }
 
+    /// The `kind` this evidence is written with (`honest-heartbeat-echoed`, ...).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Evidence::TestHeartbeatEchoed => "test-heartbeat-echoed",
+            Evidence::HonestHeartbeatEchoed => "honest-heartbeat-echoed",
+            Evidence::FatalAlertAfterRecords { .. } => "fatal-alert-after-records",
+            Evidence::HonestHeartbeatEchoedOnFollowUp { .. } => "honest-heartbeat-echoed-on-follow-up",
+            Evidence::SentinelAnsweredHeartbeatsNot => "sentinel-answered-heartbeats-not",
+            Evidence::FatalAlertOnFollowUp { .. } => "fatal-alert-on-follow-up",
+            Evidence::HeartbeatExtensionDeclined { .. } => "heartbeat-extension-declined",
+            Evidence::VersionRefused { .. } => "version-refused",
+            Evidence::Downgraded { .. } => "downgraded",
+            Evidence::Tls13Only => "tls13-only",
+            Evidence::NoTls { .. } => "no-tls",
+            Evidence::Inconclusive { .. } => "inconclusive",
+        }
+    }
+
     /// The reason a test was inconclusive, if it was.
     pub fn inconclusive(&self) -> Option<&Inconclusive> {
         match self {
@@ -306,6 +324,24 @@ mod tests {
         assert_eq!(v["first_connection"]["phase"], "heartbeat");
         let back: Evidence = serde_json::from_value(v).unwrap_or(Evidence::Tls13Only);
         assert_eq!(back, e);
+        // kind() is the serialised tag, for every variant.
+        let first = Inconclusive::Closed { phase: Phase::Heartbeat };
+        for e in [
+            Evidence::TestHeartbeatEchoed,
+            Evidence::HonestHeartbeatEchoed,
+            Evidence::FatalAlertAfterRecords { alert: "a".into() },
+            Evidence::HonestHeartbeatEchoedOnFollowUp { first_connection: first.clone() },
+            Evidence::SentinelAnsweredHeartbeatsNot,
+            Evidence::FatalAlertOnFollowUp { alert: "a".into(), first_connection: first.clone() },
+            Evidence::HeartbeatExtensionDeclined { then: first.clone() },
+            Evidence::VersionRefused { alert: None },
+            Evidence::Downgraded { negotiated: "tls1.0".into() },
+            Evidence::Tls13Only,
+            Evidence::NoTls { service: "ssh".into() },
+            Evidence::Inconclusive { why: first.clone() },
+        ] {
+            assert_eq!(serde_json::to_value(&e).unwrap_or_default()["kind"], e.kind());
+        }
     }
 
     #[test]
