@@ -11,4 +11,5 @@ mod fuzz_corpus;
 mod lab;
 mod real_servers;
 mod replay;
+mod scheduler;
 mod servers;
