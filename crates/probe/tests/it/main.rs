@@ -5,6 +5,7 @@
 mod client_after_handshake;
 mod client_lab;
 mod client_replay;
+mod detection;
 mod dns;
 mod dtls;
 mod fuzz_corpus;
