@@ -366,7 +366,7 @@ fn unrecognised_result(target: &EndpointTarget, sweep: &VersionSweep, err: &Upgr
 /// The result for a port that answered our ClientHello as a service without TLS does (an HTTP
 /// error page, an SSH banner): nothing for Heartbleed to attack, decided from that answer.
 fn not_tls_reply_result(target: &EndpointTarget, sweep: &VersionSweep, what: &str, reply: &[u8]) -> EndpointResult {
-    let reason = format!("not a TLS or STARTTLS service: {what} answer {} to our ClientHello", excerpt(reply));
+    let reason = format!("not a TLS or STARTTLS service: {what} banner {} in answer to our ClientHello", excerpt(reply));
     let mut result = no_tls_result(target, "not-tls", ScanStatus::NotTls, Verdict::NotApplicable, reason, Some(excerpt(reply)));
     result.details = sweep.details.clone();
     result
