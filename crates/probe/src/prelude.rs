@@ -4,10 +4,13 @@
 //! async shell, with one overall deadline per dialogue so a server trickling bytes cannot hold it.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bleedwatch_starttls::{ClientParams, ClientUpgrade, Identification, Protocol, Step};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::{timeout_at, Instant};
 
@@ -360,6 +363,24 @@ fn unrecognised_result(target: &EndpointTarget, sweep: &VersionSweep, err: &Upgr
     no_tls_result(target, "unknown", ScanStatus::NotTls, Verdict::Inconclusive, reason, Some(err.transcript().to_string()))
 }
 
+/// The result for a port that answered our ClientHello as a service without TLS does (an HTTP
+/// error page, an SSH banner): nothing for Heartbleed to attack, decided from that answer.
+fn not_tls_reply_result(target: &EndpointTarget, sweep: &VersionSweep, what: &str, reply: &[u8]) -> EndpointResult {
+    let reason = format!("not a TLS or STARTTLS service: {what} banner {} in answer to our ClientHello", excerpt(reply));
+    let mut result = no_tls_result(target, "not-tls", ScanStatus::NotTls, Verdict::NotApplicable, reason, Some(excerpt(reply)));
+    result.details = sweep.details.clone();
+    result
+}
+
+/// The result for a port that answered our ClientHello with bytes no protocol we know starts with:
+/// not TLS, and nothing to learn by waiting for a banner.
+fn unrecognised_reply_result(target: &EndpointTarget, sweep: &VersionSweep, reply: &[u8]) -> EndpointResult {
+    let reason = format!("not TLS: the server answered our ClientHello with {} bytes no known protocol starts with", reply.len());
+    let mut result = no_tls_result(target, "unknown", ScanStatus::NotTls, Verdict::Inconclusive, reason, Some(excerpt(reply)));
+    result.details = sweep.details.clone();
+    result
+}
+
 /// Tests every version over STARTTLS `protocol`, starting with the already-upgraded `first`
 /// connection; each further version gets its own connection and dialogue.
 async fn starttls_sweep(target: &EndpointTarget, opts: &EndpointOptions, protocol: Protocol, first: Upgraded) -> EndpointResult {
@@ -392,6 +413,96 @@ async fn starttls_sweep(target: &EndpointTarget, opts: &EndpointOptions, protoco
     result
 }
 
+/// A stream that keeps the first bytes the server sent, so that a reply to our ClientHello that is
+/// not TLS can be recognised (the TLS probe itself keeps only five).
+struct Recorded<S> {
+    inner: S,
+    first: Arc<Mutex<Vec<u8>>>,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Recorded<S> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = polled {
+            let mut first = this.first.lock().unwrap_or_else(|p| p.into_inner());
+            let room = FIRST_BYTES_KEPT.saturating_sub(first.len());
+            let new = buf.filled().get(before..).unwrap_or_default();
+            first.extend_from_slice(new.get(..room.min(new.len())).unwrap_or_default());
+        }
+        polled
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Recorded<S> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+/// The direct-TLS sweep, keeping what the server sent first on the last connection (the one that
+/// ended the sweep when it was not TLS).
+async fn sweep_direct_tls_recorded(target: &EndpointTarget, opts: &EndpointOptions) -> (VersionSweep, Vec<u8>) {
+    let last_reply: Arc<Mutex<Vec<u8>>> = Arc::default();
+    let sweep = sweep_versions(&tcp_versions(opts), initial_sni(target, opts), opts.sni_retry, |attempt| {
+        let cfg = attempt.probe_config(opts.mode, crate::heartbleed::DEFAULT_PAYLOAD_LEN);
+        let last_reply = last_reply.clone();
+        async move {
+            let stream = connect(target.addr, opts.timeouts.connect).await.map_err(|e| AttemptFailure::connect(&cfg, &e))?;
+            let first: Arc<Mutex<Vec<u8>>> = Arc::default();
+            let mut recorded = Recorded { inner: stream, first: first.clone() };
+            let outcome = crate::conn::drive(&mut recorded, HeartbleedProbe::new(cfg), &opts.timeouts).await;
+            let first = std::mem::take(&mut *first.lock().unwrap_or_else(|p| p.into_inner()));
+            *last_reply.lock().unwrap_or_else(|p| p.into_inner()) = first;
+            Ok(outcome)
+        }
+    })
+    .await;
+    let reply = std::mem::take(&mut *last_reply.lock().unwrap_or_else(|p| p.into_inner()));
+    (sweep, reply)
+}
+
+/// What a reply to our ClientHello that is not TLS already says, so that no banner wait is spent
+/// on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum HelloReply {
+    /// A service without TLS (http, ssh, …): the answer.
+    NotStarttls(&'static str),
+    /// A STARTTLS dialect, by its own words (an IRC server's NOTICE or numeric, a POP3 `-ERR`):
+    /// speak it at once, whether or not the server talks first.
+    Dialect(Protocol),
+    /// Bytes a client-first dialect answers garbage with (an XMPP stream error, an LDAP or RDP
+    /// packet): try those dialects, without waiting for a banner.
+    ClientFirst,
+    /// Bytes no protocol we know starts with: the answer (not TLS, nothing more to find).
+    Unrecognised,
+    /// A banner still to be made out (a `220`, text without its line end): detect as usual.
+    Banner,
+}
+
+fn classify_hello_reply(reply: &[u8]) -> HelloReply {
+    match bleedwatch_starttls::identify(reply) {
+        Identification::NotStartTls(what) => HelloReply::NotStarttls(what),
+        Identification::Protocol(protocol) => HelloReply::Dialect(protocol),
+        Identification::SmtpOrFtp | Identification::Incomplete => HelloReply::Banner,
+        Identification::Unknown => {
+            let client_first = reply.first() == Some(&b'<') || reply.first() == Some(&0x30) || reply.starts_with(&[0x03, 0x00]);
+            if client_first {
+                HelloReply::ClientFirst
+            } else {
+                HelloReply::Unrecognised
+            }
+        }
+    }
+}
+
 /// True when a direct-TLS sweep saw no TLS at all: bytes that are not TLS (a banner, an error
 /// message), or every version's connection closed before a ServerHello (a client-first service
 /// that drops a ClientHello). A server that stays silent after our hello is left at that:
@@ -408,7 +519,17 @@ fn saw_no_tls(sweep: &VersionSweep) -> bool {
 }
 
 /// Tests one TCP endpoint: direct TLS or STARTTLS as `opts.starttls` says, finding out when asked to.
+/// `started_at` and `duration_ms` cover all of it: detection, STARTTLS dialogues, every version.
 pub async fn probe_tcp_endpoint(target: &EndpointTarget, opts: &EndpointOptions) -> EndpointResult {
+    let started = std::time::SystemTime::now();
+    let clock = std::time::Instant::now();
+    let mut result = probe_tcp_endpoint_untimed(target, opts).await;
+    result.started_at = humantime::format_rfc3339_millis(started).to_string();
+    result.duration_ms = u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX);
+    result
+}
+
+async fn probe_tcp_endpoint_untimed(target: &EndpointTarget, opts: &EndpointOptions) -> EndpointResult {
     let params = client_params(target, opts);
     let port = target.addr.port();
     let (connect_limit, limit) = (opts.timeouts.connect, opts.timeouts.handshake);
@@ -428,9 +549,19 @@ pub async fn probe_tcp_endpoint(target: &EndpointTarget, opts: &EndpointOptions)
             }
         }
         Some(ServicePlan::DirectTls) => {
-            let sweep = sweep_direct_tls(target, opts, &tcp_versions(opts)).await;
+            let (sweep, reply) = sweep_direct_tls_recorded(target, opts).await;
             if opts.starttls == StarttlsMode::Auto && saw_no_tls(&sweep) {
-                match detect(target.addr, &params, connect_limit, banner_wait, limit).await {
+                let answered = sweep.status == ScanStatus::NotTls && !reply.is_empty();
+                let detected = match classify_hello_reply(&reply) {
+                    HelloReply::NotStarttls(what) if answered => {
+                        return not_tls_reply_result(target, &sweep, what, &reply);
+                    }
+                    HelloReply::Unrecognised if answered => return unrecognised_reply_result(target, &sweep, &reply),
+                    HelloReply::Dialect(protocol) if answered => connect_starttls(target.addr, protocol, params, connect_limit, limit).await,
+                    HelloReply::ClientFirst if answered => try_client_first(target.addr, &params, connect_limit, limit).await,
+                    _ => detect(target.addr, &params, connect_limit, banner_wait, limit).await,
+                };
+                match detected {
                     Ok(up) => {
                         if let Some(protocol) = up.protocol {
                             return starttls_sweep(target, opts, protocol, up).await;

@@ -160,6 +160,29 @@ fn scanner_inspircd_irc() {
     assert_forced_and_found(&cert, inspircd.port, None, Protocol::Irc, Verdict::NoHeartbeat);
 }
 
+/// Real InspIRCd, forced and found, is tested without a wait: well under the banner wait for both.
+#[test]
+fn scanner_inspircd_irc_is_prompt() {
+    let cert = TestCert::new();
+    let inspircd = servers::inspircd(&cert);
+    for mode in [StarttlsMode::Force(Protocol::Irc), StarttlsMode::Auto] {
+        let (result, elapsed) = scan(inspircd.port, None, mode);
+        assert_scanned(&result, "irc-starttls", Verdict::NoHeartbeat, &cert);
+        assert!(elapsed < Duration::from_secs(1), "{mode:?} took {elapsed:?}");
+    }
+}
+
+/// An IRC server that says nothing until spoken to and answers our ClientHello with a numeric
+/// (`451 … You have not registered`) is IRC: recognised from that answer, with no banner wait.
+#[test]
+fn scanner_irc_recognised_from_its_answer_to_the_hello() {
+    let cert = TestCert::new();
+    let server = ScriptedServer::start(&cert, servers::silent_irc_script);
+    let (result, elapsed) = scan(server.port, None, StarttlsMode::Auto);
+    assert_scanned(&result, "irc-starttls", Verdict::NoHeartbeat, &cert);
+    assert!(elapsed < options(StarttlsMode::Auto).banner_wait, "took {elapsed:?}");
+}
+
 #[test]
 fn scanner_xrdp_rdp() {
     let cert = TestCert::new();

@@ -756,3 +756,37 @@ pub fn inn_script() -> Script {
     };
     (INN_GREETING.to_vec(), Box::new(dialogue))
 }
+
+/// What an IRC server answers a line before registration.
+const IRC_NOT_REGISTERED: &[u8] = b":irc.example 451 * :You have not registered\r\n";
+
+/// One connection of an IRC server that sends nothing first, answers anything but STARTTLS before
+/// registration with numerics (a TLS ClientHello too) and knows no CAP.
+pub fn silent_irc_script() -> Script {
+    let mut pending = Vec::new();
+    let dialogue = move |data: &[u8]| {
+        pending.extend_from_slice(data);
+        if pending.first() == Some(&0x16) {
+            pending.clear();
+            return ServerStep::Send(IRC_NOT_REGISTERED.to_vec());
+        }
+        let mut out = Vec::new();
+        while let Some(end) = pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=end).collect();
+            if line.starts_with(b"STARTTLS") {
+                out.extend_from_slice(b":irc.example 670 * :STARTTLS successful, go ahead with TLS handshake\r\n");
+                return ServerStep::StartTls { send_first: out, leftover: std::mem::take(&mut pending) };
+            } else if line.starts_with(b"CAP") {
+                out.extend_from_slice(b":irc.example 421 * CAP :Unknown command\r\n");
+            } else {
+                out.extend_from_slice(IRC_NOT_REGISTERED);
+            }
+        }
+        if out.is_empty() {
+            ServerStep::NeedMore
+        } else {
+            ServerStep::Send(out)
+        }
+    };
+    (Vec::new(), Box::new(dialogue))
+}
