@@ -517,6 +517,8 @@ pub async fn endpoint_views_carry_the_contract(backend: Backend) {
     assert_eq!(view["spkis_seen"], serde_json::json!([json["certificate"]["spki_sha256"]]));
     assert_eq!(view["exposed_spkis"], view["spkis_seen"]);
     assert_eq!(view["last_verdict"], "vulnerable");
+    // The typed evidence of the deciding version travels from the scan into the inventory.
+    assert_eq!(view["last_evidence"], serde_json::json!({"kind": "test-heartbeat-echoed"}));
 }
 
 /// Opening again is harmless; bad input is refused with a reason.
