@@ -62,6 +62,16 @@ pub fn write_json_line<T: Serialize + ?Sized>(out: &mut dyn Write, value: &T) ->
     Ok(())
 }
 
+/// Writes `items` as JSON lines to `path` (`-` for standard output).
+pub fn write_json_lines<T: Serialize>(path: &Path, items: impl IntoIterator<Item = T>) -> Result<()> {
+    let mut out = open_output(path)?;
+    for item in items {
+        write_json_line(&mut out, &item)?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
 /// Text from the network (certificate subjects, banners): never let it drive the terminal.
 pub fn printable(s: &str) -> String {
     s.chars().map(|c| if c.is_control() { '?' } else { c }).collect()

@@ -9,7 +9,7 @@ use clap::Args;
 
 use crate::args::{DbArgs, JsonArgs};
 use crate::clock::now_ms;
-use crate::output::{open_output, short_hash, write_json_line, write_table};
+use crate::output::{short_hash, write_json_lines, write_table};
 
 #[derive(Args, Debug, Clone)]
 pub struct AlertsArgs {
@@ -51,11 +51,7 @@ pub async fn run(args: AlertsArgs) -> Result<u8> {
     let filter = AlertFilter { kind: args.kind.clone(), unacknowledged_only: args.open, ..AlertFilter::default() };
     let alerts = store.alerts(&filter).await?;
     if let Some(path) = &args.output.json {
-        let mut out = open_output(path)?;
-        for alert in &alerts {
-            write_json_line(&mut out, alert)?;
-        }
-        out.flush()?;
+        write_json_lines(path, &alerts)?;
     } else {
         let rows: Vec<Vec<String>> = alerts
             .iter()

@@ -7,7 +7,7 @@ use bleedwatch_store::AttackFilter;
 use clap::{Args, ValueEnum};
 
 use crate::args::{DbArgs, JsonArgs};
-use crate::output::{open_output, write_json_line, write_table};
+use crate::output::{write_json_lines, write_table};
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
 pub enum AttackOrigin {
@@ -57,11 +57,7 @@ pub async fn run(args: AttackersArgs) -> Result<u8> {
     if args.attempts {
         let attacks = store.attacks(&filter).await?;
         if let Some(path) = &args.output.json {
-            let mut out = open_output(path)?;
-            for attack in &attacks {
-                write_json_line(&mut out, attack)?;
-            }
-            out.flush()?;
+            write_json_lines(path, &attacks)?;
         } else {
             let rows: Vec<Vec<String>> = attacks
                 .iter()
@@ -86,11 +82,7 @@ pub async fn run(args: AttackersArgs) -> Result<u8> {
     }
     let attackers = store.attackers(&filter).await?;
     if let Some(path) = &args.output.json {
-        let mut out = open_output(path)?;
-        for attacker in &attackers {
-            write_json_line(&mut out, attacker)?;
-        }
-        out.flush()?;
+        write_json_lines(path, &attackers)?;
     } else {
         let rows: Vec<Vec<String>> = attackers
             .iter()

@@ -7,7 +7,7 @@ use bleedwatch_store::views::CertificateView;
 use clap::Args;
 
 use crate::args::{DbArgs, OutputArgs};
-use crate::output::{neutralize_csv_cell, open_output, short_hash, write_json_line, write_table, yes_no};
+use crate::output::{neutralize_csv_cell, open_output, short_hash, write_json_lines, write_table, yes_no};
 
 #[derive(Args, Debug, Clone)]
 pub struct CertsArgs {
@@ -61,11 +61,7 @@ pub async fn run(args: CertsArgs) -> Result<u8> {
         .collect();
     let mut wrote_file = false;
     if let Some(path) = &args.output.json {
-        let mut out = open_output(path)?;
-        for view in &views {
-            write_json_line(&mut out, view)?;
-        }
-        out.flush()?;
+        write_json_lines(path, &views)?;
         wrote_file = true;
     }
     if let Some(path) = &args.output.csv {

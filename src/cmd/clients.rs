@@ -7,7 +7,7 @@ use bleedwatch_store::{ClientTestFilter, CLIENT_VERDICTS};
 use clap::Args;
 
 use crate::args::{DbArgs, JsonArgs};
-use crate::output::{open_output, socket_label, write_json_line, write_table};
+use crate::output::{socket_label, write_json_lines, write_table};
 
 #[derive(Args, Debug, Clone)]
 pub struct ClientsArgs {
@@ -50,11 +50,7 @@ pub async fn run(args: ClientsArgs) -> Result<u8> {
     };
     let tests = store.client_tests(&filter).await?;
     if let Some(path) = &args.output.json {
-        let mut out = open_output(path)?;
-        for test in &tests {
-            write_json_line(&mut out, test)?;
-        }
-        out.flush()?;
+        write_json_lines(path, &tests)?;
     } else {
         let rows: Vec<Vec<String>> = tests
             .iter()

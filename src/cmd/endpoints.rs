@@ -10,7 +10,7 @@ use clap::Args;
 
 use crate::args::{DbArgs, OutputArgs};
 use crate::clock::now_ms;
-use crate::output::{open_output, write_json_line, write_table};
+use crate::output::{open_output, write_json_lines, write_table};
 
 #[derive(Args, Debug, Clone)]
 pub struct EndpointsArgs {
@@ -75,11 +75,7 @@ pub async fn endpoint_views(store: &Store, args: &EndpointsArgs) -> Result<Vec<E
 fn write_endpoint_views(views: &[EndpointView], args: &EndpointsArgs, terminal: &mut dyn Write) -> Result<()> {
     let mut wrote_file = false;
     if let Some(path) = &args.output.json {
-        let mut out = open_output(path)?;
-        for view in views {
-            write_json_line(&mut out, view)?;
-        }
-        out.flush()?;
+        write_json_lines(path, views)?;
         wrote_file = true;
     }
     if let Some(path) = &args.output.csv {

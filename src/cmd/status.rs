@@ -10,7 +10,7 @@ use clap::Args;
 
 use crate::args::{DbArgs, JsonArgs};
 use crate::clock::now_ms;
-use crate::output::{open_output, write_json_line, write_table, yes_no};
+use crate::output::{write_json_lines, write_table, yes_no};
 
 #[derive(Args, Debug, Clone)]
 pub struct StatusArgs {
@@ -40,11 +40,7 @@ pub async fn run(args: StatusArgs) -> Result<u8> {
     let totals = state_totals(&assessed);
     let vulnerable = totals.get(&State::Vulnerable).copied().unwrap_or(0);
     if let Some(path) = &args.output.json {
-        let mut out = open_output(path)?;
-        for row in &rows {
-            write_json_line(&mut out, row)?;
-        }
-        out.flush()?;
+        write_json_lines(path, &rows)?;
         return Ok(u8::from(vulnerable > 0));
     }
     let open_alerts = store.alerts(&AlertFilter { unacknowledged_only: true, ..AlertFilter::default() }).await?.len();
