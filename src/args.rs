@@ -69,7 +69,7 @@ fn redact_password(location: &str) -> String {
 /// `--json FILE` for commands whose only file output is JSON lines.
 #[derive(Args, Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JsonArgs {
-    /// Write one JSON object per line to FILE (`-` for standard output) instead of the table.
+    /// Write one JSON object per line to FILE (`-` for standard output).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
 }
@@ -88,7 +88,7 @@ pub struct OutputArgs {
 /// The scanner's limit per phase of a connection.
 #[derive(Args, Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TimeoutArgs {
-    /// Limit for the TCP connect (or the first DTLS answer).
+    /// Limit for connecting.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     pub connect_timeout: Duration,
     /// Limit from connect to the end of the server's hello flight.

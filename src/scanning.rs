@@ -52,6 +52,7 @@ pub struct ScanPlan {
     /// Never test these (same syntax as targets, without ports).
     #[arg(long, value_delimiter = ',')]
     pub exclude: Vec<String>,
+    /// Never test what FILE lists (same syntax as --exclude, # comments).
     #[arg(long, value_name = "FILE")]
     pub exclude_file: Vec<PathBuf>,
     /// Resolve names through this DNS server (IP:port) instead of the system resolver.
