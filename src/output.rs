@@ -1,13 +1,12 @@
-//! Writers for scan results: JSON lines, CSV, the summary table and the progress bar. The engine
-//! knows none of these; it only emits results.
+//! Output helpers every command shares: files or standard output, JSON lines, CSV cells that
+//! spreadsheets cannot run, plain text tables, and text from the network made printable.
 
 use std::fs::File;
-use std::io::{self, BufWriter, IsTerminal, Write};
+use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use bleedwatch_probe::{EndpointResult, ScanStatus, Verdict};
-use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
 
 /// Opens `path` for writing; `-` is standard output.
 pub fn open_output(path: &Path) -> Result<Box<dyn Write + Send>> {
@@ -16,7 +15,7 @@ pub fn open_output(path: &Path) -> Result<Box<dyn Write + Send>> {
 
 /// Opens `path` for writing, or with `append` for appending (a resumed scan adds to what the killed
 /// one wrote); `-` is standard output. Also says whether the file already held something.
-fn open_output_at(path: &Path, append: bool) -> Result<(Box<dyn Write + Send>, bool)> {
+pub fn open_output_at(path: &Path, append: bool) -> Result<(Box<dyn Write + Send>, bool)> {
     if path.as_os_str() == "-" {
         return Ok((Box::new(BufWriter::new(io::stdout())), false));
     }
@@ -52,300 +51,95 @@ pub fn neutralize_csv_cell(cell: &str) -> String {
     }
 }
 
-pub const CSV_HEADER: &[&str] = &[
-    "address", "port", "transport", "host", "sni", "status", "heartbleed", "reason", "ssl3", "tls1.0", "tls1.1", "tls1.2",
-    "tls1.3", "cert_subject", "cert_issuer", "cert_not_after", "spki_sha256", "cert_sha256", "leaked_bytes",
-];
-
-fn status_name(s: ScanStatus) -> String {
-    serde_json::to_value(s).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+/// Whether `path` means standard output (`-`).
+pub fn is_stdout(path: &Path) -> bool {
+    path.as_os_str() == "-"
 }
 
-pub fn csv_row(r: &EndpointResult) -> Vec<String> {
-    let version = |v: &str| r.versions.get(v).map(|x| x.as_str().to_string()).unwrap_or_default();
-    let cert = r.certificate.as_ref();
-    vec![
-        r.address.clone(),
-        r.port.to_string(),
-        r.transport.to_string(),
-        r.host.clone().unwrap_or_default(),
-        r.sni.clone().unwrap_or_default(),
-        status_name(r.status),
-        r.heartbleed.as_str().to_string(),
-        r.reason.clone().unwrap_or_default(),
-        version("ssl3"),
-        version("tls1.0"),
-        version("tls1.1"),
-        version("tls1.2"),
-        version("tls1.3"),
-        cert.map(|c| c.subject.clone()).unwrap_or_default(),
-        cert.map(|c| c.issuer.clone()).unwrap_or_default(),
-        cert.map(|c| c.not_after.clone()).unwrap_or_default(),
-        cert.map(|c| c.spki_sha256.clone()).unwrap_or_default(),
-        cert.map(|c| c.cert_sha256.clone()).unwrap_or_default(),
-        r.leak.as_ref().map(|l| l.leaked_bytes.to_string()).unwrap_or_default(),
-    ]
-    .into_iter()
-    .map(|c| neutralize_csv_cell(&c))
-    .collect()
+pub fn write_json_line<T: Serialize + ?Sized>(out: &mut dyn Write, value: &T) -> Result<()> {
+    serde_json::to_writer(&mut *out, value)?;
+    out.write_all(b"\n")?;
+    Ok(())
 }
 
-/// One line of the summary table, kept instead of the whole result so a large scan stays small.
-pub struct SummaryRow {
-    endpoint: String,
-    verdict: Verdict,
-    versions: String,
-    subject: String,
-    reason: String,
+/// Writes `items` as JSON lines to `path` (`-` for standard output).
+pub fn write_json_lines<T: Serialize>(path: &Path, items: impl IntoIterator<Item = T>) -> Result<()> {
+    let mut out = open_output(path)?;
+    for item in items {
+        write_json_line(&mut out, &item)?;
+    }
+    out.flush()?;
+    Ok(())
 }
 
-/// A target that produced no endpoint to test: a name that did not resolve. It is reported like an
-/// endpoint (status `dns-error`, heartbleed `inconclusive`, address null) so that no output reads
-/// as if it had been tested.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct UntestedTarget {
-    /// Always null: no address was found.
-    pub address: Option<String>,
-    pub port: u16,
-    pub transport: &'static str,
-    /// The name as given.
-    pub host: Option<String>,
-    pub service: &'static str,
-    pub sni: Option<String>,
-    pub status: &'static str,
-    pub heartbleed: Verdict,
-    /// The resolver's error.
-    pub reason: Option<String>,
-    pub versions: std::collections::BTreeMap<String, Verdict>,
-    pub certificate: Option<()>,
-    pub chain: [(); 0],
-    pub details: [(); 0],
-    pub started_at: String,
-    pub duration_ms: u64,
-}
-
-impl UntestedTarget {
-    pub fn unresolved(name: &str, port: u16, transport: &'static str, error: &str) -> UntestedTarget {
-        UntestedTarget {
-            address: None,
-            port,
-            transport,
-            host: Some(name.to_owned()),
-            service: "unknown",
-            sni: None,
-            status: "dns-error",
-            heartbleed: Verdict::Inconclusive,
-            reason: Some(error.to_owned()),
-            versions: Default::default(),
-            certificate: None,
-            chain: [],
-            details: [],
-            started_at: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
-            duration_ms: 0,
-        }
-    }
-
-    fn csv_row(&self) -> Vec<String> {
-        let mut row = vec![String::new(); CSV_HEADER.len()];
-        let cells = [
-            ("port", self.port.to_string()),
-            ("transport", self.transport.to_owned()),
-            ("host", self.host.clone().unwrap_or_default()),
-            ("status", self.status.to_owned()),
-            ("heartbleed", self.heartbleed.as_str().to_owned()),
-            ("reason", self.reason.clone().unwrap_or_default()),
-        ];
-        for (column, value) in cells {
-            if let Some(i) = CSV_HEADER.iter().position(|c| *c == column) {
-                row[i] = neutralize_csv_cell(&value);
-            }
-        }
-        row
-    }
-}
-
-/// Collects what the summary needs and writes JSON lines and CSV as results arrive.
-pub struct ResultSinks {
-    json: Option<Box<dyn Write + Send>>,
-    csv: Option<csv::Writer<Box<dyn Write + Send>>>,
-    rows: Vec<SummaryRow>,
-    /// Per overall verdict; targets that could not be tested count as `inconclusive`.
-    pub counts: std::collections::BTreeMap<&'static str, u64>,
-    pub unreachable: u64,
-    /// Names that did not resolve (also in `counts` as inconclusive).
-    pub unresolved: u64,
-    pub progress: ProgressBar,
-}
-
-/// Endpoints whose rows the table keeps at most; the counts always cover everything.
-const MAX_TABLE_ROWS: usize = 10_000;
-
-impl ResultSinks {
-    /// Writers for a scan; with `append` (a resumed scan) the files keep what they hold and the
-    /// CSV header is written only to an empty file.
-    pub fn new(json: Option<&Path>, csv_path: Option<&Path>, total_hint: u128, show_progress: bool, append: bool) -> Result<Self> {
-        let json = json.map(|p| open_output_at(p, append).map(|(w, _)| w)).transpose()?;
-        let csv = match csv_path {
-            Some(p) => {
-                let (out, had_rows) = open_output_at(p, append)?;
-                let mut w = csv::Writer::from_writer(out);
-                if !had_rows {
-                    w.write_record(CSV_HEADER)?;
-                }
-                Some(w)
-            }
-            None => None,
-        };
-        let progress = if show_progress && io::stderr().is_terminal() {
-            let bar = ProgressBar::new(total_hint.min(u64::MAX as u128) as u64);
-            bar.set_style(
-                ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} endpoints ({per_sec}) {msg}")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
-            );
-            bar
-        } else {
-            ProgressBar::hidden()
-        };
-        Ok(ResultSinks { json, csv, rows: Vec::new(), counts: Default::default(), unreachable: 0, unresolved: 0, progress })
-    }
-
-    pub fn add(&mut self, r: &EndpointResult) -> Result<()> {
-        if let Some(out) = self.json.as_mut() {
-            serde_json::to_writer(&mut *out, r)?;
-            out.write_all(b"\n")?;
-            out.flush()?;
-        }
-        if let Some(w) = self.csv.as_mut() {
-            w.write_record(csv_row(r))?;
-            w.flush()?;
-        }
-        *self.counts.entry(r.heartbleed.as_str()).or_default() += 1;
-        let unreachable = matches!(r.status, ScanStatus::ConnectionRefused | ScanStatus::ConnectionTimeout);
-        if unreachable {
-            self.unreachable += 1;
-        } else if self.rows.len() < MAX_TABLE_ROWS || r.heartbleed == Verdict::Vulnerable {
-            let host = r.host.as_deref().map(|h| format!(" ({h})")).unwrap_or_default();
-            let addr = if r.address.contains(':') { format!("[{}]", r.address) } else { r.address.clone() };
-            self.rows.push(SummaryRow {
-                endpoint: format!("{addr}:{}{host}", r.port),
-                verdict: r.heartbleed,
-                versions: r
-                    .versions
-                    .iter()
-                    .filter(|(_, v)| **v != Verdict::NotSupported)
-                    .map(|(k, v)| format!("{k}={}", short(*v)))
-                    .collect::<Vec<_>>()
-                    .join(" "),
-                subject: r.certificate.as_ref().map(|c| c.subject.clone()).unwrap_or_default(),
-                reason: r.reason.clone().unwrap_or_default(),
-            });
-        }
-        if r.heartbleed == Verdict::Vulnerable {
-            self.progress.set_message(format!("{} vulnerable", self.counts.get("vulnerable").copied().unwrap_or(0)));
-        }
-        self.progress.inc(1);
-        Ok(())
-    }
-
-    /// Reports a target that could not be tested, in every output and in the counts.
-    pub fn add_untested(&mut self, t: &UntestedTarget) -> Result<()> {
-        if let Some(out) = self.json.as_mut() {
-            serde_json::to_writer(&mut *out, t)?;
-            out.write_all(b"\n")?;
-            out.flush()?;
-        }
-        if let Some(w) = self.csv.as_mut() {
-            w.write_record(t.csv_row())?;
-            w.flush()?;
-        }
-        *self.counts.entry(t.heartbleed.as_str()).or_default() += 1;
-        self.unresolved += 1;
-        if self.rows.len() < MAX_TABLE_ROWS {
-            let name = t.host.clone().unwrap_or_default();
-            let port = if t.transport == "udp" { format!("udp/{}", t.port) } else { t.port.to_string() };
-            self.rows.push(SummaryRow {
-                endpoint: format!("{name}:{port}"),
-                verdict: t.heartbleed,
-                versions: String::new(),
-                subject: String::new(),
-                reason: format!("{}: {}", t.status, t.reason.as_deref().unwrap_or_default()),
-            });
-        }
-        self.progress.inc(1);
-        Ok(())
-    }
-
-    /// Endpoints and targets without a conclusive verdict (inconclusive, unreachable, unresolved).
-    pub fn untested(&self) -> u64 {
-        self.counts.get(Verdict::Inconclusive.as_str()).copied().unwrap_or(0)
-    }
-
-    pub fn finish(&mut self) -> Result<()> {
-        self.progress.finish_and_clear();
-        if let Some(out) = self.json.as_mut() {
-            out.flush()?;
-        }
-        if let Some(w) = self.csv.as_mut() {
-            w.flush()?;
-        }
-        Ok(())
-    }
-
-    pub fn vulnerable(&self) -> u64 {
-        self.counts.get("vulnerable").copied().unwrap_or(0)
-    }
-
-    /// The human summary: a table of endpoints, most urgent first, and totals.
-    pub fn print_summary(&mut self, out: &mut dyn Write) -> io::Result<()> {
-        self.rows.sort_by_key(|r| (rank(r.verdict), r.endpoint.clone()));
-        let width = self.rows.iter().map(|r| r.endpoint.len()).max().unwrap_or(8).max(8);
-        writeln!(out, "{:<width$}  {:<14}  {:<44}  CERTIFICATE / REASON", "ENDPOINT", "HEARTBLEED", "VERSIONS")?;
-        for r in &self.rows {
-            let tail = if r.verdict == Verdict::Inconclusive || r.subject.is_empty() { &r.reason } else { &r.subject };
-            writeln!(out, "{:<width$}  {:<14}  {:<44}  {}", r.endpoint, r.verdict.as_str(), r.versions, printable(tail))?;
-        }
-        let total: u64 = self.counts.values().sum();
-        let parts: Vec<String> = self.counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
-        let mut notes = Vec::new();
-        if self.unreachable > 0 {
-            notes.push(format!("{} unreachable, not listed", self.unreachable));
-        }
-        if self.unresolved > 0 {
-            notes.push(format!("{} {} not resolve", self.unresolved, if self.unresolved == 1 { "name did" } else { "names did" }));
-        }
-        let notes = if notes.is_empty() { String::new() } else { format!(" ({})", notes.join("; ")) };
-        writeln!(out, "\n{total} endpoints: {}{notes}", parts.join(", "))
-    }
-}
-
-fn rank(v: Verdict) -> u8 {
-    match v {
-        Verdict::Vulnerable => 0,
-        Verdict::Inconclusive => 1,
-        Verdict::NotVulnerable => 2,
-        Verdict::NoHeartbeat => 3,
-        Verdict::NotApplicable => 4,
-        Verdict::NotSupported => 5,
-    }
-}
-
-fn short(v: Verdict) -> &'static str {
-    match v {
-        Verdict::Vulnerable => "VULN",
-        Verdict::NotVulnerable => "ok",
-        Verdict::NoHeartbeat => "no-hb",
-        Verdict::NotApplicable => "n/a",
-        Verdict::NotSupported => "-",
-        Verdict::Inconclusive => "?",
-    }
-}
-
-/// Certificate subjects come from the network: never let them drive the terminal.
-fn printable(s: &str) -> String {
+/// Text from the network (certificate subjects, banners): never let it drive the terminal.
+pub fn printable(s: &str) -> String {
     s.chars().map(|c| if c.is_control() { '?' } else { c }).collect()
 }
 
+pub fn yes_no(value: bool) -> &'static str {
+    if value {
+        "yes"
+    } else {
+        "no"
+    }
+}
+
+/// The first 16 hex digits of a hash, for tables.
+pub fn short_hash(hash: &str) -> String {
+    hash.chars().take(16).collect()
+}
+
+/// `192.0.2.1:443`, `[2001:db8::1]:443`.
+pub fn socket_label(address: &str, port: u16) -> String {
+    if address.contains(':') {
+        format!("[{address}]:{port}")
+    } else {
+        format!("{address}:{port}")
+    }
+}
+
+/// A plain text table; cells from the network are made printable and long ones cut.
+pub fn write_table(out: &mut dyn Write, header: &[&str], rows: &[Vec<String>]) -> io::Result<()> {
+    const MAX_CELL: usize = 60;
+    let clean = |cell: &str| {
+        let text = printable(cell);
+        if text.chars().count() > MAX_CELL {
+            format!("{}…", text.chars().take(MAX_CELL - 1).collect::<String>())
+        } else {
+            text
+        }
+    };
+    let rows: Vec<Vec<String>> = rows.iter().map(|row| row.iter().map(|c| clean(c)).collect()).collect();
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in &rows {
+        for (i, cell) in row.iter().enumerate() {
+            if let Some(width) = widths.get_mut(i) {
+                *width = (*width).max(cell.chars().count());
+            }
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let last = cells.len().saturating_sub(1);
+        cells
+            .iter()
+            .enumerate()
+            .map(|(i, cell)| {
+                let width = widths.get(i).copied().unwrap_or(0);
+                if i == last { (*cell).to_owned() } else { format!("{cell:<width$}") }
+            })
+            .collect::<Vec<_>>()
+            .join("  ")
+    };
+    writeln!(out, "{}", line(header.to_vec()))?;
+    for row in &rows {
+        writeln!(out, "{}", line(row.iter().map(String::as_str).collect()))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -353,12 +147,24 @@ mod tests {
     fn formula_cells_are_neutralised() {
         assert_eq!(neutralize_csv_cell("=cmd|' /C calc'!A0"), "'=cmd|' /C calc'!A0");
         assert_eq!(neutralize_csv_cell("+1"), "'+1");
+        assert_eq!(neutralize_csv_cell("-1"), "'-1");
         assert_eq!(neutralize_csv_cell("@SUM(1)"), "'@SUM(1)");
+        assert_eq!(neutralize_csv_cell("\tx"), "'\tx");
         assert_eq!(neutralize_csv_cell("CN=ok"), "CN=ok");
+        assert_eq!(neutralize_csv_cell(""), "");
     }
 
     #[test]
     fn control_characters_never_reach_the_terminal() {
         assert_eq!(printable("CN=\u{1b}[31mred"), "CN=?[31mred");
+    }
+
+    #[test]
+    fn tables_align_and_stay_printable() {
+        let mut out = Vec::new();
+        let rows = vec![vec!["a".to_owned(), "CN=\u{1b}[31mx".to_owned()], vec!["longer".to_owned(), "y".to_owned()]];
+        write_table(&mut out, &["K", "V"], &rows).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text, "K       V\na       CN=?[31mx\nlonger  y\n");
     }
 }

@@ -78,6 +78,12 @@ fn demo_scans_the_lab_and_every_verdict_matches() {
     // The response was tracked: fixed with the same key reissued, then re-keyed.
     assert!(stdout.contains("state fixed, flags") && stdout.contains("reissued-same-key"), "{stdout}");
     assert!(stdout.contains("state re-keyed"), "{stdout}");
+    // The HTML report of it all, beside the JSON lines, and where it is said.
+    let report = json.with_extension("html");
+    assert!(stdout.contains(&format!("the response report: {}", report.display())), "{stdout}");
+    let html = std::fs::read_to_string(&report).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>") && html.contains("re-keyed"), "{html}");
+    let _ = std::fs::remove_file(report);
     let _ = std::fs::remove_file(db);
     let lines = json_lines(&std::fs::read_to_string(&json).unwrap());
     assert_eq!(lines.len(), 8);
@@ -1226,4 +1232,140 @@ fn client_test_after_handshake_with_real_clients() {
     assert_eq!(refused["verdict"], "inconclusive", "gnutls-cli without --insecure: {refused:#}");
     assert!(refused["tls_version"].is_null());
     assert!(refused["log"].as_array().unwrap().iter().any(|l| l.as_str().unwrap().contains("accept the lab certificate")), "{refused:#}");
+}
+
+/// Issue 14: completions and the man page are generated from the clap definitions, so they know
+/// every command and the checked `--starttls` values.
+#[test]
+fn completions_and_man_page_come_from_the_definitions() {
+    let bash = bleedwatch().args(["completions", "bash"]).output().unwrap();
+    assert!(bash.status.success());
+    let bash = String::from_utf8_lossy(&bash.stdout);
+    for word in ["scan", "rescan", "client-test", "--starttls", "xmpp-server", "--connect-timeout"] {
+        assert!(bash.contains(word), "bash completion lacks {word}");
+    }
+    for shell in ["zsh", "fish"] {
+        let out = bleedwatch().args(["completions", shell]).output().unwrap();
+        assert!(out.status.success(), "{shell}");
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(script.contains("starttls") && script.contains("honeypot"), "{shell}: {script}");
+    }
+    assert_eq!(bleedwatch().args(["completions", "tcsh"]).output().unwrap().status.code(), Some(2));
+
+    let man = bleedwatch().arg("man").output().unwrap();
+    assert!(man.status.success());
+    let page = String::from_utf8_lossy(&man.stdout);
+    assert!(page.contains(".TH BLEEDWATCH 1"), "{page}");
+    assert!(page.contains("client\\-test") && page.contains("completions"), "{page}");
+    let dir = temp_path("man");
+    let out = bleedwatch().args(["man", "--dir"]).arg(&dir).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let scan_page = std::fs::read_to_string(dir.join("bleedwatch-scan.1")).unwrap();
+    assert!(scan_page.contains(".TH BLEEDWATCH-SCAN 1") && scan_page.contains("starttls") && scan_page.contains("xmpp\\-server"), "{scan_page}");
+    assert!(dir.join("bleedwatch.1").exists() && dir.join("bleedwatch-revocation-check.1").exists());
+    // man(1) reads it, when it is installed.
+    if Command::new("sh").arg("-c").arg("command -v man").stdout(Stdio::null()).status().unwrap().success() {
+        let shown = Command::new("man").arg("-l").arg(dir.join("bleedwatch-scan.1")).env("MANPAGER", "cat").env("MANWIDTH", "100").output().unwrap();
+        let text = String::from_utf8_lossy(&shown.stdout);
+        assert!(shown.status.success() && text.contains("--starttls"), "{text}{}", String::from_utf8_lossy(&shown.stderr));
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Issue 14: `-v` and `RUST_LOG` log to standard error (the plan, each endpoint with its verdict);
+/// JSON on standard output stays clean; without them nothing is logged.
+#[test]
+fn verbose_logs_go_to_stderr_and_json_stays_clean() {
+    let closed = free_port();
+    let scan = |extra: &[&str], rust_log: Option<&str>| {
+        let mut cmd = bleedwatch();
+        cmd.args(extra).args(["scan", &format!("127.0.0.1:{closed}"), "--no-db", "--json", "-", "-q", "--connect-timeout", "1s"]);
+        cmd.env_remove("RUST_LOG");
+        if let Some(filter) = rust_log {
+            cmd.env("RUST_LOG", filter);
+        }
+        let out = cmd.output().unwrap();
+        assert_eq!(out.status.code(), Some(3), "a refused connection is incomplete");
+        let lines = json_lines(&String::from_utf8_lossy(&out.stdout));
+        assert_eq!(lines.len(), 1, "only the result on standard output");
+        assert_eq!(lines[0]["port"], closed);
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let quiet = scan(&[], None);
+    assert!(!quiet.contains("DEBUG"), "{quiet}");
+    let verbose = scan(&["-v"], None);
+    assert!(verbose.contains("DEBUG") && verbose.contains("scan plan"), "{verbose}");
+    assert!(verbose.contains("endpoint finished") && verbose.contains(&format!("127.0.0.1:{closed}")) && verbose.contains("inconclusive"), "{verbose}");
+    assert!(!verbose.contains("TRACE"), "{verbose}");
+    let trace = scan(&["-vv"], None);
+    assert!(trace.contains("TRACE") && trace.contains("version verdict"), "{trace}");
+    let from_env = scan(&[], Some("bleedwatch=debug"));
+    assert!(from_env.contains("endpoint finished"), "{from_env}");
+}
+
+/// Issue 14: an error is said once ("No such file or directory" was printed twice), for every
+/// command that reads a file.
+#[test]
+fn errors_are_said_once() {
+    let (db, dir) = inv_db("errors-once");
+    std::fs::write(dir.join("assets.csv"), "host,owner,criticality,internet-facing,notes\n").unwrap();
+    assert!(inv_run(bleedwatch().args(["assets", "import"]).arg(dir.join("assets.csv")).arg("--db").arg(&db)).status.success());
+    let missing = "/nonexistent/bleedwatch-input";
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["scan", "-iL", missing, "--no-db"],
+        vec!["scan", "127.0.0.1", "--exclude-file", missing, "--no-db"],
+        vec!["assets", "import", "--format", "csv", missing],
+        vec!["revocation", "check", "--issuer", missing],
+    ];
+    for args in commands {
+        let out = inv_run(bleedwatch().args(&args).arg("--db").arg(&db));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(missing), "{args:?}: {stderr}");
+        assert_eq!(stderr.matches("No such file or directory").count(), 1, "{args:?}: {stderr}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Issue 14: `--starttls` takes a checked list of values, shown in `--help`; the dialect aliases
+/// still parse; the servers take a dialect, not `auto`.
+#[test]
+fn starttls_values_are_checked_and_listed() {
+    let help = bleedwatch().args(["scan", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    for name in ["auto", "none", "smtp", "lmtp", "imap", "pop3", "ftp", "xmpp", "xmpp-server", "ldap", "nntp", "sieve", "postgres", "mysql", "rdp", "irc"] {
+        assert!(help.contains(&format!("- {name}:")) || help.contains(&format!("- {name}\n")), "{name} not listed: {help}");
+    }
+    let bad = bleedwatch().args(["scan", "127.0.0.1", "--starttls", "gopher", "--no-db"]).output().unwrap();
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(err.contains("gopher") && err.contains("possible values") && err.contains("xmpp-server"), "{err}");
+    let server = bleedwatch().args(["honeypot", "--listen", "127.0.0.1:1", "--starttls", "auto", "--no-db"]).output().unwrap();
+    assert_eq!(server.status.code(), Some(2), "{}", String::from_utf8_lossy(&server.stderr));
+    // An alias, any case: accepted (the closed port answers at once).
+    let alias = bleedwatch().args(["scan", &format!("127.0.0.1:{}", free_port()), "--starttls", "PostgreSQL", "--no-db", "-q"]).output().unwrap();
+    assert_eq!(alias.status.code(), Some(3), "{}", String::from_utf8_lossy(&alias.stderr));
+}
+
+/// Issue 14: one duration syntax: `pcap --idle-timeout` takes `5m` as well as plain seconds, like
+/// every other duration option.
+#[test]
+fn durations_have_one_syntax() {
+    let capture = temp_path("empty.pcap");
+    // A pcap header and no packets.
+    let mut header = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0];
+    header.extend([0u8; 8]);
+    header.extend(65535u32.to_le_bytes());
+    header.extend(1u32.to_le_bytes());
+    std::fs::write(&capture, &header).unwrap();
+    for timeout in ["5m", "300", "90s"] {
+        let out = bleedwatch().args(["pcap", "-q", "--idle-timeout", timeout]).arg(&capture).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{timeout}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let out = bleedwatch().args(["pcap", "-q", "--idle-timeout", "soon"]).arg(&capture).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    // Plain seconds work where units did.
+    let out = bleedwatch().args(["scan", &format!("127.0.0.1:{}", free_port()), "--no-db", "-q", "--connect-timeout", "1", "--banner-wait", "0.5"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    let _ = std::fs::remove_file(capture);
 }

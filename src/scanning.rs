@@ -1,4 +1,7 @@
-//! `bleedwatch scan`: raw arguments → a validated plan → the scheduler → the writers.
+//! One typed scan configuration, [`ScanPlan`], that `scan`, `rescan` and `demo` build (from the
+//! command line, from the inventory's selection, from the lab), and the engine that runs it:
+//! plan → validated job → the scheduler → the writers and the inventory. A run keeps its plan
+//! for `scan --resume`.
 
 use std::io::Write;
 use std::net::IpAddr;
@@ -6,20 +9,22 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use bleedwatch_probe::conn::Timeouts;
-use bleedwatch_probe::heartbleed::MAX_PROVE_OVERREAD;
-use bleedwatch_probe::scan::{run_scan, ScanEvent, ScanItem, SchedulerOptions, TargetHost};
 use bleedwatch_probe::prelude::StarttlsMode;
-use bleedwatch_probe::{EndpointOptions, ProbeMode, Verdict};
+use bleedwatch_probe::scan::{run_scan, ScanEvent, ScanItem, SchedulerOptions, TargetHost};
+use bleedwatch_probe::{EndpointOptions, EndpointResult, Verdict};
 use bleedwatch_targets::{ExclusionSet, HostRef, PortList, TargetSet, Transport};
 use bleedwatch_wire::ProtocolVersion;
 use clap::Args;
+use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use crate::output::{ResultSinks, UntestedTarget};
+use crate::args::{parse_duration, probe_mode, starttls_mode_parser, DbArgs, OutputArgs, TimeoutArgs};
+use crate::sinks::{ResultSinks, UntestedTarget};
 
-#[derive(Args, Debug, Clone)]
-pub struct ScanArgs {
+/// What to scan and how: every option of `scan` but where the run is recorded.
+#[derive(Args, Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ScanPlan {
     /// Targets: host, host:port, IPv4/IPv6 ([v6]:port), CIDR (10.0.0.0/24), ranges (10.0.0.1-50,
     /// 10.0.1-3.1-254, 2001:db8::1-ff).
     pub targets: Vec<String>,
@@ -34,12 +39,12 @@ pub struct ScanArgs {
     #[arg(short = 'u', long)]
     pub udp: bool,
     /// How to reach TLS: auto (direct TLS or STARTTLS, found out per port), none (direct TLS only),
-    /// or a dialect: smtp, lmtp, imap, pop3, ftp, xmpp, xmpp-server, ldap, nntp, sieve, postgres,
-    /// mysql, rdp, irc.
-    #[arg(long, default_value = "auto", value_name = "PROTO")]
-    pub starttls: String,
+    /// or a STARTTLS dialect.
+    #[arg(long, default_value = "auto", value_name = "PROTO", value_parser = starttls_mode_parser(), ignore_case = true)]
+    #[serde(with = "crate::args::starttls_serde")]
+    pub starttls: StarttlsMode,
     /// How long to wait for a server to speak first when finding out what a port speaks.
-    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = parse_duration)]
     pub banner_wait: Duration,
     /// Also test the mail exchangers of DOMAIN (MX records) on port 25 with SMTP STARTTLS.
     #[arg(long, value_name = "DOMAIN")]
@@ -47,6 +52,7 @@ pub struct ScanArgs {
     /// Never test these (same syntax as targets, without ports).
     #[arg(long, value_delimiter = ',')]
     pub exclude: Vec<String>,
+    /// Never test what FILE lists (same syntax as --exclude, # comments).
     #[arg(long, value_name = "FILE")]
     pub exclude_file: Vec<PathBuf>,
     /// Resolve names through this DNS server (IP:port) instead of the system resolver.
@@ -71,43 +77,53 @@ pub struct ScanArgs {
     /// Endpoints tested at once on one address (be gentle with fragile devices).
     #[arg(long, default_value_t = 4)]
     pub per_host: usize,
-    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
-    pub connect_timeout: Duration,
-    /// Limit from connect to the end of the server's hello flight.
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
-    pub handshake_timeout: Duration,
-    /// Limit for the heartbeat answer once our heartbeats are sent.
-    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
-    pub heartbeat_timeout: Duration,
-    /// Write one JSON object per endpoint to FILE (- for standard output).
-    #[arg(long, value_name = "FILE")]
-    pub json: Option<PathBuf>,
-    /// Write CSV to FILE (- for standard output).
-    #[arg(long, value_name = "FILE")]
-    pub csv: Option<PathBuf>,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub timeouts: TimeoutArgs,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub output: OutputArgs,
     /// No summary table and no progress bar.
     #[arg(short, long)]
     pub quiet: bool,
-    #[command(flatten)]
-    pub db: crate::cmd_inventory::DbArgs,
-    /// Do not record results in the inventory.
-    #[arg(long, conflicts_with = "resume")]
-    pub no_db: bool,
-    /// Resume the last scan that did not finish (killed, crashed), with its own arguments: targets it
-    /// completed are skipped, nothing is recorded twice.
-    #[arg(long)]
-    pub resume: bool,
 }
 
-/// Just the scan arguments, to re-read a stored run's command line.
+impl Default for ScanPlan {
+    /// The command line's defaults (a test holds them to it).
+    fn default() -> Self {
+        ScanPlan {
+            targets: Vec::new(),
+            input_list: Vec::new(),
+            ports: "443".into(),
+            udp: false,
+            starttls: StarttlsMode::Auto,
+            banner_wait: Duration::from_secs(3),
+            mx: Vec::new(),
+            exclude: Vec::new(),
+            exclude_file: Vec::new(),
+            dns_server: None,
+            sni: None,
+            no_sni_retry: false,
+            versions: Vec::new(),
+            prove: None,
+            concurrency: 256,
+            per_host: 4,
+            timeouts: TimeoutArgs::default(),
+            output: OutputArgs::default(),
+            quiet: false,
+        }
+    }
+}
+
+/// Just the plan, to read a stored run's argument list (runs of earlier versions kept those).
 #[derive(clap::Parser, Debug)]
-struct StoredScan {
+struct PlanOnly {
     #[command(flatten)]
-    args: ScanArgs,
+    plan: ScanPlan,
 }
 
-/// A validated scan.
-pub struct ScanPlan {
+/// A validated plan, ready for the scheduler.
+pub struct ScanJob {
     pub targets: TargetSet,
     /// From --exclude and each --exclude-file; an address in any of them is skipped.
     pub exclusions: Vec<ExclusionSet>,
@@ -115,11 +131,7 @@ pub struct ScanPlan {
     pub scheduler: SchedulerOptions,
 }
 
-impl ScanArgs {
-    pub fn plan(&self) -> Result<ScanPlan> {
-        self.plan_with(Vec::new())
-    }
-
+impl ScanPlan {
     /// Targets for `--mx`: every mail exchanger of each domain, on port 25 (SMTP STARTTLS, found by
     /// the port and the banner).
     pub async fn mx_targets(&self) -> Result<Vec<String>> {
@@ -134,8 +146,8 @@ impl ScanArgs {
         Ok(out)
     }
 
-    /// The plan, with `extra` targets added to the ones given.
-    pub fn plan_with(&self, extra: Vec<String>) -> Result<ScanPlan> {
+    /// The validated job, with `extra` targets (the `--mx` exchangers) added to the ones given.
+    pub fn compile(&self, extra: Vec<String>) -> Result<ScanJob> {
         // -u: every port that does not say its transport (`4433`, `host:4433`) is UDP; `tcp/443`,
         // `T:443` and `host:tcp/443` stay TCP. The --mx exchangers are SMTP: always TCP.
         let default = if self.udp { Transport::Udp } else { Transport::Tcp };
@@ -154,35 +166,55 @@ impl ScanArgs {
         }
         let targets = TargetSet::from_specs(specs, ports);
         let versions = parse_versions(&self.versions, true).context("--versions")?;
-        let mode = match self.prove {
-            None => ProbeMode::Safe,
-            Some(0) => bail!("--prove needs at least 1 byte"),
-            Some(n) if n > MAX_PROVE_OVERREAD => bail!("--prove reads at most {MAX_PROVE_OVERREAD} bytes"),
-            Some(n) => ProbeMode::Prove { overread: n },
-        };
-        let starttls = match self.starttls.to_ascii_lowercase().as_str() {
-            "auto" => StarttlsMode::Auto,
-            "none" | "off" | "tls" => StarttlsMode::Off,
-            name => StarttlsMode::Force(name.parse().map_err(|e| anyhow::anyhow!("--starttls: {e}"))?),
-        };
+        let mode = probe_mode(self.prove)?;
         if self.concurrency == 0 || self.per_host == 0 {
             bail!("--concurrency and --per-host must be at least 1");
         }
-        Ok(ScanPlan {
+        let job = ScanJob {
             targets,
             exclusions,
             endpoint: EndpointOptions {
                 mode,
-                timeouts: Timeouts { connect: self.connect_timeout, handshake: self.handshake_timeout, heartbeat: self.heartbeat_timeout },
+                timeouts: self.timeouts.timeouts(),
                 versions,
                 sni_retry: !self.no_sni_retry,
                 tls13_fallback: true,
                 sni_override: self.sni.clone(),
-                starttls,
+                starttls: self.starttls,
                 banner_wait: self.banner_wait,
             },
             scheduler: SchedulerOptions { concurrency: self.concurrency, per_host: self.per_host, dns_server: self.dns_server },
-        })
+        };
+        tracing::debug!(
+            endpoints = %job.targets.len_hint(),
+            ports = %self.ports,
+            versions = ?job.endpoint.versions.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            starttls = crate::args::starttls_mode_name(self.starttls),
+            mode = ?job.endpoint.mode,
+            timeouts = ?job.endpoint.timeouts,
+            concurrency = self.concurrency,
+            per_host = self.per_host,
+            exclusions = self.exclude.len() + self.exclude_file.len(),
+            "scan plan"
+        );
+        Ok(job)
+    }
+
+    /// The plan as a run keeps it for `--resume` (one JSON document).
+    pub fn to_stored(&self) -> Result<Vec<String>> {
+        Ok(vec![serde_json::to_string(self).context("storing the scan plan")?])
+    }
+
+    /// The plan a run kept: a JSON document, or (runs of earlier versions) the `scan` arguments.
+    pub fn from_stored(arguments: &[String]) -> Result<ScanPlan> {
+        if let [document] = arguments {
+            if document.starts_with('{') {
+                return serde_json::from_str(document).context("--resume: the stored plan of the unfinished scan no longer reads");
+            }
+        }
+        let words = std::iter::once("scan".to_owned()).chain(arguments.iter().map(|a| if a == "-iL" { "--input-list".to_owned() } else { a.clone() }));
+        let parsed = <PlanOnly as clap::Parser>::try_parse_from(words).context("--resume: the stored arguments of the unfinished scan no longer parse")?;
+        Ok(parsed.plan)
     }
 }
 
@@ -203,6 +235,13 @@ pub fn parse_versions(names: &[String], dtls: bool) -> Result<Vec<ProtocolVersio
             _ => bail!("unknown version {v:?} (use {})", all.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", ")),
         })
         .collect()
+}
+
+/// Where a scan records: nowhere, a new run in the inventory, or the last unfinished run, resumed.
+pub enum Inventory {
+    None,
+    Record(DbArgs),
+    Resume(DbArgs),
 }
 
 /// What the inventory writer task is asked to do.
@@ -313,11 +352,30 @@ impl Unresolved {
     }
 }
 
+/// The debug log's line for each endpoint (never payload bytes: verdicts, status, lengths).
+fn log_result(r: &EndpointResult) {
+    let endpoint = crate::output::socket_label(&r.address, r.port);
+    tracing::debug!(
+        endpoint = %endpoint,
+        transport = r.transport,
+        host = r.host.as_deref().unwrap_or(""),
+        service = %r.service,
+        status = ?r.status,
+        verdict = r.heartbleed.as_str(),
+        reason = r.reason.as_deref().unwrap_or(""),
+        duration_ms = r.duration_ms,
+        "endpoint finished"
+    );
+    for (version, verdict) in &r.versions {
+        tracing::trace!(endpoint = %endpoint, version = %version, verdict = verdict.as_str(), "version verdict");
+    }
+}
+
 /// Runs a plan, feeding every result to `sinks` (and the inventory). Returns the number of
 /// vulnerable endpoints.
-pub async fn execute(plan: ScanPlan, sinks: &mut ResultSinks, recording: Option<&Recording>) -> Result<u64> {
+pub async fn execute(job: ScanJob, sinks: &mut ResultSinks, recording: Option<&Recording>) -> Result<u64> {
     let (tx, mut rx) = mpsc::channel::<ScanEvent>(1024);
-    let ScanPlan { targets, exclusions, endpoint, scheduler } = plan;
+    let ScanJob { targets, exclusions, endpoint, scheduler } = job;
     let items = targets.iter().filter(|e| !exclusions.iter().any(|x| x.excludes(&e.host))).map(|e| {
         let key = e.to_string();
         ScanItem {
@@ -358,7 +416,9 @@ pub async fn execute(plan: ScanPlan, sinks: &mut ResultSinks, recording: Option<
             let task = tokio::spawn(async move {
                 while let Some(msg) = db_rx.recv().await {
                     match msg {
-                        Persist::Result(json) => crate::cmd_inventory::persist(&store, run, &json).await.map(|_| ())?,
+                        Persist::Result(json) => {
+                            store.record(run, &json, None).await.context("recording the result in the inventory")?;
+                        }
                         // After the item's results are stored: a kill before this re-tests the item on
                         // resume, and the store keeps the first observation.
                         Persist::Done(key) => {
@@ -383,6 +443,7 @@ pub async fn execute(plan: ScanPlan, sinks: &mut ResultSinks, recording: Option<
         while let Some(event) = rx.recv().await {
             match event {
                 ScanEvent::Result(r) => {
+                    log_result(&r);
                     if let Err(e) = sinks.add(&r) {
                         first_error.get_or_insert(e);
                     }
@@ -413,8 +474,12 @@ pub async fn execute(plan: ScanPlan, sinks: &mut ResultSinks, recording: Option<
                         let _ = tx.send(persist).await;
                     }
                 }
-                ScanEvent::Excluded { .. } => sinks.progress.inc(1),
+                ScanEvent::Excluded { .. } => {
+                    tracing::debug!("excluded endpoint skipped");
+                    sinks.progress.inc(1)
+                }
                 ScanEvent::ResolveFailed { name, port, error } => {
+                    tracing::debug!(%name, port, %error, "name did not resolve");
                     sinks.progress.suspend(|| eprintln!("bleedwatch: {name}:{port}: cannot resolve: {error}"));
                     // Reported when its item is done: the item's key says TCP or UDP.
                     unresolved.push(Unresolved { name, port, error });
@@ -444,74 +509,60 @@ pub async fn execute(plan: ScanPlan, sinks: &mut ResultSinks, recording: Option<
     Ok(sinks.vulnerable())
 }
 
-/// Opens the inventory and starts (or resumes) the run; returns the arguments to scan with, and
-/// what the run found before it was resumed.
-async fn start_recording(args: ScanArgs, argv: Vec<String>) -> Result<(ScanArgs, Option<Recording>, EarlierFindings)> {
-    if args.no_db {
-        return Ok((args, None, EarlierFindings::default()));
-    }
-    if args.resume {
-        let store = args.db.open_existing().await?;
-        let runs = store.unfinished_runs(Some("scan")).await?;
-        let Some(last) = runs.into_iter().max_by_key(|r| r.started_at_ms) else { bail!("--resume: no unfinished scan in the inventory") };
-        let stored = <StoredScan as clap::Parser>::try_parse_from(std::iter::once("scan".to_string()).chain(last.arguments.iter().cloned()))
-            .context("--resume: the stored arguments of the unfinished scan no longer parse")?;
-        let mut resumed = stored.args;
-        resumed.db = args.db.clone();
-        resumed.resume = true;
-        let (_, done) = store.target_counts(last.id).await?;
-        let earlier = EarlierFindings::of(&store, last.id).await?;
-        eprintln!(
-            "bleedwatch: resuming scan run {} ({done} targets already done; {} vulnerable, {} not conclusively tested so far)",
-            last.id.0, earlier.vulnerable, earlier.untested
-        );
-        return Ok((resumed, Some(Recording { store, run: last.id, resume: true }), earlier));
-    }
-    let store = args.db.open().await?;
-    // Stored without --db (where the run is recorded is not part of what was scanned).
-    let mut stored = Vec::new();
-    let mut skip_next = false;
-    for a in argv {
-        if skip_next {
-            skip_next = false;
-        } else if a == "--db" {
-            skip_next = true;
-        } else if !a.starts_with("--db=") {
-            stored.push(if a == "-iL" { "--input-list".to_string() } else { a });
+/// Opens the inventory and starts a run of `plan` (or, resuming, finds the last unfinished run and
+/// its plan); returns the plan to scan with and what the run found before it was resumed.
+async fn start_recording(plan: ScanPlan, inventory: Inventory) -> Result<(ScanPlan, Option<Recording>, EarlierFindings)> {
+    match inventory {
+        Inventory::None => Ok((plan, None, EarlierFindings::default())),
+        Inventory::Record(db) => {
+            let store = db.open().await?;
+            // Stored without --db (where the run is recorded is not part of what was scanned).
+            let run = store.start_run("scan", &plan.to_stored()?).await?;
+            tracing::debug!(run = run.0, "scan run started");
+            Ok((plan, Some(Recording { store, run, resume: false }), EarlierFindings::default()))
+        }
+        Inventory::Resume(db) => {
+            let store = db.open_existing().await?;
+            let runs = store.unfinished_runs(Some("scan")).await?;
+            let Some(last) = runs.into_iter().max_by_key(|r| r.started_at_ms) else { bail!("--resume: no unfinished scan in the inventory") };
+            let resumed = ScanPlan::from_stored(&last.arguments)?;
+            let (_, done) = store.target_counts(last.id).await?;
+            let earlier = EarlierFindings::of(&store, last.id).await?;
+            eprintln!(
+                "bleedwatch: resuming scan run {} ({done} targets already done; {} vulnerable, {} not conclusively tested so far)",
+                last.id.0, earlier.vulnerable, earlier.untested
+            );
+            Ok((resumed, Some(Recording { store, run: last.id, resume: true }), earlier))
         }
     }
-    let run = store.start_run("scan", &stored).await?;
-    Ok((args, Some(Recording { store, run, resume: false }), EarlierFindings::default()))
 }
 
-pub async fn run(args: ScanArgs) -> Result<u8> {
-    // The command line after `bleedwatch scan`, stored with the run for --resume.
-    run_with_argv(args, std::env::args().skip(2).collect()).await
-}
-
-/// Like [`run`], storing `argv` (scan arguments) with the run.
-pub async fn run_with_argv(args: ScanArgs, argv: Vec<String>) -> Result<u8> {
-    let (args, recording, earlier) = start_recording(args, argv).await?;
-    let code = scan_and_report(&args, recording.as_ref(), earlier).await;
+/// `scan` and `rescan`: runs `plan`, recording as `inventory` says, writes the outputs and the
+/// summary, and returns the exit code (of the whole run, when resumed).
+pub async fn run_plan(plan: ScanPlan, inventory: Inventory) -> Result<u8> {
+    let (plan, recording, earlier) = start_recording(plan, inventory).await?;
+    let code = scan_and_report(&plan, recording.as_ref(), earlier).await;
     if let Some(rec) = &recording {
         rec.store.finish_run(rec.run, if code.is_ok() { "finished" } else { "failed" }).await?;
     }
     code
 }
 
-async fn scan_and_report(args: &ScanArgs, recording: Option<&Recording>, earlier: EarlierFindings) -> Result<u8> {
-    let mx = args.mx_targets().await?;
-    if !args.mx.is_empty() && mx.is_empty() && args.targets.is_empty() && args.input_list.is_empty() {
+async fn scan_and_report(plan: &ScanPlan, recording: Option<&Recording>, earlier: EarlierFindings) -> Result<u8> {
+    let mx = plan.mx_targets().await?;
+    if !plan.mx.is_empty() && mx.is_empty() && plan.targets.is_empty() && plan.input_list.is_empty() {
         bail!("--mx: no mail exchangers found");
     }
-    let plan = args.plan_with(mx)?;
-    let json_on_stdout = args.json.as_deref().is_some_and(|p| p.as_os_str() == "-") || args.csv.as_deref().is_some_and(|p| p.as_os_str() == "-");
+    let job = plan.compile(mx)?;
+    let (json, csv) = (plan.output.json.as_deref(), plan.output.csv.as_deref());
+    let json_on_stdout = json.is_some_and(crate::output::is_stdout) || csv.is_some_and(crate::output::is_stdout);
     // A resumed scan adds to the files the killed one wrote.
-    let mut sinks = ResultSinks::new(args.json.as_deref(), args.csv.as_deref(), plan.targets.len_hint(), !args.quiet, args.resume)?;
-    let vulnerable = execute(plan, &mut sinks, recording).await?;
-    if !args.quiet && !json_on_stdout {
+    let resumed = recording.is_some_and(|r| r.resume);
+    let mut sinks = ResultSinks::new(json, csv, job.targets.len_hint(), !plan.quiet, resumed)?;
+    let vulnerable = execute(job, &mut sinks, recording).await?;
+    if !plan.quiet && !json_on_stdout {
         sinks.print_summary(&mut std::io::stdout().lock())?;
-    } else if !args.quiet {
+    } else if !plan.quiet {
         sinks.print_summary(&mut std::io::stderr().lock())?;
     }
     std::io::stdout().flush()?;
@@ -519,8 +570,31 @@ async fn scan_and_report(args: &ScanArgs, recording: Option<&Recording>, earlier
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// `scan` arguments through clap, as the command line gives them.
+    fn parse_plan(args: &[&str]) -> ScanPlan {
+        <PlanOnly as clap::Parser>::try_parse_from(std::iter::once("scan").chain(args.iter().copied())).unwrap().plan
+    }
+
+    /// What `scan`, `rescan` and `demo` build by hand starts where the command line starts.
+    #[test]
+    fn the_default_plan_is_the_command_lines() {
+        assert_eq!(ScanPlan::default(), parse_plan(&[]));
+    }
+
+    /// The plan a run keeps for `--resume` reads back as it was; so do the argument lists that runs
+    /// of earlier versions kept.
+    #[test]
+    fn stored_plans_read_back() {
+        let plan = parse_plan(&["127.0.0.1", "--input-list", "t.txt", "-p", "443,8443", "--starttls", "smtp", "--prove", "16", "--connect-timeout", "2", "--json", "out.jsonl", "--banner-wait", "500ms"]);
+        assert_eq!(ScanPlan::from_stored(&plan.to_stored().unwrap()).unwrap(), plan);
+        let legacy = ["127.0.0.1", "-iL", "t.txt", "-p", "443,8443", "--starttls", "smtp", "--prove", "16", "--connect-timeout", "2s", "--json", "out.jsonl", "--banner-wait", "500ms"].map(String::from);
+        assert_eq!(ScanPlan::from_stored(&legacy).unwrap(), plan);
+        assert!(ScanPlan::from_stored(&["--no-such-option".to_owned()]).is_err());
+    }
 
     #[test]
     fn exit_codes_never_read_safe_for_what_was_not_tested() {
@@ -531,9 +605,9 @@ mod tests {
 
     #[test]
     fn u_makes_target_ports_udp_unless_they_say_tcp() {
-        let args = <StoredScan as clap::Parser>::try_parse_from(["scan", "-u", "127.0.0.1:4433", "127.0.0.2:tcp/443", "127.0.0.3", "-p", "53,T:443"]).unwrap().args;
-        let plan = args.plan().unwrap();
-        let endpoints: Vec<String> = plan.targets.iter().map(|e| e.to_string()).collect();
+        let plan = parse_plan(&["-u", "127.0.0.1:4433", "127.0.0.2:tcp/443", "127.0.0.3", "-p", "53,T:443"]);
+        let job = plan.compile(Vec::new()).unwrap();
+        let endpoints: Vec<String> = job.targets.iter().map(|e| e.to_string()).collect();
         assert_eq!(endpoints, ["127.0.0.1:udp/4433", "127.0.0.2:443", "127.0.0.3:443", "127.0.0.3:udp/53"]);
     }
 

@@ -6,7 +6,10 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use bleedwatch_lab::dtls::LabDtlsServer;
 use bleedwatch_lab::{Behaviour, LabConfig, LabIdentity, LabServer};
+use bleedwatch_starttls::Protocol;
 use clap::{Args, ValueEnum};
+
+use crate::args::starttls_dialect_parser;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum BehaviourArg {
@@ -46,9 +49,9 @@ pub struct LabArgs {
     pub versions: Vec<String>,
     #[arg(long, value_enum, default_value = "rsa")]
     pub key: KeyArg,
-    /// Speak this STARTTLS dialect before TLS (smtp, imap, pop3, ftp, xmpp, ldap, postgres, …).
-    #[arg(long, value_name = "PROTO")]
-    pub starttls: Option<String>,
+    /// Speak this STARTTLS dialect before TLS.
+    #[arg(long, value_name = "PROTO", value_parser = starttls_dialect_parser(), ignore_case = true)]
+    pub starttls: Option<Protocol>,
     /// Certificate names (the first is the subject CN).
     #[arg(long, default_value = "lab.bleedwatch.test")]
     pub name: Vec<String>,
@@ -62,7 +65,6 @@ pub struct LabArgs {
     pub echo: bool,
 }
 
-
 pub async fn run(args: LabArgs) -> Result<u8> {
     if let Some(bad) = args.listen.iter().find(|a| !a.ip().is_loopback()) {
         bail!("--listen {bad}: the lab only listens on loopback addresses");
@@ -72,11 +74,11 @@ pub async fn run(args: LabArgs) -> Result<u8> {
         KeyArg::Rsa => LabIdentity::rsa_lab(&names)?,
         KeyArg::Ecdsa => LabIdentity::generate_ecdsa(&names)?,
     });
-    let mut cfg = LabConfig::new(args.behaviour.into(), identity).with_versions(&crate::scan_cmd::parse_versions(&args.versions, args.dtls)?);
+    let mut cfg = LabConfig::new(args.behaviour.into(), identity).with_versions(&crate::scanning::parse_versions(&args.versions, args.dtls)?);
     if args.echo {
         cfg = cfg.echo_mode();
     }
-    let starttls = args.starttls.as_deref().map(str::parse::<bleedwatch_starttls::Protocol>).transpose().map_err(|e| anyhow::anyhow!("--starttls: {e}"))?;
+    let starttls = args.starttls;
     let mut servers = Vec::new();
     let mut dtls_servers = Vec::new();
     for addr in &args.listen {

@@ -1,7 +1,8 @@
 //! `bleedwatch demo`: starts a built-in loopback lab — servers that behave like vulnerable, fixed and
 //! heartbeat-less OpenSSL, version-restricted ones, a silent one and a closed port — scans it for real
-//! with the same engine as `scan`, prints the results, writes them as JSON lines, and checks every
-//! verdict against what each lab server is.
+//! with the same engine as `scan` (a [`ScanPlan`] built here), prints the results, writes them as
+//! JSON lines, checks every verdict against what each lab server is, plays the response on the
+//! vulnerable server, and writes the HTML report of it all.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -15,8 +16,9 @@ use bleedwatch_wire::ProtocolVersion;
 use clap::Args;
 use tokio::net::TcpListener;
 
-use crate::output::ResultSinks;
-use crate::scan_cmd::ScanArgs;
+use crate::args::{DbArgs, OutputArgs, TimeoutArgs};
+use crate::scanning::{execute, Recording, ScanPlan};
+use crate::sinks::ResultSinks;
 
 #[derive(Args, Debug)]
 pub struct DemoArgs {
@@ -29,6 +31,9 @@ pub struct DemoArgs {
     /// The demo's inventory (SQLite file, or postgres://...); kept apart from your real inventory.
     #[arg(long, default_value = "bleedwatch-demo.db")]
     pub db: String,
+    /// Where to write the HTML report [default: beside the JSON lines, ending in .html].
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
 }
 
 struct LabEntry {
@@ -100,39 +105,20 @@ pub async fn run(args: DemoArgs) -> Result<u8> {
     }
     println!();
 
-    let scan = ScanArgs {
+    let scan = ScanPlan {
         targets: entries.iter().map(|e| e.addr.to_string()).collect(),
-        input_list: vec![],
-        ports: "443".into(),
-        udp: false,
-        starttls: "auto".into(),
         banner_wait: Duration::from_secs(2),
-        mx: vec![],
-        exclude: vec![],
-        exclude_file: vec![],
-        dns_server: None,
-        sni: None,
-        no_sni_retry: false,
-        versions: vec![],
-        prove: None,
         concurrency: 64,
-        per_host: 4,
-        connect_timeout: Duration::from_secs(2),
-        handshake_timeout: Duration::from_secs(2),
-        heartbeat_timeout: Duration::from_secs(2),
-        json: Some(args.json.clone()),
-        csv: None,
-        quiet: false,
-        db: crate::cmd_inventory::DbArgs { db: Some(args.db.clone()) },
-        no_db: false,
-        resume: false,
+        timeouts: TimeoutArgs::all(Duration::from_secs(2)),
+        output: OutputArgs { json: Some(args.json.clone()), csv: None },
+        ..ScanPlan::default()
     };
-    let plan = scan.plan()?;
+    let job = scan.compile(Vec::new())?;
     let mut sinks = ResultSinks::new(Some(&args.json), None, entries.len() as u128, true, false)?;
-    let store = scan.db.open().await?;
+    let store = DbArgs::at(args.db.clone()).open().await?;
     let run = store.start_run("demo", &[]).await?;
-    let recording = crate::scan_cmd::Recording { store, run, resume: false };
-    crate::scan_cmd::execute(plan, &mut sinks, Some(&recording)).await?;
+    let recording = Recording { store, run, resume: false };
+    execute(job, &mut sinks, Some(&recording)).await?;
     recording.store.finish_run(run, "finished").await?;
     sinks.print_summary(&mut std::io::stdout().lock())?;
     silent_task.abort();
@@ -152,7 +138,11 @@ pub async fn run(args: DemoArgs) -> Result<u8> {
     }
     mismatches += response_workflow(&scan, &recording, &mut servers, entries[0].addr).await?;
     drop(servers);
+    let report = args.report.clone().unwrap_or_else(|| args.json.with_extension("html"));
+    crate::cmd::report::write_html(&recording.store, &report).await?;
+    recording.store.close().await;
     println!("\nresults written to {} and recorded in the inventory {} (try: bleedwatch status --db {})", args.json.display(), args.db, args.db);
+    println!("the response report: {} (open it in a browser)", report.display());
     if mismatches == 0 {
         println!("lab check: all {} verdicts and every response state as expected", entries.len());
         Ok(0)
@@ -166,8 +156,8 @@ pub async fn run(args: DemoArgs) -> Result<u8> {
 /// re-keyed. Each step is a real rescan recorded in the inventory; the inventory's assessment must
 /// follow (fixed with `reissued-same-key`, then `re-keyed`). Returns the number of mismatches.
 async fn response_workflow(
-    scan: &ScanArgs,
-    recording: &crate::scan_cmd::Recording,
+    scan: &ScanPlan,
+    recording: &Recording,
     servers: &mut Vec<LabServerHandle>,
     vulnerable: SocketAddr,
 ) -> Result<usize> {
@@ -201,16 +191,14 @@ async fn response_workflow(
             }
         }
         servers.insert(0, bound.with_context(|| format!("cannot listen on {vulnerable} again"))?);
-        let mut step_scan = ScanArgs { targets: vec![vulnerable.to_string()], json: None, quiet: true, ..scan.clone() };
-        step_scan.json = None;
+        let step_scan = ScanPlan { targets: vec![vulnerable.to_string()], output: OutputArgs::default(), quiet: true, ..scan.clone() };
         let mut sinks = ResultSinks::new(None, None, 1, false, false)?;
         // Each step is its own run: a run records an endpoint once.
         let run = recording.store.start_run("demo", &[vulnerable.to_string()]).await?;
-        let step = crate::scan_cmd::Recording { store: recording.store.clone(), run, resume: false };
-        crate::scan_cmd::execute(step_scan.plan()?, &mut sinks, Some(&step)).await?;
+        let step = Recording { store: recording.store.clone(), run, resume: false };
+        execute(step_scan.compile(Vec::new())?, &mut sinks, Some(&step)).await?;
         recording.store.finish_run(run, "finished").await?;
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
-        let assessed = recording.store.assess_all(now).await?;
+        let assessed = recording.store.assess_all(crate::clock::now_ms()).await?;
         let Some(found) = assessed.iter().find(|a| a.endpoint.address == vulnerable.ip().to_string() && a.endpoint.port == vulnerable.port()) else {
             println!("  MISMATCH: {vulnerable} is not in the inventory");
             mismatches += 1;

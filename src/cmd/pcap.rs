@@ -4,8 +4,9 @@
 
 use std::cell::RefCell;
 use std::fs::File;
-use std::io::{self, BufWriter, IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::io::{self, IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use bleedwatch_pcap::{analyze_reader_with_progress, Config, Finding, Joined, Summary};
@@ -13,17 +14,17 @@ use bleedwatch_store::{sha256_hex, CaptureImport, RunId, Sha256Reader, Store};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::args::{parse_duration, DbArgs, OutputArgs};
+use crate::output::{is_stdout, neutralize_csv_cell, open_output};
+
 #[derive(Args, Debug)]
 pub struct PcapArgs {
     /// Capture files (pcap or pcapng); `-` reads standard input.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
-    /// Write every finding as a JSON line to FILE (`-` for standard output, instead of the summary).
-    #[arg(long, value_name = "FILE")]
-    pub json: Option<PathBuf>,
-    /// Write every finding as a CSV row to FILE (`-` for standard output, instead of the summary).
-    #[arg(long, value_name = "FILE")]
-    pub csv: Option<PathBuf>,
+    /// Every finding as a JSON line and as a CSV row (to standard output instead of the summary).
+    #[command(flatten)]
+    pub output: OutputArgs,
     /// No summary and no progress bar (exit code and files only).
     #[arg(long, short)]
     pub quiet: bool,
@@ -33,9 +34,9 @@ pub struct PcapArgs {
     /// Memory for buffered stream data (out-of-order segments, scanning), in MiB.
     #[arg(long, value_name = "MIB", default_value_t = 256)]
     pub max_buffer_mib: usize,
-    /// Close connections idle this long, in seconds of capture time.
-    #[arg(long, value_name = "SECS", default_value_t = 300)]
-    pub idle_timeout: u64,
+    /// Close connections idle this long, in capture time (300, 300s, 5m).
+    #[arg(long, value_name = "DURATION", default_value = "300s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
     /// The files are consecutive pieces of one capture (rotated by `tcpdump -C` or `-G`), given in
     /// order: connections cut by a file boundary go on in the next file. Findings name the file
     /// their connection began in.
@@ -78,9 +79,9 @@ impl InventoryRecorder {
     /// Called from the blocking thread `pcap` runs on: the store's async calls run on the runtime.
     fn open(url: &str) -> Result<InventoryRecorder> {
         let runtime = tokio::runtime::Handle::try_current().context("the inventory needs the async runtime")?;
-        let db = crate::cmd_inventory::DbArgs { db: Some(url.to_owned()) };
+        let db = DbArgs::at(url);
         let store = runtime.block_on(db.open())?;
-        let arguments = crate::cmd_client::arguments_without_db(std::env::args().skip(2));
+        let arguments = crate::recording::arguments_without_db(std::env::args().skip(2));
         let run = runtime.block_on(store.start_run("pcap", &arguments))?;
         Ok(InventoryRecorder { runtime, store, run, recorded: 0, already_recorded: 0, linked: 0 })
     }
@@ -173,14 +174,6 @@ const CSV_HEADER: &[&str] = &[
     "leaked_bytes",
 ];
 
-/// Spreadsheet programs run cells that start with these; a leading `'` keeps exported data data.
-fn neutralize(cell: String) -> String {
-    match cell.chars().next() {
-        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{cell}"),
-        _ => cell,
-    }
-}
-
 fn opt<T: ToString>(v: &Option<T>) -> String {
     v.as_ref().map(ToString::to_string).unwrap_or_default()
 }
@@ -214,21 +207,8 @@ fn csv_row(f: &Finding) -> Vec<String> {
         opt(&f.leaked_bytes),
     ]
     .into_iter()
-    .map(neutralize)
+    .map(|cell| neutralize_csv_cell(&cell))
     .collect()
-}
-
-fn is_stdio(path: &Path) -> bool {
-    path.as_os_str() == "-"
-}
-
-fn open_output(path: &Path) -> Result<Box<dyn Write>> {
-    if is_stdio(path) {
-        Ok(Box::new(BufWriter::new(io::stdout())))
-    } else {
-        let file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-        Ok(Box::new(BufWriter::new(file)))
-    }
 }
 
 fn progress_bar(total: Option<u64>, name: &str) -> ProgressBar {
@@ -255,22 +235,22 @@ fn progress_bar(total: Option<u64>, name: &str) -> ProgressBar {
 /// Runs `bleedwatch pcap`. Exit code: 0 no attack found, 1 attack found, 2 a file could not be
 /// analysed (the others still are, and their findings written).
 pub fn run(args: &PcapArgs) -> Result<i32> {
-    let json_to_stdout = args.json.as_deref().is_some_and(is_stdio);
-    let csv_to_stdout = args.csv.as_deref().is_some_and(is_stdio);
+    let json_to_stdout = args.output.json.as_deref().is_some_and(is_stdout);
+    let csv_to_stdout = args.output.csv.as_deref().is_some_and(is_stdout);
     if json_to_stdout && csv_to_stdout {
         bail!("--json - and --csv - cannot both write to standard output");
     }
-    if args.files.iter().filter(|f| is_stdio(f)).count() > 1 {
+    if args.files.iter().filter(|f| is_stdout(f)).count() > 1 {
         bail!("standard input (-) can be read only once");
     }
     let cfg = Config {
         max_flows: args.max_flows.max(1),
         max_buffered_bytes: args.max_buffer_mib.max(1) << 20,
-        idle_timeout_secs: args.idle_timeout.max(1),
+        idle_timeout_secs: args.idle_timeout.as_secs().max(1),
         ..Config::default()
     };
-    let mut json = args.json.as_deref().map(open_output).transpose()?;
-    let mut csv = match args.csv.as_deref() {
+    let mut json = args.output.json.as_deref().map(open_output).transpose()?;
+    let mut csv = match args.output.csv.as_deref() {
         Some(path) => {
             let mut w = csv::Writer::from_writer(open_output(path)?);
             w.write_record(CSV_HEADER).context("cannot write CSV header")?;
@@ -339,8 +319,8 @@ impl io::Read for Input {
 /// Where findings go: the summary, JSON, CSV, and the inventory (by the capture file each names).
 struct Outputs<'a> {
     summary: Summary,
-    json: Option<&'a mut Box<dyn Write>>,
-    csv: Option<&'a mut csv::Writer<Box<dyn Write>>>,
+    json: Option<&'a mut Box<dyn Write + Send>>,
+    csv: Option<&'a mut csv::Writer<Box<dyn Write + Send>>>,
     recorder: Option<&'a mut InventoryRecorder>,
     /// Captures whose findings may still come: the one being read or, for joined files, all of them.
     recordings: Vec<CaptureRecording>,
@@ -392,8 +372,8 @@ enum Analysis<'s> {
 fn analyze_files(
     args: &PcapArgs,
     cfg: &Config,
-    json: Option<&mut Box<dyn Write>>,
-    csv: Option<&mut csv::Writer<Box<dyn Write>>>,
+    json: Option<&mut Box<dyn Write + Send>>,
+    csv: Option<&mut csv::Writer<Box<dyn Write + Send>>>,
     recorder: Option<&mut InventoryRecorder>,
 ) -> Result<(Summary, bool)> {
     let show_progress = !args.quiet && io::stderr().is_terminal();
@@ -406,7 +386,7 @@ fn analyze_files(
     let mut failed = false;
     for path in &args.files {
         let name = path.display().to_string();
-        let input: Box<dyn io::Read> = if is_stdio(path) {
+        let input: Box<dyn io::Read> = if is_stdout(path) {
             Box::new(io::stdin().lock())
         } else {
             match File::open(path) {
@@ -421,7 +401,7 @@ fn analyze_files(
         // The inventory keys findings by the capture's SHA-256: a file is hashed first so its
         // findings can be recorded as they come; standard input is hashed as it is analysed.
         let recording = outputs.borrow().recorder.is_some();
-        let known_sha256 = if recording && !is_stdio(path) { Some(File::open(path).and_then(sha256_hex).with_context(|| format!("cannot read {name}"))?) } else { None };
+        let known_sha256 = if recording && !is_stdout(path) { Some(File::open(path).and_then(sha256_hex).with_context(|| format!("cannot read {name}"))?) } else { None };
         {
             let mut out = outputs.borrow_mut();
             if let Some(capture) = out.recorder.as_ref().map(|r| r.start_capture(&name, known_sha256.as_deref())) {
@@ -429,13 +409,14 @@ fn analyze_files(
             }
         }
         let mut input = if recording && known_sha256.is_none() { Input::Hashed(Sha256Reader::new(input)) } else { Input::Plain(input) };
-        let size = if is_stdio(path) { None } else { std::fs::metadata(path).ok().map(|m| m.len()) };
+        let size = if is_stdout(path) { None } else { std::fs::metadata(path).ok().map(|m| m.len()) };
         let bar = show_progress.then(|| progress_bar(size, &name));
         let mut progress = |bytes| {
             if let Some(bar) = &bar {
                 bar.set_position(bytes);
             }
         };
+        tracing::debug!(file = %name, bytes = ?size, "reading capture");
         let result = match &mut analysis {
             Analysis::EachFile(sink) => analyze_reader_with_progress(&name, &mut input, cfg, &mut **sink, &mut progress),
             Analysis::Joined(joined) => joined.add_reader(&name, &mut input, &mut progress),
@@ -459,6 +440,7 @@ fn analyze_files(
         }
         match result {
             Ok(stats) => {
+                tracing::debug!(file = %name, "capture read");
                 for w in &stats.warnings {
                     eprintln!("bleedwatch: {name}: warning: {w}");
                 }

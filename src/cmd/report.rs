@@ -6,16 +6,20 @@
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use bleedwatch_report::{gather, render_csv, render_html, render_json};
+use bleedwatch_store::Store;
 use clap::Args;
+
+use crate::args::DbArgs;
+use crate::clock::now_ms;
+use crate::output::is_stdout;
 
 #[derive(Args, Debug, Clone)]
 pub struct ReportArgs {
     #[command(flatten)]
-    pub db: crate::cmd_inventory::DbArgs,
+    pub db: DbArgs,
     /// Write the HTML report to FILE (`-` for standard output).
     #[arg(long, value_name = "FILE", default_value = "bleedwatch-report.html")]
     pub out: PathBuf,
@@ -29,7 +33,7 @@ pub struct ReportArgs {
 
 /// Writes the report (and the exports asked for). Exit code 0: a report is a document, not a
 /// verdict (`status` exits 1 when an endpoint is vulnerable).
-pub async fn run_report(args: ReportArgs) -> Result<u8> {
+pub async fn run(args: ReportArgs) -> Result<u8> {
     let store = args.db.open_existing().await?;
     let data = gather(&store, now_ms()).await.context("reading the inventory for the report")?;
     store.close().await;
@@ -60,8 +64,10 @@ pub async fn run_report(args: ReportArgs) -> Result<u8> {
     Ok(0)
 }
 
-fn is_stdout(path: &Path) -> bool {
-    path.as_os_str() == "-"
+/// Writes the HTML report of `store` to `path` (`demo` does, beside its other files).
+pub async fn write_html(store: &Store, path: &Path) -> Result<()> {
+    let data = gather(store, now_ms()).await.context("reading the inventory for the report")?;
+    write_output(path, render_html(&data).as_bytes())
 }
 
 /// Writes `bytes` to `path` (`-` is standard output). A file is written beside its final name and
@@ -86,50 +92,22 @@ fn write_output(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)).unwrap_or(0)
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::cmd_inventory::DbArgs;
-
-    /// A fresh directory under the system's temporary directory (the root crate has no tempfile).
-    fn scratch(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("bleedwatch-cmd-report-{name}-{}-{}", std::process::id(), now_ms()));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
-
-    fn result(address: &str, verdict: &str, subject: &str, owner_key: &str) -> serde_json::Value {
-        serde_json::json!({
-            "address": address, "port": 443, "transport": "tcp", "host": null, "service": "tls", "sni": null,
-            "status": "success", "heartbleed": verdict, "reason": null, "versions": {"tls1.2": verdict},
-            "certificate": {"subject": subject, "issuer": "CN=ca", "serial": "01", "sans": [],
-                "not_before": "2026-01-01T00:00:00Z", "not_after": "2099-01-01T00:00:00Z", "not_before_unix": 1_767_225_600_i64,
-                "not_after_unix": 4_070_908_800_i64, "spki_sha256": format!("key-{owner_key}"), "cert_sha256": format!("cert-{owner_key}"),
-                "key_type": "rsa", "key_bits": 2048, "signature_algorithm": "sha256WithRSAEncryption", "self_signed": false,
-                "crl_urls": [], "ocsp_urls": [], "ca_issuer_urls": []},
-            "chain": [], "details": [], "started_at": "2026-11-28T10:00:00.000Z", "duration_ms": 3
-        })
-    }
+    use crate::test_support::{scan_result, scratch_dir};
 
     /// The command end to end on a SQLite inventory: the three files are written, and what came
     /// from the network stays inert in each.
     #[tokio::test]
     async fn writes_html_json_and_csv() {
-        let dir = scratch("exports");
+        let dir = scratch_dir("report-exports");
         let db = DbArgs { db: Some(dir.join("inv.db").display().to_string()) };
         let store = db.open().await.unwrap();
         let run = store.start_run("scan", &[]).await.unwrap();
-        crate::cmd_inventory::persist(&store, run, &result("192.0.2.1", "vulnerable", "CN=<script>alert(1)</script>", "a"))
-            .await
-            .unwrap();
-        crate::cmd_inventory::persist(&store, run, &result("192.0.2.2", "not-vulnerable", "=cmd|' /C calc'!A0", "b"))
-            .await
-            .unwrap();
+        store.record(run, &scan_result("192.0.2.1", "vulnerable", "CN=<script>alert(1)</script>", "a"), None).await.unwrap();
+        store.record(run, &scan_result("192.0.2.2", "not-vulnerable", "=cmd|' /C calc'!A0", "b"), None).await.unwrap();
         store.finish_run(run, "finished").await.unwrap();
         store.close().await;
 
@@ -139,7 +117,7 @@ mod tests {
             json: Some(dir.join("report.json")),
             csv: Some(dir.join("report.csv")),
         };
-        assert_eq!(run_report(args).await.unwrap(), 0);
+        assert_eq!(super::run(args).await.unwrap(), 0);
         let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
         assert!(html.starts_with("<!DOCTYPE html>") && html.contains("id=\"chart-funnel\""));
         assert!(!html.contains("<script"));
@@ -154,7 +132,7 @@ mod tests {
 
     #[test]
     fn an_unwritable_path_is_a_clear_error() {
-        let dir = scratch("unwritable");
+        let dir = scratch_dir("report-unwritable");
         let path = dir.join("missing").join("report.html");
         let error = write_output(&path, b"x").unwrap_err();
         assert!(format!("{error:#}").contains("cannot write"), "{error:#}");

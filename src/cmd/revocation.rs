@@ -1,0 +1,199 @@
+//! `bleedwatch revocation check`: CRL and OCSP checks of exposed certificates, and where the
+//! issuer certificate that verifies them comes from (given, known to the inventory, or fetched
+//! from the certificate's CA-issuers URL).
+
+use std::collections::BTreeSet;
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use bleedwatch_revocation::{
+    certificates_from_pem_or_der, check_certificate, fetch_issuer, select_issuer, CertificateRef, CheckOptions, CrlSource,
+    HttpOptions,
+};
+use bleedwatch_store::{CertificateRecord, RevocationInput, Store};
+use clap::{Args, Subcommand};
+use serde::Serialize;
+
+use crate::args::{parse_duration, DbArgs, JsonArgs};
+use crate::output::{open_output, short_hash, write_json_line, write_table};
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum RevocationCommand {
+    /// Check exposed certificates against their CRLs and OCSP responders and record the results.
+    Check(RevocationCheckArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RevocationCheckArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Check these certificates (SHA-256) [default: every exposed certificate not yet found revoked].
+    #[arg(long = "cert", value_name = "SHA256")]
+    pub certs: Vec<String>,
+    /// Issuer certificates (PEM bundle or DER), when the inventory and the CA-issuers URL lack them.
+    #[arg(long, value_name = "FILE")]
+    pub issuer: Vec<PathBuf>,
+    /// Use this CRL (http:// URL or file) instead of the certificates' distribution points.
+    #[arg(long, value_name = "URL|FILE")]
+    pub crl: Vec<String>,
+    /// Ask this OCSP responder instead of the certificates' own.
+    #[arg(long, value_name = "URL")]
+    pub ocsp: Vec<String>,
+    #[arg(long)]
+    pub no_crl: bool,
+    #[arg(long)]
+    pub no_ocsp: bool,
+    /// Limit for each HTTP request.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    #[command(flatten)]
+    pub output: JsonArgs,
+}
+
+/// `bleedwatch revocation check`.
+pub async fn run(command: RevocationCommand) -> Result<u8> {
+    match command {
+        RevocationCommand::Check(args) => run_check(args).await,
+    }
+}
+
+#[derive(Serialize)]
+struct CheckLine<'a> {
+    #[serde(flatten)]
+    check: &'a RevocationInput,
+    subject: &'a str,
+}
+
+pub async fn run_check(args: RevocationCheckArgs) -> Result<u8> {
+    let store = args.db.open_existing().await?;
+    let targets = revocation_targets(&store, &args.certs).await?;
+    let mut issuers = Vec::new();
+    for path in &args.issuer {
+        let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let found = certificates_from_pem_or_der(&bytes);
+        if found.is_empty() {
+            bail!("{}: no certificate in it", path.display());
+        }
+        issuers.extend(found);
+    }
+    let http = HttpOptions { timeout: args.timeout, ..HttpOptions::default() };
+    let options = CheckOptions {
+        crl_sources: (!args.crl.is_empty()).then(|| args.crl.iter().map(|s| CrlSource::parse(s)).collect()),
+        ocsp_urls: (!args.ocsp.is_empty()).then(|| args.ocsp.clone()),
+        use_crl: !args.no_crl,
+        use_ocsp: !args.no_ocsp,
+        http: http.clone(),
+    };
+    let mut json = args.output.json.as_deref().map(open_output).transpose()?;
+    let mut rows = Vec::new();
+    let mut revoked = 0;
+    for (summary, reference) in &targets {
+        let issuer = find_issuer(&store, reference, &issuers, &http).await?;
+        let outcomes = check_certificate(reference, issuer.as_deref(), &options).await;
+        if outcomes.is_empty() {
+            rows.push(vec![
+                short_hash(&reference.cert_sha256),
+                summary.subject.clone(),
+                "-".into(),
+                "-".into(),
+                "no CRL or OCSP location (give --crl or --ocsp)".into(),
+            ]);
+        }
+        for outcome in outcomes {
+            let check = RevocationInput {
+                cert_sha256: outcome.cert_sha256.clone(),
+                method: outcome.method.as_str().to_owned(),
+                source: outcome.source.clone(),
+                result: outcome.status.as_str().to_owned(),
+                revoked_at_unix: outcome.revoked_at_unix,
+                reason: outcome.reason.clone(),
+                detail: outcome.detail.clone(),
+                checked_at_ms: outcome.checked_at_ms,
+            };
+            store.record_revocation(&check).await?;
+            revoked += usize::from(check.result == "revoked");
+            if let Some(out) = json.as_mut() {
+                write_json_line(out, &CheckLine { check: &check, subject: &summary.subject })?;
+            }
+            rows.push(vec![
+                short_hash(&check.cert_sha256),
+                summary.subject.clone(),
+                format!("{} {}", check.method, check.source),
+                check.result.clone(),
+                check.detail.clone(),
+            ]);
+        }
+    }
+    if let Some(mut out) = json {
+        out.flush()?;
+    } else {
+        let mut out = io::stdout().lock();
+        write_table(&mut out, &["CERT SHA-256", "SUBJECT", "SOURCE", "RESULT", "DETAIL"], &rows)?;
+        writeln!(out, "\n{} certificates checked, {revoked} revocations found", targets.len())?;
+    }
+    Ok(0)
+}
+
+/// The certificates to check: the ones named, else every exposed certificate not yet revoked.
+async fn revocation_targets(store: &Store, named: &[String]) -> Result<Vec<(CertificateRecord, CertificateRef)>> {
+    let hashes: BTreeSet<String> = if named.is_empty() {
+        store
+            .certificate_views()
+            .await?
+            .into_iter()
+            .filter(|v| v.exposed && !v.revoked && !v.endpoints.is_empty())
+            .map(|v| v.cert_sha256)
+            .collect()
+    } else {
+        named.iter().map(|h| h.trim().to_ascii_lowercase()).collect()
+    };
+    let mut targets = Vec::new();
+    for hash in hashes {
+        let summary = store.certificate(&hash).await?.summary;
+        let reference = CertificateRef {
+            cert_sha256: summary.cert_sha256.clone(),
+            serial: summary.serial.clone(),
+            issuer: summary.issuer.clone(),
+            crl_urls: summary.crl_urls.clone(),
+            ocsp_urls: summary.ocsp_urls.clone(),
+            ca_issuer_urls: summary.ca_issuer_urls.clone(),
+        };
+        targets.push((summary, reference));
+    }
+    Ok(targets)
+}
+
+/// The issuer certificate: given with --issuer, else known to the inventory, else fetched from the
+/// certificate's CA-issuers URL (and then kept in the inventory).
+async fn find_issuer(store: &Store, cert: &CertificateRef, given: &[Vec<u8>], http: &HttpOptions) -> Result<Option<Vec<u8>>> {
+    if let Some(der) = select_issuer(cert, given) {
+        remember_certificate(store, der).await?;
+        return Ok(Some(der.to_vec()));
+    }
+    if let Some(known) = store.certificates_with_der_by_subject(&cert.issuer).await?.into_iter().find_map(|c| c.der) {
+        return Ok(Some(known));
+    }
+    if cert.ca_issuer_urls.is_empty() {
+        return Ok(None);
+    }
+    match fetch_issuer(cert, http).await {
+        Ok(der) => {
+            remember_certificate(store, &der).await?;
+            Ok(Some(der))
+        }
+        Err(error) => {
+            tracing::debug!(cert = %cert.cert_sha256, %error, "issuer certificate not fetched");
+            eprintln!("bleedwatch: {}: issuer certificate not fetched: {error}", short_hash(&cert.cert_sha256));
+            Ok(None)
+        }
+    }
+}
+
+async fn remember_certificate(store: &Store, der: &[u8]) -> Result<()> {
+    let summary = bleedwatch_x509::summarize(der).context("issuer certificate")?;
+    let record: CertificateRecord = serde_json::from_value(serde_json::to_value(&summary)?)?;
+    store.store_certificate(&record, Some(der)).await?;
+    Ok(())
+}

@@ -1,0 +1,75 @@
+//! `bleedwatch status`: the response funnel, per owner.
+
+use std::io::{self, Write};
+
+use anyhow::Result;
+use bleedwatch_store::assess::State;
+use bleedwatch_store::views::{funnel, state_totals};
+use bleedwatch_store::AlertFilter;
+use clap::Args;
+
+use crate::args::{DbArgs, JsonArgs};
+use crate::clock::now_ms;
+use crate::output::{write_json_lines, write_table, yes_no};
+
+#[derive(Args, Debug, Clone)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    #[command(flatten)]
+    pub output: JsonArgs,
+}
+
+/// The states in funnel order, as table columns.
+const FUNNEL_COLUMNS: [(State, &str); 7] = [
+    (State::Vulnerable, "VULNERABLE"),
+    (State::Fixed, "FIXED"),
+    (State::Rekeyed, "RE-KEYED"),
+    (State::Revoked, "REVOKED"),
+    (State::NotifyReady, "NOTIFY-READY"),
+    (State::NeverVulnerable, "NEVER-VULN"),
+    (State::Unknown, "UNKNOWN"),
+];
+
+/// `bleedwatch status`: endpoints per state, per owner, internet-facing first. Exit code 1 when
+/// an endpoint is vulnerable, as `scan`.
+pub async fn run(args: StatusArgs) -> Result<u8> {
+    let store = args.db.open_existing().await?;
+    let assessed = store.assess_all(now_ms()).await?;
+    let rows = funnel(&assessed);
+    let totals = state_totals(&assessed);
+    let vulnerable = totals.get(&State::Vulnerable).copied().unwrap_or(0);
+    if let Some(path) = &args.output.json {
+        write_json_lines(path, &rows)?;
+        return Ok(u8::from(vulnerable > 0));
+    }
+    let open_alerts = store.alerts(&AlertFilter { unacknowledged_only: true, ..AlertFilter::default() }).await?.len();
+    let mut header = vec!["OWNER", "INTERNET"];
+    header.extend(FUNNEL_COLUMNS.iter().map(|(_, name)| *name));
+    header.push("TOTAL");
+    let mut table: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| {
+            let mut cells = vec![
+                if row.owner.is_empty() { "(no owner)".to_owned() } else { row.owner.clone() },
+                yes_no(row.internet_facing).to_owned(),
+            ];
+            cells.extend(FUNNEL_COLUMNS.iter().map(|(state, _)| row.counts.get(state).copied().unwrap_or(0).to_string()));
+            cells.push(row.total.to_string());
+            cells
+        })
+        .collect();
+    let mut all = vec!["(all)".to_owned(), String::new()];
+    all.extend(FUNNEL_COLUMNS.iter().map(|(state, _)| totals.get(state).copied().unwrap_or(0).to_string()));
+    all.push(assessed.len().to_string());
+    table.push(all);
+    let attacked_while_vulnerable = assessed.iter().filter(|a| a.attacks.attacked_while_vulnerable()).count();
+    let mut out = io::stdout().lock();
+    write_table(&mut out, &header, &table)?;
+    writeln!(
+        out,
+        "\n{} endpoints, {vulnerable} vulnerable, {attacked_while_vulnerable} attacked while vulnerable, {open_alerts} open alerts",
+        assessed.len()
+    )?;
+    Ok(u8::from(vulnerable > 0))
+}
