@@ -725,6 +725,25 @@ pub fn fuzz_client_datagrams(data: &[u8], identity: Arc<crate::LabIdentity>) {
     }
 }
 
+/// Reads a datagram transcript as kept in `tests/data/*.datagrams` (see the README there): one line
+/// per datagram in capture order, `c2s HEX` or `s2c HEX`. Returns (from the client?, bytes).
+pub fn parse_datagram_transcript(text: &str) -> Result<Vec<(bool, Vec<u8>)>, String> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(n, line)| {
+            let (dir, hex) = line.split_once(' ').ok_or_else(|| format!("line {}: expected `c2s HEX` or `s2c HEX`", n + 1))?;
+            let from_client = match dir {
+                "c2s" => true,
+                "s2c" => false,
+                other => return Err(format!("line {}: unknown direction {other:?}", n + 1)),
+            };
+            let bytes = hex::decode(hex.trim()).map_err(|e| format!("line {}: {e}", n + 1))?;
+            Ok((from_client, bytes))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
@@ -739,12 +758,7 @@ mod tests {
     fn recorded() -> Vec<(bool, Vec<u8>)> {
         let path = format!("{}/tests/data/hbprobe-101f-dtls1.datagrams", env!("CARGO_MANIFEST_DIR"));
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-        text.lines()
-            .map(|l| {
-                let (dir, hex) = l.split_once(' ').unwrap();
-                (dir == "c2s", hex::decode(hex).unwrap())
-            })
-            .collect()
+        super::parse_datagram_transcript(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
     }
 
     /// What a record looks like without what is random: header fields, and per handshake fragment its

@@ -765,12 +765,7 @@ mod dtls_write_buffer {
     fn recorded(name: &str) -> Vec<(bool, Vec<u8>)> {
         let path = format!("{}/tests/data/{name}.datagrams", env!("CARGO_MANIFEST_DIR"));
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-        text.lines()
-            .map(|l| {
-                let (dir, hex) = l.split_once(' ').unwrap();
-                (dir == "c2s", hex::decode(hex).unwrap())
-            })
-            .collect()
+        bleedwatch_lab::dtls::parse_datagram_transcript(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
     }
 
     /// A datagram without what is random: per record its header fields and length, per handshake

@@ -28,12 +28,7 @@ use crate::servers::{make_cert, require, spki_sha256, KeyKind};
 fn recorded() -> Vec<(bool, Vec<u8>)> {
     let path = format!("{}/../lab/tests/data/hbprobe-101f-dtls1.datagrams", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    text.lines()
-        .map(|l| {
-            let (dir, hex) = l.split_once(' ').unwrap();
-            (dir == "c2s", hex::decode(hex).unwrap())
-        })
-        .collect()
+    bleedwatch_lab::dtls::parse_datagram_transcript(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
 /// The recorded client's heartbeat request, exactly as sent.
