@@ -7,7 +7,6 @@
 //! contract.
 #![forbid(unsafe_code)]
 
-pub mod client_test;
 pub mod certs;
 pub mod conn;
 pub mod dns;
