@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use bleedwatch_probe::conn::Timeouts;
 use bleedwatch_probe::heartbleed::MAX_PROVE_OVERREAD;
-use bleedwatch_probe::prelude::StarttlsMode;
+use bleedwatch_probe::StarttlsMode;
 use bleedwatch_probe::ProbeMode;
 use bleedwatch_starttls::Protocol;
 use bleedwatch_store::Store;

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use bleedwatch_probe::prelude::StarttlsMode;
+use bleedwatch_probe::StarttlsMode;
 use bleedwatch_probe::scan::{run_scan, ScanEvent, ScanItem, SchedulerOptions, TargetHost};
 use bleedwatch_probe::{EndpointOptions, EndpointResult, Verdict};
 use bleedwatch_targets::{ExclusionSet, HostRef, PortList, TargetSet, Transport};

@@ -1,2 +1,2 @@
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| bleedwatch_probe::client_test::fuzz_client_bytes(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| bleedwatch_clienttest::fuzz_client_bytes(data));

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use bleedwatch_lab::LabIdentity;
-use bleedwatch_probe::client_test::{serve_client_tests_with, ClientTestOptions, ClientTestResult};
+use bleedwatch_clienttest::{serve_client_tests_with, ClientTestOptions, ClientTestResult};
 use bleedwatch_probe::Verdict;
 use bleedwatch_starttls::Protocol;
 use clap::Args;
@@ -82,7 +82,7 @@ pub async fn run(args: ClientTestArgs) -> Result<u8> {
     };
     let after_handshake = if args.after_handshake {
         let identity = LabIdentity::rsa_lab(&["client-test.bleedwatch.invalid"]).context("lab certificate for --after-handshake")?;
-        Some(bleedwatch_probe::client_test::lab_server_factory(Arc::new(identity)))
+        Some(bleedwatch_clienttest::lab_server_factory(Arc::new(identity)))
     } else {
         None
     };

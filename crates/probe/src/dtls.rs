@@ -65,11 +65,12 @@ use bleedwatch_wire::{ContentType, HandshakeType, ProtocolVersion, WireError};
 use tokio::net::UdpSocket;
 
 use crate::conn::{ConnectError, Timeouts};
-use crate::endpoint::{build_result, initial_sni, sweep_versions, Attempt, AttemptFailure, EndpointOptions, EndpointTarget, ResultContext};
+use crate::endpoint::{build_result, initial_sni, sweep_versions, Attempt, AttemptFailure, ResultContext};
 use crate::heartbleed::{
     heartbeat_records, judge, server_alert, AlertEffect, ConnectionOutcome, ConnectionVerdict, Inconclusive, Judgement, Phase, ProbeConfig,
     ProbeMode,
 };
+use crate::options::{EndpointOptions, EndpointTarget};
 use crate::result::EndpointResult;
 
 /// Payload of the test and honest heartbeats over DTLS: answers (payload + 19 bytes) must exceed OpenSSL

@@ -3,55 +3,14 @@
 //! the certificate when nothing older is accepted.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::time::{Instant, SystemTime};
 
 use bleedwatch_wire::{AlertDescription, ProtocolVersion};
 
 use crate::conn::{connect, connect_failure_outcome, run_probe, ConnectError, Timeouts};
 use crate::heartbleed::{ConnectionOutcome, ConnectionVerdict, Inconclusive, LeakEvidence, ProbeConfig, ProbeMode, DEFAULT_PAYLOAD_LEN};
+use crate::options::{EndpointOptions, EndpointTarget};
 use crate::result::{classify, EndpointResult, ScanStatus, Verdict, VersionDetail};
-
-#[derive(Debug, Clone)]
-pub struct EndpointOptions {
-    pub mode: ProbeMode,
-    pub timeouts: Timeouts,
-    /// Versions to test, any order; tested newest first.
-    pub versions: Vec<ProtocolVersion>,
-    /// Retry without SNI when the server refuses the hello with SNI (PEERS.md pitfall 4).
-    pub sni_retry: bool,
-    /// When no SSLv3–TLS 1.2 version is accepted, try a TLS 1.3 handshake for the certificate.
-    pub tls13_fallback: bool,
-    /// SNI to send instead of the target's own name.
-    pub sni_override: Option<String>,
-    /// Direct TLS, a given STARTTLS dialect, or find out.
-    pub starttls: crate::prelude::StarttlsMode,
-    /// How long to wait for a server to speak first when finding out what a port speaks.
-    pub banner_wait: std::time::Duration,
-}
-
-impl Default for EndpointOptions {
-    fn default() -> Self {
-        EndpointOptions {
-            mode: ProbeMode::Safe,
-            timeouts: Timeouts::default(),
-            versions: ProtocolVersion::PROBEABLE_TLS.to_vec(),
-            sni_retry: true,
-            tls13_fallback: true,
-            sni_override: None,
-            starttls: crate::prelude::StarttlsMode::Auto,
-            banner_wait: std::time::Duration::from_secs(3),
-        }
-    }
-}
-
-/// One endpoint to test.
-#[derive(Debug, Clone)]
-pub struct EndpointTarget {
-    pub addr: SocketAddr,
-    /// The name the user gave, if any; sent as SNI.
-    pub host: Option<String>,
-}
 
 fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_millis(t).to_string()
@@ -352,11 +311,6 @@ pub fn build_result(mut sweep: VersionSweep, ctx: ResultContext<'_>) -> Endpoint
 /// The SNI name for a target: the override, else the target's name unless it is an address.
 pub fn initial_sni(target: &EndpointTarget, opts: &EndpointOptions) -> Option<String> {
     opts.sni_override.clone().or_else(|| target.host.clone().filter(|h| h.parse::<std::net::IpAddr>().is_err()))
-}
-
-/// Tests one TCP endpoint (direct TLS or STARTTLS, see [`crate::prelude`]).
-pub async fn probe_endpoint(target: &EndpointTarget, opts: &EndpointOptions) -> EndpointResult {
-    crate::prelude::probe_tcp_endpoint(target, opts).await
 }
 
 /// The sweep over direct TLS.

@@ -279,7 +279,7 @@ pub const MAX_LOG_LINES: usize = 100;
 impl ConnectionOutcome {
     /// A connection that has offered `offered` and heard nothing yet: inconclusive (waiting for the
     /// ServerHello) until something decides.
-    pub(crate) fn started(offered: ProtocolVersion, log: Vec<String>) -> Self {
+    pub fn started(offered: ProtocolVersion, log: Vec<String>) -> Self {
         ConnectionOutcome {
             offered,
             negotiated: None,

@@ -1,21 +1,24 @@
 //! Heartbleed probes for bleedwatch.
 //!
 //! [`heartbleed`] is the sans-IO probe for one connection; [`conn`] drives it over TCP with deadlines;
-//! [`endpoint`] tests every version of one endpoint; [`scan`] schedules many endpoints; [`result`] is
-//! the JSON contract.
+//! [`endpoint`] tests every version of one endpoint; [`reach`] decides how a TCP endpoint is reached
+//! (direct TLS, detection, STARTTLS) and tests it ([`probe_endpoint`]); [`dtls`] does the same over UDP;
+//! [`options`] says what to test and how; [`scan`] schedules many endpoints; [`result`] is the JSON
+//! contract.
 #![forbid(unsafe_code)]
 
-pub mod client_test;
 pub mod certs;
 pub mod conn;
 pub mod dns;
 pub mod dtls;
 pub mod endpoint;
 pub mod heartbleed;
-pub mod prelude;
+pub mod options;
+pub mod reach;
 pub mod result;
 pub mod scan;
 
-pub use endpoint::{probe_endpoint, EndpointOptions, EndpointTarget};
 pub use heartbleed::{ConnectionOutcome, ConnectionVerdict, HeartbleedProbe, ProbeConfig, ProbeMode};
+pub use options::{EndpointOptions, EndpointTarget, StarttlsMode};
+pub use reach::probe_endpoint;
 pub use result::{EndpointResult, ScanStatus, Verdict};

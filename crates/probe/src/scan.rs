@@ -9,7 +9,8 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
 
-use crate::endpoint::{probe_endpoint, EndpointOptions, EndpointTarget};
+use crate::options::{EndpointOptions, EndpointTarget};
+use crate::reach::probe_endpoint;
 use crate::result::EndpointResult;
 
 /// A target as the scheduler sees it: an address or a name still to resolve, and a port.

@@ -20,10 +20,3 @@ fn dtls_probe_fuzz_corpus_replays_without_panic() {
         bleedwatch_probe::dtls::fuzz_server_datagrams(&bytes);
     }
 }
-
-#[test]
-fn client_test_fuzz_corpus_replays_without_panic() {
-    for bytes in corpus("client_test_bytes") {
-        bleedwatch_probe::client_test::fuzz_client_bytes(&bytes);
-    }
-}

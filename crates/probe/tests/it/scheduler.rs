@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bleedwatch_probe::conn::Timeouts;
-use bleedwatch_probe::prelude::StarttlsMode;
+use bleedwatch_probe::StarttlsMode;
 use bleedwatch_probe::scan::{run_scan, ScanEvent, ScanItem, SchedulerOptions, TargetHost};
 use bleedwatch_probe::EndpointOptions;
 use bleedwatch_wire::ProtocolVersion;

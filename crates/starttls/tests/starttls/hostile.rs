@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bleedwatch_probe::conn::Timeouts;
-use bleedwatch_probe::prelude::StarttlsMode;
+use bleedwatch_probe::StarttlsMode;
 use bleedwatch_probe::{probe_endpoint, EndpointOptions, EndpointResult, EndpointTarget, ScanStatus, Verdict};
 use bleedwatch_starttls::Protocol;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};

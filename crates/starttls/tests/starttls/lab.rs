@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bleedwatch_lab::{Behaviour, LabConfig, LabIdentity, LabServer};
-use bleedwatch_probe::prelude::StarttlsMode;
+use bleedwatch_probe::StarttlsMode;
 use bleedwatch_probe::{probe_endpoint, EndpointResult, EndpointTarget, ScanStatus, Verdict};
 use bleedwatch_starttls::Protocol;
 

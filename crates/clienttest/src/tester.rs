@@ -12,7 +12,7 @@
 //! hint to test it again after the handshake.
 //!
 //! After the handshake ([`ClientTester::after_handshake`], `client-test --after-handshake`): a
-//! [`HandshakeServer`] — the lab's TLS server session, plugged in by the binary — completes a real
+//! [`HandshakeServer`] — the lab's TLS server session of `lab_server`, plugged in by the caller — completes a real
 //! handshake with the client (which must accept the lab certificate), and the same two heartbeats
 //! and a sentinel go out encrypted right behind the server's Finished, judged by the same [`judge`].
 //! The honest heartbeat goes first there, because GnuTLS drops the connection on the unpadded test
@@ -33,11 +33,11 @@ use bleedwatch_wire::types::KeyExchange;
 use bleedwatch_wire::{AlertDescription, CipherSuite, ContentType, ExtensionType, HandshakeType, ProtocolVersion, WireError};
 use rand::RngCore;
 
-use crate::conn::StreamTest;
-use crate::heartbleed::{
+use bleedwatch_probe::conn::StreamTest;
+use bleedwatch_probe::heartbleed::{
     heartbeat_requests, judge, ConnectionOutcome, ConnectionVerdict, HeartbeatRequest, Inconclusive, Judgement, Phase, ProbeMode,
 };
-use crate::result::{classify, Verdict};
+use bleedwatch_probe::result::{classify, Verdict};
 
 /// Payload of the client test's heartbeats: like the server probe's, big enough that an OpenSSL 1.0.1
 /// client's 4 KiB handshake write buffer flushes the answer (the lab captures used 4500 bytes).
@@ -53,8 +53,8 @@ enum State {
 }
 
 /// The server side of a complete TLS 1.0–1.2 handshake with record protection, for the
-/// after-handshake test. The probe crate has no TLS server of its own: the `bleedwatch` binary plugs
-/// in the lab's server session (`bleedwatch_lab::LabSession` with `hand_over_records`).
+/// after-handshake test. The tester has no TLS server of its own: [`lab_server_factory`] plugs in the
+/// lab's server session (`bleedwatch_lab::LabSession` with `hand_over_records`).
 pub trait HandshakeServer: Send {
     /// Bytes from the client, from the first byte of its ClientHello on.
     fn feed(&mut self, data: &[u8]);
@@ -107,7 +107,7 @@ pub struct ClientTester {
     test: HeartbeatRequest,
     honest: Option<HeartbeatRequest>,
     hello: ClientHelloInfo,
-    outcome: ConnectionOutcome,
+    pub(crate) outcome: ConnectionOutcome,
     /// After-handshake mode: the server session that completes the handshake.
     server: Option<Box<dyn HandshakeServer>>,
     /// Replaces the classified reason when the plain one would mislead.
@@ -632,60 +632,8 @@ pub struct ClientTestResult {
     /// What the verdict stands on (typed, as in the scanner's `details[].evidence`).
     pub evidence: bleedwatch_verdict::Evidence,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub leak: Option<crate::heartbleed::LeakEvidence>,
+    pub leak: Option<bleedwatch_probe::heartbleed::LeakEvidence>,
     pub log: Vec<String>,
-}
-
-/// The lab's TLS server session as the after-handshake test's server: it completes the handshake
-/// like OpenSSL 1.0.1g (which answers only honest heartbeats from the client) and hands the
-/// established session over.
-struct LabHandshakeServer(bleedwatch_lab::LabSession);
-
-/// The server factory `client-test --after-handshake` uses: the lab session with `identity`.
-pub fn lab_server_factory(identity: std::sync::Arc<bleedwatch_lab::LabIdentity>) -> ServerFactory {
-    let cfg = bleedwatch_lab::LabConfig::new(bleedwatch_lab::Behaviour::Fixed, identity);
-    std::sync::Arc::new(move || {
-        let mut session = bleedwatch_lab::LabSession::new(cfg.clone());
-        session.hand_over_records();
-        Box::new(LabHandshakeServer(session)) as Box<dyn HandshakeServer>
-    })
-}
-
-impl HandshakeServer for LabHandshakeServer {
-    fn feed(&mut self, data: &[u8]) {
-        self.0.feed(data)
-    }
-
-    fn take_output(&mut self) -> Vec<u8> {
-        self.0.take_output()
-    }
-
-    fn established(&self) -> Option<(ProtocolVersion, CipherSuite)> {
-        self.0.established_version().zip(self.0.established_suite())
-    }
-
-    fn is_closed(&self) -> bool {
-        self.0.is_closed()
-    }
-
-    fn send_encrypted(&mut self, typ: ContentType, data: &[u8]) -> bool {
-        self.0.send_encrypted(typ, data).is_ok()
-    }
-
-    fn take_client_records(&mut self) -> Vec<(ContentType, Vec<u8>)> {
-        self.0.take_peer_records().into_iter().map(|r| (r.content_type, r.plaintext)).collect()
-    }
-
-    fn take_alerts(&mut self) -> Vec<SessionAlert> {
-        self.0
-            .take_events()
-            .into_iter()
-            .filter_map(|e| match e {
-                bleedwatch_lab::LabEvent::Alert { sent, alert } => Some(SessionAlert { sent, fatal: alert.starts_with("fatal"), alert }),
-                _ => None,
-            })
-            .collect()
-    }
 }
 
 /// Fuzz entry point: arbitrary client bytes into the client tester.
@@ -696,67 +644,6 @@ pub fn fuzz_client_bytes(data: &[u8]) {
         let _ = t.take_output();
     }
     t.feed_eof();
-}
-
-/// Options for [`serve_client_tests`].
-#[derive(Debug, Clone)]
-pub struct ClientTestOptions {
-    pub mode: ProbeMode,
-    pub timeouts: crate::conn::Timeouts,
-    /// Stop after this many clients (None: run until the task is dropped).
-    pub max_clients: Option<usize>,
-    /// Play the server side of this STARTTLS dialogue first (e.g. an SMTP server offering STARTTLS,
-    /// so an MTA relaying through us is tested as a TLS client).
-    pub starttls: Option<bleedwatch_starttls::Protocol>,
-}
-
-/// Accepts clients on `listener`, tests each (concurrently) in the middle of the handshake, and sends
-/// one result per client.
-pub async fn serve_client_tests(listener: tokio::net::TcpListener, opts: ClientTestOptions, results: tokio::sync::mpsc::Sender<ClientTestResult>) {
-    serve_client_tests_with(listener, opts, None, results).await
-}
-
-/// Like [`serve_client_tests`]; with `after_handshake`, each client completes a handshake with a
-/// server session from the factory and is tested inside the established session.
-pub async fn serve_client_tests_with(
-    listener: tokio::net::TcpListener,
-    opts: ClientTestOptions,
-    after_handshake: Option<ServerFactory>,
-    results: tokio::sync::mpsc::Sender<ClientTestResult>,
-) {
-    let mut served = 0usize;
-    let mut tasks = tokio::task::JoinSet::new();
-    while opts.max_clients.is_none_or(|max| served < max) {
-        let Ok((mut stream, peer)) = listener.accept().await else { continue };
-        served += 1;
-        let (opts, results) = (opts.clone(), results.clone());
-        let server = after_handshake.as_ref().map(|make| make());
-        tasks.spawn(async move {
-            let _ = stream.set_nodelay(true);
-            let mut tester = match server {
-                Some(server) => ClientTester::after_handshake(opts.mode, server),
-                None => ClientTester::new(opts.mode),
-            };
-            let service = opts.starttls.map(|p| p.name()).unwrap_or("tls");
-            if let Some(protocol) = opts.starttls {
-                let params = bleedwatch_starttls::ServerParams { hostname: "client-test.bleedwatch.invalid".into(), ..Default::default() };
-                let deadline = tokio::time::Instant::now() + opts.timeouts.handshake;
-                match bleedwatch_starttls::io::accept_starttls(&mut stream, protocol, params, deadline).await {
-                    Ok(leftover) => tester.feed(&leftover),
-                    Err(e) => {
-                        tester.outcome.log.push(format!("{} dialogue: {e}", protocol.name()));
-                        tester.feed_reset();
-                        let _ = results.send(tester.report(peer, service)).await;
-                        return;
-                    }
-                }
-            }
-            let tester = crate::conn::drive_test(&mut stream, tester, &opts.timeouts).await;
-            let _ = results.send(tester.report(peer, service)).await;
-        });
-        while tasks.try_join_next().is_some() {}
-    }
-    while tasks.join_next().await.is_some() {}
 }
 
 #[cfg(test)]

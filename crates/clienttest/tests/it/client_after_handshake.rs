@@ -13,7 +13,7 @@ use bleedwatch_lab::kx::server_key_exchange;
 use bleedwatch_lab::session::{heartbeat_action, HeartbeatAction};
 use bleedwatch_lab::tls12::{derive_keys, master_secret, verify_data, RecordProtection, Side, SuiteSpec, Transcript};
 use bleedwatch_lab::{Behaviour, LabIdentity};
-use bleedwatch_probe::client_test::{serve_client_tests_with, ClientTestOptions, ClientTestResult, ServerFactory};
+use bleedwatch_clienttest::{serve_client_tests_with, ClientTestOptions, ClientTestResult, ServerFactory};
 use bleedwatch_probe::conn::Timeouts;
 use bleedwatch_probe::{ProbeMode, Verdict};
 use bleedwatch_wire::codec::{put_prefixed, Prefix, Reader};
@@ -25,7 +25,7 @@ use bleedwatch_wire::{CipherSuite, ContentType, HandshakeType, ProtocolVersion};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn lab_factory() -> ServerFactory {
-    bleedwatch_probe::client_test::lab_server_factory(Arc::new(LabIdentity::rsa_lab(&["localhost"]).unwrap()))
+    bleedwatch_clienttest::lab_server_factory(Arc::new(LabIdentity::rsa_lab(&["localhost"]).unwrap()))
 }
 
 const SUITE: CipherSuite = CipherSuite(0xc013); // ECDHE-RSA-AES128-SHA: CBC, TLS 1.0 to 1.2

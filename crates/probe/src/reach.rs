@@ -1,5 +1,6 @@
-//! What happens on a connection before the TLS probe: nothing (direct TLS) or a STARTTLS dialogue,
-//! and working out which of the two a port speaks when the user did not say (`--starttls auto`).
+//! How a TCP endpoint is reached, and the entry point that tests one ([`probe_endpoint`]): what
+//! happens on a connection before the TLS probe, nothing (direct TLS) or a STARTTLS dialogue, and
+//! working out which of the two a port speaks when the user did not say (`--starttls auto`).
 //! The dialogues themselves are the sans-IO state machines of `bleedwatch-starttls`; this is their
 //! async shell, with one overall deadline per dialogue so a server trickling bytes cannot hold it.
 
@@ -15,21 +16,10 @@ use tokio::net::TcpStream;
 use tokio::time::{timeout_at, Instant};
 
 use crate::conn::{connect, ConnectError};
-use crate::endpoint::{direct_tls_result, initial_sni, sweep_direct_tls, sweep_versions, AttemptFailure, EndpointOptions, EndpointTarget, VersionSweep};
+use crate::endpoint::{direct_tls_result, initial_sni, sweep_direct_tls, sweep_versions, AttemptFailure, VersionSweep};
 use crate::heartbleed::HeartbleedProbe;
+use crate::options::{EndpointOptions, EndpointTarget, StarttlsMode};
 use crate::result::{EndpointResult, ScanStatus, Verdict};
-
-/// How the user asked to reach TLS on a port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum StarttlsMode {
-    /// Find out: by the banner a server sends first, by the port as a hint, by trying.
-    #[default]
-    Auto,
-    /// Direct TLS only.
-    Off,
-    /// Always this STARTTLS dialect.
-    Force(Protocol),
-}
 
 /// How to reach TLS on one endpoint, once decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -520,16 +510,16 @@ fn saw_no_tls(sweep: &VersionSweep) -> bool {
 
 /// Tests one TCP endpoint: direct TLS or STARTTLS as `opts.starttls` says, finding out when asked to.
 /// `started_at` and `duration_ms` cover all of it: detection, STARTTLS dialogues, every version.
-pub async fn probe_tcp_endpoint(target: &EndpointTarget, opts: &EndpointOptions) -> EndpointResult {
+pub async fn probe_endpoint(target: &EndpointTarget, opts: &EndpointOptions) -> EndpointResult {
     let started = std::time::SystemTime::now();
     let clock = std::time::Instant::now();
-    let mut result = probe_tcp_endpoint_untimed(target, opts).await;
+    let mut result = probe_endpoint_untimed(target, opts).await;
     result.started_at = humantime::format_rfc3339_millis(started).to_string();
     result.duration_ms = u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX);
     result
 }
 
-async fn probe_tcp_endpoint_untimed(target: &EndpointTarget, opts: &EndpointOptions) -> EndpointResult {
+async fn probe_endpoint_untimed(target: &EndpointTarget, opts: &EndpointOptions) -> EndpointResult {
     let params = client_params(target, opts);
     let port = target.addr.port();
     let (connect_limit, limit) = (opts.timeouts.connect, opts.timeouts.handshake);

@@ -5,12 +5,12 @@ use std::time::Duration;
 
 use bleedwatch_lab::client::run_lab_client;
 use bleedwatch_lab::Behaviour;
-use bleedwatch_probe::client_test::{serve_client_tests, ClientTestOptions};
+use bleedwatch_clienttest::{serve_client_tests, ClientTestOptions};
 use bleedwatch_probe::conn::Timeouts;
 use bleedwatch_probe::{ProbeMode, Verdict};
 use bleedwatch_wire::ProtocolVersion;
 
-async fn test_client(behaviour: Behaviour, version: ProtocolVersion, mode: ProbeMode) -> bleedwatch_probe::client_test::ClientTestResult {
+async fn test_client(behaviour: Behaviour, version: ProtocolVersion, mode: ProbeMode) -> bleedwatch_clienttest::ClientTestResult {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let opts = ClientTestOptions {

@@ -2,7 +2,7 @@
 //! client-side captures, fed to the sans-IO client tester configured to have sent the recorded
 //! malicious server's heartbeat.
 
-use bleedwatch_probe::client_test::ClientTester;
+use bleedwatch_clienttest::ClientTester;
 use bleedwatch_probe::conn::StreamTest;
 use bleedwatch_probe::heartbleed::HeartbeatRequest;
 use bleedwatch_probe::result::{classify, Verdict};
@@ -11,7 +11,7 @@ use bleedwatch_wire::record::Deframer;
 use bleedwatch_wire::ContentType;
 
 fn data(name: &str) -> Vec<u8> {
-    std::fs::read(format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    std::fs::read(format!("{}/../probe/tests/data/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
 }
 
 /// The first heartbeat request the recorded server sent.
