@@ -14,7 +14,7 @@ import re
 import sys
 
 CRATE_PATH = re.compile(r"\bcrate\s*::\s*([A-Za-z_][A-Za-z0-9_]*)")
-SUPER_PATH = re.compile(r"\bsuper\s*::\s*(?:super\s*::\s*)*([A-Za-z_][A-Za-z0-9_]*)")
+SUPER_PATH = re.compile(r"\b((?:super\s*::\s*)+)([A-Za-z_][A-Za-z0-9_]*)")
 USE_GROUP = re.compile(r"\buse\s+crate\s*::\s*\{")
 ITEM_NAME = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)")
 
@@ -168,9 +168,13 @@ def crate_graph(src_dir):
         with open(path, encoding="utf-8") as fh:
             text = strip_cfg_test(strip_comments_and_strings(fh.read()))
         targets = used_names(text)
-        # `super::x` from a top-level file names a sibling module; deeper files stay inside their module.
-        if len(module_path_of(src_dir, path)) == 1:
-            targets |= set(SUPER_PATH.findall(text))
+        # `super::x` climbs from the file's own module path: `super::x` in a top-level file names a
+        # sibling; `super::super::x` in `b/inner.rs` names the top-level `x` too.
+        own_path = module_path_of(src_dir, path)
+        for supers, name in SUPER_PATH.findall(text):
+            depth = supers.count("super")
+            if depth == len(own_path):
+                targets.add(name)
         for target in targets:
             if target in modules and target != source:
                 edges[source].add(target)
