@@ -8,6 +8,9 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde::Serialize;
 
+// One neutraliser and one printable filter for the workspace: the report crate's.
+pub use bleedwatch_report::{neutralize_csv_cell, printable};
+
 /// Opens `path` for writing; `-` is standard output.
 pub fn open_output(path: &Path) -> Result<Box<dyn Write + Send>> {
     Ok(open_output_at(path, false)?.0)
@@ -43,14 +46,6 @@ pub fn open_output_at(path: &Path, append: bool) -> Result<(Box<dyn Write + Send
     Ok((Box::new(BufWriter::new(file)), length > 0))
 }
 
-/// Spreadsheet programs run cells that start with these; prefix them so exported data stays data.
-pub fn neutralize_csv_cell(cell: &str) -> String {
-    match cell.chars().next() {
-        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{cell}"),
-        _ => cell.to_string(),
-    }
-}
-
 /// Whether `path` means standard output (`-`).
 pub fn is_stdout(path: &Path) -> bool {
     path.as_os_str() == "-"
@@ -70,11 +65,6 @@ pub fn write_json_lines<T: Serialize>(path: &Path, items: impl IntoIterator<Item
     }
     out.flush()?;
     Ok(())
-}
-
-/// Text from the network (certificate subjects, banners): never let it drive the terminal.
-pub fn printable(s: &str) -> String {
-    s.chars().map(|c| if c.is_control() { '?' } else { c }).collect()
 }
 
 pub fn yes_no(value: bool) -> &'static str {
@@ -142,22 +132,6 @@ pub fn write_table(out: &mut dyn Write, header: &[&str], rows: &[Vec<String>]) -
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn formula_cells_are_neutralised() {
-        assert_eq!(neutralize_csv_cell("=cmd|' /C calc'!A0"), "'=cmd|' /C calc'!A0");
-        assert_eq!(neutralize_csv_cell("+1"), "'+1");
-        assert_eq!(neutralize_csv_cell("-1"), "'-1");
-        assert_eq!(neutralize_csv_cell("@SUM(1)"), "'@SUM(1)");
-        assert_eq!(neutralize_csv_cell("\tx"), "'\tx");
-        assert_eq!(neutralize_csv_cell("CN=ok"), "CN=ok");
-        assert_eq!(neutralize_csv_cell(""), "");
-    }
-
-    #[test]
-    fn control_characters_never_reach_the_terminal() {
-        assert_eq!(printable("CN=\u{1b}[31mred"), "CN=?[31mred");
-    }
 
     #[test]
     fn tables_align_and_stay_printable() {

@@ -3,8 +3,9 @@
 use std::io::{self, Write};
 
 use anyhow::Result;
+use bleedwatch_report::{endpoint_csv_row, ENDPOINT_CSV_HEADER};
 use bleedwatch_store::assess::State;
-use bleedwatch_store::views::{endpoint_csv_row, EndpointView, ENDPOINT_CSV_HEADER};
+use bleedwatch_store::views::EndpointView;
 use bleedwatch_store::Store;
 use clap::Args;
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-pub use crate::zeek::NoticeMessage;
+pub use crate::notice_message::NoticeMessage;
 
 /// What was seen. Plaintext kinds come from readable heartbeat headers (before ChangeCipherSpec);
 /// `encrypted_*` kinds are inferred from record sizes and timing.

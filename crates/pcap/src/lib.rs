@@ -30,6 +30,7 @@ mod engine;
 mod error;
 mod finding;
 mod ip;
+mod notice_message;
 mod reader;
 mod slots;
 mod summary;

@@ -7,7 +7,8 @@ use bleedwatch_store::assess::State;
 use bleedwatch_store::views::rfc3339_ms;
 use serde::Serialize;
 
-use crate::summary::{owner_name, thousands, OwnerOpenItems};
+use crate::summary::OwnerOpenItems;
+use crate::text::{owner_name, thousands};
 use crate::timeline::TimelinePoint;
 
 /// Chart width in SVG units; charts scale to their container.

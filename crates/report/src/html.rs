@@ -4,37 +4,13 @@
 
 use askama::Template;
 use bleedwatch_store::assess::State;
-use bleedwatch_store::views::{rfc3339_ms, rfc3339_seconds, CertificateView, ATTACKED_FLAG, ATTACKED_WHILE_VULNERABLE_FLAG};
+use bleedwatch_store::views::{CertificateView, ATTACKED_FLAG, ATTACKED_WHILE_VULNERABLE_FLAG};
 use bleedwatch_store::AlertRow;
 
 use crate::charts::{self, state_color, state_label};
-use crate::summary::{owner_name, plural, thousands, NextStep, OwnerOpenItems, Summary};
+use crate::summary::{NextStep, OwnerOpenItems, Summary};
+use crate::text::{display_date_seconds, display_duration, display_time, owner_name, plural, thousands};
 use crate::{ReportData, ReportEndpoint};
-
-/// `2026-11-28 18:39 UTC` (the raw number when out of range).
-pub fn display_time(ms: i64) -> String {
-    let text = rfc3339_ms(ms);
-    match (text.get(..10), text.get(10..11), text.get(11..16)) {
-        (Some(day), Some("T"), Some(time)) => format!("{day} {time} UTC"),
-        _ => text,
-    }
-}
-
-/// `2027-01-01` from Unix seconds.
-pub fn display_date_seconds(seconds: i64) -> String {
-    let text = rfc3339_seconds(seconds);
-    text.get(..10).map(str::to_owned).unwrap_or(text)
-}
-
-/// `45 min`, `7 h`, `19 days`.
-pub fn display_duration(ms: i64) -> String {
-    let minutes = ms.max(0) / 60_000;
-    match minutes {
-        m if m < 60 => format!("{m} min"),
-        m if m < 48 * 60 => format!("{} h", m / 60),
-        m => format!("{} days", thousands(u64::try_from(m / (24 * 60)).unwrap_or(0))),
-    }
-}
 
 /// What each flag means, for tooltips and the legend.
 fn flag_meaning(name: &str) -> &'static str {

@@ -11,21 +11,22 @@
 //! pure functions of the [`ReportData`] it returns.
 
 mod charts;
+mod export;
 mod html;
 mod summary;
+mod text;
 mod timeline;
 
 use std::collections::{BTreeMap, HashMap};
 
 use bleedwatch_store::assess::{RevocationFact, RevocationStatus, State};
-use bleedwatch_store::views::{
-    endpoint_csv_row, funnel, printable, rfc3339_ms, CertificateView, EndpointView, ENDPOINT_CSV_HEADER,
-};
+use bleedwatch_store::views::{funnel, rfc3339_ms, CertificateView, EndpointView};
 use bleedwatch_store::{AlertFilter, AlertRow, EndpointAssessment, Store, StoreError};
 use serde::Serialize;
 
 pub use charts::{funnel_svg, owners_svg, state_color, state_label, timeline_svg, FunnelStage, FunnelStep, MAX_OWNER_BARS};
-pub use html::{display_duration, display_time};
+pub use export::{endpoint_csv_row, neutralize_csv_cell, printable, ENDPOINT_CSV_HEADER};
+pub use text::{display_duration, display_time};
 pub use summary::{exposed_and_valid, headline, next_steps, owners_open_items, NextStep, OwnerOpenItems, Priority, Summary};
 pub use timeline::{state_timeline, timeline_points, EndpointObservations, TimelinePoint, MAX_TIMELINE_POINTS};
 

@@ -8,6 +8,7 @@ use bleedwatch_store::views::{CertificateView, EndpointView, FunnelRow};
 use bleedwatch_store::AlertRow;
 use serde::Serialize;
 
+use crate::text::{display_date_seconds, display_duration, owner_name, plural, thousands};
 use crate::ScanCoverage;
 
 /// The headline numbers. "Affected" endpoints are those the response is about: seen vulnerable, or
@@ -285,7 +286,7 @@ pub fn next_steps(
     if summary.exposed_certificates_valid > 0 {
         let until = summary
             .exposed_certificates_valid_until
-            .map(|t| format!(" The last of them stays valid until {}.", crate::html::display_date_seconds(t)))
+            .map(|t| format!(" The last of them stays valid until {}.", display_date_seconds(t)))
             .unwrap_or_default();
         steps.push(NextStep {
             priority: Priority::Next,
@@ -331,7 +332,7 @@ pub fn next_steps(
     if let Some(last) = coverage.last_scan_ms.filter(|last| now_ms.saturating_sub(*last) > STALE_MS) {
         steps.push(NextStep {
             priority: Priority::Then,
-            title: format!("Scan again: the last scan is {} old", crate::html::display_duration(now_ms.saturating_sub(last))),
+            title: format!("Scan again: the last scan is {} old", display_duration(now_ms.saturating_sub(last))),
             detail: "States only move when endpoints are scanned: `bleedwatch rescan --in-progress --stale-after 7d`.".to_owned(),
         });
     }
@@ -415,40 +416,6 @@ pub fn headline(summary: &Summary) -> String {
         thousands(summary.affected_internet_facing),
         thousands(summary.notify_ready),
     )
-}
-
-/// `(no owner)` for endpoints no asset matched.
-pub fn owner_name(owner: &str) -> &str {
-    if owner.is_empty() {
-        "(no owner)"
-    } else {
-        owner
-    }
-}
-
-/// `1 endpoint`, `2 endpoints`, `1,234 endpoints`.
-pub fn plural(count: u64, noun: &str) -> String {
-    if count == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{} {noun}s", thousands(count))
-    }
-}
-
-/// `1234567` → `1,234,567`.
-pub fn thousands(value: u64) -> String {
-    let digits: Vec<char> = value.to_string().chars().collect();
-    let head = match digits.len() % 3 {
-        0 => 3,
-        partial => partial,
-    };
-    let (first, rest) = digits.split_at(head.min(digits.len()));
-    let mut out: String = first.iter().collect();
-    for group in rest.chunks(3) {
-        out.push(',');
-        out.extend(group);
-    }
-    out
 }
 
 #[cfg(test)]

@@ -16,9 +16,10 @@ use sha2::{Digest, Sha256};
 use sqlx::any::AnyRow;
 
 use crate::clients::split_socket_address;
-use crate::query::{endpoint_label, get};
-use crate::record::RunId;
-use crate::views::rfc3339_ms;
+use crate::label::endpoint_label;
+use crate::row::get;
+use crate::run_id::RunId;
+use crate::time::rfc3339_ms;
 use crate::{now_ms, Result, Store, StoreError};
 
 /// Where an attempt was seen.

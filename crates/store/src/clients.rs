@@ -5,9 +5,9 @@
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 
-use crate::query::get;
-use crate::record::RunId;
-use crate::views::rfc3339_ms;
+use crate::row::get;
+use crate::run_id::RunId;
+use crate::time::rfc3339_ms;
 use crate::{Result, Store, StoreError};
 
 /// Verdicts a client test can reach.

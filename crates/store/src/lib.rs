@@ -36,8 +36,12 @@ mod assets;
 mod attacks;
 mod clients;
 mod input;
+mod label;
 mod query;
 mod record;
+mod row;
+mod run_id;
+mod time;
 pub mod views;
 
 use std::path::{Path, PathBuf};
@@ -58,10 +62,12 @@ pub use assets::{parse_asset_csv, parse_masscan_json, parse_nmap_xml, AssetInput
 pub use bleedwatch_assess as assess;
 pub use input::{CertificateRecord, ScanResult};
 pub use query::{
-    endpoint_label, AlertFilter, AlertRow, AssetRow, CertificateRow, EndpointAssessment, EndpointRow, ObservationRow,
+    AlertFilter, AlertRow, AssetRow, CertificateRow, EndpointAssessment, EndpointRow, ObservationRow,
     RevocationInput, RevocationRow, RunRow,
 };
-pub use record::{RecordOutcome, RunId};
+pub use label::endpoint_label;
+pub use record::RecordOutcome;
+pub use run_id::RunId;
 
 /// Everything that can go wrong with the inventory.
 #[derive(Debug, thiserror::Error)]

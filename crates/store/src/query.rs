@@ -9,19 +9,14 @@ use bleedwatch_assess::{
 };
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
-use sqlx::Row;
 
 use crate::attacks::AttackEvidence;
 use crate::input::CertificateRecord;
-use crate::record::RunId;
+use crate::label::endpoint_label;
+// Re-exported for `assets`, which reads its rows through `query::get`.
+pub(crate) use crate::row::get;
+use crate::run_id::RunId;
 use crate::{now_ms, Result, Store, StoreError};
-
-pub(crate) fn get<'r, T>(row: &'r AnyRow, column: &str) -> Result<T>
-where
-    T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
-{
-    Ok(row.try_get(column)?)
-}
 
 fn get_flag(row: &AnyRow, column: &str) -> Result<bool> {
     Ok(get::<i64>(row, column)? != 0)
@@ -221,13 +216,6 @@ pub struct EndpointAssessment {
     pub attacks: AttackEvidence,
 }
 
-/// `192.0.2.1:443/tcp`, `[2001:db8::1]:443/tcp (name)`: how flags and alerts name endpoints.
-pub fn endpoint_label(address: &str, port: u16, transport: &str, sni: &str) -> String {
-    let address = if address.contains(':') { format!("[{address}]") } else { address.to_owned() };
-    let name = if sni.is_empty() { String::new() } else { format!(" ({sni})") };
-    format!("{address}:{port}/{transport}{name}")
-}
-
 fn label_from_row(row: &AnyRow) -> Result<String> {
     let port: i64 = get(row, "port")?;
     let port = u16::try_from(port).map_err(|_| StoreError::Corrupt(format!("port {port}")))?;
@@ -349,8 +337,8 @@ fn revocation_from_row(row: &AnyRow) -> Result<RevocationRow> {
 impl CertificateRecord {
     /// Fills the RFC 3339 dates from the Unix times (the table keeps only the latter).
     fn with_dates(mut self) -> CertificateRecord {
-        self.not_before = crate::views::rfc3339_seconds(self.not_before_unix);
-        self.not_after = crate::views::rfc3339_seconds(self.not_after_unix);
+        self.not_before = crate::time::rfc3339_seconds(self.not_before_unix);
+        self.not_after = crate::time::rfc3339_seconds(self.not_after_unix);
         self
     }
 }

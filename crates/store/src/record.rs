@@ -1,21 +1,13 @@
 //! Writing: scan runs, the targets a run plans (for `scan --resume`), and observations.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sqlx::any::AnyRow;
 
 use crate::input::{CertificateRecord, ScanResult};
-use crate::query::{get, RunRow};
+use crate::query::RunRow;
+use crate::row::get;
+use crate::run_id::RunId;
 use crate::{now_ms, Result, Store, StoreError};
-
-/// A scan run's id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct RunId(pub i64);
-
-impl std::fmt::Display for RunId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
 
 /// What recording a result did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

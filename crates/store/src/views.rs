@@ -1,64 +1,16 @@
 //! What commands and reports show: endpoint and certificate views (one JSON line each), the
-//! response funnel by owner, rescan selection, CSV rows with formula cells neutralised, and times
-//! as RFC 3339. Built from [`Store::assess_all`]; no I/O beyond the store's queries.
+//! response funnel by owner and rescan selection (times as RFC 3339, from `time`). Built from [`Store::assess_all`]; no I/O beyond the store's queries.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use bleedwatch_assess::{Flag, State};
 use serde::Serialize;
 
-use crate::query::{get, EndpointAssessment};
+use crate::query::EndpointAssessment;
+use crate::row::get;
+
+pub use crate::time::{rfc3339_ms, rfc3339_seconds};
 use crate::{Result, Store};
-
-/// RFC 3339 with milliseconds, UTC (`2026-11-28T18:39:14.250Z`). Times outside years 0–9999
-/// are written as the number of milliseconds.
-pub fn rfc3339_ms(ms: i64) -> String {
-    let nanos = i128::from(ms) * 1_000_000;
-    match time::OffsetDateTime::from_unix_timestamp_nanos(nanos).ok().filter(|t| (0..=9999).contains(&t.year())) {
-        Some(t) => format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-            t.year(),
-            u8::from(t.month()),
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second(),
-            t.millisecond()
-        ),
-        None => ms.to_string(),
-    }
-}
-
-/// RFC 3339 to the second, UTC (`2027-01-01T00:00:00Z`). Certificates may carry dates before
-/// 1970; times outside years 0–9999 are written as the number of seconds.
-pub fn rfc3339_seconds(seconds: i64) -> String {
-    match time::OffsetDateTime::from_unix_timestamp(seconds).ok().filter(|t| (0..=9999).contains(&t.year())) {
-        Some(t) => format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-            t.year(),
-            u8::from(t.month()),
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second()
-        ),
-        None => seconds.to_string(),
-    }
-}
-
-/// Spreadsheet programs run cells that start with these; prefix them with `'` so exported data
-/// stays data.
-pub fn neutralize_csv_cell(cell: &str) -> String {
-    match cell.chars().next() {
-        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{cell}"),
-        _ => cell.to_owned(),
-    }
-}
-
-/// Text from the network (certificate subjects, names) must never drive a terminal.
-pub fn printable(text: &str) -> String {
-    text.chars().map(|c| if c.is_control() { '?' } else { c }).collect()
-}
 
 /// The exposure window, as RFC 3339 times.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -167,7 +119,7 @@ impl From<&EndpointAssessment> for EndpointView {
 impl EndpointView {
     /// `192.0.2.1:443/tcp (name)`.
     pub fn label(&self) -> String {
-        crate::query::endpoint_label(&self.address, self.port, &self.transport, self.sni.as_deref().unwrap_or(""))
+        crate::label::endpoint_label(&self.address, self.port, &self.transport, self.sni.as_deref().unwrap_or(""))
     }
 
     /// Flags as short text (`reissued-same-key`, `exposed-cert-valid-until=2027-01-01T00:00:00Z`),
@@ -208,45 +160,6 @@ impl EndpointView {
             || (name == ATTACKED_FLAG && self.attacked)
             || (name == ATTACKED_WHILE_VULNERABLE_FLAG && self.attacked_while_vulnerable)
     }
-}
-
-pub const ENDPOINT_CSV_HEADER: &[&str] = &[
-    "address", "port", "transport", "sni", "host", "owner", "criticality", "internet_facing", "state", "flags",
-    "first_vulnerable", "last_vulnerable", "first_fixed", "spkis_seen", "exposed_spkis", "exposed_certs", "last_observed",
-    "last_verdict", "attacks", "attack_successes", "first_attack", "last_attack", "attacked_while_vulnerable",
-];
-
-/// A CSV row for an endpoint; every cell neutralised.
-pub fn endpoint_csv_row(view: &EndpointView) -> Vec<String> {
-    let join = |items: &[String]| items.join(" ");
-    [
-        view.address.clone(),
-        view.port.to_string(),
-        view.transport.clone(),
-        view.sni.clone().unwrap_or_default(),
-        view.host.clone().unwrap_or_default(),
-        view.owner.clone(),
-        view.criticality.clone(),
-        if view.internet_facing { "yes".into() } else { "no".into() },
-        view.state.as_str().to_owned(),
-        join(&view.flag_words()),
-        view.exposure.first_vulnerable.clone().unwrap_or_default(),
-        view.exposure.last_vulnerable.clone().unwrap_or_default(),
-        view.exposure.first_fixed.clone().unwrap_or_default(),
-        join(&view.spkis_seen),
-        join(&view.exposed_spkis),
-        join(&view.exposed_certs),
-        view.last_observed.clone().unwrap_or_default(),
-        view.last_verdict.clone().unwrap_or_default(),
-        view.attacks.to_string(),
-        view.attack_successes.to_string(),
-        view.first_attack.clone().unwrap_or_default(),
-        view.last_attack.clone().unwrap_or_default(),
-        if view.attacked_while_vulnerable { "yes".into() } else { "no".into() },
-    ]
-    .iter()
-    .map(|cell| neutralize_csv_cell(cell))
-    .collect()
 }
 
 /// One line of the response funnel: an owner's endpoints by state.
@@ -413,36 +326,5 @@ impl Store {
             }
         }
         Ok(targets)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn times_are_rfc3339() {
-        assert_eq!(rfc3339_ms(1_795_891_154_250), "2026-11-28T18:39:14.250Z");
-        assert_eq!(rfc3339_seconds(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339_seconds(-631_152_000), "1950-01-01T00:00:00Z");
-        assert_eq!(rfc3339_seconds(253_402_300_799), "9999-12-31T23:59:59Z");
-        assert_eq!(rfc3339_seconds(i64::MAX), i64::MAX.to_string());
-        assert_eq!(rfc3339_ms(-1), "1969-12-31T23:59:59.999Z");
-    }
-
-    #[test]
-    fn formula_cells_are_neutralised() {
-        assert_eq!(neutralize_csv_cell("=cmd|' /C calc'!A0"), "'=cmd|' /C calc'!A0");
-        assert_eq!(neutralize_csv_cell("+1"), "'+1");
-        assert_eq!(neutralize_csv_cell("-1"), "'-1");
-        assert_eq!(neutralize_csv_cell("@SUM(1)"), "'@SUM(1)");
-        assert_eq!(neutralize_csv_cell("\tx"), "'\tx");
-        assert_eq!(neutralize_csv_cell("CN=ok"), "CN=ok");
-        assert_eq!(neutralize_csv_cell(""), "");
-    }
-
-    #[test]
-    fn control_characters_never_reach_the_terminal() {
-        assert_eq!(printable("CN=\u{1b}[31mred\n"), "CN=?[31mred?");
     }
 }

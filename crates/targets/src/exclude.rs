@@ -9,8 +9,7 @@ use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv6Addr};
 
 use crate::error::TargetError;
-use crate::hosts::{address_value, Family, Hosts, OctetPattern, Span};
-use crate::set::HostRef;
+use crate::hosts::{address_value, Family, HostRef, Hosts, OctetPattern, Span};
 use crate::spec::{split_specs, TargetSpec};
 
 /// A set of excluded addresses and host names.

@@ -5,6 +5,24 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+/// A host to probe: an address, or a name for the caller to resolve (every A/AAAA record).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum HostRef {
+    /// An IP address.
+    Ip(IpAddr),
+    /// A DNS name, not yet resolved.
+    Name(String),
+}
+
+impl fmt::Display for HostRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HostRef::Ip(address) => write!(f, "{address}"),
+            HostRef::Name(name) => f.write_str(name),
+        }
+    }
+}
+
 /// The set of hosts one target spec names.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Hosts {

@@ -74,12 +74,12 @@ mod spec;
 
 pub use error::TargetError;
 pub use exclude::{parse_exclusions, ExclusionSet};
-pub use hosts::{Hosts, OctetPattern};
+pub use hosts::{HostRef, Hosts, OctetPattern};
 pub use list::{
     parse_exclusion_list, parse_target_list, parse_target_list_all, parse_target_list_with,
     parse_targets, parse_targets_with, read_exclusion_file, read_target_file, read_target_file_all,
     read_target_file_with, ParsedList,
 };
 pub use ports::{PortList, PortRange, Ports, Transport};
-pub use set::{Endpoint, Endpoints, HostRef, TargetSet};
+pub use set::{Endpoint, Endpoints, TargetSet};
 pub use spec::{split_specs, TargetSpec};

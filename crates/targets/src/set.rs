@@ -5,27 +5,9 @@ use std::iter::FusedIterator;
 use std::net::IpAddr;
 
 use crate::exclude::ExclusionSet;
-use crate::hosts::Hosts;
+use crate::hosts::{HostRef, Hosts};
 use crate::ports::{PortCursor, PortList, Transport};
 use crate::spec::TargetSpec;
-
-/// A host to probe: an address, or a name for the caller to resolve (every A/AAAA record).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum HostRef {
-    /// An IP address.
-    Ip(IpAddr),
-    /// A DNS name, not yet resolved.
-    Name(String),
-}
-
-impl fmt::Display for HostRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            HostRef::Ip(address) => write!(f, "{address}"),
-            HostRef::Name(name) => f.write_str(name),
-        }
-    }
-}
 
 /// One (host, port, transport) to probe.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
