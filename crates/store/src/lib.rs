@@ -54,7 +54,9 @@ pub use attacks::{
     Sha256Reader, ORIGIN_HONEYPOT, ORIGIN_PCAP, SEVERITIES,
 };
 pub use clients::{ClientTestFilter, ClientTestInput, ClientTestRow, CLIENT_VERDICTS};
-pub use assets::{parse_asset_csv, parse_masscan_json, parse_nmap_xml, AssetInput, ImportSummary, KnownTarget};
+pub use assets::{
+    fuzz_asset_csv, fuzz_masscan_json, fuzz_nmap_xml, parse_asset_csv, parse_masscan_json, parse_nmap_xml, AssetInput, ImportSummary, KnownTarget,
+};
 pub use bleedwatch_assess as assess;
 pub use input::{CertificateRecord, ScanResult};
 pub use query::{
