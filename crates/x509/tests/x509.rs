@@ -345,6 +345,7 @@ proptest! {
 }
 
 /// The `x509_summary` fuzz corpus (fuzz/README.md), replayed.
+#[allow(clippy::panic)] // tests fail loudly by design
 mod fuzz_corpus {
     /// Every file of `fuzz/corpus/<target>`; fails on an empty or missing corpus.
     fn corpus(target: &str) -> Vec<Vec<u8>> {
