@@ -149,3 +149,13 @@ pub fn analyze_path(path: &Path, cfg: &Config, sink: &mut dyn FnMut(Finding), pr
     let file = std::fs::File::open(path).map_err(|source| PcapError::Io { name: name.clone(), source })?;
     analyze_reader_with_progress(&name, file, cfg, sink, progress)
 }
+
+/// Fuzzing entry point (`fuzz/fuzz_targets/pcap_capture.rs`): the reader and the engine on a
+/// hostile capture file (pcap, pcapng or gzip), then the per-connection verdicts of what it found.
+/// Errors and partial results are fine; a panic or a hang is a bug.
+pub fn fuzz_capture(data: &[u8]) {
+    let mut findings = Vec::new();
+    if analyze_reader("fuzz.pcap", data, &Config::default(), &mut |finding| findings.push(finding)).is_ok() {
+        let _ = connection_verdicts(&findings);
+    }
+}

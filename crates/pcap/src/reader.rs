@@ -29,9 +29,15 @@ pub(crate) struct ReadOutcome {
     pub format: &'static str,
     pub warnings: Vec<String>,
     pub partial: bool,
+    /// The largest the parser's buffer grew (bytes).
+    pub largest_buffer: usize,
 }
 
+/// The largest the parser's buffer grows for reading (a block larger than this grows it further, up
+/// to the block cap): large reads keep big files fast.
 const READ_BUFFER: usize = 1 << 20;
+/// The smallest parser buffer.
+const MIN_BUFFER: usize = 4 * 1024;
 /// How much of the file is read before deciding what it is (also the first fill of the parser).
 const SNIFF_LEN: usize = 64 * 1024;
 const PCAP_MAGICS: [[u8; 4]; 6] = [
@@ -132,6 +138,7 @@ fn read_uncompressed<R: Read>(
         let first_bytes = if gzip { format!("{} (after gzip decompression)", first.join(" ")) } else { first.join(" ") };
         return Err(PcapError::NotACapture { name: name.into(), first_bytes });
     }
+    let capacity = initial_buffer(prefix.len());
     let input = Cursor::new(prefix).chain(reader);
     let bad_header = |e: RawError<&'static [u8]>| PcapError::BadHeader { name: name.into(), detail: describe(&e) };
     let format = match (is_pcapng, gzip) {
@@ -142,15 +149,23 @@ fn read_uncompressed<R: Read>(
     };
     let mut outcome = ReadOutcome { format, ..ReadOutcome::default() };
     if is_pcapng {
-        let mut parser = PcapNGReader::new(READ_BUFFER, input).map_err(bad_header)?;
-        drive(&mut parser, Format::Pcapng, max_block, count, &mut outcome, on_packet, on_progress);
+        let mut parser = PcapNGReader::new(capacity, input).map_err(bad_header)?;
+        drive(&mut parser, Format::Pcapng, capacity, max_block, count, &mut outcome, on_packet, on_progress);
     } else {
         let big_endian = magic.is_some_and(|m| m[0] == 0xa1);
         let modified = magic.is_some_and(|m| m[1] == 0xcd || m[2] == 0xcd);
-        let mut parser = LegacyPcapReader::new(READ_BUFFER, input).map_err(bad_header)?;
-        drive(&mut parser, Format::Pcap { big_endian, modified }, max_block, count, &mut outcome, on_packet, on_progress);
+        let mut parser = LegacyPcapReader::new(capacity, input).map_err(bad_header)?;
+        drive(&mut parser, Format::Pcap { big_endian, modified }, capacity, max_block, count, &mut outcome, on_packet, on_progress);
     }
     Ok(outcome)
+}
+
+/// The parser's first buffer size. An input shorter than the sniffed prefix is already whole in
+/// memory, and a buffer just larger than it is all it needs (a short capture, or a fuzzer's input,
+/// should not pay for zeroing 1 MiB); a longer one starts a little larger than the prefix and grows
+/// as the stream goes on ([`drive`]).
+fn initial_buffer(prefix_len: usize) -> usize {
+    prefix_len.saturating_add(1).next_power_of_two().clamp(MIN_BUFFER, READ_BUFFER)
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -219,9 +234,21 @@ fn claimed_block_size(format: Format, data: &[u8]) -> Option<usize> {
     }
 }
 
+/// Reads more input into the parser's buffer; false (with a warning) on a read error.
+fn refill<P: PcapReaderIterator>(parser: &mut P, count: &Cell<u64>, outcome: &mut ReadOutcome) -> bool {
+    if parser.refill().is_err() {
+        outcome.warnings.push(format!("read error after {} bytes: results are partial", count.get()));
+        outcome.partial = true;
+        return false;
+    }
+    true
+}
+
+#[allow(clippy::too_many_arguments)]
 fn drive<P: PcapReaderIterator>(
     parser: &mut P,
     format: Format,
+    initial_capacity: usize,
     max_block: usize,
     count: &Cell<u64>,
     outcome: &mut ReadOutcome,
@@ -229,7 +256,7 @@ fn drive<P: PcapReaderIterator>(
     on_progress: &mut dyn FnMut(u64),
 ) {
     let mut state = BlockState::default();
-    let mut capacity = READ_BUFFER;
+    let mut capacity = initial_capacity;
     let mut last_progress = 0u64;
     loop {
         // Packets already in the buffer are read here, straight into packets; the reader's `next()`
@@ -255,10 +282,13 @@ fn drive<P: PcapReaderIterator>(
             // No shifting here: the buffer is compacted only when it is refilled, when little is left.
             Step::Consume(used) => parser.consume_noshift(used),
             Step::Refill => {
-                if parser.refill().is_err() {
-                    outcome.warnings.push(format!("read error after {} bytes: results are partial", count.get()));
-                    outcome.partial = true;
+                if !refill(parser, count, outcome) {
                     break;
+                }
+                // The input goes on past the buffer: a stream, read in ever larger pieces up to
+                // READ_BUFFER.
+                if !parser.reader_exhausted() && capacity < READ_BUFFER && parser.grow(capacity * 2) {
+                    capacity *= 2;
                 }
                 if count.get() != last_progress {
                     last_progress = count.get();
@@ -269,6 +299,14 @@ fn drive<P: PcapReaderIterator>(
                 // A block larger than the buffer: grow to fit it, but never beyond what a real capture
                 // needs, since the size comes from the file.
                 let claimed = claimed_block_size(format, parser.data()).unwrap_or(usize::MAX);
+                if claimed <= max_block && parser.data().len() < capacity && !parser.reader_exhausted() {
+                    // Room left in the buffer: read first. The input may end before the block does
+                    // (a truncated file then needs no larger buffer), or the block may yet fit.
+                    if !refill(parser, count, outcome) {
+                        break;
+                    }
+                    continue;
+                }
                 let wanted = claimed.saturating_add(64).next_power_of_two().max(capacity.saturating_mul(2));
                 if claimed > max_block || wanted > max_block.saturating_mul(2) || !parser.grow(wanted) {
                     outcome.warnings.push(format!(
@@ -301,6 +339,7 @@ fn drive<P: PcapReaderIterator>(
             Step::Done => break,
         }
     }
+    outcome.largest_buffer = capacity;
 }
 
 enum Step {
@@ -599,6 +638,48 @@ mod tests {
         assert!(matches!(collect(b""), Err(PcapError::Empty { .. })));
         assert!(matches!(collect(b"GET / HTTP/1.1\r\n"), Err(PcapError::NotACapture { .. })));
         assert!(matches!(collect(&[0xd4, 0xc3, 0xb2, 0xa1, 2, 0]), Err(PcapError::BadHeader { .. })));
+    }
+
+    /// A small capture is read with a small buffer: no 1 MiB allocation per input (fuzzers and
+    /// short captures pay for zeroing it), even when a cut record claims a large size.
+    #[test]
+    fn small_captures_get_small_buffers() {
+        let file = legacy_pcap(&[b"abc", &[7u8; 1500]]);
+        let (got, outcome) = collect(&file).unwrap();
+        assert_eq!(got.len(), 2);
+        assert!(outcome.largest_buffer <= MIN_BUFFER, "{}", outcome.largest_buffer);
+        let (got, outcome) = collect(&gzip(&file)).unwrap();
+        assert_eq!(got.len(), 2);
+        assert!(outcome.largest_buffer <= MIN_BUFFER, "{}", outcome.largest_buffer);
+
+        // A last record claiming 8 MB (under the block cap) in a 2 KB file: truncated, and no
+        // buffer grown for it.
+        let mut cut = legacy_pcap(&[b"abc"]);
+        cut.extend_from_slice(&[0; 8]);
+        cut.extend_from_slice(&8_000_000u32.to_le_bytes());
+        cut.extend_from_slice(&8_000_000u32.to_le_bytes());
+        cut.extend_from_slice(&[0; 2000]);
+        let (got, outcome) = collect(&cut).unwrap();
+        assert_eq!(got.len(), 1);
+        assert!(outcome.partial && outcome.warnings[0].contains("truncated"), "{:?}", outcome.warnings);
+        assert!(outcome.largest_buffer <= MIN_BUFFER, "{}", outcome.largest_buffer);
+    }
+
+    /// A long capture is read in large pieces (the buffer grows to READ_BUFFER), and a record
+    /// larger than that still grows it to fit.
+    #[test]
+    fn long_captures_grow_the_buffer() {
+        let payloads: Vec<Vec<u8>> = (0..2000u32).map(|i| vec![(i % 251) as u8; 1400]).collect();
+        let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+        let (got, outcome) = collect(&legacy_pcap(&refs)).unwrap();
+        assert_eq!(got.len(), payloads.len());
+        assert_eq!(outcome.largest_buffer, READ_BUFFER);
+
+        let big = vec![9u8; 3 * READ_BUFFER];
+        let (got, outcome) = collect(&legacy_pcap(&[b"abc", &big, b"de"])).unwrap();
+        assert!(!outcome.partial, "{:?}", outcome.warnings);
+        assert_eq!(got.iter().map(|(_, d)| d.len()).collect::<Vec<_>>(), [3, big.len(), 2]);
+        assert!(outcome.largest_buffer > big.len());
     }
 
     #[test]

@@ -951,3 +951,27 @@ fn summary_lists_attackers_victims_and_successes() {
     assert!(!quiet.attack_found());
     assert!(quiet.render().contains("No Heartbleed attempts found."));
 }
+
+/// The `pcap_capture` fuzz corpus (fuzz/README.md), replayed: whole, and cut every 499 bytes.
+mod fuzz_corpus {
+    /// Every file of `fuzz/corpus/<target>`; fails on an empty or missing corpus.
+    fn corpus(target: &str) -> Vec<Vec<u8>> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus").join(target);
+        let files: Vec<Vec<u8>> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|entry| std::fs::read(entry.unwrap().path()).unwrap())
+            .collect();
+        assert!(!files.is_empty(), "empty corpus {}", dir.display());
+        files
+    }
+
+    #[test]
+    fn pcap_fuzz_corpus_replays_without_panic() {
+        for bytes in corpus("pcap_capture") {
+            bleedwatch_pcap::fuzz_capture(&bytes);
+            for cut in (0..bytes.len()).step_by(499) {
+                bleedwatch_pcap::fuzz_capture(&bytes[..cut]);
+            }
+        }
+    }
+}

@@ -37,6 +37,7 @@
 pub mod io;
 mod detect;
 mod ftp;
+pub mod fuzzing;
 mod imap;
 mod irc;
 mod ldap;

@@ -10,7 +10,8 @@ use bleedwatch_targets::{Hosts, TargetSpec};
 use quick_xml::events::{BytesStart, Event};
 use serde::{Deserialize, Serialize};
 
-use crate::query::{asset_from_row, get, AssetRow};
+use crate::query::{asset_from_row, AssetRow};
+use crate::row::get;
 use crate::{now_ms, Result, Store, StoreError};
 
 /// One row of the asset list.
@@ -404,6 +405,48 @@ impl AssetMatcher {
                     .map(|(_, id)| *id)
             })
             .or_else(|| in_block(false))
+    }
+}
+
+/// Fuzzing entry point (`fuzz/fuzz_targets/store_asset_csv.rs`): an asset list as `assets import`
+/// reads it, then endpoints matched against the assets it gave.
+pub fn fuzz_asset_csv(data: &[u8]) {
+    let Ok(assets) = parse_asset_csv(data, "fuzz.csv") else { return };
+    let rows: Vec<AssetRow> = assets
+        .into_iter()
+        .zip(1..)
+        .map(|(asset, id)| AssetRow {
+            id,
+            host: asset.host,
+            owner: asset.owner,
+            criticality: asset.criticality,
+            internet_facing: asset.internet_facing,
+            notes: asset.notes,
+            source: "csv".to_owned(),
+            updated_at_ms: 0,
+        })
+        .collect();
+    let matcher = AssetMatcher::new(&rows);
+    for row in rows.iter().take(64) {
+        let host = row.host.trim_start_matches("*.");
+        let _ = matcher.best_match(host, &[host, "www.example.org"]);
+    }
+}
+
+/// Fuzzing entry point (`fuzz/fuzz_targets/store_nmap_xml.rs`): nmap's XML as `assets import
+/// --format nmap` reads it.
+pub fn fuzz_nmap_xml(data: &[u8]) {
+    if let Ok(targets) = parse_nmap_xml(data, "fuzz.xml") {
+        targets.iter().for_each(|target| drop(target.scan_target()));
+    }
+}
+
+/// Fuzzing entry point (`fuzz/fuzz_targets/store_masscan_json.rs`): masscan's JSON as `assets
+/// import --format masscan` reads it (the command reads the file as UTF-8 text).
+pub fn fuzz_masscan_json(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    if let Ok(targets) = parse_masscan_json(text, "fuzz.json") {
+        targets.iter().for_each(|target| drop(target.scan_target()));
     }
 }
 

@@ -58,7 +58,9 @@ pub use attacks::{
     Sha256Reader, ORIGIN_HONEYPOT, ORIGIN_PCAP, SEVERITIES,
 };
 pub use clients::{ClientTestFilter, ClientTestInput, ClientTestRow, CLIENT_VERDICTS};
-pub use assets::{parse_asset_csv, parse_masscan_json, parse_nmap_xml, AssetInput, ImportSummary, KnownTarget};
+pub use assets::{
+    fuzz_asset_csv, fuzz_masscan_json, fuzz_nmap_xml, parse_asset_csv, parse_masscan_json, parse_nmap_xml, AssetInput, ImportSummary, KnownTarget,
+};
 pub use bleedwatch_assess as assess;
 pub use input::{CertificateRecord, ScanResult};
 pub use query::{
@@ -235,7 +237,7 @@ impl Store {
     /// The newest schema version applied.
     pub async fn schema_version(&self) -> Result<i64> {
         let row: AnyRow = sqlx::query("SELECT MAX(version) AS version FROM _sqlx_migrations").fetch_one(&self.pool).await?;
-        Ok(query::get::<Option<i64>>(&row, "version")?.unwrap_or(0))
+        Ok(row::get::<Option<i64>>(&row, "version")?.unwrap_or(0))
     }
 
     /// Closes the pool (waits for connections in use).

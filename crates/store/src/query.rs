@@ -13,8 +13,7 @@ use sqlx::any::AnyRow;
 use crate::attacks::AttackEvidence;
 use crate::input::CertificateRecord;
 use crate::label::endpoint_label;
-// Re-exported for `assets`, which reads its rows through `query::get`.
-pub(crate) use crate::row::get;
+use crate::row::get;
 use crate::run_id::RunId;
 use crate::{now_ms, Result, Store, StoreError};
 

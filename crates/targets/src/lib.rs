@@ -66,6 +66,7 @@
 
 mod error;
 mod exclude;
+pub mod fuzzing;
 mod hosts;
 mod list;
 mod ports;

@@ -153,6 +153,11 @@ pub fn summarize_chain<C: AsRef<[u8]>>(chain: &[C]) -> Vec<Result<CertSummary, X
     chain.iter().map(|der| summarize(der.as_ref())).collect()
 }
 
+/// Fuzzing entry point (`fuzz/fuzz_targets/x509_summary.rs`): a certificate as a server sent it.
+pub fn fuzz_summarize(data: &[u8]) {
+    let _ = summarize(data);
+}
+
 /// Whether the outer DER element (or its header) claims more bytes than
 /// `der` holds, i.e. the input was cut short rather than garbled.
 fn declares_more_than(der: &[u8]) -> bool {

@@ -343,3 +343,28 @@ proptest! {
         let _ = summarize(&corrupted);
     }
 }
+
+/// The `x509_summary` fuzz corpus (fuzz/README.md), replayed.
+#[allow(clippy::panic)] // tests fail loudly by design
+mod fuzz_corpus {
+    /// Every file of `fuzz/corpus/<target>`; fails on an empty or missing corpus.
+    fn corpus(target: &str) -> Vec<Vec<u8>> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus").join(target);
+        let files: Vec<Vec<u8>> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|entry| std::fs::read(entry.unwrap().path()).unwrap())
+            .collect();
+        assert!(!files.is_empty(), "empty corpus {}", dir.display());
+        files
+    }
+
+    #[test]
+    fn summary_fuzz_corpus_replays_without_panic() {
+        for bytes in corpus("x509_summary") {
+            bleedwatch_x509::fuzz_summarize(&bytes);
+            for cut in (0..bytes.len()).step_by(7) {
+                bleedwatch_x509::fuzz_summarize(&bytes[..cut]);
+            }
+        }
+    }
+}

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::panic)]
 
 mod backend;
+mod fuzz_corpus;
 mod pki;
 mod site;
 mod suite;
