@@ -207,14 +207,9 @@ fn short_heartbeat_answers_wait_in_the_write_buffer_until_a_flush() {
 #[test]
 fn lab_fuzz_corpus_replays_without_panic() {
     let identity = Arc::new(LabIdentity::rsa_lab(&["fuzz.test"]).unwrap());
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/lab_client_bytes");
-    let mut n = 0;
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+    for bytes in bleedwatch_testkit::fuzz_corpus("lab_client_bytes").unwrap() {
         bleedwatch_lab::session::fuzz_client_bytes(&bytes, identity.clone());
-        n += 1;
     }
-    assert!(n > 0, "empty corpus {}", dir.display());
 }
 
 /// The lab client fed what the malicious server of a client-side capture sent must answer as the
@@ -733,14 +728,9 @@ mod real_clients {
 #[test]
 fn lab_dtls_fuzz_corpus_replays_without_panic() {
     let identity = Arc::new(LabIdentity::rsa_lab(&["fuzz.test"]).unwrap());
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/lab_dtls_client_datagrams");
-    let mut n = 0;
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+    for bytes in bleedwatch_testkit::fuzz_corpus("lab_dtls_client_datagrams").unwrap() {
         bleedwatch_lab::dtls::fuzz_client_datagrams(&bytes, identity.clone());
-        n += 1;
     }
-    assert!(n > 0, "empty corpus {}", dir.display());
 }
 
 /// The DTLS lab against the three real `s_server -dtls1` (1.0.1f) associations recorded to show its

@@ -1,17 +1,10 @@
 #![allow(clippy::unwrap_used, clippy::panic)]
 //! The wire crate's integration tests: every fuzz corpus file replays through the parser entry points.
 
-use std::path::PathBuf;
 
 /// Every file of `fuzz/corpus/<target>`; fails on an empty or missing corpus.
 fn corpus(target: &str) -> Vec<Vec<u8>> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus").join(target);
-    let files: Vec<Vec<u8>> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|entry| std::fs::read(entry.unwrap().path()).unwrap())
-        .collect();
-    assert!(!files.is_empty(), "empty corpus {}", dir.display());
-    files
+    bleedwatch_testkit::fuzz_corpus(target).unwrap()
 }
 
 #[test]

@@ -2,10 +2,7 @@
 
 #[test]
 fn client_test_fuzz_corpus_replays_without_panic() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/client_test_bytes");
-    let files: Vec<Vec<u8>> = std::fs::read_dir(&dir).unwrap().map(|e| std::fs::read(e.unwrap().path()).unwrap()).collect();
-    assert!(!files.is_empty(), "empty corpus {}", dir.display());
-    for bytes in files {
+    for bytes in bleedwatch_testkit::fuzz_corpus("client_test_bytes").unwrap() {
         bleedwatch_clienttest::fuzz_client_bytes(&bytes);
     }
 }

@@ -1,10 +1,7 @@
 //! The probe's fuzz corpora, replayed as normal tests.
 
 fn corpus(target: &str) -> Vec<Vec<u8>> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus").join(target);
-    let files: Vec<Vec<u8>> = std::fs::read_dir(&dir).unwrap().map(|e| std::fs::read(e.unwrap().path()).unwrap()).collect();
-    assert!(!files.is_empty(), "empty corpus {}", dir.display());
-    files
+    bleedwatch_testkit::fuzz_corpus(target).unwrap()
 }
 
 #[test]
