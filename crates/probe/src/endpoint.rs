@@ -218,7 +218,12 @@ where
         Ok(mut repeat) => {
             let lines: Vec<String> = repeat.log.iter().map(|l| format!("follow-up 2 (the test again): {l}")).collect();
             let again = repeat.ended_unanswered().is_some();
-            if !again && !matches!(repeat.verdict, ConnectionVerdict::Inconclusive(_)) {
+            // Only an answer decides (a refusal of the version now would contradict the first connection).
+            let answered_now = matches!(
+                repeat.verdict,
+                ConnectionVerdict::Vulnerable | ConnectionVerdict::NotVulnerable | ConnectionVerdict::HeartbeatRefused { .. }
+            );
+            if answered_now {
                 // The repeat was answered: its answer decides, with the whole story in the log.
                 let mut log = std::mem::take(&mut first.log);
                 log.extend(lines);
@@ -232,7 +237,7 @@ where
                 first.verdict = answered;
                 first.first_connection = Some(ended);
             } else {
-                first.note("the repeat of the test was inconclusive: inconclusive");
+                first.note("the repeat of the test neither ended the same way nor was answered: inconclusive");
             }
             first
         }
