@@ -188,7 +188,9 @@ where
 }
 
 /// Runs the follow-up connections for `first`, which ended unanswered after our records (see
-/// [`sweep_versions`]), and returns the outcome the version's verdict stands on.
+/// [`sweep_versions`]), and returns the outcome the version's verdict stands on. A follow-up that
+/// could not connect counts as its (inconclusive) outcome; one that timed out makes the version's
+/// outcome that timeout, so the sweep stops there (one timeout per endpoint).
 async fn follow_up<F, Fut>(mut first: ConnectionOutcome, honest: Attempt, attempt: &mut F) -> ConnectionOutcome
 where
     F: FnMut(Attempt) -> Fut,
@@ -196,55 +198,46 @@ where
 {
     let Some(ended) = first.ended_unanswered().cloned() else { return first };
     first.note(format!("{ended}: asking again on follow-up connections"));
-    let answered = match attempt(honest.clone()).await {
-        Ok(second) => {
-            let lines = second.log.iter().map(|l| format!("follow-up 1 (honest heartbeat alone): {l}"));
-            lines.for_each(|l| first.note(l));
-            match second.verdict {
-                ConnectionVerdict::NotVulnerable | ConnectionVerdict::HeartbeatRefused { alert: Some(_) } => Some(second.verdict),
-                _ => None,
-            }
-        }
-        Err(failure) => {
-            first.note(format!("follow-up 1 (honest heartbeat alone) failed: {}", failure.outcome.evidence().reason(false).unwrap_or_default()));
-            None
-        }
+    let second = attempt(honest.clone()).await.unwrap_or_else(|failure| failure.outcome);
+    absorb_log(&mut first, "follow-up 1 (honest heartbeat alone)", &second);
+    let answered = match second.verdict {
+        ConnectionVerdict::NotVulnerable | ConnectionVerdict::HeartbeatRefused { alert: Some(_) } => second.verdict,
+        other => return unanswered(first, other),
     };
-    let Some(answered) = answered else {
-        first.note("the follow-up got no answer either: inconclusive");
-        return first;
-    };
-    match attempt(Attempt { honest_only: false, ..honest }).await {
-        Ok(mut repeat) => {
-            let lines: Vec<String> = repeat.log.iter().map(|l| format!("follow-up 2 (the test again): {l}")).collect();
-            let again = repeat.ended_unanswered().is_some();
-            // Only an answer decides (a refusal of the version now would contradict the first connection).
-            let answered_now = matches!(
-                repeat.verdict,
-                ConnectionVerdict::Vulnerable | ConnectionVerdict::NotVulnerable | ConnectionVerdict::HeartbeatRefused { .. }
-            );
-            if answered_now {
-                // The repeat was answered: its answer decides, with the whole story in the log.
-                let mut log = std::mem::take(&mut first.log);
-                log.extend(lines);
-                repeat.log = Vec::new();
-                log.into_iter().for_each(|l| repeat.note(l));
-                return repeat;
-            }
-            lines.into_iter().for_each(|l| first.note(l));
-            if again {
-                first.note("the test heartbeat went unanswered twice where the honest one is answered: bounds are checked");
-                first.verdict = answered;
-                first.first_connection = Some(ended);
-            } else {
-                first.note("the repeat of the test neither ended the same way nor was answered: inconclusive");
-            }
-            first
-        }
-        Err(failure) => {
-            first.note(format!("follow-up 2 (the test again) failed: {}", failure.outcome.evidence().reason(false).unwrap_or_default()));
-            first
-        }
+    let mut repeat = attempt(Attempt { honest_only: false, ..honest }).await.unwrap_or_else(|failure| failure.outcome);
+    if matches!(repeat.verdict, ConnectionVerdict::Vulnerable | ConnectionVerdict::NotVulnerable | ConnectionVerdict::HeartbeatRefused { .. }) {
+        // The repeat was answered: its answer decides, with the whole story in its log.
+        let own = std::mem::replace(&mut repeat.log, std::mem::take(&mut first.log));
+        absorb_log_lines(&mut repeat, "follow-up 2 (the test again)", &own);
+        return repeat;
+    }
+    absorb_log(&mut first, "follow-up 2 (the test again)", &repeat);
+    if repeat.ended_unanswered().is_none() {
+        return unanswered(first, repeat.verdict);
+    }
+    first.note("the test heartbeat went unanswered twice where the honest one is answered: bounds are checked");
+    first.verdict = answered;
+    first.first_connection = Some(ended);
+    first
+}
+
+/// The first connection's outcome after follow-ups that settled nothing: still inconclusive, and a
+/// follow-up that timed out leaves that timeout as the version's outcome.
+fn unanswered(mut first: ConnectionOutcome, follow_up: ConnectionVerdict) -> ConnectionOutcome {
+    first.note("the follow-ups settled nothing: inconclusive");
+    if matches!(follow_up, ConnectionVerdict::Inconclusive(Inconclusive::Timeout { .. })) {
+        first.verdict = follow_up;
+    }
+    first
+}
+
+fn absorb_log(into: &mut ConnectionOutcome, label: &str, from: &ConnectionOutcome) {
+    absorb_log_lines(into, label, &from.log);
+}
+
+fn absorb_log_lines(into: &mut ConnectionOutcome, label: &str, lines: &[String]) {
+    for line in lines {
+        into.note(format!("{label}: {line}"));
     }
 }
 

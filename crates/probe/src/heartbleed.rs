@@ -28,10 +28,6 @@ use bleedwatch_wire::{AlertDescription, CipherSuite, ContentType, HandshakeType,
 use bleedwatch_verdict::Evidence;
 use sha2::{Digest, Sha256};
 
-/// An alert's name as the evidence records it (`unexpected_message`).
-fn alert_name(alert: AlertDescription) -> String {
-    alert.to_string()
-}
 
 /// Payload size of the test and honest heartbeats. Responses (payload + 19 bytes) must exceed
 /// OpenSSL 1.0.1's 4 KiB handshake write buffer to be flushed at once (measured in the shared lab
@@ -322,17 +318,17 @@ impl ConnectionOutcome {
             (ConnectionVerdict::Vulnerable, _) => Evidence::TestHeartbeatEchoed,
             (ConnectionVerdict::NotVulnerable, None) => Evidence::HonestHeartbeatEchoed,
             (ConnectionVerdict::NotVulnerable, Some(first)) => Evidence::HonestHeartbeatEchoedOnFollowUp { first_connection: first.clone() },
-            (ConnectionVerdict::HeartbeatRefused { alert: Some(alert) }, None) => Evidence::FatalAlertAfterRecords { alert: alert_name(*alert) },
+            (ConnectionVerdict::HeartbeatRefused { alert: Some(alert) }, None) => Evidence::FatalAlertAfterRecords { alert: alert.to_string() },
             (ConnectionVerdict::HeartbeatRefused { alert: Some(alert) }, Some(first)) => {
-                Evidence::FatalAlertOnFollowUp { alert: alert_name(*alert), first_connection: first.clone() }
+                Evidence::FatalAlertOnFollowUp { alert: alert.to_string(), first_connection: first.clone() }
             }
             (ConnectionVerdict::HeartbeatRefused { alert: None }, _) => Evidence::SentinelAnsweredHeartbeatsNot,
-            (ConnectionVerdict::VersionRejected { alert }, _) => Evidence::VersionRefused { alert: alert.map(alert_name) },
+            (ConnectionVerdict::VersionRejected { alert }, _) => Evidence::VersionRefused { alert: alert.map(|a| a.to_string()) },
             // Every OpenSSL with the bug acknowledges the heartbeat extension whenever it is offered
             // (1.0.1's hello code adds it unconditionally when heartbeats are compiled in; see the
             // shared captures): a peer that declined it and then ended without a word has none.
-            (ConnectionVerdict::Inconclusive(_), _) if self.heartbeat_extension.is_none() && self.ended_after_records().is_some() => {
-                Evidence::HeartbeatExtensionDeclined { then: self.ended_after_records().cloned().unwrap_or(Inconclusive::AssociationDropped) }
+            (ConnectionVerdict::Inconclusive(why), _) if self.heartbeat_extension.is_none() && self.ended_after_records().is_some() => {
+                Evidence::HeartbeatExtensionDeclined { then: why.clone() }
             }
             (ConnectionVerdict::Inconclusive(why), _) => Evidence::Inconclusive { why: why.clone() },
         }

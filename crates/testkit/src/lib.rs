@@ -24,6 +24,44 @@ pub fn fuzz_corpus(target: &str) -> Result<Vec<Vec<u8>>, String> {
     Ok(files)
 }
 
+/// The real OpenSSL 1.0.1 builds in `../shared/data/openssl/` beside the repository (see its README).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenSsl101 {
+    /// 1.0.1f: vulnerable.
+    F,
+    /// 1.0.1g: fixed.
+    G,
+    /// 1.0.1f built with `-DOPENSSL_NO_HEARTBEATS`.
+    FNoHeartbeats,
+}
+
+impl OpenSsl101 {
+    pub const ALL: [OpenSsl101; 3] = [OpenSsl101::F, OpenSsl101::G, OpenSsl101::FNoHeartbeats];
+
+    pub fn binary_name(self) -> &'static str {
+        match self {
+            OpenSsl101::F => "openssl-1.0.1f",
+            OpenSsl101::G => "openssl-1.0.1g",
+            OpenSsl101::FNoHeartbeats => "openssl-1.0.1f-nohb",
+        }
+    }
+}
+
+/// `../shared/data/openssl` beside the repository root, or None (with a loud note on stderr) when it
+/// is not there: the tests against real vulnerable OpenSSL then do not run, and say so.
+pub fn shared_openssl_dir() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/openssl");
+    if dir.join("bin/openssl-1.0.1f").is_file() {
+        return Some(dir);
+    }
+    eprintln!(
+        "SKIPPING: the real OpenSSL 1.0.1 binaries are not in {} (shared/data/openssl beside the repository); \
+         these tests against real vulnerable OpenSSL did not run",
+        dir.display()
+    );
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,7 +4,6 @@
 //! what those clients really do.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -12,36 +11,7 @@ use bleedwatch_clienttest::{serve_client_tests, ClientTestOptions, ClientTestRes
 use bleedwatch_probe::conn::Timeouts;
 use bleedwatch_probe::{ProbeMode, Verdict};
 
-/// The real OpenSSL 1.0.1 builds in `../shared/data/openssl/` beside the repository (see its README).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum OpenSsl101 {
-    /// 1.0.1f: vulnerable.
-    F,
-    /// 1.0.1g: fixed.
-    G,
-    /// 1.0.1f built with `-DOPENSSL_NO_HEARTBEATS`.
-    FNoHeartbeats,
-}
-
-impl OpenSsl101 {
-    fn binary_name(self) -> &'static str {
-        match self {
-            OpenSsl101::F => "openssl-1.0.1f",
-            OpenSsl101::G => "openssl-1.0.1g",
-            OpenSsl101::FNoHeartbeats => "openssl-1.0.1f-nohb",
-        }
-    }
-}
-
-/// `../shared/data/openssl` beside the repository root, or None (with a loud note) when it is not there.
-fn shared_openssl_dir() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/openssl");
-    if dir.join("bin/openssl-1.0.1f").is_file() {
-        return Some(dir);
-    }
-    eprintln!("SKIPPING: the real OpenSSL 1.0.1 binaries are not in {} (shared/data/openssl beside the repository)", dir.display());
-    None
-}
+use bleedwatch_testkit::{shared_openssl_dir, OpenSsl101};
 
 /// A real `openssl-1.0.1x s_client`, killed (and reaped) when dropped. Its stdin stays open so that it
 /// never quits on its own before the test is done with it.

@@ -30,6 +30,8 @@ enum Gate {
     OneRecordThenFin,
     /// Read and ignore everything after the flight, keep the connection open.
     MuteAfterFlight,
+    /// `FinOnNextRecord` on the first connection, `MuteAfterFlight` on every later one.
+    FinThenMute,
 }
 
 struct GateServer {
@@ -53,7 +55,12 @@ async fn gate_server(behaviour: Behaviour, gate: Gate) -> GateServer {
     let counter = connections.clone();
     let task = tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
-            counter.fetch_add(1, Ordering::SeqCst);
+            let nth = counter.fetch_add(1, Ordering::SeqCst);
+            let gate = match gate {
+                Gate::FinThenMute if nth == 0 => Gate::FinOnNextRecord,
+                Gate::FinThenMute => Gate::MuteAfterFlight,
+                other => other,
+            };
             tokio::spawn(serve(stream, LabSession::new(cfg.clone()), gate));
         }
     });
@@ -90,7 +97,7 @@ async fn serve(mut stream: TcpStream, mut session: LabSession, gate: Gate) {
                 let _ = stream.write_all(&[21, 3, 3, 0, 2, 1, 0]).await;
                 break;
             }
-            Gate::MuteAfterFlight => continue,
+            Gate::MuteAfterFlight | Gate::FinThenMute => continue,
             Gate::OneRecordThenFin => {
                 if deframer.push(&buf[..n]).is_err() {
                     return;
@@ -206,4 +213,17 @@ async fn a_server_mute_after_its_flight_costs_one_timeout_not_one_per_version() 
     assert!(took >= heartbeat && took < heartbeat * 2, "one heartbeat timeout, not four: {took:?}");
     assert_eq!(server.connections.load(Ordering::SeqCst), 1, "{r:#?}");
     assert!(r.details[0].log.iter().any(|l| l.contains("not testing tls1.1, tls1.0, ssl3")), "{r:#?}");
+}
+
+#[tokio::test]
+async fn a_follow_up_that_times_out_ends_the_sweep() {
+    // Closed on the first connection, mute on the follow-up: one heartbeat timeout for the endpoint,
+    // and the version stays inconclusive (the timeout is its last word).
+    let server = gate_server(Behaviour::Fixed, Gate::FinThenMute).await;
+    let heartbeat = Duration::from_secs(2);
+    let (r, took) = scan(&server, heartbeat).await;
+    assert_eq!(r.heartbleed, Verdict::Inconclusive, "{r:#?}");
+    assert_eq!(tls12_evidence(&r)["why"], serde_json::json!({"kind": "timeout", "phase": "heartbeat"}), "{r:#?}");
+    assert!(took >= heartbeat && took < heartbeat * 2, "one heartbeat timeout, not one per version: {took:?}");
+    assert_eq!(server.connections.load(Ordering::SeqCst), 2, "first connection and one follow-up: {r:#?}");
 }
