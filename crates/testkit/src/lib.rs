@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod postgres;
+
 /// The workspace's `fuzz/corpus/<target>` folder.
 pub fn fuzz_corpus_dir(target: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus").join(target)
