@@ -145,7 +145,7 @@ fn normalize_asset_host(text: &str) -> std::result::Result<String, String> {
     })
 }
 
-fn normalize_name(name: &str) -> String {
+pub(crate) fn normalize_name(name: &str) -> String {
     name.trim_end_matches('.').to_ascii_lowercase()
 }
 

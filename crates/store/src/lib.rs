@@ -35,6 +35,7 @@
 mod assets;
 mod attacks;
 mod clients;
+mod disk;
 mod input;
 mod label;
 mod query;
@@ -57,6 +58,7 @@ pub use attacks::{
     sha256_hex, AttackEvidence, AttackFilter, AttackInput, AttackOutcome, AttackRow, AttackerRow, CaptureImport, CaptureRef,
     Sha256Reader, ORIGIN_HONEYPOT, ORIGIN_PCAP, SEVERITIES,
 };
+pub use disk::{DiskAuditInput, DiskFindingInput, DiskFindingRow, PackageRecord, ProductEndpoint, ProductRow, DISK_KINDS, DISK_VERDICTS, HEARTBEAT_BUILDS};
 pub use clients::{ClientTestFilter, ClientTestInput, ClientTestRow, CLIENT_VERDICTS};
 pub use assets::{
     fuzz_asset_csv, fuzz_masscan_json, fuzz_nmap_xml, parse_asset_csv, parse_masscan_json, parse_nmap_xml, AssetInput, ImportSummary, KnownTarget,
@@ -124,15 +126,17 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "inventory", include_str!("../migrations/sqlite/0001_inventory.sql")),
     (2, "clients and attacks", include_str!("../migrations/sqlite/0002_clients_and_attacks.sql")),
     (3, "observation evidence", include_str!("../migrations/sqlite/0003_observation_evidence.sql")),
+    (7, "disk audits", include_str!("../migrations/sqlite/0007_disk_audits.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "inventory", include_str!("../migrations/postgres/0001_inventory.sql")),
     (2, "clients and attacks", include_str!("../migrations/postgres/0002_clients_and_attacks.sql")),
     (3, "observation evidence", include_str!("../migrations/postgres/0003_observation_evidence.sql")),
+    (7, "disk audits", include_str!("../migrations/postgres/0007_disk_audits.sql")),
 ];
 
 /// The schema version this build creates.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// Migrations compiled into the binary, for sqlx's migrator.
 #[derive(Debug)]

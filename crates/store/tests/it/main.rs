@@ -38,6 +38,7 @@ on_both_backends!(
     resumed_runs_see_pending_targets,
     revocation_checks_complete_the_response,
     assets_link_endpoints_to_owners,
+    disk_audits_meet_their_endpoints,
     imported_targets_are_rescanned,
     rescan_proposes_what_needs_testing,
     endpoint_views_carry_the_contract,

@@ -11,7 +11,7 @@ use bleedwatch_revocation::{check_certificate, CertificateRef, CheckOptions, Crl
 use bleedwatch_store::views::{funnel, EndpointView};
 use bleedwatch_store::{
     parse_asset_csv, parse_masscan_json, parse_nmap_xml, AlertFilter, AttackFilter, AttackInput, CaptureImport, CertificateRecord,
-    ClientTestFilter, ClientTestInput, EndpointAssessment, RecordOutcome, RevocationInput, Store, StoreError,
+    ClientTestFilter, ClientTestInput, DiskAuditInput, DiskFindingInput, EndpointAssessment, PackageRecord, RecordOutcome, RevocationInput, Store, StoreError,
 };
 
 use crate::backend::{open, Backend};
@@ -814,4 +814,71 @@ pub async fn honeypot_attempts_list_attackers(backend: Backend) {
     bad.origin = "rumour".into();
     assert!(matches!(store.record_attack(&bad).await.unwrap_err(), StoreError::BadResult(_)));
     assert_eq!(store.attacks(&AttackFilter::default()).await.unwrap().len(), 10);
+}
+
+/// `bleedwatch audit` findings: recorded per asset, the latest audit wins, a bad finding records
+/// nothing, and the asset's copies on disk meet the endpoints it serves.
+pub async fn disk_audits_meet_their_endpoints(backend: Backend) {
+    let Some(test) = open(backend).await else { return };
+    let store = test.store.clone();
+    let site = Site::start(Behaviour::Vulnerable, &identity(LAB_RSA_KEY_A, 1)).await;
+    let (scanned, _) = scan_into(&store, &site).await;
+    let csv = "host,owner,criticality\n127.0.0.1,appliance team,high\n";
+    store.import_assets(&parse_asset_csv(csv.as_bytes(), "assets.csv").unwrap(), "csv").await.unwrap();
+
+    let copy = |path: &str, verdict: &str, package: Option<PackageRecord>| DiskFindingInput {
+        location: vec!["appliance.tar".into(), path.into()],
+        image: Some("sha256:ab".into()),
+        kind: "shared-libssl".into(),
+        version: Some("1.0.1e".into()),
+        heartbeats: "compiled-in".into(),
+        package,
+        verdict: verdict.into(),
+        reason: "test".into(),
+    };
+    let debian = PackageRecord {
+        name: "libssl1.0.0".into(),
+        version: "1.0.1e-2+deb7u5".into(),
+        distribution: Some("debian".into()),
+        advisory: Some("DSA-2896-1".into()),
+    };
+    let run = store.start_run("audit", &["audit".into(), "appliance.tar".into()]).await.unwrap();
+    let first = DiskAuditInput {
+        run,
+        asset: "127.0.0.1".into(),
+        audited_at_ms: now(),
+        unread: vec![],
+        findings: vec![copy("opt/agent/libssl.so.1.0.0", "vulnerable", None), copy("usr/lib/libssl.so.1.0.0", "fixed-by-distribution", Some(debian.clone()))],
+    };
+    store.record_disk_audit(&first).await.unwrap();
+    assert!(store.record_disk_audit(&first).await.is_err(), "the same asset twice in one run");
+
+    let assessed = store.assess_all(now()).await.unwrap();
+    let products = store.products(&assessed).await.unwrap();
+    assert_eq!(products.len(), 1, "{products:?}");
+    let product = &products[0];
+    assert_eq!((product.asset.as_str(), product.owner.as_str(), product.criticality.as_str()), ("127.0.0.1", "appliance team", "high"));
+    assert!(product.carries_vulnerable_openssl() && product.complete);
+    assert_eq!(product.worst_verdict(), Some("vulnerable"));
+    assert_eq!(product.findings[1].package.as_ref(), Some(&debian));
+    assert_eq!(product.findings[0].location_text(), "appliance.tar ▸ opt/agent/libssl.so.1.0.0");
+    let served = store.endpoint(scanned.endpoint_id()).await.unwrap().label();
+    assert_eq!(product.endpoints.iter().map(|e| (e.label.as_str(), e.state.as_str())).collect::<Vec<_>>(), [(served.as_str(), "vulnerable")]);
+
+    // A bad finding records nothing of its audit; the earlier audit stays the latest.
+    let later = store.start_run("audit", &[]).await.unwrap();
+    let mut bad = DiskAuditInput { run: later, audited_at_ms: now() + 1, findings: vec![copy("x", "patched?", None)], ..first.clone() };
+    let error = store.record_disk_audit(&bad).await.unwrap_err().to_string();
+    assert!(error.contains("verdict \"patched?\""), "{error}");
+    assert_eq!(store.products(&assessed).await.unwrap()[0].run, run);
+
+    // The vendor's update removed the agent's copy: the newest audit decides, and what it could not
+    // read is kept.
+    bad.findings = vec![copy("usr/lib/libssl.so.1.0.0", "fixed-by-distribution", Some(debian))];
+    bad.unread = vec!["appliance.tar ▸ firmware.bin: truncated".into()];
+    store.record_disk_audit(&bad).await.unwrap();
+    let products = store.products(&assessed).await.unwrap();
+    assert_eq!(products[0].run, later);
+    assert!(!products[0].carries_vulnerable_openssl() && !products[0].complete);
+    assert_eq!(products[0].unread, ["appliance.tar ▸ firmware.bin: truncated"]);
 }
