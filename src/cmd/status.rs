@@ -31,17 +31,21 @@ const FUNNEL_COLUMNS: [(State, &str); 7] = [
     (State::Unknown, "UNKNOWN"),
 ];
 
-/// `bleedwatch status`: endpoints per state, per owner, internet-facing first. Exit code 1 when
-/// an endpoint is vulnerable, as `scan`.
+/// `bleedwatch status`: endpoints per state, per owner, internet-facing first, then the products
+/// `audit` found carrying a vulnerable OpenSSL. Exit code 1 when an endpoint is vulnerable (as
+/// `scan`) or a product carries a vulnerable copy (as `audit`).
 pub async fn run(args: StatusArgs) -> Result<u8> {
     let store = args.db.open_existing().await?;
     let assessed = store.assess_all(now_ms()).await?;
     let rows = funnel(&assessed);
     let totals = state_totals(&assessed);
     let vulnerable = totals.get(&State::Vulnerable).copied().unwrap_or(0);
+    let products = store.products(&assessed).await?;
+    let carrying: Vec<_> = products.iter().filter(|p| p.carries_vulnerable_openssl()).collect();
+    let exit_code = u8::from(vulnerable > 0 || !carrying.is_empty());
     if let Some(path) = &args.output.json {
         write_json_lines(path, &rows)?;
-        return Ok(u8::from(vulnerable > 0));
+        return Ok(exit_code);
     }
     let open_alerts = store.alerts(&AlertFilter { unacknowledged_only: true, ..AlertFilter::default() }).await?.len();
     let mut header = vec!["OWNER", "INTERNET"];
@@ -71,5 +75,19 @@ pub async fn run(args: StatusArgs) -> Result<u8> {
         "\n{} endpoints, {vulnerable} vulnerable, {attacked_while_vulnerable} attacked while vulnerable, {open_alerts} open alerts",
         assessed.len()
     )?;
-    Ok(u8::from(vulnerable > 0))
+    if !products.is_empty() {
+        let copies: usize = carrying.iter().map(|p| p.count("vulnerable")).sum();
+        let incomplete = products.iter().filter(|p| !p.complete).count();
+        writeln!(
+            out,
+            "{} audited on disk, {} carry a vulnerable OpenSSL ({copies} vulnerable copies){}",
+            products.len(),
+            carrying.len(),
+            if incomplete > 0 { format!(", {incomplete} audits incomplete") } else { String::new() }
+        )?;
+        for product in &carrying {
+            writeln!(out, "  {}: {} vulnerable copies", product.asset, product.count("vulnerable"))?;
+        }
+    }
+    Ok(exit_code)
 }

@@ -5,7 +5,7 @@
 use askama::Template;
 use bleedwatch_store::assess::State;
 use bleedwatch_store::views::{CertificateView, ATTACKED_FLAG, ATTACKED_WHILE_VULNERABLE_FLAG};
-use bleedwatch_store::AlertRow;
+use bleedwatch_store::{AlertRow, ProductRow};
 
 use crate::charts::{self, state_color, state_label};
 use crate::summary::{NextStep, OwnerOpenItems, Summary};
@@ -202,6 +202,64 @@ impl AlertRowHtml {
     }
 }
 
+struct ProductRowHtml {
+    asset: String,
+    owner: String,
+    audited: String,
+    complete: bool,
+    unread: String,
+    vulnerable: bool,
+    verdict: String,
+    copies: Vec<CopyHtml>,
+    endpoints: Vec<String>,
+}
+
+struct CopyHtml {
+    location: String,
+    what: String,
+    verdict: String,
+    vulnerable: bool,
+    reason: String,
+}
+
+impl ProductRowHtml {
+    fn new(product: &ProductRow) -> ProductRowHtml {
+        ProductRowHtml {
+            asset: product.asset.clone(),
+            owner: [product.owner.as_str(), product.criticality.as_str()].iter().filter(|s| !s.is_empty()).copied().collect::<Vec<_>>().join(" · "),
+            audited: display_time(product.audited_at_ms),
+            complete: product.complete,
+            unread: product.unread.join("; "),
+            vulnerable: product.carries_vulnerable_openssl(),
+            verdict: product.worst_verdict().unwrap_or("no OpenSSL found").to_owned(),
+            copies: product
+                .findings
+                .iter()
+                .map(|f| CopyHtml {
+                    location: f.location.join(" ▸ "),
+                    what: [
+                        Some(f.kind.clone()),
+                        f.version.as_ref().map(|v| format!("OpenSSL {v}")),
+                        Some(format!("heartbeats {}", f.heartbeats)),
+                        f.package.as_ref().map(|p| {
+                            let advisory = p.advisory.as_ref().map(|a| format!(", {a}")).unwrap_or_default();
+                            format!("package {} {}{advisory}", p.name, p.version)
+                        }),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join(" · "),
+                    verdict: f.verdict.clone(),
+                    vulnerable: f.verdict == "vulnerable",
+                    reason: f.reason.clone(),
+                })
+                .collect(),
+            endpoints: product.endpoints.iter().map(|e| format!("{} ({})", e.label, e.state)).collect(),
+        }
+    }
+}
+
 struct Tile {
     label: &'static str,
     value: String,
@@ -240,6 +298,7 @@ struct ReportHtml<'a> {
     certificates: Vec<CertificateRowHtml>,
     certificates_expired: u64,
     alerts: Vec<AlertRowHtml>,
+    products: Vec<ProductRowHtml>,
     owners: &'a [OwnerOpenItems],
     state_styles: Vec<StateStyle>,
     state_legend: Vec<StateLegend>,
@@ -341,6 +400,7 @@ pub fn render(data: &ReportData) -> String {
         certificates: visible_certificates.iter().map(|c| CertificateRowHtml::new(c, now)).collect(),
         certificates_expired: (data.exposed_certificates.len() - visible_certificates.len()) as u64,
         alerts: alerts.into_iter().map(AlertRowHtml::new).collect(),
+        products: data.products.iter().map(ProductRowHtml::new).collect(),
         owners: &data.owners,
         state_styles: State::ALL.iter().map(|s| StateStyle { class: s.as_str(), color: state_color(*s) }).collect(),
         state_legend: State::ALL

@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use bleedwatch_store::assess::{RevocationFact, RevocationStatus, State};
 use bleedwatch_store::views::{funnel, rfc3339_ms, CertificateView, EndpointView};
-use bleedwatch_store::{AlertFilter, AlertRow, EndpointAssessment, Store, StoreError};
+use bleedwatch_store::{AlertFilter, AlertRow, EndpointAssessment, ProductRow, Store, StoreError};
 use serde::Serialize;
 
 pub use charts::{funnel_svg, owners_svg, state_color, state_label, timeline_svg, FunnelStage, FunnelStep, MAX_OWNER_BARS};
@@ -86,6 +86,9 @@ pub struct ReportData {
     pub exposed_certificates: Vec<CertificateView>,
     /// Watch alerts, newest first.
     pub alerts: Vec<AlertRow>,
+    /// Assets audited on disk (`bleedwatch audit`), those carrying a vulnerable OpenSSL first, with
+    /// the endpoints they serve.
+    pub products: Vec<ProductRow>,
 }
 
 /// Banners longer than this are cut (they are shown, not parsed).
@@ -148,7 +151,22 @@ pub async fn gather(store: &Store, now_ms: i64) -> Result<ReportData, ReportErro
         }
     }
 
-    Ok(assemble(now_ms, &assessed, certificates, alerts, coverage, timeline, &banners))
+    let products = store.products(&assessed).await?;
+    let mut data = assemble(now_ms, &assessed, certificates, alerts, coverage, timeline, &banners);
+    data.add_products(products);
+    Ok(data)
+}
+
+impl ReportData {
+    /// Adds the disk audits, and the step they call for: a product carrying a vulnerable OpenSSL
+    /// leaks whether or not a scan reached it, so it comes right after the vulnerable endpoints.
+    fn add_products(&mut self, products: Vec<ProductRow>) {
+        if let Some(step) = summary::product_step(&products) {
+            let at = self.next_steps.iter().take_while(|s| s.priority == Priority::Now).count();
+            self.next_steps.insert(at, step);
+        }
+        self.products = products;
+    }
 }
 
 /// Open items first (vulnerable, patched, revoked, re-keyed), then no result, notify-ready and not
@@ -241,6 +259,7 @@ fn assemble(
         exposed_certificates,
         alerts,
         scans,
+        products: Vec::new(),
     }
 }
 

@@ -195,6 +195,29 @@ pub struct NextStep {
     pub detail: String,
 }
 
+/// The step for products found carrying a vulnerable OpenSSL on disk, if any.
+pub fn product_step(products: &[bleedwatch_store::ProductRow]) -> Option<NextStep> {
+    let carrying: Vec<&bleedwatch_store::ProductRow> = products.iter().filter(|p| p.carries_vulnerable_openssl()).collect();
+    if carrying.is_empty() {
+        return None;
+    }
+    let copies: usize = carrying.iter().map(|p| p.count("vulnerable")).sum();
+    let named: Vec<&str> = carrying.iter().take(3).map(|p| p.asset.as_str()).collect();
+    let more = carrying.len().saturating_sub(named.len());
+    let names = if more == 0 { named.join(", ") } else { format!("{} and {more} more", named.join(", ")) };
+    Some(NextStep {
+        priority: Priority::Now,
+        title: format!(
+            "Update OpenSSL in {} carrying a vulnerable copy ({copies} {} on disk)",
+            plural(carrying.len() as u64, "product"),
+            if copies == 1 { "copy" } else { "copies" }
+        ),
+        detail: format!(
+            "bleedwatch audit found OpenSSL 1.0.1–1.0.1f with heartbeats on disk in {names}: whatever of it listens, or will              once deployed, can leak memory, whether or not a scan reached it. Ask the vendor for a fixed build, then audit again."
+        ),
+    })
+}
+
 /// What to do next, most urgent first.
 pub fn next_steps(
     summary: &Summary,

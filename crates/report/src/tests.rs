@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use bleedwatch_store::assess::{self, EndpointHistory, Leaf, Observation, RevocationIndex, Verdict};
-use bleedwatch_store::{AssetRow, AttackEvidence, EndpointRow};
+use bleedwatch_store::{AssetRow, AttackEvidence, DiskFindingRow, EndpointRow, ProductEndpoint};
 
 use super::*;
 
@@ -272,4 +272,47 @@ fn an_empty_inventory_still_makes_a_report() {
     assert!(html.contains("No endpoint was exposed") && html.contains("No open items") && html.contains("No scan recorded yet"));
     assert!(html.contains("Nothing open"));
     assert_eq!(render_csv(&data).unwrap().lines().count(), 1);
+}
+
+fn product(asset: &str, verdict: &str) -> ProductRow {
+    ProductRow {
+        asset: asset.into(),
+        owner: "appliances".into(),
+        criticality: "high".into(),
+        audited_at_ms: NOW - DAY,
+        audited_at: String::new(),
+        run: bleedwatch_store::RunId(9),
+        complete: verdict != "unknown",
+        unread: if verdict == "unknown" { vec!["fw.bin: truncated".into()] } else { vec![] },
+        findings: vec![DiskFindingRow {
+            location: vec!["vpn.img".into(), "usr/lib/libssl.so.1.0.0".into()],
+            image: None,
+            kind: "shared-libssl".into(),
+            version: Some("1.0.1f".into()),
+            heartbeats: "compiled-in".into(),
+            package: None,
+            verdict: verdict.into(),
+            reason: "no package owns it; the version string decides".into(),
+        }],
+        endpoints: vec![ProductEndpoint { label: "192.0.2.10:443/tcp".into(), state: "vulnerable".into(), verdict: Some("vulnerable".into()) }],
+    }
+}
+
+#[test]
+fn products_on_disk_get_their_section_and_step() {
+    let mut data = data();
+    let now_steps = data.next_steps.iter().filter(|s| s.priority == Priority::Now).count();
+    data.add_products(vec![product("<vpn> appliance", "vulnerable"), product("mail gateway", "not-affected")]);
+    assert_eq!(data.next_steps[now_steps].title, "Update OpenSSL in 1 product carrying a vulnerable copy (1 copy on disk)");
+    assert!(data.next_steps[now_steps].detail.contains("<vpn> appliance"));
+    let html = render_html(&data);
+    assert!(html.contains("vpn&#62; appliance") && !html.contains("<vpn>"), "asset names are escaped");
+    assert!(html.contains("vpn.img ▸ usr/lib/libssl.so.1.0.0") && html.contains("192.0.2.10:443/tcp (vulnerable)"));
+    let json: serde_json::Value = serde_json::from_str(&render_json(&data).unwrap()).unwrap();
+    assert_eq!(json["products"][0]["findings"][0]["verdict"], "vulnerable");
+
+    let mut clean = self::data();
+    clean.add_products(vec![product("mail gateway", "not-affected")]);
+    assert!(clean.next_steps.iter().all(|s| !s.title.contains("OpenSSL in")), "nothing vulnerable on disk, no step");
+    assert!(render_html(&self::data()).contains("No disk audit yet"));
 }

@@ -71,13 +71,6 @@ pub struct DiskFindingRow {
     pub reason: String,
 }
 
-impl DiskFindingRow {
-    /// `image.tar ▸ layer ▸ usr/lib/libssl.so.1.0.0`.
-    pub fn location_text(&self) -> String {
-        self.location.join(" ▸ ")
-    }
-}
-
 /// An endpoint served by a product, with its response state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProductEndpoint {

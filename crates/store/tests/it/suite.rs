@@ -861,7 +861,7 @@ pub async fn disk_audits_meet_their_endpoints(backend: Backend) {
     assert!(product.carries_vulnerable_openssl() && product.complete);
     assert_eq!(product.worst_verdict(), Some("vulnerable"));
     assert_eq!(product.findings[1].package.as_ref(), Some(&debian));
-    assert_eq!(product.findings[0].location_text(), "appliance.tar ▸ opt/agent/libssl.so.1.0.0");
+    assert_eq!(product.findings[0].location, ["appliance.tar", "opt/agent/libssl.so.1.0.0"]);
     let served = store.endpoint(scanned.endpoint_id()).await.unwrap().label();
     assert_eq!(product.endpoints.iter().map(|e| (e.label.as_str(), e.state.as_str())).collect::<Vec<_>>(), [(served.as_str(), "vulnerable")]);
 
