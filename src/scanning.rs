@@ -246,7 +246,7 @@ pub enum Inventory {
 
 /// What the inventory writer task is asked to do.
 enum Persist {
-    Result(serde_json::Value),
+    Result(Box<EndpointResult>),
     Done(String),
     /// The item is done but nothing of it was tested (its name did not resolve).
     Untested(String),
@@ -416,8 +416,8 @@ pub async fn execute(job: ScanJob, sinks: &mut ResultSinks, recording: Option<&R
             let task = tokio::spawn(async move {
                 while let Some(msg) = db_rx.recv().await {
                     match msg {
-                        Persist::Result(json) => {
-                            store.record(run, &json, None).await.context("recording the result in the inventory")?;
+                        Persist::Result(result) => {
+                            store.record(run, &result, None).await.context("recording the result in the inventory")?;
                         }
                         // After the item's results are stored: a kill before this re-tests the item on
                         // resume, and the store keeps the first observation.
@@ -448,14 +448,7 @@ pub async fn execute(job: ScanJob, sinks: &mut ResultSinks, recording: Option<&R
                         first_error.get_or_insert(e);
                     }
                     if let Some(tx) = &db_tx {
-                        match serde_json::to_value(&*r) {
-                            Ok(json) => {
-                                let _ = tx.send(Persist::Result(json)).await;
-                            }
-                            Err(e) => {
-                                first_error.get_or_insert(e.into());
-                            }
-                        }
+                        let _ = tx.send(Persist::Result(r)).await;
                     }
                 }
                 ScanEvent::ItemDone { key } => {

@@ -12,8 +12,8 @@ pub fn scratch_dir(name: &str) -> PathBuf {
 
 /// A scan result as `scan` writes it (one JSON line): `key` names its certificate (`cert-KEY`) and
 /// public key (`key-KEY`).
-pub fn scan_result(address: &str, verdict: &str, subject: &str, key: &str) -> serde_json::Value {
-    serde_json::json!({
+pub fn scan_result(address: &str, verdict: &str, subject: &str, key: &str) -> bleedwatch_probe::EndpointResult {
+    let line = serde_json::json!({
         "address": address, "port": 443, "transport": "tcp", "host": null, "service": "tls", "sni": null,
         "status": "success", "heartbleed": verdict, "reason": null, "versions": {"tls1.2": verdict},
         "certificate": {"subject": subject, "issuer": "CN=ca", "serial": "01", "sans": [],
@@ -22,5 +22,6 @@ pub fn scan_result(address: &str, verdict: &str, subject: &str, key: &str) -> se
             "key_type": "rsa", "key_bits": 2048, "signature_algorithm": "sha256WithRSAEncryption", "self_signed": false,
             "crl_urls": [], "ocsp_urls": [], "ca_issuer_urls": []},
         "chain": [], "details": [], "started_at": "2026-11-28T10:00:00.000Z", "duration_ms": 3
-    })
+    });
+    serde_json::from_value(line).expect("a result of the JSON contract")
 }

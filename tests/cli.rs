@@ -1000,7 +1000,7 @@ fn pcap_findings_are_attached_to_inventory_endpoints_once() {
             "status": "success", "heartbleed": "vulnerable", "reason": null, "versions": {"tls1.2": "vulnerable"},
             "certificate": null, "chain": [], "details": [], "started_at": "2014-04-08T12:00:00.000Z", "duration_ms": 40
         });
-        let endpoint = store.record(run, &scan, None).await.unwrap().endpoint_id();
+        let endpoint = store.record(run, &serde_json::from_value(scan).unwrap(), None).await.unwrap().endpoint_id();
         store.finish_run(run, "finished").await.unwrap();
         store.close().await;
         endpoint

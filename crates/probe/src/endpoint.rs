@@ -10,7 +10,7 @@ use bleedwatch_wire::{AlertDescription, ProtocolVersion};
 use crate::conn::{connect, connect_failure_outcome, run_probe, ConnectError, Timeouts};
 use crate::heartbleed::{ConnectionOutcome, ConnectionVerdict, Inconclusive, LeakEvidence, ProbeConfig, ProbeMode, DEFAULT_PAYLOAD_LEN};
 use crate::options::{EndpointOptions, EndpointTarget};
-use crate::result::{classify, EndpointResult, ScanStatus, Verdict, VersionDetail};
+use crate::result::{classify, version_detail, EndpointResult, ScanStatus, Verdict, VersionDetail};
 
 fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_millis(t).to_string()
@@ -123,7 +123,7 @@ where
             Ok(o) => o,
             Err(failure) => {
                 sweep.status = failure.status;
-                sweep.details.push(VersionDetail::from_outcome(&failure.outcome, used_sni));
+                sweep.details.push(version_detail(&failure.outcome, used_sni));
                 sweep.per_version.insert(version, classify(&failure.outcome));
                 break;
             }
@@ -131,7 +131,7 @@ where
         if used_sni && sni_retry && sweep.sni_worked != Some(true) && sni_may_be_the_problem(&outcome) {
             if let Ok(retry) = attempt(Attempt { version, sni: None, honest_only: false }).await {
                 if retry.negotiated.is_some() {
-                    sweep.details.push(VersionDetail::from_outcome(&outcome, true));
+                    sweep.details.push(version_detail(&outcome, true));
                     outcome = retry;
                     used_sni = false;
                     sweep.sni = None;
@@ -150,7 +150,7 @@ where
         if sweep.leak.is_none() {
             sweep.leak = outcome.leak.clone();
         }
-        sweep.details.push(VersionDetail::from_outcome(&outcome, used_sni));
+        sweep.details.push(version_detail(&outcome, used_sni));
         let (verdict, reason) = classify(&outcome);
         match outcome.negotiated {
             // The server answered below what we offered: every version in between is not supported, and
@@ -288,7 +288,7 @@ pub fn build_result(mut sweep: VersionSweep, ctx: ResultContext<'_>) -> Endpoint
     EndpointResult {
         address: ctx.target.addr.ip().to_string(),
         port: ctx.target.addr.port(),
-        transport: ctx.transport,
+        transport: ctx.transport.to_owned(),
         host: ctx.target.host.clone(),
         service: ctx.service,
         sni: if sweep.sni_worked == Some(true) { sweep.sni } else { None },

@@ -218,12 +218,8 @@ pub enum ConnectionVerdict {
     Inconclusive(Inconclusive),
 }
 
-/// What `--prove` saw leak: only a count and a digest, never the bytes.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct LeakEvidence {
-    pub leaked_bytes: usize,
-    pub sha256: String,
-}
+/// What `--prove` saw leak: only a count and a digest, never the bytes (the contract's type).
+pub use bleedwatch_verdict::LeakEvidence;
 
 /// What an alert from the server does to a probe's connection.
 pub(crate) enum AlertEffect {

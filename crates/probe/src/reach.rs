@@ -302,7 +302,7 @@ fn no_tls_result(target: &EndpointTarget, service: &str, status: ScanStatus, hea
     EndpointResult {
         address: target.addr.ip().to_string(),
         port: target.addr.port(),
-        transport: "tcp",
+        transport: "tcp".into(),
         host: target.host.clone(),
         service: service.to_string(),
         sni: None,

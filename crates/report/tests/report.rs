@@ -64,7 +64,12 @@ fn result(address: &str, port: u16, sni: Option<&str>, day: i64, verdict: &str, 
         "versions": {"ssl3": "not-supported", "tls1.0": heartbleed, "tls1.1": heartbleed, "tls1.2": heartbleed},
         "certificate": leaf.clone(), "chain": leaf.map(|l| vec![l]).unwrap_or_default(),
         "details": [{"offered": "tls1.2", "negotiated": "tls1.2", "cipher": "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
-                     "heartbeat_extension": "peer-allowed-to-send", "verdict": heartbleed, "reason": null, "sni": sni.is_some(), "log": []}],
+                     "heartbeat_extension": "peer-allowed-to-send", "verdict": heartbleed, "reason": null, "sni": sni.is_some(), "log": [],
+                     "evidence": match heartbleed {
+                         "vulnerable" => json!({"kind": "test-heartbeat-echoed"}),
+                         "not-vulnerable" => json!({"kind": "honest-heartbeat-echoed"}),
+                         _ => json!({"kind": "inconclusive", "why": {"kind": "refused"}}),
+                     }}],
         "started_at": bleedwatch_store::views::rfc3339_ms(started), "duration_ms": 41
     })
 }
@@ -79,7 +84,7 @@ fn smtp(mut result: Value) -> Value {
 async fn record_run(store: &Store, results: &[Value]) {
     let run = store.start_run("scan", &["scan".into(), "-iL".into(), "targets.txt".into()]).await.unwrap();
     for result in results {
-        store.record(run, result, None).await.unwrap();
+        store.record(run, &serde_json::from_value(result.clone()).unwrap(), None).await.unwrap();
     }
     store.finish_run(run, "finished").await.unwrap();
 }

@@ -64,7 +64,8 @@ pub use assets::{
     fuzz_asset_csv, fuzz_masscan_json, fuzz_nmap_xml, parse_asset_csv, parse_masscan_json, parse_nmap_xml, AssetInput, ImportSummary, KnownTarget,
 };
 pub use bleedwatch_assess as assess;
-pub use input::{CertificateRecord, ScanResult};
+pub use bleedwatch_verdict::EndpointResult;
+pub use input::CertificateRecord;
 pub use query::{
     AlertFilter, AlertRow, AssetRow, CertificateRow, EndpointAssessment, EndpointRow, ObservationRow,
     RevocationInput, RevocationRow, RunRow,

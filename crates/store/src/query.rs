@@ -291,16 +291,18 @@ fn observation_from_row(row: &AnyRow) -> Result<ObservationRow> {
 
 fn certificate_from_row(row: &AnyRow) -> Result<CertificateRow> {
     let key_bits: Option<i64> = get(row, "key_bits")?;
+    let (not_before_unix, not_after_unix): (i64, i64) = (get(row, "not_before_unix")?, get(row, "not_after_unix")?);
     Ok(CertificateRow {
         summary: CertificateRecord {
             subject: get(row, "subject")?,
             issuer: get(row, "issuer")?,
             serial: get(row, "serial")?,
             sans: json_column(row, "sans")?,
-            not_before: String::new(),
-            not_after: String::new(),
-            not_before_unix: get(row, "not_before_unix")?,
-            not_after_unix: get(row, "not_after_unix")?,
+            // The table keeps the Unix times only; the RFC 3339 dates follow from them.
+            not_before: crate::time::rfc3339_seconds(not_before_unix),
+            not_after: crate::time::rfc3339_seconds(not_after_unix),
+            not_before_unix,
+            not_after_unix,
             spki_sha256: get(row, "spki_sha256")?,
             cert_sha256: get(row, "cert_sha256")?,
             key_type: get(row, "key_type")?,
@@ -310,8 +312,7 @@ fn certificate_from_row(row: &AnyRow) -> Result<CertificateRow> {
             crl_urls: json_column(row, "crl_urls")?,
             ocsp_urls: json_column(row, "ocsp_urls")?,
             ca_issuer_urls: json_column(row, "ca_issuer_urls")?,
-        }
-        .with_dates(),
+        },
         der: get(row, "der")?,
         first_seen_ms: get(row, "first_seen_ms")?,
     })
@@ -331,15 +332,6 @@ fn revocation_from_row(row: &AnyRow) -> Result<RevocationRow> {
             checked_at_ms: get(row, "checked_at_ms")?,
         },
     })
-}
-
-impl CertificateRecord {
-    /// Fills the RFC 3339 dates from the Unix times (the table keeps only the latter).
-    fn with_dates(mut self) -> CertificateRecord {
-        self.not_before = crate::time::rfc3339_seconds(self.not_before_unix);
-        self.not_after = crate::time::rfc3339_seconds(self.not_after_unix);
-        self
-    }
 }
 
 impl Store {

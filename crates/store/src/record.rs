@@ -1,9 +1,10 @@
 //! Writing: scan runs, the targets a run plans (for `scan --resume`), and observations.
 
-use serde::Serialize;
 use sqlx::any::AnyRow;
 
-use crate::input::{CertificateRecord, ScanResult};
+use bleedwatch_verdict::EndpointResult;
+
+use crate::input::{checked_address, server_name, started_at_ms, CertificateRecord};
 use crate::query::RunRow;
 use crate::row::get;
 use crate::run_id::RunId;
@@ -208,17 +209,17 @@ impl Store {
         Ok((get(&row, "planned")?, get(&row, "done")?))
     }
 
-    /// Records one scan result (a JSON line of `bleedwatch scan`) in `run`, in one transaction:
+    /// Records one scan result (the typed contract behind `bleedwatch scan`'s JSON lines) in `run`, in one transaction:
     /// the endpoint, the certificates, the observation with its chain, the planned `target` marked
     /// done, and the endpoint's asset link. Recording the same endpoint twice in a run keeps the first
     /// observation. Watch alerts the new observation raises are recorded afterwards.
-    pub async fn record(&self, run: RunId, result_json: &serde_json::Value, target: Option<&str>) -> Result<RecordOutcome> {
-        let result = ScanResult::from_json(result_json)?;
-        let json_text = serde_json::to_string(result_json).map_err(|e| StoreError::BadResult(e.to_string()))?;
+    pub async fn record(&self, run: RunId, result: &EndpointResult, target: Option<&str>) -> Result<RecordOutcome> {
+        let address = checked_address(result)?.to_string();
+        let json_text = serde_json::to_string(result).map_err(|e| StoreError::BadResult(e.to_string()))?;
         let matcher = self.asset_matcher().await?;
         let now = now_ms();
-        let observed_at = result.started_at_ms(now);
-        let server_name = result.server_name();
+        let observed_at = started_at_ms(result, now);
+        let server_name = server_name(result);
         let leaf = result.leaf();
 
         let mut tx = self.begin().await?;
@@ -231,7 +232,7 @@ impl Store {
                last_seen_ms = CASE WHEN excluded.last_seen_ms > endpoints.last_seen_ms THEN excluded.last_seen_ms ELSE endpoints.last_seen_ms END \
              RETURNING id",
         )
-        .bind(result.address.clone())
+        .bind(address.clone())
         .bind(i64::from(result.port))
         .bind(result.transport.clone())
         .bind(server_name.clone())
@@ -247,7 +248,7 @@ impl Store {
                AND target_address = $2 AND target_port = $3 AND transport = $4",
         )
         .bind(endpoint_id)
-        .bind(result.address.clone())
+        .bind(address.clone())
         .bind(i64::from(result.port))
         .bind(result.transport.clone())
         .execute(&mut *tx)
@@ -270,8 +271,8 @@ impl Store {
         .bind(endpoint_id)
         .bind(observed_at)
         .bind(i64::try_from(result.duration_ms).unwrap_or(i64::MAX))
-        .bind(result.status.clone())
-        .bind(result.heartbleed.clone())
+        .bind(result.status.as_str())
+        .bind(result.heartbleed.as_str())
         .bind(result.reason.clone())
         .bind(versions)
         .bind(vulnerable_versions)
@@ -317,7 +318,7 @@ impl Store {
                 .await?;
         }
         let names = [result.host.as_deref().unwrap_or(""), server_name.as_str()];
-        if let Some(asset_id) = matcher.best_match(&result.address, &names) {
+        if let Some(asset_id) = matcher.best_match(&address, &names) {
             sqlx::query("INSERT INTO endpoint_assets (endpoint_id, asset_id) VALUES ($1, $2) ON CONFLICT (endpoint_id) DO NOTHING")
                 .bind(endpoint_id)
                 .bind(asset_id)
@@ -330,12 +331,6 @@ impl Store {
             self.sync_endpoint_alerts(endpoint_id, now_ms()).await?;
         }
         Ok(outcome)
-    }
-
-    /// Records a serialisable scan result (e.g. the probe's `EndpointResult`).
-    pub async fn record_result<T: Serialize>(&self, run: RunId, result: &T, target: Option<&str>) -> Result<RecordOutcome> {
-        let value = serde_json::to_value(result).map_err(|e| StoreError::BadResult(e.to_string()))?;
-        self.record(run, &value, target).await
     }
 
     /// Stores a certificate known from elsewhere (an issuer loaded for revocation checks), with its

@@ -1,4 +1,5 @@
-//! The Heartbleed verdict and the evidence behind it: one contract for every room of bleedwatch.
+//! The Heartbleed verdict, the evidence behind it and the endpoint results that carry them: one
+//! contract for every room of bleedwatch ([`EndpointResult`] is `scan`'s JSON line, typed).
 //!
 //! A probe's outcome is an [`Evidence`] value; the [`Verdict`] follows from it (and from whether the
 //! server negotiated the heartbeat extension) through [`Evidence::verdict`], so no code decides anything
@@ -8,6 +9,10 @@
 #![forbid(unsafe_code)]
 
 use std::fmt;
+
+mod result;
+
+pub use result::{CertSummary, EndpointResult, LeakEvidence, ScanStatus, VersionDetail};
 
 use serde::{Deserialize, Serialize};
 

@@ -12,7 +12,6 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -51,54 +50,7 @@ pub enum X509Error {
     DateOutOfRange(i64),
 }
 
-/// What bleedwatch records about one certificate.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CertSummary {
-    /// Subject distinguished name, RFC 4514-like (`CN=localhost, O=Example`).
-    pub subject: String,
-    /// Issuer distinguished name, same format as `subject`.
-    pub issuer: String,
-    /// Serial number as lowercase hex without separators, leading zero bytes
-    /// removed (matches `openssl x509 -serial`, lowercased). A zero serial is `"00"`.
-    pub serial: String,
-    /// Subject alternative names: DNS names and IP addresses as bare text
-    /// (`example.com`, `192.0.2.1`, `2001:db8::1`); e-mail addresses as
-    /// `email:<addr>` and URIs as `uri:<uri>`. Other name forms are omitted.
-    pub sans: Vec<String>,
-    /// Start of validity, RFC 3339 UTC (`2026-11-28T18:39:14Z`).
-    pub not_before: String,
-    /// End of validity, RFC 3339 UTC.
-    pub not_after: String,
-    /// Start of validity as Unix seconds.
-    pub not_before_unix: i64,
-    /// End of validity as Unix seconds.
-    pub not_after_unix: i64,
-    /// Lowercase hex SHA-256 of the DER SubjectPublicKeyInfo; identical for
-    /// every certificate that carries the same key (the usual key-pinning hash).
-    pub spki_sha256: String,
-    /// Lowercase hex SHA-256 of the whole certificate DER (its fingerprint).
-    pub cert_sha256: String,
-    /// `"rsa"`, `"rsa-pss"`, `"ec"`, `"ed25519"`, `"ed448"`, `"dsa"`, or the
-    /// dotted OID of any other key algorithm.
-    pub key_type: String,
-    /// Key size in bits: RSA/DSA modulus bits, EC curve size (521 for P-521),
-    /// 256 for Ed25519, 448 for Ed448. `None` when unknown.
-    pub key_bits: Option<u32>,
-    /// Signature algorithm short name (`sha256WithRSAEncryption`,
-    /// `ecdsa-with-SHA256`, ...) or its dotted OID when the name is unknown.
-    pub signature_algorithm: String,
-    /// Issuer equals subject and the certificate's signature verifies with its
-    /// own key. When the signature algorithm cannot be checked here (e.g.
-    /// RSA-PSS, P-521), falls back to issuer == subject with a matching (or
-    /// absent) authority key identifier.
-    pub self_signed: bool,
-    /// URIs from the CRL Distribution Points extension.
-    pub crl_urls: Vec<String>,
-    /// OCSP responder URIs from the Authority Information Access extension.
-    pub ocsp_urls: Vec<String>,
-    /// CA Issuers URIs from the Authority Information Access extension.
-    pub ca_issuer_urls: Vec<String>,
-}
+pub use bleedwatch_verdict::CertSummary;
 
 /// Summarise one DER-encoded certificate.
 ///

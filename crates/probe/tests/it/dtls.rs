@@ -435,7 +435,7 @@ async fn the_scheduler_sends_udp_items_to_the_dtls_probe() {
         }
     }
     server.stop();
-    results.sort_by_key(|r| r.transport);
+    results.sort_by(|a, b| a.transport.cmp(&b.transport));
     let [tcp, udp] = results.as_slice() else { panic!("{results:#?}") };
     check_common(udp);
     assert_eq!(udp.port, addr.port());

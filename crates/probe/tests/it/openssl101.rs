@@ -188,7 +188,7 @@ fn expected_dtls(build: OpenSsl101) -> (Verdict, &'static str) {
 async fn dtls_case(build: OpenSsl101) {
     let Some(server) = S101Server::start(build, KeyKind::Rsa, &["-dtls1"]) else { return };
     let r = scan_udp(server.addr).await;
-    assert_eq!((r.transport, r.service.as_str(), r.status), ("udp", "dtls", ScanStatus::Success), "{r:#?}\n{}", server.output());
+    assert_eq!((r.transport.as_str(), r.service.as_str(), r.status), ("udp", "dtls", ScanStatus::Success), "{r:#?}\n{}", server.output());
     let (verdict, evidence) = expected_dtls(build);
     assert_eq!(r.heartbleed, verdict, "{build:?}: {r:#?}\n{}", server.output());
     expect(&r, "dtls1.0", verdict, Some(evidence));

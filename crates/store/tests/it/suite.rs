@@ -11,7 +11,7 @@ use bleedwatch_revocation::{check_certificate, CertificateRef, CheckOptions, Crl
 use bleedwatch_store::views::{funnel, EndpointView};
 use bleedwatch_store::{
     parse_asset_csv, parse_masscan_json, parse_nmap_xml, AlertFilter, AttackFilter, AttackInput, CaptureImport, CertificateRecord,
-    ClientTestFilter, ClientTestInput, DiskAuditInput, DiskFindingInput, EndpointAssessment, PackageRecord, RecordOutcome, RevocationInput, Store, StoreError,
+    ClientTestFilter, ClientTestInput, DiskAuditInput, EndpointResult, DiskFindingInput, EndpointAssessment, PackageRecord, RecordOutcome, RevocationInput, Store, StoreError,
 };
 
 use crate::backend::{open, Backend};
@@ -32,7 +32,7 @@ fn now() -> i64 {
 async fn scan_into(store: &Store, site: &Site) -> (RecordOutcome, serde_json::Value) {
     let run = store.start_run("scan", &["scan".into(), site.addr.to_string()]).await.unwrap();
     let json = site.scan().await;
-    let outcome = store.record(run, &json, None).await.unwrap();
+    let outcome = store.record(run, &typed(&json), None).await.unwrap();
     store.finish_run(run, "finished").await.unwrap();
     (outcome, json)
 }
@@ -40,6 +40,11 @@ async fn scan_into(store: &Store, site: &Site) -> (RecordOutcome, serde_json::Va
 async fn assessed(store: &Store, endpoint_id: i64) -> EndpointAssessment {
     let all = store.assess_all(now()).await.unwrap();
     all.into_iter().find(|a| a.endpoint.id == endpoint_id).unwrap()
+}
+
+/// The typed result behind a JSON line (the tests read the JSON contract, the store takes the type).
+fn typed(json: &serde_json::Value) -> EndpointResult {
+    serde_json::from_value(json.clone()).unwrap()
 }
 
 fn leaf_field(json: &serde_json::Value, field: &str) -> String {
@@ -185,7 +190,7 @@ pub async fn shared_key_is_compromised_everywhere(backend: Backend) {
     let run = store.start_run("scan", &[]).await.unwrap();
     let mut ids = Vec::new();
     for site in [&leaking, &sharing, &unrelated] {
-        ids.push(store.record(run, &site.scan().await, None).await.unwrap().endpoint_id());
+        ids.push(store.record(run, &typed(&site.scan().await), None).await.unwrap().endpoint_id());
     }
     store.finish_run(run, "finished").await.unwrap();
     let all = store.assess_all(now()).await.unwrap();
@@ -219,8 +224,8 @@ pub async fn recording_is_idempotent(backend: Backend) {
     let json = site.scan().await;
     assert_eq!(json["heartbleed"], "no-heartbeat");
     let run = store.start_run("scan", &[]).await.unwrap();
-    let first = store.record(run, &json, None).await.unwrap();
-    let second = store.record(run, &json, None).await.unwrap();
+    let first = store.record(run, &typed(&json), None).await.unwrap();
+    let second = store.record(run, &typed(&json), None).await.unwrap();
     assert!(matches!(first, RecordOutcome::Inserted { .. }));
     assert_eq!(second, RecordOutcome::AlreadyRecorded { observation_id: first.observation_id(), endpoint_id: first.endpoint_id() });
     assert_eq!(store.run_observations(run).await.unwrap().len(), 1);
@@ -230,7 +235,7 @@ pub async fn recording_is_idempotent(backend: Backend) {
     let tasks: Vec<_> = (0..4)
         .map(|_| {
             let (store, json) = (store.clone(), json.clone());
-            tokio::spawn(async move { store.record(racing, &json, None).await.unwrap() })
+            tokio::spawn(async move { store.record(racing, &typed(&json), None).await.unwrap() })
         })
         .collect();
     let mut inserted = 0;
@@ -266,7 +271,7 @@ pub async fn resumed_runs_see_pending_targets(backend: Backend) {
     let site_target = site.addr.to_string();
     let planned: Vec<String> = vec!["192.0.2.1:443".into(), site_target.clone(), "192.0.2.3:443".into(), "192.0.2.4:443".into(), "192.0.2.5:443".into()];
     assert_eq!(store.plan_targets(run, planned.clone()).await.unwrap(), 5);
-    store.record(run, &site.scan().await, Some(&site_target)).await.unwrap();
+    store.record(run, &typed(&site.scan().await), Some(&site_target)).await.unwrap();
     assert!(store.mark_target_done(run, "192.0.2.4:443").await.unwrap());
     assert!(!store.mark_target_done(run, "192.0.2.4:443").await.unwrap());
     assert!(!store.mark_target_done(run, "198.51.100.1:443").await.unwrap(), "never planned");
@@ -528,7 +533,9 @@ pub async fn schema_and_bad_input(backend: Backend) {
     let again = Store::open(&url).await.unwrap();
     assert_eq!(again.schema_version().await.unwrap(), bleedwatch_store::SCHEMA_VERSION);
     let run = store.start_run("scan", &[]).await.unwrap();
-    let error = store.record(run, &serde_json::json!({"address": "x"}), None).await.unwrap_err();
+    let mut bad_address = typed(&recorded_scan("192.0.2.1", None, "vulnerable", "2026-11-28T18:39:14Z"));
+    bad_address.address = "x".into();
+    let error = store.record(run, &bad_address, None).await.unwrap_err();
     assert!(matches!(error, StoreError::BadResult(_)), "{error}");
     let error = store.record_revocation(&revoked("00".repeat(32).as_str())).await.unwrap_err();
     assert!(matches!(error, StoreError::NotFound(_)), "{error}");
@@ -618,7 +625,7 @@ fn recorded_scan(address: &str, sni: Option<&str>, verdict: &str, started_at: &s
 
 async fn record_scan(store: &Store, json: &serde_json::Value) -> i64 {
     let run = store.start_run("scan", &[]).await.unwrap();
-    let outcome = store.record(run, json, None).await.unwrap();
+    let outcome = store.record(run, &typed(json), None).await.unwrap();
     store.finish_run(run, "finished").await.unwrap();
     outcome.endpoint_id()
 }
