@@ -38,6 +38,22 @@ pub struct CertificateRecord {
     pub ocsp_urls: Vec<String>,
     #[serde(default)]
     pub ca_issuer_urls: Vec<String>,
+    /// The certificate's DER in standard base64, as the probe sends it (empty when unknown).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub der: String,
+}
+
+impl CertificateRecord {
+    /// The DER, when given and it is this certificate (its SHA-256 is `cert_sha256`).
+    pub fn der_bytes(&self) -> Option<Vec<u8>> {
+        use base64::Engine as _;
+        use sha2::{Digest, Sha256};
+        if self.der.is_empty() {
+            return None;
+        }
+        let der = base64::engine::general_purpose::STANDARD.decode(self.der.as_bytes()).ok()?;
+        (hex::encode(Sha256::digest(&der)) == self.cert_sha256.to_ascii_lowercase()).then_some(der)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

@@ -124,15 +124,17 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "inventory", include_str!("../migrations/sqlite/0001_inventory.sql")),
     (2, "clients and attacks", include_str!("../migrations/sqlite/0002_clients_and_attacks.sql")),
     (3, "observation evidence", include_str!("../migrations/sqlite/0003_observation_evidence.sql")),
+    (4, "revocation reason", include_str!("../migrations/sqlite/0004_revocation_reason.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "inventory", include_str!("../migrations/postgres/0001_inventory.sql")),
     (2, "clients and attacks", include_str!("../migrations/postgres/0002_clients_and_attacks.sql")),
     (3, "observation evidence", include_str!("../migrations/postgres/0003_observation_evidence.sql")),
+    (4, "revocation reason", include_str!("../migrations/postgres/0004_revocation_reason.sql")),
 ];
 
 /// The schema version this build creates.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Migrations compiled into the binary, for sqlx's migrator.
 #[derive(Debug)]

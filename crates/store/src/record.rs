@@ -255,7 +255,7 @@ impl Store {
 
         let chain = result.presented_chain();
         for certificate in chain.iter().copied().chain(leaf) {
-            insert_certificate(&mut tx, certificate, None, now).await?;
+            insert_certificate(&mut tx, certificate, certificate.der_bytes().as_deref(), now).await?;
         }
         let vulnerable_versions = serde_json::to_string(&result.vulnerable_versions()).unwrap_or_else(|_| "[]".into());
         let versions = serde_json::to_string(&result.versions).unwrap_or_else(|_| "{}".into());
@@ -343,13 +343,6 @@ impl Store {
     pub async fn store_certificate(&self, certificate: &CertificateRecord, der: Option<&[u8]>) -> Result<()> {
         let mut tx = self.begin().await?;
         insert_certificate(&mut tx, certificate, der, now_ms()).await?;
-        if let Some(der) = der {
-            sqlx::query("UPDATE certificates SET der = $1 WHERE cert_sha256 = $2 AND der IS NULL")
-                .bind(der.to_vec())
-                .bind(certificate.cert_sha256.clone())
-                .execute(&mut *tx)
-                .await?;
-        }
         tx.commit().await?;
         Ok(())
     }
@@ -387,5 +380,13 @@ async fn insert_certificate(
     .bind(now)
     .execute(&mut **tx)
     .await?;
+    // An existing row gains the DER if it had none.
+    if let Some(der) = der {
+        sqlx::query("UPDATE certificates SET der = $1 WHERE cert_sha256 = $2 AND der IS NULL")
+            .bind(der.to_vec())
+            .bind(certificate.cert_sha256.clone())
+            .execute(&mut **tx)
+            .await?;
+    }
     Ok(())
 }

@@ -12,6 +12,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use time::format_description::well_known::Rfc3339;
@@ -98,6 +99,10 @@ pub struct CertSummary {
     pub ocsp_urls: Vec<String>,
     /// CA Issuers URIs from the Authority Information Access extension.
     pub ca_issuer_urls: Vec<String>,
+    /// The certificate itself, DER in standard base64: the inventory keeps it so that revocation
+    /// checks can verify the chain the server sent to a trust anchor.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub der: String,
 }
 
 /// Summarise one DER-encoded certificate.
@@ -142,6 +147,7 @@ pub fn summarize(der: &[u8]) -> Result<CertSummary, X509Error> {
         crl_urls: names.crl_urls,
         ocsp_urls: names.ocsp_urls,
         ca_issuer_urls: names.ca_issuer_urls,
+        der: base64::engine::general_purpose::STANDARD.encode(der),
     })
 }
 
