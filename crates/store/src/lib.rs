@@ -289,6 +289,22 @@ pub fn default_location() -> Result<PathBuf> {
     Ok(base.join("bleedwatch").join("inventory.db"))
 }
 
+/// The directory that goes with an inventory (where an installation keeps its own files, such as
+/// its server key): the SQLite file's directory, else (PostgreSQL, in memory) the default
+/// inventory's.
+pub fn data_directory(location: &str) -> Result<PathBuf> {
+    let (url, backend) = database_url(location)?;
+    let file = if backend == Backend::Sqlite { sqlite_file(&url) } else { None };
+    let file = match file {
+        Some(file) => file,
+        None => default_location()?,
+    };
+    Ok(match file.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(parent) => parent.to_path_buf(),
+        None => PathBuf::from("."),
+    })
+}
+
 /// Turns what the user typed into a database URL and its backend.
 fn database_url(location: &str) -> Result<(String, Backend)> {
     let lower = location.to_ascii_lowercase();
