@@ -78,6 +78,8 @@ fn demo_scans_the_lab_and_every_verdict_matches() {
     // The response was tracked: fixed with the same key reissued, then re-keyed.
     assert!(stdout.contains("state fixed, flags") && stdout.contains("reissued-same-key"), "{stdout}");
     assert!(stdout.contains("state re-keyed"), "{stdout}");
+    // Issue 10: and the end of the funnel, with the revocation verified against the demo CA.
+    assert!(stdout.contains("revoked (CRL verified against the demo CA): state notify-ready"), "{stdout}");
     // The HTML report of it all, beside the JSON lines, and where it is said.
     let report = json.with_extension("html");
     assert!(stdout.contains(&format!("the response report: {}", report.display())), "{stdout}");
