@@ -75,17 +75,20 @@ pub struct ServerIdentityArgs {
 
 impl ServerIdentityArgs {
     /// The given certificate and key, else this installation's own key (kept in the inventory's
-    /// directory, mode 0600) with a self-signed certificate for `name`. Never the committed lab
-    /// key: a shared key would let anyone fingerprint the server and decrypt its RSA sessions.
-    pub fn identity(&self, db: &DbArgs, name: &str) -> Result<bleedwatch_lab::LabIdentity> {
+    /// directory, mode 0600; with no inventory (`None`, `--no-db`), a key of this run only,
+    /// written nowhere) with a self-signed certificate for `name`. Never the committed lab key: a
+    /// shared key would let anyone fingerprint the server and decrypt its RSA sessions.
+    pub fn identity(&self, db: Option<&DbArgs>, name: &str) -> Result<bleedwatch_lab::LabIdentity> {
         if let (Some(cert), Some(key)) = (&self.cert, &self.key) {
             let cert_pem = std::fs::read(cert).with_context(|| format!("cannot read {}", cert.display()))?;
             let key_pem = std::fs::read(key).with_context(|| format!("cannot read {}", key.display()))?;
             return bleedwatch_lab::LabIdentity::from_pem(&cert_pem, &key_pem)
                 .with_context(|| format!("{} and {}", cert.display(), key.display()));
         }
-        let dir = db.data_directory()?;
-        Ok(bleedwatch_lab::LabIdentity::per_installation(&dir, &[name])?)
+        match db {
+            Some(db) => Ok(bleedwatch_lab::LabIdentity::per_installation(&db.data_directory()?, &[name])?),
+            None => Ok(bleedwatch_lab::LabIdentity::generate_rsa(&[name])?),
+        }
     }
 }
 

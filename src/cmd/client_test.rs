@@ -83,7 +83,7 @@ pub async fn run(args: ClientTestArgs) -> Result<u8> {
         starttls,
     };
     let after_handshake = if args.after_handshake {
-        let identity = args.identity.identity(&args.db, "client-test.bleedwatch.invalid").context("certificate for --after-handshake")?;
+        let identity = args.identity.identity((!args.no_db).then_some(&args.db), "client-test.bleedwatch.invalid").context("certificate for --after-handshake")?;
         Some(bleedwatch_clienttest::lab_server_factory(Arc::new(identity)))
     } else {
         None

@@ -76,7 +76,7 @@ fn attempt_kind(overread: usize, padding: usize) -> &'static str {
 }
 
 pub async fn run(args: HoneypotArgs) -> Result<u8> {
-    let identity = Arc::new(args.identity.identity(&args.db, &args.name)?);
+    let identity = Arc::new(args.identity.identity((!args.no_db).then_some(&args.db), &args.name)?);
     let cfg = LabConfig::new(Behaviour::Vulnerable, identity);
     let starttls = args.starttls;
     let mut recording = ListenerRecording::start(&args.db, args.no_db, "honeypot").await?;

@@ -123,6 +123,14 @@ impl LabIdentity {
         LabIdentity::self_signed(names, &key_pem, 1)
     }
 
+    /// A self-signed certificate for `names` on a new RSA-2048 key that is kept nowhere (one
+    /// run's own key).
+    pub fn generate_rsa(names: &[&str]) -> Result<LabIdentity, IdentityError> {
+        let key = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048).map_err(|e| IdentityError::Key(e.to_string()))?;
+        let pem = key.to_pkcs8_pem(rsa::pkcs8::LineEnding::LF).map_err(|e| IdentityError::Key(e.to_string()))?;
+        LabIdentity::self_signed(names, &pem, 1)
+    }
+
     pub fn is_rsa(&self) -> bool {
         matches!(self.key, SigningKey::Rsa(_))
     }
