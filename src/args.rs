@@ -37,6 +37,11 @@ impl DbArgs {
         })
     }
 
+    /// The directory kept with the inventory (see [`bleedwatch_store::data_directory`]).
+    pub fn data_directory(&self) -> Result<PathBuf> {
+        Ok(bleedwatch_store::data_directory(&self.location()?)?)
+    }
+
     /// Opens (creating and migrating if needed) the inventory: for commands that record.
     pub async fn open(&self) -> Result<Store> {
         let location = self.location()?;
@@ -52,6 +57,37 @@ impl DbArgs {
         match Store::open_existing(&location).await {
             Err(error @ bleedwatch_store::StoreError::NoInventory(_)) => Err(error.into()),
             other => other.with_context(|| format!("opening the inventory {}", redact_password(&location))),
+        }
+    }
+}
+
+/// The certificate and key a server we run presents (`honeypot`, `client-test --after-handshake`).
+#[derive(Args, Debug, Clone, Default)]
+pub struct ServerIdentityArgs {
+    /// Present this certificate chain (PEM, leaf first) [default: a certificate on this
+    /// installation's own key, server-key.pem beside the inventory, made on first use]
+    #[arg(long, value_name = "FILE", requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// The private key of --cert (PEM: PKCS#8, PKCS#1 RSA or SEC1 P-256).
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    pub key: Option<PathBuf>,
+}
+
+impl ServerIdentityArgs {
+    /// The given certificate and key, else this installation's own key (kept in the inventory's
+    /// directory, mode 0600; with no inventory (`None`, `--no-db`), a key of this run only,
+    /// written nowhere) with a self-signed certificate for `name`. Never the committed lab key: a
+    /// shared key would let anyone fingerprint the server and decrypt its RSA sessions.
+    pub fn identity(&self, db: Option<&DbArgs>, name: &str) -> Result<bleedwatch_lab::LabIdentity> {
+        if let (Some(cert), Some(key)) = (&self.cert, &self.key) {
+            let cert_pem = std::fs::read(cert).with_context(|| format!("cannot read {}", cert.display()))?;
+            let key_pem = std::fs::read(key).with_context(|| format!("cannot read {}", key.display()))?;
+            return bleedwatch_lab::LabIdentity::from_pem(&cert_pem, &key_pem)
+                .with_context(|| format!("{} and {}", cert.display(), key.display()));
+        }
+        match db {
+            Some(db) => Ok(bleedwatch_lab::LabIdentity::per_installation(&db.data_directory()?, &[name])?),
+            None => Ok(bleedwatch_lab::LabIdentity::generate_rsa(&[name])?),
         }
     }
 }

@@ -78,6 +78,8 @@ fn demo_scans_the_lab_and_every_verdict_matches() {
     // The response was tracked: fixed with the same key reissued, then re-keyed.
     assert!(stdout.contains("state fixed, flags") && stdout.contains("reissued-same-key"), "{stdout}");
     assert!(stdout.contains("state re-keyed"), "{stdout}");
+    // Issue 10: and the end of the funnel, with the revocation verified against the demo CA.
+    assert!(stdout.contains("revoked (CRL verified against the demo CA): state notify-ready"), "{stdout}");
     // The HTML report of it all, beside the JSON lines, and where it is said.
     let report = json.with_extension("html");
     assert!(stdout.contains(&format!("the response report: {}", report.display())), "{stdout}");
@@ -1372,4 +1374,140 @@ fn durations_have_one_syntax() {
     let out = bleedwatch().args(["scan", &format!("127.0.0.1:{}", free_port()), "--no-db", "-q", "--connect-timeout", "1", "--banner-wait", "0.5"]).output().unwrap();
     assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
     let _ = std::fs::remove_file(capture);
+}
+
+// ---- issue 10: revocation answers count only when verified; servers on their own keys ----
+
+/// `openssl` run in `dir`, which must succeed.
+fn openssl_in(dir: &std::path::Path, args: &[&str]) {
+    let out = Command::new("openssl").args(args).current_dir(dir).output().unwrap();
+    assert!(out.status.success(), "openssl {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+}
+
+/// A certificate authority run with `openssl ca` in `dir`, named `name`, whose first certificate
+/// gets serial 1000 (so two CAs of the same name give the same serials).
+fn openssl_ca(dir: &std::path::Path, name: &str) {
+    std::fs::create_dir_all(dir.join("newcerts")).unwrap();
+    std::fs::write(dir.join("index.txt"), "").unwrap();
+    std::fs::write(dir.join("serial"), "1000\n").unwrap();
+    std::fs::write(dir.join("crlnumber"), "01\n").unwrap();
+    let config = format!(
+        "[ca]\ndefault_ca = ca_default\n[ca_default]\ndir = {}\ndatabase = $dir/index.txt\nnew_certs_dir = $dir/newcerts\n\
+         certificate = $dir/ca.pem\nprivate_key = $dir/ca.key\nserial = $dir/serial\ncrlnumber = $dir/crlnumber\n\
+         default_md = sha256\ndefault_days = 30\ndefault_crl_days = 7\npolicy = any\nunique_subject = no\n\
+         [any]\ncommonName = supplied\n[leaf]\nbasicConstraints = CA:FALSE\nkeyUsage = critical, digitalSignature, keyEncipherment\n\
+         extendedKeyUsage = serverAuth\nsubjectAltName = DNS:localhost\n",
+        dir.display()
+    );
+    std::fs::write(dir.join("ca.cnf"), config).unwrap();
+    let subject = format!("/CN={name}");
+    openssl_in(dir, &["req", "-x509", "-newkey", "rsa:2048", "-noenc", "-keyout", "ca.key", "-out", "ca.pem", "-days", "30", "-subj", &subject,
+        "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"]);
+    openssl_in(dir, &["req", "-new", "-newkey", "rsa:2048", "-noenc", "-keyout", "leaf.key", "-out", "leaf.csr", "-subj", "/CN=localhost"]);
+    openssl_in(dir, &["ca", "-batch", "-config", "ca.cnf", "-extensions", "leaf", "-in", "leaf.csr", "-out", "leaf.pem", "-notext"]);
+}
+
+/// The issue's reproduction, end to end: a honeypot presents (`--cert/--key`) a certificate a real
+/// CA issued; the scan records it exposed. A CRL made by another key under the CA's name, given
+/// without an issuer, said `revoked`; now it is `unknown` (no issuer without an anchor,
+/// `signature` with the CA as anchor), as is the genuine CRL past its nextUpdate. Only the
+/// genuine, current CRL says `revoked`.
+#[test]
+fn revocation_check_believes_only_verified_answers() {
+    if !require("openssl") {
+        return;
+    }
+    let (db, dir) = inv_db("revocation");
+    let (ca, forger) = (dir.join("ca"), dir.join("forger"));
+    openssl_ca(&ca, "bleedwatch CLI test CA");
+    openssl_ca(&forger, "bleedwatch CLI test CA");
+    openssl_in(&forger, &["ca", "-config", "ca.cnf", "-revoke", "leaf.pem", "-crl_reason", "keyCompromise"]);
+    openssl_in(&forger, &["ca", "-config", "ca.cnf", "-gencrl", "-out", "forged.crl"]);
+
+    let port = free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let _honeypot = Running(
+        bleedwatch()
+            .args(["honeypot", "--no-db", "--listen", &addr.to_string(), "--cert"])
+            .arg(ca.join("leaf.pem"))
+            .arg("--key")
+            .arg(ca.join("leaf.key"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_listening(addr);
+    let out = inv_run(bleedwatch().args(["scan", &addr.to_string(), "--json", "-", "--db"]).arg(&db));
+    let scanned = json_lines(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(scanned[0]["heartbleed"], "vulnerable", "{scanned:?}");
+    let leaf_pem = std::fs::read_to_string(ca.join("leaf.pem")).unwrap();
+    let leaf_b64: String = leaf_pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    assert_eq!(scanned[0]["certificate"]["der"], leaf_b64, "the honeypot presents the certificate given with --cert");
+
+    let check = |extra: &[&std::ffi::OsStr]| -> serde_json::Value {
+        let out = inv_run(bleedwatch().args(["revocation", "check", "--json", "-", "--db"]).arg(&db).args(extra));
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let lines = json_lines(&String::from_utf8_lossy(&out.stdout));
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        lines[0].clone()
+    };
+    let forged = forger.join("forged.crl");
+    let ca_file = ca.join("ca.pem");
+    let line = check(&["--crl".as_ref(), forged.as_os_str()]);
+    assert_eq!((line["result"].as_str(), line["unknown_reason"].as_str()), (Some("unknown"), Some("no-issuer")), "{line}");
+    let line = check(&["--crl".as_ref(), forged.as_os_str(), "--ca-file".as_ref(), ca_file.as_os_str()]);
+    assert_eq!((line["result"].as_str(), line["unknown_reason"].as_str()), (Some("unknown"), Some("signature")), "{line}");
+    // The table says it too.
+    let out = inv_run(bleedwatch().args(["revocation", "check", "--db"]).arg(&db).arg("--crl").arg(&forged).arg("--ca-file").arg(&ca_file));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("unknown (signature)") && table.contains("0 revocations found"), "{table}");
+
+    openssl_in(&ca, &["ca", "-config", "ca.cnf", "-revoke", "leaf.pem", "-crl_reason", "keyCompromise"]);
+    openssl_in(&ca, &["ca", "-config", "ca.cnf", "-gencrl", "-crl_lastupdate", "20200101000000Z", "-crl_nextupdate", "20200108000000Z", "-out", "stale.crl"]);
+    openssl_in(&ca, &["ca", "-config", "ca.cnf", "-gencrl", "-out", "genuine.crl"]);
+    let stale = ca.join("stale.crl");
+    let line = check(&["--crl".as_ref(), stale.as_os_str(), "--ca-file".as_ref(), ca_file.as_os_str()]);
+    assert_eq!((line["result"].as_str(), line["unknown_reason"].as_str()), (Some("unknown"), Some("stale")), "{line}");
+    let genuine = ca.join("genuine.crl");
+    let line = check(&["--crl".as_ref(), genuine.as_os_str(), "--ca-file".as_ref(), ca_file.as_os_str()]);
+    assert_eq!((line["result"].as_str(), line["reason"].as_str()), (Some("revoked"), Some("keyCompromise")), "{line}");
+    assert!(line["unknown_reason"].is_null(), "{line}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Issue 10: the honeypot presents this installation's own key, not the committed lab key, kept
+/// beside the inventory (0600) and the same on the next run; another installation has another.
+#[test]
+fn honeypot_uses_the_installations_own_key() {
+    use std::os::unix::fs::PermissionsExt;
+    let spki_of = |data: &std::path::Path| -> String {
+        let port = free_port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let _honeypot = Running(
+            bleedwatch()
+                .args(["honeypot", "--listen", &addr.to_string(), "--db"])
+                .arg(data.join("inventory.db"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        wait_listening(addr);
+        let out = inv_run(bleedwatch().args(["scan", &addr.to_string(), "--no-db", "--json", "-"]));
+        let lines = json_lines(&String::from_utf8_lossy(&out.stdout));
+        lines[0]["certificate"]["spki_sha256"].as_str().unwrap().to_owned()
+    };
+    let (_, one) = inv_db("key-one");
+    let (_, two) = inv_db("key-two");
+    let first = spki_of(&one);
+    let key = one.join("server-key.pem");
+    assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(spki_of(&one), first, "the same key on the next run");
+    assert_ne!(spki_of(&two), first, "another installation, another key");
+    let lab_identity = bleedwatch_lab::LabIdentity::rsa_lab(&["lab.test"]).unwrap();
+    let lab = bleedwatch_x509::summarize(&lab_identity.chain[0]).unwrap().spki_sha256;
+    assert_ne!(first, lab, "not the committed lab key");
+    let _ = std::fs::remove_dir_all(one);
+    let _ = std::fs::remove_dir_all(two);
 }

@@ -8,14 +8,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use bleedwatch_lab::LabIdentity;
 use bleedwatch_clienttest::{serve_client_tests_with, ClientTestOptions, ClientTestResult};
 use bleedwatch_probe::Verdict;
 use bleedwatch_starttls::Protocol;
 use clap::Args;
 use tokio::sync::mpsc;
 
-use crate::args::{parse_duration, probe_mode, starttls_dialect_parser, DbArgs, JsonArgs, TimeoutArgs};
+use crate::args::{parse_duration, probe_mode, starttls_dialect_parser, DbArgs, JsonArgs, ServerIdentityArgs, TimeoutArgs};
 use crate::output::{is_stdout, open_output};
 use crate::recording::ListenerRecording;
 
@@ -32,11 +31,14 @@ pub struct ClientTestArgs {
     /// imap, pop3, ftp, xmpp, ldap, postgres, mysql, …
     #[arg(long, value_name = "PROTO", value_parser = starttls_dialect_parser(), ignore_case = true)]
     pub starttls: Option<Protocol>,
-    /// Complete the handshake first (with a self-signed lab certificate the client must accept:
-    /// curl -k, gnutls-cli --insecure) and send the heartbeats encrypted in the session, for
-    /// clients that answer heartbeats only after the handshake (GnuTLS).
+    /// Complete the handshake first (with a self-signed certificate on this installation's own
+    /// key, or --cert/--key, that the client must accept: curl -k, gnutls-cli --insecure) and send
+    /// the heartbeats encrypted in the session, for clients that answer heartbeats only after the
+    /// handshake (GnuTLS).
     #[arg(long)]
     pub after_handshake: bool,
+    #[command(flatten)]
+    pub identity: ServerIdentityArgs,
     /// Exit after the first client.
     #[arg(long, conflicts_with = "max_clients")]
     pub once: bool,
@@ -81,7 +83,7 @@ pub async fn run(args: ClientTestArgs) -> Result<u8> {
         starttls,
     };
     let after_handshake = if args.after_handshake {
-        let identity = LabIdentity::rsa_lab(&["client-test.bleedwatch.invalid"]).context("lab certificate for --after-handshake")?;
+        let identity = args.identity.identity((!args.no_db).then_some(&args.db), "client-test.bleedwatch.invalid").context("certificate for --after-handshake")?;
         Some(bleedwatch_clienttest::lab_server_factory(Arc::new(identity)))
     } else {
         None

@@ -10,13 +10,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use bleedwatch_lab::{Behaviour, LabConfig, LabIdentity, LabServer, LabServerHandle};
+use bleedwatch_lab::{Behaviour, LabCa, LabConfig, LabIdentity, LabServer, LabServerHandle};
 use bleedwatch_probe::Verdict;
 use bleedwatch_wire::ProtocolVersion;
 use clap::Args;
 use tokio::net::TcpListener;
 
-use crate::args::{DbArgs, OutputArgs, TimeoutArgs};
+use crate::args::{DbArgs, JsonArgs, OutputArgs, TimeoutArgs};
 use crate::scanning::{execute, Recording, ScanPlan};
 use crate::sinks::ResultSinks;
 
@@ -52,7 +52,10 @@ async fn bind_lab(ip: Ipv4Addr, port: u16, cfg: LabConfig) -> Result<LabServerHa
 }
 
 pub async fn run(args: DemoArgs) -> Result<u8> {
-    let rsa = Arc::new(LabIdentity::rsa_lab(&["vulnerable.lab.bleedwatch.test"])?);
+    // The vulnerable server's certificate comes from the demo's own CA, so that its revocation
+    // can be verified at the end of the response.
+    let ca = LabCa::generate("bleedwatch demo CA")?;
+    let rsa = Arc::new(ca.issue(&["vulnerable.lab.bleedwatch.test"], bleedwatch_lab::identity::LAB_RSA_KEY_A, 1)?);
     let ecdsa = Arc::new(LabIdentity::generate_ecdsa(&["ecdsa.lab.bleedwatch.test"])?);
     let fixed_id = Arc::new(LabIdentity::self_signed(&["fixed.lab.bleedwatch.test"], bleedwatch_lab::identity::LAB_RSA_KEY_B, 7)?);
     let all = ProtocolVersion::PROBEABLE_TLS;
@@ -136,7 +139,8 @@ pub async fn run(args: DemoArgs) -> Result<u8> {
             println!("MISMATCH {}: expected {}, got {got}", e.addr, e.expected);
         }
     }
-    mismatches += response_workflow(&scan, &recording, &mut servers, entries[0].addr).await?;
+    mismatches += response_workflow(&scan, &recording, &mut servers, entries[0].addr, &ca).await?;
+    mismatches += verified_revocation(&recording, &args.db, &ca, entries[0].addr).await?;
     drop(servers);
     let report = args.report.clone().unwrap_or_else(|| args.json.with_extension("html"));
     crate::cmd::report::write_html(&recording.store, &report).await?;
@@ -152,20 +156,21 @@ pub async fn run(args: DemoArgs) -> Result<u8> {
     }
 }
 
-/// The response, played on the lab's vulnerable server: patched but the same key reissued, then
-/// re-keyed. Each step is a real rescan recorded in the inventory; the inventory's assessment must
+/// The response, played on the lab's vulnerable server: patched but the same key reissued (by the
+/// demo CA), then re-keyed. Each step is a real rescan recorded in the inventory; the inventory's assessment must
 /// follow (fixed with `reissued-same-key`, then `re-keyed`). Returns the number of mismatches.
 async fn response_workflow(
     scan: &ScanPlan,
     recording: &Recording,
     servers: &mut Vec<LabServerHandle>,
     vulnerable: SocketAddr,
+    ca: &LabCa,
 ) -> Result<usize> {
     let names = ["vulnerable.lab.bleedwatch.test"];
     let steps: [(&str, LabIdentity, &str, Option<&str>); 2] = [
         (
             "patched to 1.0.1g, certificate reissued on the SAME key",
-            LabIdentity::self_signed(&names, bleedwatch_lab::identity::LAB_RSA_KEY_A, 2)?,
+            ca.issue(&names, bleedwatch_lab::identity::LAB_RSA_KEY_A, 2)?,
             "fixed",
             Some("reissued-same-key"),
         ),
@@ -220,6 +225,48 @@ async fn response_workflow(
             mismatches += 1;
         }
     }
-    println!("  next: revoke the old certificate (bleedwatch revocation check), then tell users to change passwords");
     Ok(mismatches)
+}
+
+/// The end of the funnel, verified: the demo CA revokes both certificates on the exposed key
+/// (serials 1 and 2) in a CRL it signs, and `revocation check` runs as a user would run it, with
+/// the CA as trust anchor (`--ca-file`) and the CRL as a file (`--crl`). The endpoint must become
+/// `notify-ready`. Returns the number of mismatches.
+async fn verified_revocation(recording: &Recording, db: &str, ca: &LabCa, vulnerable: SocketAddr) -> Result<usize> {
+    let dir = std::env::temp_dir().join(format!("bleedwatch-demo-ca-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let (ca_file, crl_file) = (dir.join("demo-ca.pem"), dir.join("demo-ca.crl"));
+    std::fs::write(&ca_file, ca.cert_pem())?;
+    std::fs::write(&crl_file, ca.crl(&[1, 2])?)?;
+    println!("
+The demo CA revokes the certificates on the exposed key; revocation check, verified against it:");
+    let check = crate::cmd::revocation::RevocationCheckArgs {
+        db: DbArgs::at(db.to_owned()),
+        certs: Vec::new(),
+        ca_file: Some(ca_file),
+        issuer: Vec::new(),
+        crl: vec![crl_file.display().to_string()],
+        ocsp: Vec::new(),
+        no_crl: false,
+        no_ocsp: true,
+        timeout: Duration::from_secs(10),
+        output: JsonArgs { json: None },
+    };
+    let checked = crate::cmd::revocation::run_check(check).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    checked?;
+    let assessed = recording.store.assess_all(crate::clock::now_ms()).await?;
+    let state = assessed
+        .iter()
+        .find(|a| a.endpoint.address == vulnerable.ip().to_string() && a.endpoint.port == vulnerable.port())
+        .and_then(|a| serde_json::to_value(a.assessment.state).ok())
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_else(|| "missing".to_owned());
+    println!("  revoked (CRL verified against the demo CA): state {state}");
+    if state != "notify-ready" {
+        println!("  MISMATCH: expected notify-ready");
+        return Ok(1);
+    }
+    println!("  next: tell users to change their passwords");
+    Ok(0)
 }

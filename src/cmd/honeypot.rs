@@ -6,13 +6,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use bleedwatch_lab::{Behaviour, LabConfig, LabEvent, LabIdentity, LabServer};
+use bleedwatch_lab::{Behaviour, LabConfig, LabEvent, LabServer};
 use bleedwatch_starttls::Protocol;
 use clap::Args;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use crate::args::{starttls_dialect_parser, DbArgs, JsonArgs};
+use crate::args::{starttls_dialect_parser, DbArgs, JsonArgs, ServerIdentityArgs};
 use crate::output::open_output;
 use crate::recording::ListenerRecording;
 
@@ -29,9 +29,11 @@ pub struct HoneypotArgs {
     /// Exit after this many heartbeat attempts (for scripts and tests).
     #[arg(long, value_name = "N")]
     pub max_attempts: Option<usize>,
-    /// Certificate name the honeypot presents.
+    /// Certificate name the honeypot presents (on this installation's own key).
     #[arg(long, default_value = "www.example.internal")]
     pub name: String,
+    #[command(flatten)]
+    pub identity: ServerIdentityArgs,
     #[command(flatten)]
     pub db: DbArgs,
     /// Do not record attempts in the inventory. By default every attempt is recorded (in the
@@ -74,7 +76,7 @@ fn attempt_kind(overread: usize, padding: usize) -> &'static str {
 }
 
 pub async fn run(args: HoneypotArgs) -> Result<u8> {
-    let identity = Arc::new(LabIdentity::rsa_lab(&[args.name.as_str()])?);
+    let identity = Arc::new(args.identity.identity((!args.no_db).then_some(&args.db), &args.name)?);
     let cfg = LabConfig::new(Behaviour::Vulnerable, identity);
     let starttls = args.starttls;
     let mut recording = ListenerRecording::start(&args.db, args.no_db, "honeypot").await?;

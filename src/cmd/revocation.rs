@@ -1,6 +1,7 @@
-//! `bleedwatch revocation check`: CRL and OCSP checks of exposed certificates, and where the
-//! issuer certificate that verifies them comes from (given, known to the inventory, or fetched
-//! from the certificate's CA-issuers URL).
+//! `bleedwatch revocation check`: CRL and OCSP checks of exposed certificates. The issuer that
+//! verifies an answer is the next certificate on a chain from the exposed certificate (its DER,
+//! kept by the inventory) to a trust anchor (`--ca-file`, else the system roots), built from the
+//! certificates given, known to the inventory, or fetched from the CA-issuers URL.
 
 use std::collections::BTreeSet;
 use std::io::{self, Write};
@@ -9,8 +10,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use bleedwatch_revocation::{
-    certificates_from_pem_or_der, check_certificate, fetch_issuer, select_issuer, CertificateRef, CheckOptions, CrlSource,
-    HttpOptions,
+    certificates_from_pem_or_der, check_certificate, resolve_issuer, CertificateRef, CheckOptions, CrlSource, HttpOptions,
+    RevocationError, TrustAnchors, TrustedIssuer,
 };
 use bleedwatch_store::{CertificateRecord, RevocationInput, Store};
 use clap::{Args, Subcommand};
@@ -32,7 +33,12 @@ pub struct RevocationCheckArgs {
     /// Check these certificates (SHA-256) [default: every exposed certificate not yet found revoked].
     #[arg(long = "cert", value_name = "SHA256")]
     pub certs: Vec<String>,
-    /// Issuer certificates (PEM bundle or DER), when the inventory and the CA-issuers URL lack them.
+    /// Trust anchors for a private PKI (PEM bundle or DER) instead of the system roots: answers
+    /// count only when signed by an issuer whose chain ends at one of them.
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Issuer and intermediate certificates (PEM bundle or DER), when the inventory and the
+    /// CA-issuers URL lack them; used only on a chain that reaches a trust anchor.
     #[arg(long, value_name = "FILE")]
     pub issuer: Vec<PathBuf>,
     /// Use this CRL (http:// URL or file) instead of the certificates' distribution points.
@@ -78,6 +84,14 @@ pub async fn run_check(args: RevocationCheckArgs) -> Result<u8> {
         }
         issuers.extend(found);
     }
+    let anchors = match &args.ca_file {
+        Some(path) => {
+            let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            TrustAnchors::from_pem_or_der(&bytes, &path.display().to_string())?
+        }
+        None => TrustAnchors::system(),
+    };
+    tracing::debug!(anchors = anchors.len(), origin = anchors.origin(), "trust anchors");
     let http = HttpOptions { timeout: args.timeout, ..HttpOptions::default() };
     let options = CheckOptions {
         crl_sources: (!args.crl.is_empty()).then(|| args.crl.iter().map(|s| CrlSource::parse(s)).collect()),
@@ -90,8 +104,8 @@ pub async fn run_check(args: RevocationCheckArgs) -> Result<u8> {
     let mut rows = Vec::new();
     let mut revoked = 0;
     for (summary, reference) in &targets {
-        let issuer = find_issuer(&store, reference, &issuers, &http).await?;
-        let outcomes = check_certificate(reference, issuer.as_deref(), &options).await;
+        let issuer = find_issuer(&store, reference, &issuers, &anchors, &http).await?;
+        let outcomes = check_certificate(reference, &issuer, &options).await;
         if outcomes.is_empty() {
             rows.push(vec![
                 short_hash(&reference.cert_sha256),
@@ -109,6 +123,7 @@ pub async fn run_check(args: RevocationCheckArgs) -> Result<u8> {
                 result: outcome.status.as_str().to_owned(),
                 revoked_at_unix: outcome.revoked_at_unix,
                 reason: outcome.reason.clone(),
+                unknown_reason: outcome.unknown_reason.map(|why| why.as_str().to_owned()),
                 detail: outcome.detail.clone(),
                 checked_at_ms: outcome.checked_at_ms,
             };
@@ -121,7 +136,10 @@ pub async fn run_check(args: RevocationCheckArgs) -> Result<u8> {
                 short_hash(&check.cert_sha256),
                 summary.subject.clone(),
                 format!("{} {}", check.method, check.source),
-                check.result.clone(),
+                match &check.unknown_reason {
+                    Some(why) => format!("{} ({why})", check.result),
+                    None => check.result.clone(),
+                },
                 check.detail.clone(),
             ]);
         }
@@ -165,30 +183,48 @@ async fn revocation_targets(store: &Store, named: &[String]) -> Result<Vec<(Cert
     Ok(targets)
 }
 
-/// The issuer certificate: given with --issuer, else known to the inventory, else fetched from the
-/// certificate's CA-issuers URL (and then kept in the inventory).
-async fn find_issuer(store: &Store, cert: &CertificateRef, given: &[Vec<u8>], http: &HttpOptions) -> Result<Option<Vec<u8>>> {
-    if let Some(der) = select_issuer(cert, given) {
-        remember_certificate(store, der).await?;
-        return Ok(Some(der.to_vec()));
-    }
-    if let Some(known) = store.certificates_with_der_by_subject(&cert.issuer).await?.into_iter().find_map(|c| c.der) {
-        return Ok(Some(known));
-    }
-    if cert.ca_issuer_urls.is_empty() {
-        return Ok(None);
-    }
-    match fetch_issuer(cert, http).await {
-        Ok(der) => {
-            remember_certificate(store, &der).await?;
-            Ok(Some(der))
+/// The certificate's verified issuer: a chain from its DER (kept by the inventory) to a trust
+/// anchor through the certificates given with --issuer, those the inventory knows under the
+/// names on the way, and (failing those) what the CA-issuers URL serves. The issuer found is
+/// kept in the inventory. Why there is none is the `unknown` every check then records.
+async fn find_issuer(
+    store: &Store,
+    cert: &CertificateRef,
+    given: &[Vec<u8>],
+    anchors: &TrustAnchors,
+    http: &HttpOptions,
+) -> Result<Result<TrustedIssuer, RevocationError>> {
+    let Some(leaf) = store.certificate(&cert.cert_sha256).await?.der else {
+        return Ok(Err(RevocationError::Untrusted(
+            "the inventory has no DER of this certificate (recorded by an older bleedwatch), so its chain cannot be verified".to_owned(),
+        )));
+    };
+    let mut candidates = given.to_vec();
+    // Two levels up by name is as deep as servers' chains go in practice; names only find
+    // candidates, the chain check decides.
+    let mut wanted = vec![cert.issuer.clone()];
+    for _ in 0..2 {
+        let mut next = Vec::new();
+        for subject in wanted {
+            for known in store.certificates_with_der_by_subject(&subject).await? {
+                if let Some(der) = known.der {
+                    if !candidates.contains(&der) {
+                        candidates.push(der);
+                    }
+                    if known.summary.issuer != subject {
+                        next.push(known.summary.issuer);
+                    }
+                }
+            }
         }
-        Err(error) => {
-            tracing::debug!(cert = %cert.cert_sha256, %error, "issuer certificate not fetched");
-            eprintln!("bleedwatch: {}: issuer certificate not fetched: {error}", short_hash(&cert.cert_sha256));
-            Ok(None)
-        }
+        wanted = next;
     }
+    let issuer = resolve_issuer(cert, &leaf, &candidates, anchors, http).await;
+    if let Ok(issuer) = &issuer {
+        remember_certificate(store, issuer.der()).await?;
+        tracing::debug!(cert = %cert.cert_sha256, path = issuer.path(), "issuer verified");
+    }
+    Ok(issuer)
 }
 
 async fn remember_certificate(store: &Store, der: &[u8]) -> Result<()> {

@@ -13,6 +13,6 @@ pub mod session;
 pub mod suites;
 pub mod tls12;
 
-pub use identity::LabIdentity;
+pub use identity::{LabCa, LabIdentity};
 pub use server::{LabServer, LabServerHandle};
 pub use session::{Behaviour, LabConfig, LabEvent, LabSession, CANARY};

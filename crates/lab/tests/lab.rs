@@ -900,3 +900,25 @@ mod dtls_write_buffer {
         assert_eq!(response.body[..4500], request.body[..4500]);
     }
 }
+
+/// Issue 10: every installation has its own server key (not the committed lab key), kept
+/// private beside the inventory and reused on later runs.
+#[test]
+fn each_installation_has_its_own_private_key() {
+    use std::os::unix::fs::PermissionsExt;
+    let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let first = LabIdentity::per_installation(one.path(), &["honeypot.test"]).unwrap();
+    let other = LabIdentity::per_installation(two.path(), &["honeypot.test"]).unwrap();
+    assert!(first.is_rsa(), "RSA, so RSA key exchange clients are served");
+    assert_ne!(first.key_pem, other.key_pem, "two installations, two keys");
+    let lab = LabIdentity::rsa_lab(&["honeypot.test"]).unwrap();
+    assert_ne!(first.key_pem, lab.key_pem, "not the committed lab key");
+    let key_file = one.path().join(bleedwatch_lab::identity::INSTALLATION_KEY_FILE);
+    assert_eq!(std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777, 0o600);
+    let again = LabIdentity::per_installation(one.path(), &["honeypot.test"]).unwrap();
+    assert_eq!(again.key_pem, first.key_pem, "reused on the next run");
+    // A key others can read is refused, not used.
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let error = LabIdentity::per_installation(one.path(), &["honeypot.test"]).unwrap_err();
+    assert!(error.to_string().contains("readable by others"), "{error}");
+}

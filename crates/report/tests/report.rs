@@ -164,6 +164,7 @@ async fn build_inventory(path: &Path) -> Store {
             result: "revoked".into(),
             revoked_at_unix: Some(1_795_219_200),
             reason: Some("keyCompromise".into()),
+            unknown_reason: None,
             detail: String::new(),
             checked_at_ms: NOW_MS - 5 * DAY_MS,
         })

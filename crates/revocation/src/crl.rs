@@ -5,64 +5,46 @@ use x509_parser::prelude::FromDer;
 use x509_parser::revocation_list::CertificateRevocationList;
 use x509_parser::x509::X509Name;
 
-use crate::{pem_or_der, reason_name, serial_hex, Finding, RevocationError, Status, REMOVE_FROM_CRL};
+use crate::{
+    pem_or_der, reason_name, serial_hex, Finding, RevocationError, Status, TrustedIssuer, CLOCK_SKEW_SECONDS, REMOVE_FROM_CRL,
+};
 
-/// Checks `serial_hex` (lowercase hex, no leading zero bytes, as in the certificate summary) of
-/// a certificate issued by `cert_issuer` (its issuer DN as the summary writes it) against a CRL
-/// in DER or PEM.
+/// Checks `serial` (lowercase hex, no leading zero bytes, as in the certificate summary) against
+/// a CRL in DER or PEM, for a certificate whose verified issuer is `issuer`.
 ///
-/// With `issuer_der` (the issuer's certificate), the CRL must be issued under that name and its
-/// signature must verify with that key; without it, only the issuer name is compared and the
-/// finding says the signature was not verified. A CRL from another issuer cannot speak for the
-/// certificate: the status is `unknown`. A stale CRL (past nextUpdate) is still used — a
-/// revocation it lists remains true — but the detail says so.
-pub fn check_crl(
-    crl_bytes: &[u8],
-    serial: &str,
-    cert_issuer: &str,
-    issuer_der: Option<&[u8]>,
-    now_unix: i64,
-) -> Result<Finding, RevocationError> {
+/// The answer is believed only when the CRL is the issuer's (its name), signed with the issuer's
+/// key (which must be allowed to sign CRLs), and current at `now_unix`: thisUpdate not in the
+/// future and nextUpdate present and not passed, [`CLOCK_SKEW_SECONDS`] allowed either way. A
+/// stale CRL is not used at all: a CA that stopped publishing says nothing about today, and an
+/// old CRL is what an attacker who wants "good" would serve.
+pub fn check_crl(crl_bytes: &[u8], serial: &str, issuer: &TrustedIssuer, now_unix: i64) -> Result<Finding, RevocationError> {
     let der = pem_or_der(crl_bytes, "X509 CRL").map_err(RevocationError::MalformedCrl)?;
     let (rest, crl) = CertificateRevocationList::from_der(&der).map_err(|e| RevocationError::MalformedCrl(e.to_string()))?;
     if !rest.is_empty() {
         return Err(RevocationError::MalformedCrl(format!("{} bytes after the CRL", rest.len())));
     }
-    let mut notes = Vec::new();
-
-    let issuer_cert = match issuer_der {
-        Some(der) => Some(parse_certificate(der)?),
-        None => None,
-    };
-    let crl_issuer = crl.issuer();
-    let issued_by_the_issuer = match &issuer_cert {
-        Some(issuer) => {
-            if issuer.subject().to_string() != cert_issuer {
-                return Err(RevocationError::WrongIssuer(issuer.subject().to_string()));
-            }
-            same_name(crl_issuer, issuer.subject())
-        }
-        None => crl_issuer.to_string() == cert_issuer,
-    };
-    if !issued_by_the_issuer {
-        return Ok(Finding {
-            status: Status::Unknown,
-            revoked_at_unix: None,
-            reason: None,
-            detail: format!("the CRL is issued by \"{crl_issuer}\", not by the certificate's issuer"),
-        });
+    let issuer_cert = parse_certificate(issuer.der())?;
+    if !same_name(crl.issuer(), issuer_cert.subject()) {
+        return Err(RevocationError::CrlIssuer(crl.issuer().to_string()));
     }
-    match &issuer_cert {
-        Some(issuer) => crl.verify_signature(issuer.public_key()).map_err(|e| RevocationError::CrlSignature(e.to_string()))?,
-        None => notes.push("signature not verified (issuer certificate not available)".to_owned()),
-    }
-    if let Some(next_update) = crl.next_update() {
-        if next_update.timestamp() < now_unix {
-            notes.push(format!("stale CRL: nextUpdate {next_update} has passed"));
+    crl.verify_signature(issuer_cert.public_key()).map_err(|e| RevocationError::CrlSignature(e.to_string()))?;
+    if let Ok(Some(usage)) = issuer_cert.key_usage() {
+        if !usage.value.crl_sign() {
+            return Err(RevocationError::CrlSignature("the issuer's key usage does not include cRLSign".to_owned()));
         }
     }
+    let this_update = crl.last_update();
+    if this_update.timestamp() > now_unix + CLOCK_SKEW_SECONDS {
+        return Err(RevocationError::CrlStale(format!("thisUpdate {this_update} is in the future")));
+    }
+    let next_update = crl.next_update().ok_or_else(|| RevocationError::CrlStale("no nextUpdate".to_owned()))?;
+    if next_update.timestamp() < now_unix - CLOCK_SKEW_SECONDS {
+        return Err(RevocationError::CrlStale(format!("nextUpdate {next_update} has passed")));
+    }
 
+    let verified = format!("signed by \"{}\", current until {next_update}", issuer_cert.subject());
     let wanted = serial.trim().to_ascii_lowercase();
+    let mut notes = Vec::new();
     for entry in crl.iter_revoked_certificates() {
         if serial_hex(entry.raw_serial()) != wanted {
             continue;
@@ -70,19 +52,23 @@ pub fn check_crl(
         let code = entry.reason_code().map(|(_, code)| code.0);
         // removeFromCRL only appears in delta CRLs and undoes a hold: not revoked.
         if code == Some(REMOVE_FROM_CRL) {
-            notes.push("listed as removeFromCRL".to_owned());
+            notes.push("listed as removeFromCRL");
             break;
         }
-        notes.insert(0, format!("serial {wanted} listed on the CRL (thisUpdate {})", crl.last_update()));
         return Ok(Finding {
             status: Status::Revoked,
             revoked_at_unix: Some(entry.revocation_date.timestamp()),
             reason: code.map(reason_name),
-            detail: notes.join("; "),
+            unknown_reason: None,
+            detail: format!("serial {wanted} listed on the CRL (thisUpdate {this_update}, {verified})"),
         });
     }
-    notes.insert(0, format!("serial {wanted} not on the CRL (thisUpdate {})", crl.last_update()));
-    Ok(Finding { status: Status::Good, revoked_at_unix: None, reason: None, detail: notes.join("; ") })
+    let mut detail = format!("serial {wanted} not on the CRL (thisUpdate {this_update}, {verified})");
+    for note in notes {
+        detail.push_str("; ");
+        detail.push_str(note);
+    }
+    Ok(Finding { status: Status::Good, revoked_at_unix: None, reason: None, unknown_reason: None, detail })
 }
 
 pub(crate) fn parse_certificate(der: &[u8]) -> Result<X509Certificate<'_>, RevocationError> {

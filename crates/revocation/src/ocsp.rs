@@ -19,13 +19,11 @@ use x509_parser::prelude::FromDer;
 use x509_parser::x509::AlgorithmIdentifier;
 
 use crate::crl::parse_certificate;
-use crate::{reason_name, Finding, RevocationError, Status};
+use crate::{reason_name, Finding, RevocationError, Status, UnknownReason, CLOCK_SKEW_SECONDS};
 
 const ID_SHA1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.14.3.2.26");
 const ID_PKIX_OCSP_NONCE: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1.2");
 const ID_PKIX_OCSP_BASIC: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1.1");
-/// Clock difference tolerated between us and the responder.
-const CLOCK_SKEW_SECONDS: i64 = 300;
 
 /// A request ready to send, and what the answer must match.
 #[derive(Debug, Clone)]
@@ -38,7 +36,8 @@ pub struct OcspQuery {
 }
 
 /// Builds an unsigned request for the certificate with serial `serial` (hex) issued by the
-/// certificate `issuer_der`, carrying `nonce` (RFC 6960 §4.4.1) against replayed answers.
+/// certificate `issuer_der` (a [`crate::TrustedIssuer`]'s), carrying `nonce` (RFC 6960 §4.4.1)
+/// against replayed answers.
 pub fn build_request(issuer_der: &[u8], serial: &str, nonce: &[u8]) -> Result<OcspQuery, RevocationError> {
     let issuer = x509_cert::Certificate::from_der(issuer_der).map_err(|e| RevocationError::MalformedCertificate(e.to_string()))?;
     let name_der = issuer.tbs_certificate.subject.to_der().map_err(encoding)?;
@@ -86,17 +85,18 @@ pub fn check_response(response_der: &[u8], query: &OcspQuery, now_unix: i64) -> 
     let basic = BasicOcspResponse::from_der(bytes.response.as_bytes()).map_err(malformed)?;
     let signer = verify_signature(&basic, &query.issuer_der, now_unix)?;
 
-    if let Some(extension) = basic
+    let echoed = match basic
         .tbs_response_data
         .response_extensions
         .iter()
         .flatten()
         .find(|extension| extension.extn_id == ID_PKIX_OCSP_NONCE)
     {
-        let echoed = Nonce::from_der(extension.extn_value.as_bytes()).map_err(malformed)?;
-        if echoed.0.as_bytes() != query.nonce.as_slice() {
-            return Err(RevocationError::OcspNonce);
-        }
+        Some(extension) => Some(Nonce::from_der(extension.extn_value.as_bytes()).map_err(malformed)?),
+        None => None,
+    };
+    if echoed.as_ref().is_some_and(|echoed| echoed.0.as_bytes() != query.nonce.as_slice()) {
+        return Err(RevocationError::OcspNonce);
     }
 
     let single = basic
@@ -114,6 +114,19 @@ pub fn check_response(response_der: &[u8], query: &OcspQuery, now_unix: i64) -> 
             return Err(RevocationError::OcspTime(format!("stale response: nextUpdate {} has passed", text(next_update))));
         }
     }
+    // RFC 6960 lets a responder ignore the nonce (pre-signed answers). Such an answer could be a
+    // replay of any earlier one, so it is believed only when it was made within the clock-skew
+    // allowance of now; the detail says the nonce was dropped either way.
+    let nonce_note = if echoed.is_some() {
+        ""
+    } else if this_update >= now_unix - CLOCK_SKEW_SECONDS {
+        ", nonce-missing: the responder dropped our nonce; thisUpdate is within the clock-skew allowance"
+    } else {
+        return Err(RevocationError::OcspNonceMissing(format!(
+            "thisUpdate {} is more than {CLOCK_SKEW_SECONDS} s old",
+            text(&single.this_update)
+        )));
+    };
     let produced = text(&basic.tbs_response_data.produced_at);
     let signed_by = match signer {
         Signer::Issuer => "signed by the issuer".to_owned(),
@@ -124,7 +137,8 @@ pub fn check_response(response_der: &[u8], query: &OcspQuery, now_unix: i64) -> 
             status: Status::Good,
             revoked_at_unix: None,
             reason: None,
-            detail: format!("good (producedAt {produced}, {signed_by})"),
+            unknown_reason: None,
+            detail: format!("good (producedAt {produced}, {signed_by}{nonce_note})"),
         },
         CertStatus::Revoked(info) => {
             let reason = info.revocation_reason.map(|r| reason_name(r as u8));
@@ -132,14 +146,16 @@ pub fn check_response(response_der: &[u8], query: &OcspQuery, now_unix: i64) -> 
                 status: Status::Revoked,
                 revoked_at_unix: Some(unix(&info.revocation_time)),
                 reason,
-                detail: format!("revoked at {} (producedAt {produced}, {signed_by})", text(&info.revocation_time)),
+                unknown_reason: None,
+                detail: format!("revoked at {} (producedAt {produced}, {signed_by}{nonce_note})", text(&info.revocation_time)),
             }
         }
         CertStatus::Unknown(_) => Finding {
             status: Status::Unknown,
             revoked_at_unix: None,
             reason: None,
-            detail: format!("the responder does not know this certificate (producedAt {produced}, {signed_by})"),
+            unknown_reason: Some(UnknownReason::ResponderUnknown),
+            detail: format!("the responder does not know this certificate (producedAt {produced}, {signed_by}{nonce_note})"),
         },
     })
 }

@@ -9,6 +9,18 @@ use crate::{Result, StoreError};
 /// One certificate summary, as in the result's `certificate` and `chain` fields.
 pub use bleedwatch_verdict::CertSummary as CertificateRecord;
 
+/// A certificate's DER, when the summary carries it and it is this certificate (its SHA-256 is
+/// `cert_sha256`).
+pub fn certificate_der(certificate: &CertificateRecord) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    use sha2::{Digest, Sha256};
+    if certificate.der.is_empty() {
+        return None;
+    }
+    let der = base64::engine::general_purpose::STANDARD.decode(certificate.der.as_bytes()).ok()?;
+    (hex::encode(Sha256::digest(&der)) == certificate.cert_sha256.to_ascii_lowercase()).then_some(der)
+}
+
 /// The result's address, checked: the inventory keys endpoints by IP address.
 pub(crate) fn checked_address(result: &EndpointResult) -> Result<std::net::IpAddr> {
     result.address.parse().map_err(|_| StoreError::BadResult(format!("address {:?} is not an IP address", result.address)))

@@ -127,12 +127,14 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "inventory", include_str!("../migrations/sqlite/0001_inventory.sql")),
     (2, "clients and attacks", include_str!("../migrations/sqlite/0002_clients_and_attacks.sql")),
     (3, "observation evidence", include_str!("../migrations/sqlite/0003_observation_evidence.sql")),
+    (4, "revocation reason", include_str!("../migrations/sqlite/0004_revocation_reason.sql")),
     (7, "disk audits", include_str!("../migrations/sqlite/0007_disk_audits.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "inventory", include_str!("../migrations/postgres/0001_inventory.sql")),
     (2, "clients and attacks", include_str!("../migrations/postgres/0002_clients_and_attacks.sql")),
     (3, "observation evidence", include_str!("../migrations/postgres/0003_observation_evidence.sql")),
+    (4, "revocation reason", include_str!("../migrations/postgres/0004_revocation_reason.sql")),
     (7, "disk audits", include_str!("../migrations/postgres/0007_disk_audits.sql")),
 ];
 
@@ -292,6 +294,22 @@ pub fn default_location() -> Result<PathBuf> {
     Ok(base.join("bleedwatch").join("inventory.db"))
 }
 
+/// The directory that goes with an inventory (where an installation keeps its own files, such as
+/// its server key): the SQLite file's directory, else (PostgreSQL, in memory) the default
+/// inventory's.
+pub fn data_directory(location: &str) -> Result<PathBuf> {
+    let (url, backend) = database_url(location)?;
+    let file = if backend == Backend::Sqlite { sqlite_file(&url) } else { None };
+    let file = match file {
+        Some(file) => file,
+        None => default_location()?,
+    };
+    Ok(match file.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(parent) => parent.to_path_buf(),
+        None => PathBuf::from("."),
+    })
+}
+
 /// Turns what the user typed into a database URL and its backend.
 fn database_url(location: &str) -> Result<(String, Backend)> {
     let lower = location.to_ascii_lowercase();
@@ -434,6 +452,37 @@ mod tests {
         let store = Store::open_existing(&path).await.unwrap();
         assert_eq!(store.schema_version().await.unwrap(), SCHEMA_VERSION);
         assert!(Store::open_existing("sqlite::memory:").await.is_ok());
+    }
+
+    /// Issue 10: checks recorded before answers were verified (schema 3) stop counting: the
+    /// migration makes them `unknown` (`no-issuer`), so they no longer move the funnel.
+    #[tokio::test]
+    async fn unverified_revocations_of_schema_3_become_unknown() {
+        use sqlx::Executor as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v3.db").display().to_string();
+        let (url, _) = database_url(&path).unwrap();
+        sqlx::any::install_default_drivers();
+        let pool = AnyPoolOptions::new().max_connections(1).connect(&url).await.unwrap();
+        let schema_3 = Migrator::new(EmbeddedMigrations(SQLITE_MIGRATIONS.get(..3).unwrap())).await.unwrap();
+        schema_3.run(&pool).await.unwrap();
+        pool.execute(
+            "INSERT INTO certificates (cert_sha256, spki_sha256, subject, issuer, serial, sans, not_before_unix, not_after_unix, \
+               key_type, signature_algorithm, self_signed, crl_urls, ocsp_urls, ca_issuer_urls, first_seen_ms) \
+             VALUES ('c1', 's1', 'CN=x', 'CN=ca', '01', '[]', 0, 0, 'rsa', 'x', 0, '[]', '[]', '[]', 0); \
+             INSERT INTO revocation_checks (cert_sha256, method, source, result, revoked_at_unix, reason, detail, checked_at_ms) \
+             VALUES ('c1', 'crl', 'forged.crl', 'revoked', 1, 'keyCompromise', 'serial 01 listed; signature not verified', 1), \
+                    ('c1', 'ocsp', 'http://x', 'error', NULL, NULL, 'HTTP 500', 2);",
+        )
+        .await
+        .unwrap();
+        pool.close().await;
+        let store = Store::open(&path).await.unwrap();
+        let checks = store.revocation_checks(Some("c1")).await.unwrap();
+        let summary: Vec<_> = checks.iter().map(|c| (c.check.result.as_str(), c.check.unknown_reason.as_deref())).collect();
+        assert_eq!(summary, [("unknown", Some("no-issuer")), ("unknown", Some("fetch-failed"))]);
+        assert!(checks[0].check.detail.starts_with("recorded before answers were verified"), "{}", checks[0].check.detail);
+        store.close().await;
     }
 
     /// Several processes (here: stores) creating the same new inventory at once all get it.

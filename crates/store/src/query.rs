@@ -164,10 +164,14 @@ pub struct RevocationInput {
     pub method: String,
     /// The URL or file the answer came from.
     pub source: String,
-    /// `good`, `revoked`, `unknown` or `error`.
+    /// `good` or `revoked` (verified answers), or `unknown` (`error` in inventories older than
+    /// schema 4). Only `revoked` counts in the response funnel.
     pub result: String,
     pub revoked_at_unix: Option<i64>,
     pub reason: Option<String>,
+    /// Why the result is `unknown` (`no-issuer`, `signature`, `stale`, `nonce-missing`, …).
+    #[serde(default)]
+    pub unknown_reason: Option<String>,
     pub detail: String,
     pub checked_at_ms: i64,
 }
@@ -312,6 +316,8 @@ fn certificate_from_row(row: &AnyRow) -> Result<CertificateRow> {
             crl_urls: json_column(row, "crl_urls")?,
             ocsp_urls: json_column(row, "ocsp_urls")?,
             ca_issuer_urls: json_column(row, "ca_issuer_urls")?,
+            // The DER is the row's own column (`der`), not repeated in the summary.
+            der: String::new(),
         },
         der: get(row, "der")?,
         first_seen_ms: get(row, "first_seen_ms")?,
@@ -328,6 +334,7 @@ fn revocation_from_row(row: &AnyRow) -> Result<RevocationRow> {
             result: get(row, "result")?,
             revoked_at_unix: get(row, "revoked_at_unix")?,
             reason: get(row, "reason")?,
+            unknown_reason: get(row, "unknown_reason")?,
             detail: get(row, "detail")?,
             checked_at_ms: get(row, "checked_at_ms")?,
         },
@@ -448,8 +455,8 @@ impl Store {
         }
         self.certificate(&check.cert_sha256).await?;
         let row = sqlx::query(
-            "INSERT INTO revocation_checks (cert_sha256, method, source, result, revoked_at_unix, reason, detail, checked_at_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+            "INSERT INTO revocation_checks (cert_sha256, method, source, result, revoked_at_unix, reason, unknown_reason, detail, checked_at_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
         )
         .bind(check.cert_sha256.clone())
         .bind(check.method.clone())
@@ -457,6 +464,7 @@ impl Store {
         .bind(check.result.clone())
         .bind(check.revoked_at_unix)
         .bind(check.reason.clone())
+        .bind(check.unknown_reason.clone())
         .bind(check.detail.clone())
         .bind(check.checked_at_ms)
         .fetch_one(&self.pool)
@@ -466,7 +474,7 @@ impl Store {
 
     /// Revocation checks (of one certificate, or all), oldest first.
     pub async fn revocation_checks(&self, cert_sha256: Option<&str>) -> Result<Vec<RevocationRow>> {
-        let base = "SELECT id, cert_sha256, method, source, result, revoked_at_unix, reason, detail, checked_at_ms FROM revocation_checks";
+        let base = "SELECT id, cert_sha256, method, source, result, revoked_at_unix, reason, unknown_reason, detail, checked_at_ms FROM revocation_checks";
         let rows = match cert_sha256 {
             Some(cert) => {
                 let sql = format!("{base} WHERE cert_sha256 = $1 ORDER BY checked_at_ms, id");

@@ -4,7 +4,7 @@ use sqlx::any::AnyRow;
 
 use bleedwatch_verdict::EndpointResult;
 
-use crate::input::{checked_address, server_name, started_at_ms, CertificateRecord};
+use crate::input::{certificate_der, checked_address, server_name, started_at_ms, CertificateRecord};
 use crate::query::RunRow;
 use crate::row::get;
 use crate::run_id::RunId;
@@ -256,7 +256,7 @@ impl Store {
 
         let chain = result.presented_chain();
         for certificate in chain.iter().copied().chain(leaf) {
-            insert_certificate(&mut tx, certificate, None, now).await?;
+            insert_certificate(&mut tx, certificate, certificate_der(certificate).as_deref(), now).await?;
         }
         let vulnerable_versions = serde_json::to_string(&result.vulnerable_versions()).unwrap_or_else(|_| "[]".into());
         let versions = serde_json::to_string(&result.versions).unwrap_or_else(|_| "{}".into());
@@ -338,13 +338,6 @@ impl Store {
     pub async fn store_certificate(&self, certificate: &CertificateRecord, der: Option<&[u8]>) -> Result<()> {
         let mut tx = self.begin().await?;
         insert_certificate(&mut tx, certificate, der, now_ms()).await?;
-        if let Some(der) = der {
-            sqlx::query("UPDATE certificates SET der = $1 WHERE cert_sha256 = $2 AND der IS NULL")
-                .bind(der.to_vec())
-                .bind(certificate.cert_sha256.clone())
-                .execute(&mut *tx)
-                .await?;
-        }
         tx.commit().await?;
         Ok(())
     }
@@ -382,5 +375,13 @@ async fn insert_certificate(
     .bind(now)
     .execute(&mut **tx)
     .await?;
+    // An existing row gains the DER if it had none.
+    if let Some(der) = der {
+        sqlx::query("UPDATE certificates SET der = $1 WHERE cert_sha256 = $2 AND der IS NULL")
+            .bind(der.to_vec())
+            .bind(certificate.cert_sha256.clone())
+            .execute(&mut **tx)
+            .await?;
+    }
     Ok(())
 }

@@ -55,6 +55,10 @@ pub struct CertSummary {
     pub ocsp_urls: Vec<String>,
     /// CA Issuers URIs from the Authority Information Access extension.
     pub ca_issuer_urls: Vec<String>,
+    /// The certificate itself, DER in standard base64: the inventory keeps it so that revocation
+    /// checks can verify the chain the server sent to a trust anchor.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub der: String,
 }
 
 /// How far the scan of an endpoint got, in the spirit of zgrab2's status.

@@ -12,6 +12,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use base64::Engine as _;
 use sha2::{Digest, Sha256};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -94,6 +95,7 @@ pub fn summarize(der: &[u8]) -> Result<CertSummary, X509Error> {
         crl_urls: names.crl_urls,
         ocsp_urls: names.ocsp_urls,
         ca_issuer_urls: names.ca_issuer_urls,
+        der: base64::engine::general_purpose::STANDARD.encode(der),
     })
 }
 

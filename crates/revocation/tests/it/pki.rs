@@ -2,8 +2,12 @@
 //! temporary directory: issues leaf certificates whose CRL and OCSP URLs point at a loopback server,
 //! revokes them, publishes CRLs, and answers OCSP requests with OpenSSL's own responder.
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bleedwatch_revocation::TrustAnchors;
 
 use tempfile::TempDir;
 
@@ -94,6 +98,25 @@ impl Ca {
         (std::fs::read(self.path().join("ca.crl.pem")).unwrap(), std::fs::read(self.path().join("ca.crl")).unwrap())
     }
 
+    /// A CRL dated by the caller (`YYYYMMDDHHMMSSZ`), e.g. one whose nextUpdate passed long ago,
+    /// as a CA that stopped publishing leaves behind; returns its DER.
+    pub fn crl_dated(&self, last_update: &str, next_update: &str) -> Vec<u8> {
+        run(
+            self.path(),
+            &[
+                "ca", "-config", "ca.cnf", "-gencrl", "-crl_lastupdate", last_update, "-crl_nextupdate", next_update, "-out",
+                "dated.crl.pem",
+            ],
+        );
+        run(self.path(), &["crl", "-in", "dated.crl.pem", "-outform", "DER", "-out", "dated.crl"]);
+        std::fs::read(self.path().join("dated.crl")).unwrap()
+    }
+
+    /// This CA as the only trust anchor (what `--ca-file ca.pem` gives).
+    pub fn anchors(&self) -> TrustAnchors {
+        TrustAnchors::from_pem_or_der(&std::fs::read(self.file("ca.pem")).unwrap(), "ca.pem").unwrap()
+    }
+
     pub fn file(&self, name: &str) -> PathBuf {
         self.path().join(name)
     }
@@ -157,4 +180,88 @@ extendedKeyUsage = OCSPSigning
 "#,
         dir = dir.display()
     )
+}
+
+/// OpenSSL's own OCSP responder (`openssl ocsp -index … -port PORT`) over this CA's index,
+/// signing with `signer`. `-port` takes no address and OpenSSL 3 listens on every interface, so it
+/// runs under the `bind_loopback.c` shim from `../shared/data/openssl` (built with `cc`), which
+/// keeps it on loopback. Killed and reaped when dropped.
+pub struct OcspResponder {
+    child: Child,
+    pub url: String,
+}
+
+impl OcspResponder {
+    /// None (with a note) when the shared directory with the shim is not beside the repository.
+    pub fn start(ca: &Ca, signer: &str) -> Option<OcspResponder> {
+        let shim = loopback_shim()?;
+        let port = std::net::TcpListener::bind("[::1]:0").unwrap().local_addr().unwrap().port();
+        let mut child = Command::new("openssl")
+            .args(["ocsp", "-index", "index.txt", "-CA", "ca.pem", "-ndays", "1", "-port", &port.to_string()])
+            .args(["-rsigner", &format!("{signer}.pem"), "-rkey", &format!("{signer}.key")])
+            .env("LD_PRELOAD", &shim)
+            .current_dir(ca.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Ready when it says so: a probing connection would hang it (it serves one connection at
+        // a time and waits on an empty one). The shim names the address it bound ("ACCEPT [::1]:P",
+        // on standard output).
+        let (lines, ready) = std::sync::mpsc::channel();
+        let outputs: [Box<dyn std::io::Read + Send>; 2] =
+            [Box::new(child.stdout.take().unwrap()), Box::new(child.stderr.take().unwrap())];
+        for output in outputs {
+            let lines = lines.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(output).lines().map_while(Result::ok) {
+                    let _ = lines.send(line);
+                }
+            });
+        }
+        let mut responder = OcspResponder { child, url: String::new() };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut seen = Vec::new();
+        while let Ok(line) = ready.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            if let Some(addr) = line.strip_prefix("ACCEPT ").and_then(|rest| rest.split_whitespace().next()) {
+                responder.url = format!("http://{addr}/");
+            }
+            if line.contains("waiting for OCSP client connections") && !responder.url.is_empty() {
+                return Some(responder);
+            }
+            seen.push(line);
+        }
+        panic!("openssl ocsp did not get ready on port {port} within 10 s: {seen:?}");
+    }
+}
+
+impl Drop for OcspResponder {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn loopback_shim() -> Option<PathBuf> {
+    static SHIM: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    SHIM.get_or_init(|| {
+        let openssl_dir = bleedwatch_testkit::shared_openssl_dir()?;
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("revocation-shim");
+        std::fs::create_dir_all(&dir).unwrap();
+        let shim = dir.join("libbind_loopback.so");
+        // Built under a name of our own, then renamed: other test processes may be doing the same.
+        let building = dir.join(format!("libbind_loopback.{}.so", std::process::id()));
+        let out = Command::new("cc")
+            .args(["-O2", "-shared", "-fPIC", "-o"])
+            .arg(&building)
+            .arg(openssl_dir.join("bind_loopback.c"))
+            .arg("-ldl")
+            .output()
+            .unwrap_or_else(|e| panic!("cc (needed to build the bind_loopback shim): {e}"));
+        assert!(out.status.success(), "cc bind_loopback.c failed: {}", String::from_utf8_lossy(&out.stderr));
+        std::fs::rename(&building, &shim).unwrap();
+        Some(shim)
+    })
+    .clone()
 }

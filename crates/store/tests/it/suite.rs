@@ -7,11 +7,14 @@ use std::sync::Arc;
 use bleedwatch_assess::{AlertKind, Flag, State};
 use bleedwatch_lab::identity::{LAB_RSA_KEY_A, LAB_RSA_KEY_B};
 use bleedwatch_lab::{Behaviour, LabIdentity};
-use bleedwatch_revocation::{check_certificate, CertificateRef, CheckOptions, CrlSource, Status};
+use bleedwatch_revocation::{
+    check_certificate, now_unix, verify_issuer, CertificateRef, CheckOptions, CrlSource, Status, TrustAnchors,
+};
 use bleedwatch_store::views::{funnel, EndpointView};
 use bleedwatch_store::{
-    parse_asset_csv, parse_masscan_json, parse_nmap_xml, AlertFilter, AttackFilter, AttackInput, CaptureImport, CertificateRecord,
-    ClientTestFilter, ClientTestInput, DiskAuditInput, EndpointResult, DiskFindingInput, EndpointAssessment, PackageRecord, RecordOutcome, RevocationInput, Store, StoreError,
+    parse_asset_csv, parse_masscan_json, parse_nmap_xml, AlertFilter, AttackFilter, AttackInput, CaptureImport, ClientTestFilter,
+    ClientTestInput, DiskAuditInput, DiskFindingInput, EndpointAssessment, EndpointResult, PackageRecord, RecordOutcome,
+    RevocationInput, Store, StoreError,
 };
 
 use crate::backend::{open, Backend};
@@ -174,6 +177,7 @@ fn revoked(cert: &str) -> RevocationInput {
         result: "revoked".into(),
         revoked_at_unix: Some(now() / 1000),
         reason: Some("keyCompromise".into()),
+        unknown_reason: None,
         detail: "test".into(),
         checked_at_ms: now(),
     }
@@ -324,12 +328,15 @@ pub async fn revocation_checks_complete_the_response(backend: Backend) {
     ca.revoke("leaf1");
     let crl = ca.crl();
     let summary = bleedwatch_x509::summarize(&leaf_1).unwrap();
-    // The issuer was seen in the chain; loading its DER makes it usable for checks.
-    let ca_summary: CertificateRecord = serde_json::from_value(serde_json::to_value(bleedwatch_x509::summarize(&ca.der()).unwrap()).unwrap()).unwrap();
-    store.store_certificate(&ca_summary, Some(&ca.der())).await.unwrap();
+    // The scan kept the DER of the chain the server sent: the leaf's issuer is verified up to
+    // the CA as trust anchor (as with --ca-file).
+    let leaf_der = store.certificate(&summary.cert_sha256).await.unwrap().der.expect("the scan keeps the leaf's DER");
+    assert_eq!(leaf_der, leaf_1);
     let issuers = store.certificates_with_der_by_subject(&summary.issuer).await.unwrap();
     assert_eq!(issuers.len(), 1);
-    let issuer_der = issuers[0].der.clone().unwrap();
+    let candidates = vec![issuers[0].der.clone().unwrap()];
+    let anchors = TrustAnchors::from_pem_or_der(&ca.der(), "test CA").unwrap();
+    let issuer = verify_issuer(&leaf_der, &candidates, &anchors, now_unix());
     let cert = CertificateRef {
         cert_sha256: summary.cert_sha256.clone(),
         serial: summary.serial.clone(),
@@ -339,10 +346,13 @@ pub async fn revocation_checks_complete_the_response(backend: Backend) {
         ca_issuer_urls: summary.ca_issuer_urls.clone(),
     };
     let options = CheckOptions { crl_sources: Some(vec![CrlSource::File(crl)]), use_ocsp: false, ..CheckOptions::default() };
-    let outcomes = check_certificate(&cert, Some(&issuer_der), &options).await;
+    // Unverified (no anchor): recorded as unknown with the reason, and the funnel does not move.
+    let unverified = check_certificate(&cert, &verify_issuer(&leaf_der, &candidates, &TrustAnchors::default(), now_unix()), &options).await;
+    assert_eq!(unverified[0].status, Status::Unknown, "{unverified:?}");
+    let outcomes = check_certificate(&cert, &issuer, &options).await;
     assert_eq!(outcomes.len(), 1);
     assert_eq!(outcomes[0].status, Status::Revoked, "{outcomes:?}");
-    for outcome in &outcomes {
+    for outcome in unverified.iter().chain(&outcomes) {
         store
             .record_revocation(&RevocationInput {
                 cert_sha256: outcome.cert_sha256.clone(),
@@ -351,17 +361,23 @@ pub async fn revocation_checks_complete_the_response(backend: Backend) {
                 result: outcome.status.as_str().into(),
                 revoked_at_unix: outcome.revoked_at_unix,
                 reason: outcome.reason.clone(),
+                unknown_reason: outcome.unknown_reason.map(|why| why.as_str().into()),
                 detail: outcome.detail.clone(),
                 checked_at_ms: outcome.checked_at_ms,
             })
             .await
             .unwrap();
+        if outcome.status == Status::Unknown {
+            assert_eq!(assessed(&store, endpoint).await.assessment.state, State::Rekeyed, "unknown never advances the funnel");
+        }
     }
     let a = assessed(&store, endpoint).await;
     assert_eq!(a.assessment.state, State::NotifyReady);
     let checks = store.revocation_checks(Some(&summary.cert_sha256)).await.unwrap();
-    assert_eq!(checks.len(), 1);
-    assert_eq!(checks[0].check.reason.as_deref(), Some("keyCompromise"));
+    assert_eq!(checks.len(), 2);
+    assert_eq!(checks[0].check.unknown_reason.as_deref(), Some("no-issuer"));
+    assert_eq!(checks[1].check.reason.as_deref(), Some("keyCompromise"));
+    assert_eq!(checks[1].check.unknown_reason, None);
 
     let views = store.certificate_views().await.unwrap();
     let leaf_view = views.iter().find(|v| v.cert_sha256 == summary.cert_sha256).unwrap();
