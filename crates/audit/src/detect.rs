@@ -93,7 +93,8 @@ impl Detector {
     /// Scan a stream whose first bytes (`head`, already read to sniff the format) are given apart.
     /// `buf` is the reusable read buffer (grown to `BUFFER_SIZE` once).
     pub fn scan(&self, head: &[u8], rest: &mut dyn Read, buf: &mut Vec<u8>) -> io::Result<Evidence> {
-        let mut evidence = Evidence { executable: is_executable(head), ..Evidence::default() };
+        let mut evidence = Evidence::default();
+        let mut first = true;
         if buf.len() < BUFFER_SIZE {
             buf.resize(BUFFER_SIZE, 0);
         }
@@ -122,6 +123,10 @@ impl Detector {
                 }
                 filled += n;
                 evidence.bytes += n as u64;
+            }
+            if first {
+                evidence.executable = is_executable(&buf[..filled]);
+                first = false;
             }
             let keep_from = if eof { filled } else { filled.saturating_sub(OVERLAP) };
             let window = &buf[..filled];
