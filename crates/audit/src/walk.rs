@@ -76,8 +76,10 @@ struct Tree {
     paths: Option<HashSet<u64>>,
     json: HashMap<String, Vec<u8>>,
     layers: Vec<(String, Tree)>,
-    /// A .deb's control: package name and version.
+    /// A .deb's control: package name and version, owning everything the .deb holds.
     deb_control: Option<(String, String)>,
+    /// A `control` file seen in this tree or a child: only an ar/.deb's control.tar makes it `deb_control`.
+    control_file: Option<(String, String)>,
 }
 
 const MAX_JSON: u64 = 4 << 20;
@@ -205,7 +207,9 @@ impl Walker {
             self.file_entry(path, &[top.clone()], &top, &mut tree);
             tree
         };
-        let findings = self.resolve(tree, &[top], None);
+        // A directory's entries are named relative to it; a file names itself.
+        let prefix = if meta.is_dir() { vec![top] } else { Vec::new() };
+        let findings = self.resolve(tree, &prefix, None);
         self.finish(findings)
     }
 
@@ -214,7 +218,7 @@ impl Walker {
         let mut tree = Tree::default();
         let loc = vec![name.to_string()];
         self.stream_entry(reader, &loc, name, 0, &mut tree);
-        let findings = self.resolve(tree, &loc, None);
+        let findings = self.resolve(tree, &[], None);
         self.finish(findings)
     }
 
@@ -373,7 +377,7 @@ impl Walker {
             || key == "etc/alpine-release"
             || key == "control"
             || dpkg_list.is_some();
-        let json = (key == "manifest.json" || key == "index.json" || key.starts_with("blobs/sha256/")) && head.first() == Some(&b'{');
+        let json = (key == "manifest.json" || key == "index.json" || key.starts_with("blobs/sha256/")) && matches!(head.first(), Some(b'{' | b'['));
         if !wanted && !json {
             return false;
         }
@@ -404,7 +408,7 @@ impl Walker {
             "control" => {
                 let field = |f: &str| text.lines().find_map(|l| l.strip_prefix(f)).map(|v| v.trim().to_string());
                 if let (Some(p), Some(v)) = (field("Package:"), field("Version:")) {
-                    tree.deb_control = Some((p, v));
+                    tree.control_file = Some((p, v));
                 }
             }
             _ => {
@@ -540,8 +544,9 @@ impl Walker {
                 // The .deb's control: its package name and version own everything in data.tar.
                 let mut sub = Tree::default();
                 self.stream_entry(&mut entry, &child_loc, &name, depth, &mut sub);
-                let found = sub.layers.into_iter().find_map(|(_, t)| t.deb_control).or(sub.deb_control);
-                control = found.or(control);
+                control = sub.control_file.or(control);
+                // Members after the control (data.tar) are resolved as they end: owned by it.
+                tree.deb_control.clone_from(&control);
                 continue;
             }
             let head = match read_head(&mut entry, 512) {
@@ -600,7 +605,13 @@ impl Walker {
     }
 
     /// A child container ends: keep it as a possible image layer, or resolve it into the parent.
-    fn adopt(&mut self, child: Tree, key: String, loc: &[String], parent: &mut Tree) {
+    fn adopt(&mut self, mut child: Tree, key: String, loc: &[String], parent: &mut Tree) {
+        if let Some(control) = child.control_file.take() {
+            parent.control_file = Some(control);
+        }
+        if child.deb_control.is_none() {
+            child.deb_control.clone_from(&parent.deb_control);
+        }
         if child.paths.is_some() {
             parent.layers.push((key, child));
             return;
