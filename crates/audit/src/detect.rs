@@ -15,6 +15,7 @@
 //!      The error strings (`heartbeat request already pending`, `SSL_F_TLS1_HEARTBEAT`) are in the
 //!      no-heartbeats builds too, so they decide nothing;
 //!   3. a shared libssl that exports `SSL_CTX_new` but not `dtls1_heartbeat` was built without them.
+//!
 //!   Otherwise the bytes don't tell: `unknown`.
 //! - kind: the file name (`libssl*.so*`, `libcrypto*.so*`, `openssl`), or the tool's
 //!   `is an invalid command` message; any other executable is `static`. Only executables count
@@ -137,7 +138,7 @@ impl Detector {
                 match PATTERNS[m.pattern().as_usize()].1 {
                     Pattern::OpenSsl => {
                         if let Some(v) = parse_version_text(&window[m.end()..]) {
-                            if !evidence.versions.iter().any(|k| *k == v) && evidence.versions.len() < MAX_VERSIONS {
+                            if !evidence.versions.contains(&v) && evidence.versions.len() < MAX_VERSIONS {
                                 evidence.versions.push(v);
                             }
                         }

@@ -204,7 +204,7 @@ impl Walker {
             tree
         } else {
             let mut tree = Tree::default();
-            self.file_entry(path, &[top.clone()], &top, &mut tree);
+            self.file_entry(path, std::slice::from_ref(&top), &top, &mut tree);
             tree
         };
         // A directory's entries are named relative to it; a file names itself.
@@ -759,7 +759,7 @@ fn image_plans(json: &HashMap<String, Vec<u8>>) -> Vec<(Vec<String>, String)> {
             let name = image["RepoTags"][0]
                 .as_str()
                 .map(str::to_string)
-                .or_else(|| image["Config"].as_str().map(|c| config_digest(c)))
+                .or_else(|| image["Config"].as_str().map(config_digest))
                 .unwrap_or_else(|| "image".into());
             plans.push((layers, name));
         }
