@@ -136,7 +136,7 @@ mod detector {
         let Some(dir) = shared() else { return };
         // Without the compiler-flags string, the heartbeat symbols still decide; stripped, nothing does.
         let strip_cflags = |mut bytes: Vec<u8>| {
-            for marker in [&b"-DOPENSSL_THREADS"[..], b"-DDSO_DLFCN", b"-DL_ENDIAN"] {
+            for marker in [&b"-DOPENSSL_"[..]] {
                 let mut i = 0;
                 while i + marker.len() <= bytes.len() {
                     if &bytes[i..i + marker.len()] == marker {
