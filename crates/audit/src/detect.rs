@@ -9,8 +9,8 @@
 //! - heartbeats, in order of strength:
 //!   1. the compiler-flags string (`SSLeay_version(SSLEAY_CFLAGS)`, in libcrypto, the tool and any
 //!      static binary linking `cversion.o`): `-DOPENSSL_NO_HEARTBEATS` in it means disabled, a flags
-//!      string without it means compiled in;
-//!   (`-DOPENSSL_THREADS` and any other `-DOPENSSL_` define mark the flags string.)
+//!      string without it means compiled in (any `-DOPENSSL_` define, such as `-DOPENSSL_THREADS`,
+//!      marks the flags string);
 //!   2. heartbeat code symbols: `dtls1_heartbeat` (libssl's exported dynamic symbols, which `strip`
 //!      keeps; an unstripped static binary's symbol table); `HEARTBEATING` (the tool's state name).
 //!      The error strings (`heartbeat request already pending`, `SSL_F_TLS1_HEARTBEAT`) are in the
