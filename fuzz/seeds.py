@@ -135,7 +135,64 @@ def x509_seeds():
             write("x509_summary", name, read(data, name))
 
 
+def audit_seeds():
+    """Small archives around a fake ELF carrying OpenSSL's version and compiler-flags strings (a
+    few hundred bytes, no real binary): every container kind audit opens, an image with a
+    whiteout, and hostile cases (a cut gzip, a path-traversal name)."""
+    import io
+    import lzma
+    import tarfile
+    import zipfile
+
+    elf = (b"\x7fELF\x02\x01\x01" + b"\0" * 57 + b"OpenSSL 1.0.1f 6 Jan 2014\0"
+           + b"gcc -DOPENSSL_THREADS -DOPENSSL_NO_HEARTBEATS\0dtls1_heartbeat\0SSL_CTX_new\0")
+
+    def tar(entries):
+        out = io.BytesIO()
+        with tarfile.open(fileobj=out, mode="w", format=tarfile.GNU_FORMAT) as t:
+            for name, data in entries:
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                info.mtime = 0
+                t.addfile(info, io.BytesIO(data))
+        return out.getvalue()
+
+    def zipped(entries):
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+            for name, data in entries:
+                z.writestr(zipfile.ZipInfo(name, (1980, 1, 1, 0, 0, 0)), data)
+        return out.getvalue()
+
+    def ar(entries):
+        out = b"!<arch>\n"
+        for name, data in entries:
+            out += b"%-16s%-12s%-6s%-6s%-8s%-10d`\n" % (name.encode(), b"0", b"0", b"0", b"100644", len(data))
+            out += data + (b"\n" if len(data) % 2 else b"")
+        return out
+
+    gz = lambda d: gzip.compress(d, mtime=0)
+    lib = tar([("usr/lib/libssl.so.1.0.0", elf), ("var/lib/dpkg/status",
+               b"Package: libssl1.0.0\nStatus: install ok installed\nVersion: 1.0.1e-2+deb7u5\n\n"),
+               ("var/lib/dpkg/info/libssl1.0.0:amd64.list", b"/usr/lib/libssl.so.1.0.0\n"),
+               ("etc/os-release", b"ID=debian\nVERSION_ID=7\n")])
+    write("audit_walk", "elf", elf)
+    write("audit_walk", "rootfs.tar", lib)
+    write("audit_walk", "rootfs.tar.gz", gz(lib))
+    write("audit_walk", "rootfs.tar.xz", lzma.compress(lib))
+    write("audit_walk", "rootfs.zip", zipped([("lib/libssl.so", elf), ("inner.tar.gz", gz(lib))]))
+    write("audit_walk", "package.deb", ar([("debian-binary", b"2.0\n"),
+          ("control.tar.gz", gz(tar([("./control", b"Package: libssl1.0.0\nVersion: 1.0.1e-2+deb7u5\n")]))),
+          ("data.tar.gz", gz(tar([("./usr/lib/libssl.so.1.0.0", elf)])))]))
+    upper = tar([("usr/lib/.wh.libssl.so.1.0.0", b""), ("opt/.wh..wh..opq", b"")])
+    manifest = b'[{"Config":"c.json","RepoTags":["x:1"],"Layers":["a/layer.tar","b/layer.tar"]}]'
+    write("audit_walk", "docker-save.tar", tar([("b/layer.tar", upper), ("a/layer.tar", lib), ("manifest.json", manifest)]))
+    write("audit_walk", "cut.tar.gz", gz(lib)[:300])
+    write("audit_walk", "traversal.tar", tar([("../../x/libssl.so", elf), ("/abs/openssl", elf)]))
+
+
 if __name__ == "__main__":
+    audit_seeds()
     pcap_seeds()
     starttls_seeds()
     targets_seeds()

@@ -1511,3 +1511,44 @@ fn honeypot_uses_the_installations_own_key() {
     let _ = std::fs::remove_dir_all(one);
     let _ = std::fs::remove_dir_all(two);
 }
+
+#[test]
+fn audit_reports_each_copy_with_exit_codes_like_scan() {
+    let Some(shared) = bleedwatch_testkit::shared_openssl_dir() else { return };
+    // Everything: vulnerable copies present, exit 1; JSON lines carry kind, version, verdict.
+    let out = bleedwatch().arg("audit").arg(&shared).args(["--json", "-"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let find = |suffix: &str| lines.iter().find(|v| v["location"].as_array().unwrap().last().unwrap().as_str().unwrap().ends_with(suffix)).unwrap();
+    assert_eq!(find("appliance/tlsd-static-1.0.1f")["verdict"], "vulnerable");
+    assert_eq!(find("appliance/tlsd-static-1.0.1f")["kind"], "static");
+    assert_eq!(find("bin/openssl-1.0.1f-nohb")["verdict"], "heartbeats-disabled");
+    assert_eq!(find("lib/1.0.1g/libssl.so.1.0.0")["verdict"], "not-affected");
+    assert_eq!(find("lib/1.0.1g/libssl.so.1.0.0")["kind"], "shared-libssl");
+
+    // Only fixed copies, and a tar.gz of them: exit 0, the table names the copy inside the archive.
+    let dir = std::env::temp_dir().join(format!("bleedwatch-cli-audit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(shared.join("bin/openssl-1.0.1g"), dir.join("openssl")).unwrap();
+    let status = Command::new("tar").arg("-C").arg(&shared).arg("-czf").arg(dir.join("lib-g.tar.gz")).arg("lib/1.0.1g").status().unwrap();
+    assert!(status.success());
+    let out = bleedwatch().arg("audit").arg(&dir).args(["--csv", &dir.join("out.csv").display().to_string()]).output().unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{table}");
+    assert!(table.contains("lib-g.tar.gz ! lib/1.0.1g/libssl.so.1.0.0"), "{table}");
+    assert!(table.contains("3 OpenSSL copies: 0 vulnerable"), "{table}");
+    let csv = std::fs::read_to_string(dir.join("out.csv")).unwrap();
+    assert!(csv.starts_with("location,image,kind,version,heartbeats,"), "{csv}");
+    assert_eq!(csv.lines().count(), 4, "{csv}");
+
+    // A truncated archive: a clear message on stderr and exit 3 (incomplete).
+    let whole = std::fs::read(dir.join("lib-g.tar.gz")).unwrap();
+    std::fs::write(dir.join("cut.tar.gz"), &whole[..whole.len() / 2]).unwrap();
+    std::fs::remove_file(dir.join("out.csv")).unwrap();
+    let out = bleedwatch().arg("audit").arg(&dir).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("cut.tar.gz") && stderr.contains("truncated"), "{stderr}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -8,6 +8,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 pub mod alerts;
 pub mod assets;
 pub mod attackers;
+pub mod audit;
 pub mod certs;
 pub mod client_test;
 pub mod clients;
@@ -49,6 +50,9 @@ pub enum Command {
     Honeypot(honeypot::HoneypotArgs),
     /// Find Heartbleed attacks (and whether they leaked) in packet captures.
     Pcap(pcap::PcapArgs),
+    /// Find every OpenSSL copy on disk (directories, archives, .debs, container images) and say
+    /// which are vulnerable.
+    Audit(audit::AuditArgs),
     /// The response funnel: endpoints by state (vulnerable, fixed, re-keyed, revoked, notify-ready).
     Status(status::StatusArgs),
     /// Endpoints in the inventory, with state, flags and exposure window.
@@ -103,6 +107,7 @@ pub async fn run(command: Command) -> Result<u8> {
         Command::Attackers(args) => attackers::run(args).await,
         Command::Clients(args) => clients::run(args).await,
         Command::Report(args) => report::run(args).await,
+        Command::Audit(args) => tokio::task::spawn_blocking(move || audit::run(&args)).await?,
         Command::Pcap(args) => tokio::task::spawn_blocking(move || pcap::run(&args)).await?.map(|code| code as u8),
         Command::Completions(args) => completions::run(args, Cli::command()),
         Command::Man(args) => man::run(args, Cli::command()),

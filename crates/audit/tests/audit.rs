@@ -1,0 +1,547 @@
+#![allow(clippy::unwrap_used, clippy::panic)]
+//! `bleedwatch-audit` end to end on the real OpenSSL builds of `../shared/data/openssl` (see
+//! tests/data/README.md): directories, every archive kind, .debs, docker-save and OCI images with
+//! whiteouts, package databases, and hostile archives. Every archive is built here, at test time,
+//! around the real bytes; nothing generated is committed.
+
+use bleedwatch_audit::{audit_path, Audit, AuditVerdict, Finding, Heartbeats, Kind, Options, Walker};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+fn shared() -> Option<PathBuf> {
+    bleedwatch_testkit::shared_openssl_dir()
+}
+
+fn read(dir: &Path, rel: &str) -> Vec<u8> {
+    std::fs::read(dir.join(rel)).unwrap()
+}
+
+/// The 1.0.1f library with its version text rewritten in memory to Debian wheezy's "1.0.1e"
+/// (same length, so the ELF stays intact): what a distribution's patched 1.0.1e looks like.
+fn as_101e(mut bytes: Vec<u8>) -> Vec<u8> {
+    let from = b"1.0.1f 6 Jan 2014";
+    let to = b"1.0.1e 1 Feb 2013";
+    let mut i = 0;
+    let mut replaced = 0;
+    while i + from.len() <= bytes.len() {
+        if &bytes[i..i + from.len()] == from {
+            bytes[i..i + from.len()].copy_from_slice(to);
+            replaced += 1;
+        }
+        i += 1;
+    }
+    assert!(replaced > 0);
+    bytes
+}
+
+fn by_path<'a>(audit: &'a Audit, suffix: &str) -> Vec<&'a Finding> {
+    audit.findings.iter().filter(|f| f.location.last().is_some_and(|l| l.ends_with(suffix))).collect()
+}
+
+fn one<'a>(audit: &'a Audit, suffix: &str) -> &'a Finding {
+    let found = by_path(audit, suffix);
+    assert_eq!(found.len(), 1, "{suffix}: {:#?}\nissues: {:#?}", audit.findings, audit.issues);
+    found[0]
+}
+
+/// A tar of (path, bytes) entries.
+fn tar_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (path, data) in entries {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o755);
+        header.set_entry_type(tar::EntryType::Regular);
+        // Names as given (even `../x`): written into the header directly, as a hostile archive would.
+        let name = path.as_bytes();
+        header.as_old_mut().name[..name.len()].copy_from_slice(name);
+        header.set_cksum();
+        builder.append(&header, *data).unwrap();
+    }
+    builder.into_inner().unwrap()
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+fn xz(data: &[u8]) -> Vec<u8> {
+    let mut e = xz2::write::XzEncoder::new(Vec::new(), 0);
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+fn zstd(data: &[u8]) -> Vec<u8> {
+    ruzstd::encoding::compress_to_vec(data, ruzstd::encoding::CompressionLevel::Fastest)
+}
+
+fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    for (path, data) in entries {
+        w.start_file(*path, options).unwrap();
+        w.write_all(data).unwrap();
+    }
+    w.finish().unwrap().into_inner()
+}
+
+fn ar_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut b = ar::Builder::new(Vec::new());
+    for (name, data) in entries {
+        b.append(&ar::Header::new(name.as_bytes().to_vec(), data.len() as u64), *data).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+fn audit_bytes(name: &str, bytes: &[u8], options: Options) -> Audit {
+    Walker::new(options).audit_reader(name, &mut &bytes[..])
+}
+
+mod detector {
+    use super::*;
+
+    #[test]
+    fn real_builds_in_a_directory() {
+        let Some(dir) = shared() else { return };
+        let audit = audit_path(&dir, &Options::default());
+        assert!(audit.issues.is_empty(), "{:?}", audit.issues);
+        let expect = [
+            ("bin/openssl-1.0.1f", Kind::OpensslTool, "1.0.1f", Heartbeats::CompiledIn, AuditVerdict::Vulnerable),
+            ("bin/openssl-1.0.1g", Kind::OpensslTool, "1.0.1g", Heartbeats::CompiledIn, AuditVerdict::NotAffected),
+            ("bin/openssl-1.0.1f-nohb", Kind::OpensslTool, "1.0.1f", Heartbeats::Disabled, AuditVerdict::HeartbeatsDisabled),
+            ("lib/1.0.1f/libssl.so.1.0.0", Kind::SharedLibssl, "1.0.1f", Heartbeats::CompiledIn, AuditVerdict::Vulnerable),
+            ("lib/1.0.1f/libcrypto.so.1.0.0", Kind::SharedLibcrypto, "1.0.1f", Heartbeats::CompiledIn, AuditVerdict::Vulnerable),
+            ("lib/1.0.1g/libssl.so.1.0.0", Kind::SharedLibssl, "1.0.1g", Heartbeats::CompiledIn, AuditVerdict::NotAffected),
+            ("lib/1.0.1g/libcrypto.so.1.0.0", Kind::SharedLibcrypto, "1.0.1g", Heartbeats::CompiledIn, AuditVerdict::NotAffected),
+            ("lib/1.0.1f-nohb/libssl.so.1.0.0", Kind::SharedLibssl, "1.0.1f", Heartbeats::Disabled, AuditVerdict::HeartbeatsDisabled),
+            ("lib/1.0.1f-nohb/libcrypto.so.1.0.0", Kind::SharedLibcrypto, "1.0.1f", Heartbeats::Disabled, AuditVerdict::HeartbeatsDisabled),
+            ("appliance/tlsd-static-1.0.1f", Kind::Static, "1.0.1f", Heartbeats::CompiledIn, AuditVerdict::Vulnerable),
+            ("appliance/tlsd-static-1.0.1f-unstripped", Kind::Static, "1.0.1f", Heartbeats::CompiledIn, AuditVerdict::Vulnerable),
+            ("appliance/tlsd-static-1.0.1g", Kind::Static, "1.0.1g", Heartbeats::CompiledIn, AuditVerdict::NotAffected),
+            ("appliance/tlsd-static-1.0.1f-nohb", Kind::Static, "1.0.1f", Heartbeats::Disabled, AuditVerdict::HeartbeatsDisabled),
+        ];
+        for (path, kind, version, heartbeats, verdict) in expect {
+            let f = one(&audit, path);
+            assert_eq!((f.kind, f.version.as_str(), f.heartbeats, f.verdict), (kind, version, heartbeats, verdict), "{path}: {f:?}");
+            assert_eq!(f.location[0], dir.display().to_string());
+        }
+        // The C source and the licence carry no copy.
+        assert_eq!(audit.findings.len(), expect.len());
+    }
+
+    #[test]
+    fn the_unstripped_daemon_is_told_by_its_symbols_alone() {
+        let Some(dir) = shared() else { return };
+        // Without the compiler-flags string, the heartbeat symbols still decide; stripped, nothing does.
+        let strip_cflags = |mut bytes: Vec<u8>| {
+            for marker in [&b"-DOPENSSL_"[..]] {
+                let mut i = 0;
+                while i + marker.len() <= bytes.len() {
+                    if &bytes[i..i + marker.len()] == marker {
+                        bytes[i + 1] = b'X';
+                    }
+                    i += 1;
+                }
+            }
+            bytes
+        };
+        let unstripped = strip_cflags(read(&dir, "appliance/tlsd-static-1.0.1f-unstripped"));
+        let stripped = strip_cflags(read(&dir, "appliance/tlsd-static-1.0.1f"));
+        let audit = audit_bytes("t.tar", &tar_of(&[("tlsd-u", &unstripped), ("tlsd-s", &stripped)]), Options::default());
+        let u = one(&audit, "tlsd-u");
+        assert_eq!((u.heartbeats, u.verdict), (Heartbeats::CompiledIn, AuditVerdict::Vulnerable), "{u:?}");
+        let s = one(&audit, "tlsd-s");
+        assert_eq!((s.heartbeats, s.verdict), (Heartbeats::Unknown, AuditVerdict::Unknown), "{s:?}");
+        assert!(s.reason.contains("don't show"), "{}", s.reason);
+    }
+
+    #[test]
+    fn text_mentioning_the_version_is_not_a_copy() {
+        let header = b"#define OPENSSL_VERSION_TEXT \"OpenSSL 1.0.1f 6 Jan 2014\"\n";
+        let audit = audit_bytes("opensslv.h", header, Options::default());
+        assert!(audit.findings.is_empty());
+    }
+}
+
+mod archives {
+    use super::*;
+
+    fn entries(dir: &Path) -> Vec<(String, Vec<u8>)> {
+        ["lib/1.0.1f/libssl.so.1.0.0", "lib/1.0.1g/libssl.so.1.0.0", "appliance/tlsd-static-1.0.1f-nohb"]
+            .iter()
+            .map(|p| (p.to_string(), read(dir, p)))
+            .collect()
+    }
+
+    fn check(audit: &Audit, what: &str) {
+        assert!(audit.issues.is_empty(), "{what}: {:?}", audit.issues);
+        let f = audit.findings.iter().find(|f| f.location.last().unwrap().ends_with("1.0.1f/libssl.so.1.0.0")).unwrap_or_else(|| panic!("{what}: {:?}", audit.findings));
+        assert_eq!(f.verdict, AuditVerdict::Vulnerable, "{what}");
+        let g = audit.findings.iter().find(|f| f.location.last().unwrap().ends_with("1.0.1g/libssl.so.1.0.0")).unwrap();
+        assert_eq!(g.verdict, AuditVerdict::NotAffected, "{what}");
+        let n = audit.findings.iter().find(|f| f.location.last().unwrap().ends_with("tlsd-static-1.0.1f-nohb")).unwrap();
+        assert_eq!((n.kind, n.verdict), (Kind::Static, AuditVerdict::HeartbeatsDisabled), "{what}");
+        assert_eq!(audit.findings.len(), 3, "{what}");
+    }
+
+    #[test]
+    fn tar_gzip_xz_zstd_zip_jar_on_disk() {
+        let Some(dir) = shared() else { return };
+        let files = entries(&dir);
+        let refs: Vec<(&str, &[u8])> = files.iter().map(|(p, d)| (p.as_str(), d.as_slice())).collect();
+        let tar = tar_of(&refs);
+        let tmp = tempfile::tempdir().unwrap();
+        let kinds: Vec<(&str, Vec<u8>)> = vec![
+            ("x.tar", tar.clone()),
+            ("x.tar.gz", gzip(&tar)),
+            ("x.tar.xz", xz(&tar)),
+            ("x.tar.zst", zstd(&tar)),
+            ("x.zip", zip_of(&refs)),
+            ("x.jar", zip_of(&refs)),
+        ];
+        for (name, bytes) in &kinds {
+            let path = tmp.path().join(name);
+            std::fs::write(&path, bytes).unwrap();
+            let audit = audit_path(&path, &Options::default());
+            check(&audit, name);
+            assert_eq!(audit.findings[0].location.len(), 2, "{name}: PATH, then the path inside");
+        }
+    }
+
+    #[test]
+    fn archives_inside_archives_up_to_the_bound() {
+        let Some(dir) = shared() else { return };
+        let files = entries(&dir);
+        let refs: Vec<(&str, &[u8])> = files.iter().map(|(p, d)| (p.as_str(), d.as_slice())).collect();
+        // outer.tar.gz > inner.zip (buffered: zip needs seeking) > lib.tar.zst
+        let inner_zip = zip_of(&[("lib.tar.zst", &zstd(&tar_of(&refs)))]);
+        let outer = gzip(&tar_of(&[("inner.jar", &inner_zip)]));
+        let audit = audit_bytes("outer.tar.gz", &outer, Options::default());
+        check(&audit, "nested");
+        assert_eq!(audit.findings[0].location[..3], ["outer.tar.gz".to_string(), "inner.jar".into(), "lib.tar.zst".into()]);
+
+        // Five tars deep: past the default bound of 4, reported, not read; a bound of 5 reads it.
+        let mut nested = tar_of(&refs);
+        for level in (1..5).rev() {
+            nested = tar_of(&[(&format!("level{level}.tar"), &nested)]);
+        }
+        let audit = audit_bytes("level0.tar", &nested, Options::default());
+        assert!(audit.findings.is_empty());
+        assert_eq!(audit.issues.len(), 1, "{:?}", audit.issues);
+        assert!(audit.issues[0].message.contains("nested deeper than the bound of 4"), "{:?}", audit.issues);
+        let audit = audit_bytes("level0.tar", &nested, Options { max_depth: 5, ..Options::default() });
+        check(&audit, "depth 5");
+    }
+
+    #[test]
+    fn a_zip_in_a_stream_over_the_buffer_cap_is_reported() {
+        let Some(dir) = shared() else { return };
+        let lib = read(&dir, "lib/1.0.1f/libssl.so.1.0.0");
+        let outer = tar_of(&[("big.zip", &zip_of(&[("libssl.so.1.0.0", &lib)]))]);
+        let audit = audit_bytes("o.tar", &outer, Options { max_buffered_zip: 1024, ..Options::default() });
+        assert!(audit.findings.is_empty());
+        assert!(audit.issues[0].message.contains("larger than"), "{:?}", audit.issues);
+    }
+}
+
+mod packages {
+    use super::*;
+
+    fn rootfs(dir: &Path, status_version: &str) -> tempfile::TempDir {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        let put = |rel: &str, bytes: &[u8]| {
+            let p = root.join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, bytes).unwrap();
+        };
+        let lib = as_101e(read(dir, "lib/1.0.1f/libssl.so.1.0.0"));
+        put("etc/os-release", b"PRETTY_NAME=\"Debian GNU/Linux 7 (wheezy)\"\nNAME=\"Debian GNU/Linux\"\nVERSION_ID=\"7\"\nID=debian\n");
+        put(
+            "var/lib/dpkg/status",
+            format!(
+                "Package: zlib1g\nStatus: install ok installed\nVersion: 1:1.2.7.dfsg-13\n\n\
+                 Package: libssl1.0.0\nStatus: install ok installed\nMulti-Arch: same\nSource: openssl\nVersion: {status_version}\n\n"
+            )
+            .as_bytes(),
+        );
+        put("var/lib/dpkg/info/libssl1.0.0:amd64.list", b"/.\n/usr\n/usr/lib/x86_64-linux-gnu/libssl.so.1.0.0\n");
+        put("usr/lib/x86_64-linux-gnu/libssl.so.1.0.0", &lib);
+        // The same bytes where no package owns them: the version string decides.
+        put("usr/local/lib/libssl.so.1.0.0", &lib);
+        tmp
+    }
+
+    #[test]
+    fn debian_wheezy_patched_101e_is_fixed_by_distribution() {
+        let Some(dir) = shared() else { return };
+        let tmp = rootfs(&dir, "1.0.1e-2+deb7u5");
+        let audit = audit_path(tmp.path(), &Options::default());
+        let owned = one(&audit, "usr/lib/x86_64-linux-gnu/libssl.so.1.0.0");
+        assert_eq!(owned.version, "1.0.1e");
+        assert_eq!(owned.verdict, AuditVerdict::FixedByDistribution, "{owned:?}");
+        let package = owned.package.as_ref().unwrap();
+        assert_eq!((package.name.as_str(), package.version.as_str()), ("libssl1.0.0", "1.0.1e-2+deb7u5"));
+        assert_eq!(package.advisory.as_deref(), Some("DSA-2896-1"));
+        assert_eq!(package.distribution.as_deref(), Some("debian 7"));
+        let loose = one(&audit, "usr/local/lib/libssl.so.1.0.0");
+        assert_eq!(loose.verdict, AuditVerdict::Vulnerable);
+        assert!(loose.package.is_none() && loose.reason.contains("version string decides"), "{loose:?}");
+    }
+
+    #[test]
+    fn debian_wheezy_before_the_fix_is_vulnerable() {
+        let Some(dir) = shared() else { return };
+        let tmp = rootfs(&dir, "1.0.1e-2+deb7u4");
+        let audit = audit_path(tmp.path(), &Options::default());
+        let owned = one(&audit, "usr/lib/x86_64-linux-gnu/libssl.so.1.0.0");
+        assert_eq!(owned.verdict, AuditVerdict::Vulnerable, "{owned:?}");
+        assert!(owned.reason.contains("older than the fix"), "{}", owned.reason);
+    }
+
+    fn deb(lib: &[u8], version: &str) -> Vec<u8> {
+        let control = format!("Package: libssl1.0.0\nVersion: {version}\nArchitecture: amd64\nDescription: SSL shared libraries\n");
+        ar_of(&[
+            ("debian-binary", b"2.0\n"),
+            ("control.tar.gz", &gzip(&tar_of(&[("./control", control.as_bytes())]))),
+            ("data.tar.xz", &xz(&tar_of(&[("./usr/lib/x86_64-linux-gnu/libssl.so.1.0.0", lib)]))),
+        ])
+    }
+
+    #[test]
+    fn a_deb_is_decided_by_its_control() {
+        let Some(dir) = shared() else { return };
+        let lib = as_101e(read(&dir, "lib/1.0.1f/libssl.so.1.0.0"));
+        let audit = audit_bytes("libssl1.0.0_1.0.1e-2+deb7u5_amd64.deb", &deb(&lib, "1.0.1e-2+deb7u5"), Options::default());
+        let f = one(&audit, "libssl.so.1.0.0");
+        assert_eq!(f.location[1], "data.tar.xz");
+        assert_eq!(f.verdict, AuditVerdict::FixedByDistribution, "{f:?}");
+        let audit = audit_bytes("old.deb", &deb(&lib, "1.0.1e-2+deb7u4"), Options::default());
+        assert_eq!(one(&audit, "libssl.so.1.0.0").verdict, AuditVerdict::Vulnerable);
+        // dpkg-deb itself reads what this test built, when Debian's dpkg is there.
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("p.deb");
+        std::fs::write(&path, deb(&lib, "1.0.1e-2+deb7u5")).unwrap();
+        if let Ok(out) = std::process::Command::new("dpkg-deb").args(["--field"]).arg(&path).arg("Version").output() {
+            assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1.0.1e-2+deb7u5", "{}", String::from_utf8_lossy(&out.stderr));
+        }
+    }
+
+    #[test]
+    fn alpine_apk_database() {
+        let Some(dir) = shared() else { return };
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        std::fs::create_dir_all(root.join("lib/apk/db")).unwrap();
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        std::fs::write(root.join("etc/os-release"), "ID=alpine\nVERSION_ID=2.7.3\n").unwrap();
+        std::fs::write(root.join("lib/apk/db/installed"), "P:libssl1.0\nV:1.0.1f-r0\nF:lib\nR:libssl.so.1.0.0\n\n").unwrap();
+        std::fs::write(root.join("lib/libssl.so.1.0.0"), read(&dir, "lib/1.0.1f/libssl.so.1.0.0")).unwrap();
+        let audit = audit_path(root, &Options::default());
+        let f = one(&audit, "lib/libssl.so.1.0.0");
+        assert_eq!(f.verdict, AuditVerdict::Vulnerable, "{f:?}");
+        assert_eq!(f.package.as_ref().unwrap().fixed_version.as_deref(), Some("1.0.1g-r0"));
+    }
+}
+
+mod images {
+    use super::*;
+
+    /// Two layers: the lower has a vulnerable libssl, tool and appliance daemon; the upper deletes
+    /// the library (whiteout), replaces the tool with 1.0.1g and hides /opt/app (opaque folder).
+    fn layers(dir: &Path) -> (Vec<u8>, Vec<u8>) {
+        let f_lib = read(dir, "lib/1.0.1f/libssl.so.1.0.0");
+        let f_tool = read(dir, "bin/openssl-1.0.1f");
+        let g_tool = read(dir, "bin/openssl-1.0.1g");
+        let tlsd = read(dir, "appliance/tlsd-static-1.0.1f");
+        let lower = tar_of(&[
+            ("usr/lib/libssl.so.1.0.0", &f_lib),
+            ("usr/bin/openssl", &f_tool),
+            ("opt/app/tlsd", &tlsd),
+            ("srv/tlsd", &tlsd),
+        ]);
+        let upper = tar_of(&[("usr/lib/.wh.libssl.so.1.0.0", b""), ("usr/bin/openssl", &g_tool), ("opt/app/.wh..wh..opq", b"")]);
+        (lower, upper)
+    }
+
+    fn check(audit: &Audit, image: &str) {
+        assert!(audit.issues.is_empty(), "{:?}", audit.issues);
+        let names: Vec<&str> = audit.findings.iter().map(|f| f.location.last().unwrap().as_str()).collect();
+        assert!(!names.iter().any(|n| n.contains("libssl") || n.contains("opt/app")), "deleted copies reported: {names:?}");
+        let tool = one(audit, "usr/bin/openssl");
+        assert_eq!((tool.version.as_str(), tool.verdict), ("1.0.1g", AuditVerdict::NotAffected));
+        let kept = one(audit, "srv/tlsd");
+        assert_eq!(kept.verdict, AuditVerdict::Vulnerable);
+        assert_eq!(kept.image.as_deref(), Some(image));
+        assert_eq!(audit.findings.len(), 2);
+    }
+
+    #[test]
+    fn docker_save_applies_layers_in_manifest_order() {
+        let Some(dir) = shared() else { return };
+        let (lower, upper) = layers(&dir);
+        let manifest = br#"[{"Config":"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.json","RepoTags":["vendor/appliance:2.1"],"Layers":["aaaa/layer.tar","bbbb/layer.tar"]}]"#;
+        // The upper layer first in the tarball and the manifest last: order comes from the manifest.
+        let image = tar_of(&[("bbbb/layer.tar", &upper), ("aaaa/layer.tar", &lower), ("manifest.json", manifest)]);
+        let audit = audit_bytes("appliance.tar", &image, Options::default());
+        check(&audit, "vendor/appliance:2.1");
+        let kept = one(&audit, "srv/tlsd");
+        assert_eq!(kept.location, ["appliance.tar", "aaaa/layer.tar", "srv/tlsd"]);
+    }
+
+    fn oci(dir: &Path) -> Vec<(String, Vec<u8>)> {
+        use sha2_free::digest;
+        let (lower, upper) = layers(dir);
+        let (lower, upper) = (gzip(&lower), gzip(&upper));
+        let (dl, du) = (digest(&lower), digest(&upper));
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"config":{{"digest":"sha256:{}","size":2}},"layers":[{{"digest":"sha256:{dl}"}},{{"digest":"sha256:{du}"}}]}}"#,
+            "c".repeat(64)
+        );
+        let dm = digest(manifest.as_bytes());
+        let index = format!(
+            r#"{{"schemaVersion":2,"manifests":[{{"digest":"sha256:{dm}","annotations":{{"org.opencontainers.image.ref.name":"appliance:oci"}}}}]}}"#
+        );
+        vec![
+            (format!("blobs/sha256/{du}"), upper),
+            (format!("blobs/sha256/{dl}"), lower),
+            (format!("blobs/sha256/{dm}"), manifest.into_bytes()),
+            (format!("blobs/sha256/{}", "c".repeat(64)), b"{}".to_vec()),
+            ("oci-layout".into(), br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec()),
+            ("index.json".into(), index.into_bytes()),
+        ]
+    }
+
+    #[test]
+    fn oci_layout_as_tar_and_as_directory() {
+        let Some(dir) = shared() else { return };
+        let files = oci(&dir);
+        let refs: Vec<(&str, &[u8])> = files.iter().map(|(p, d)| (p.as_str(), d.as_slice())).collect();
+        let audit = audit_bytes("oci.tar", &tar_of(&refs), Options::default());
+        check(&audit, "appliance:oci");
+        assert!(one(&audit, "srv/tlsd").location[1].starts_with("sha256:"));
+
+        let tmp = tempfile::tempdir().unwrap();
+        for (path, bytes) in &files {
+            let p = tmp.path().join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, bytes).unwrap();
+        }
+        check(&audit_path(tmp.path(), &Options::default()), "appliance:oci");
+    }
+
+    /// Names for blobs: any 64 hex digits do (the walker trusts the layout's names, not a hash).
+    mod sha2_free {
+        pub fn digest(bytes: &[u8]) -> String {
+            let mut h: u64 = 0xcbf29ce484222325;
+            for b in bytes {
+                h = (h ^ u64::from(*b)).wrapping_mul(0x100000001b3);
+            }
+            format!("{h:016x}").repeat(4)
+        }
+    }
+}
+
+mod hostile {
+    use super::*;
+
+    #[test]
+    fn path_traversal_names_are_only_names() {
+        let Some(dir) = shared() else { return };
+        let tmp = tempfile::tempdir().unwrap();
+        let inside = tmp.path().join("in");
+        std::fs::create_dir(&inside).unwrap();
+        let lib = read(&dir, "lib/1.0.1f/libssl.so.1.0.0");
+        let evil = tar_of(&[("../../escaped/libssl.so.1.0.0", &lib), ("/etc/evil-libssl.so", &lib)]);
+        let path = inside.join("evil.tar");
+        std::fs::write(&path, &evil).unwrap();
+        let audit = audit_path(&path, &Options::default());
+        assert_eq!(audit.findings.len(), 2, "{:?}", audit.findings);
+        assert_eq!(audit.findings[0].location[1], "../../escaped/libssl.so.1.0.0");
+        assert_eq!(audit.findings[1].location[1], "/etc/evil-libssl.so");
+        // Nothing was written anywhere: the temporary folder holds only what the test put there.
+        let all: Vec<_> = walk(tmp.path());
+        assert_eq!(all, vec![path.clone()]);
+        assert!(!Path::new("/etc/evil-libssl.so").exists());
+    }
+
+    fn walk(dir: &Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+        out
+    }
+
+    /// 256 MiB of zeros compress to about 250 KiB: a ratio far past 100:1.
+    fn zeros_gzip() -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        let chunk = vec![0u8; 1 << 20];
+        for _ in 0..256 {
+            e.write_all(&chunk).unwrap();
+        }
+        e.finish().unwrap()
+    }
+
+    #[test]
+    fn zip_and_gzip_bombs_are_stopped() {
+        let options = Options { ratio_floor: 8 << 20, ..Options::default() };
+        let gz = zeros_gzip();
+        let audit = audit_bytes("bomb.gz", &gz, options.clone());
+        assert!(audit.issues.iter().any(|i| i.message.contains("decompression bomb")), "{:?}", audit.issues);
+        assert!(audit.bytes_scanned < 16 << 20, "read {} bytes", audit.bytes_scanned);
+
+        let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let o = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated).large_file(true);
+        w.start_file("zeros.bin", o).unwrap();
+        let chunk = vec![0u8; 1 << 20];
+        for _ in 0..256 {
+            w.write_all(&chunk).unwrap();
+        }
+        let zip = w.finish().unwrap().into_inner();
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("bomb.zip");
+        std::fs::write(&path, zip).unwrap();
+        let audit = audit_path(&path, &options);
+        assert!(audit.issues.iter().any(|i| i.message.contains("decompression bomb")), "{:?}", audit.issues);
+        assert!(audit.bytes_scanned < 16 << 20, "read {} bytes", audit.bytes_scanned);
+    }
+
+    #[test]
+    fn truncated_archives_get_a_clear_message_and_the_rest_is_read() {
+        let Some(dir) = shared() else { return };
+        let lib = read(&dir, "lib/1.0.1f/libssl.so.1.0.0");
+        let tool = read(&dir, "bin/openssl-1.0.1f");
+        let whole = gzip(&tar_of(&[("first/libssl.so.1.0.0", &lib), ("second/openssl", &tool)]));
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join("a-cut.tar.gz"), &whole[..whole.len() * 3 / 4]).unwrap();
+        std::fs::write(tmp.path().join("b-whole.tar.gz"), &whole).unwrap();
+        let plain = tar_of(&[("first/libssl.so.1.0.0", &lib), ("second/openssl", &tool)]);
+        std::fs::write(tmp.path().join("c-cut.tar"), &plain[..plain.len() - 100_000]).unwrap();
+        let audit = audit_path(tmp.path(), &Options::default());
+        let cut: Vec<_> = audit.issues.iter().map(|i| (i.location[1].as_str(), i.message.as_str())).collect();
+        assert_eq!(cut.len(), 2, "{:?}", audit.issues);
+        assert!(cut.iter().all(|(_, m)| m.contains("truncated")), "{cut:?}");
+        assert_eq!(cut[0].0, "a-cut.tar.gz");
+        assert_eq!(cut[1].0, "c-cut.tar");
+        // The whole archive after the cut one is read in full.
+        let whole_findings = audit.findings.iter().filter(|f| f.location[1] == "b-whole.tar.gz").count();
+        assert_eq!(whole_findings, 2);
+    }
+}
+
+mod fuzz_corpus {
+    #[test]
+    fn audit_fuzz_corpus_replays_without_panic() {
+        for input in bleedwatch_testkit::fuzz_corpus("audit_walk").unwrap() {
+            bleedwatch_audit::fuzz_audit(&input);
+        }
+    }
+}

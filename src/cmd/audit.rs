@@ -1,0 +1,161 @@
+//! `bleedwatch audit PATH...`: every OpenSSL copy on disk (directories, archives, .debs, container
+//! images) and whether it is vulnerable. The engine is the `bleedwatch-audit` crate; this file
+//! chooses outputs: a table, JSON lines, CSV, and the exit code. [`audit_findings`] is the seam for
+//! recording findings in the inventory: it returns everything found, output-free.
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+
+use anyhow::Result;
+use bleedwatch_audit::{Audit, AuditVerdict, Finding, Issue, Options};
+use clap::Args;
+use serde::Serialize;
+
+use crate::args::OutputArgs;
+use crate::output::{is_stdout, neutralize_csv_cell, open_output, printable, write_json_line};
+
+#[derive(Args, Debug)]
+pub struct AuditArgs {
+    /// Directories, files, archives (tar, tar.gz/xz/zst, zip/jar), .debs, container images
+    /// (`docker save` tarballs, OCI image layouts).
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Every finding as a JSON line and as a CSV row (to standard output instead of the table).
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Archives opened inside archives, the outermost counting 1; deeper ones are reported, not read.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub max_depth: usize,
+    /// A zip inside another archive is held in memory to be read (zip needs seeking): at most this
+    /// many MiB, larger ones are reported, not read.
+    #[arg(long, value_name = "MIB", default_value_t = 256)]
+    pub max_zip_mib: u64,
+    /// No table (exit code and files only).
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// Everything `audit` found over all PATHs, for output or for the inventory.
+#[derive(Debug, Default, Serialize)]
+pub struct AuditRun {
+    pub findings: Vec<Finding>,
+    pub issues: Vec<Issue>,
+    pub bytes_scanned: u64,
+}
+
+impl AuditRun {
+    /// 1 vulnerable; 3 incomplete (an issue, or an `unknown` verdict); else 0.
+    pub fn exit_code(&self) -> u8 {
+        if self.findings.iter().any(|f| f.verdict == AuditVerdict::Vulnerable) {
+            1
+        } else if !self.issues.is_empty() || self.findings.iter().any(|f| f.verdict == AuditVerdict::Unknown) {
+            3
+        } else {
+            0
+        }
+    }
+}
+
+fn options(args: &AuditArgs) -> Options {
+    Options { max_depth: args.max_depth.max(1), max_buffered_zip: args.max_zip_mib << 20, ..Options::default() }
+}
+
+/// The findings over `paths`, nothing printed (the inventory records these).
+pub fn audit_findings(paths: &[PathBuf], options: &Options) -> AuditRun {
+    let mut run = AuditRun::default();
+    for path in paths {
+        let Audit { findings, issues, bytes_scanned } = bleedwatch_audit::audit_path(path, options);
+        run.findings.extend(findings);
+        run.issues.extend(issues);
+        run.bytes_scanned += bytes_scanned;
+    }
+    run
+}
+
+pub fn run(args: &AuditArgs) -> Result<u8> {
+    let run = audit_findings(&args.paths, &options(args));
+    let json_to_stdout = args.output.json.as_deref().is_some_and(is_stdout);
+    let csv_to_stdout = args.output.csv.as_deref().is_some_and(is_stdout);
+    if let Some(path) = args.output.json.as_deref() {
+        let mut out = open_output(path)?;
+        for finding in &run.findings {
+            write_json_line(&mut out, finding)?;
+        }
+        out.flush()?;
+    }
+    if let Some(path) = args.output.csv.as_deref() {
+        let mut w = csv::Writer::from_writer(open_output(path)?);
+        w.write_record(CSV_HEADER)?;
+        for finding in &run.findings {
+            w.write_record(csv_row(finding).iter().map(|c| neutralize_csv_cell(c)))?;
+        }
+        w.flush()?;
+    }
+    if !args.quiet && !json_to_stdout && !csv_to_stdout {
+        write_table(&mut io::stdout().lock(), &run)?;
+    }
+    // Issues always reach standard error: an incomplete audit must not look clean.
+    let mut err = io::stderr().lock();
+    for issue in &run.issues {
+        writeln!(err, "audit: {}: {}", printable(&location(&issue.location)), printable(&issue.message))?;
+    }
+    Ok(run.exit_code())
+}
+
+/// Path segments from the outermost PATH inward, joined as archive paths usually are.
+fn location(segments: &[String]) -> String {
+    segments.join(" ! ")
+}
+
+const CSV_HEADER: &[&str] =
+    &["location", "image", "kind", "version", "heartbeats", "package", "package_version", "distribution", "advisory", "verdict", "reason"];
+
+fn csv_row(f: &Finding) -> Vec<String> {
+    let package = f.package.as_ref();
+    vec![
+        location(&f.location),
+        f.image.clone().unwrap_or_default(),
+        f.kind.as_str().into(),
+        f.version.clone(),
+        f.heartbeats.as_str().into(),
+        package.map(|p| p.name.clone()).unwrap_or_default(),
+        package.map(|p| p.version.clone()).unwrap_or_default(),
+        package.and_then(|p| p.distribution.clone()).unwrap_or_default(),
+        package.and_then(|p| p.advisory.clone()).unwrap_or_default(),
+        f.verdict.as_str().into(),
+        f.reason.clone(),
+    ]
+}
+
+fn write_table(out: &mut dyn Write, run: &AuditRun) -> io::Result<()> {
+    let mut findings: Vec<&Finding> = run.findings.iter().collect();
+    findings.sort_by(|a, b| a.verdict.cmp(&b.verdict).then_with(|| a.location.cmp(&b.location)));
+    for f in &findings {
+        writeln!(
+            out,
+            "{:<22} {:<16} {:<12} heartbeats {:<11} {}",
+            f.verdict.as_str(),
+            f.kind.as_str(),
+            printable(&f.version),
+            f.heartbeats.as_str(),
+            printable(&location(&f.location))
+        )?;
+        if let Some(image) = &f.image {
+            writeln!(out, "    image: {}", printable(image))?;
+        }
+        writeln!(out, "    {}", printable(&f.reason))?;
+    }
+    let count = |v: AuditVerdict| run.findings.iter().filter(|f| f.verdict == v).count();
+    writeln!(
+        out,
+        "{} OpenSSL copies: {} vulnerable, {} heartbeats-disabled, {} fixed-by-distribution, {} not-affected, {} unknown; {} not fully read; {:.1} MB scanned",
+        run.findings.len(),
+        count(AuditVerdict::Vulnerable),
+        count(AuditVerdict::HeartbeatsDisabled),
+        count(AuditVerdict::FixedByDistribution),
+        count(AuditVerdict::NotAffected),
+        count(AuditVerdict::Unknown),
+        run.issues.len(),
+        run.bytes_scanned as f64 / 1e6
+    )
+}
