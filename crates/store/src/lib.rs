@@ -41,6 +41,7 @@ mod query;
 mod record;
 mod row;
 mod run_id;
+mod sweeps;
 mod time;
 pub mod views;
 
@@ -70,6 +71,7 @@ pub use query::{
 pub use label::endpoint_label;
 pub use record::RecordOutcome;
 pub use run_id::RunId;
+pub use sweeps::{ShardRow, SweepJoin, SweepRow, SweepSpec};
 
 /// Everything that can go wrong with the inventory.
 #[derive(Debug, thiserror::Error)]
@@ -124,15 +126,17 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "inventory", include_str!("../migrations/sqlite/0001_inventory.sql")),
     (2, "clients and attacks", include_str!("../migrations/sqlite/0002_clients_and_attacks.sql")),
     (3, "observation evidence", include_str!("../migrations/sqlite/0003_observation_evidence.sql")),
+    (6, "sweeps", include_str!("../migrations/sqlite/0006_sweeps.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "inventory", include_str!("../migrations/postgres/0001_inventory.sql")),
     (2, "clients and attacks", include_str!("../migrations/postgres/0002_clients_and_attacks.sql")),
     (3, "observation evidence", include_str!("../migrations/postgres/0003_observation_evidence.sql")),
+    (6, "sweeps", include_str!("../migrations/postgres/0006_sweeps.sql")),
 ];
 
 /// The schema version this build creates.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// Migrations compiled into the binary, for sqlx's migrator.
 #[derive(Debug)]
