@@ -266,7 +266,7 @@ impl<'a> SweepWalk<'a> {
     }
 
     /// The next shard position to be handed out: every position below it has been.
-    pub fn position(&self) -> u128 {
+    pub fn cursor(&self) -> u128 {
         self.next.min(self.end)
     }
 
