@@ -1562,3 +1562,46 @@ fn excluded_and_untargeted_addresses_never_see_a_packet() {
     let _ = std::fs::remove_file(pcap);
     let _ = std::fs::remove_file(blocklist);
 }
+
+/// deploy/: the Kubernetes manifests are valid for the API (kubernetes-validate, offline, strict:
+/// no unknown fields), the Job is Indexed with the completion index as the shard of as many shards
+/// as completions, and workers run unprivileged. No container engine runs here, so the Dockerfile
+/// is checked as text: multi-stage, the final stage runs no command (no shell needed), a non-root
+/// user, an exec-form entrypoint.
+#[test]
+fn deploy_manifests_and_image_build_hold_their_promises() {
+    let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy");
+    if !require("kubernetes-validate") {
+        return;
+    }
+    let manifests: Vec<PathBuf> = ["secret.yaml", "blocklist.yaml", "sweep-job.yaml"].iter().map(|f| deploy.join("k8s").join(f)).collect();
+    let out = Command::new("kubernetes-validate").args(["--strict", "--no-warn"]).args(&manifests).output().unwrap();
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let job = std::fs::read_to_string(deploy.join("k8s/sweep-job.yaml")).unwrap();
+    let value = |key: &str| job.lines().find_map(|l| l.trim().strip_prefix(&format!("{key}: "))).map(str::to_owned);
+    assert_eq!(value("completionMode").as_deref(), Some("Indexed"));
+    let completions = value("completions").unwrap();
+    assert_eq!(value("parallelism"), Some(completions.clone()));
+    assert!(job.contains(&format!("- $(SHARD_INDEX)/{completions}\n")), "--shard INDEX/N with N = completions");
+    assert!(job.contains("fieldPath: metadata.annotations['batch.kubernetes.io/job-completion-index']"));
+    assert!(value("backoffLimitPerIndex").is_some(), "a dead worker's shard is retried");
+    assert_eq!(value("restartPolicy").as_deref(), Some("Never"));
+    for setting in ["runAsNonRoot: true", "readOnlyRootFilesystem: true", "allowPrivilegeEscalation: false", "- ALL", "name: BLEEDWATCH_DB", "name: bleedwatch-db"] {
+        assert!(job.contains(setting), "{setting}");
+    }
+    let secret = std::fs::read_to_string(deploy.join("k8s/secret.yaml")).unwrap();
+    assert!(secret.contains("name: bleedwatch-db") && secret.contains("  url: "), "{secret}");
+
+    let dockerfile = std::fs::read_to_string(deploy.join("Dockerfile")).unwrap();
+    let instructions: Vec<&str> = dockerfile.lines().filter(|l| !l.trim_start().starts_with('#') && !l.trim().is_empty()).collect();
+    let stages: Vec<usize> = instructions.iter().enumerate().filter(|(_, l)| l.starts_with("FROM ")).map(|(i, _)| i).collect();
+    assert!(stages.len() >= 2, "multi-stage");
+    let last = &instructions[*stages.last().unwrap()..];
+    assert!(!last.iter().any(|l| l.starts_with("RUN ")), "the final stage needs no shell: {last:?}");
+    let user = last.iter().find_map(|l| l.strip_prefix("USER ")).expect("a USER in the final stage");
+    assert!(!user.starts_with('0') && !user.starts_with("root"), "non-root: {user}");
+    let entrypoint = last.iter().find_map(|l| l.strip_prefix("ENTRYPOINT ")).expect("an ENTRYPOINT");
+    let exec_form: Vec<String> = serde_json::from_str(entrypoint).expect("exec form (a JSON array): no shell to run it");
+    assert_eq!(exec_form, ["/usr/local/bin/bleedwatch"]);
+    assert!(instructions[stages[0]..stages[1]].iter().any(|l| l.contains("cargo build --release --locked")));
+}
