@@ -6,7 +6,8 @@
 #  3. shards N = 1, 2, 4: shard 0/N alone of the /16 (no rate: the work of one shard), and all N
 #     shards side by side over the lab farm (12 lab servers and 52 refusing addresses, two ports,
 #     128 endpoints) at --rate 16 each: the wall time of a sweep against the single process.
-# Writes bench/sweep/results-<UTC time>.md. Settings: SKIP_SLASH8=1 leaves out the /8 runs.
+# Writes bench/sweep/results-<UTC time>.md. Settings: SKIP_SLASH8=1 leaves out the /8 runs (minutes),
+# SKIP_SLASH12=1 the bleedwatch /12 run.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 here=bench/sweep
@@ -45,8 +46,12 @@ measure() {
 count=65536
 measure "/16 sequential" "$bin" scan --no-db -q 127.16.0.0/16 -p 9
 measure "/16 --seed 1" "$bin" scan --no-db -q 127.16.0.0/16 -p 9 --seed 1
-count=1048576
-measure "/12 --seed 1" "$bin" scan --no-db -q 127.16.0.0/12 -p 9 --seed 1
+if [ -z "${SKIP_SLASH12:-}" ]; then
+  count=1048576
+  measure "/12 --seed 1" "$bin" scan --no-db -q 127.16.0.0/12 -p 9 --seed 1
+fi
+read -r _ loop_s loop_rate < <("$work/connect_loop" 127.16.0.0 20 9 256)
+printf '| /12 C connect-and-close loop (256 at a time) | 1048576 | %.1f | %.0f | - |\n' "$loop_s" "$loop_rate" | tee -a "$out"
 if [ -z "${SKIP_SLASH8:-}" ]; then
   count=16777216
   measure "/8 --seed 1" "$bin" scan --no-db -q 127.0.0.0/8 -p 9 --seed 1
