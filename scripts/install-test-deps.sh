@@ -6,13 +6,18 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 mapfile -t packages < <(sed -e 's/#.*//' -e 's/[[:space:]]\+$//' test-packages/*.txt | grep -v '^[[:space:]]*$' | sort -u)
-# Python tools from PyPI (sslyze attacks the honeypot in tests/cli.rs), in a venv under target/ so
+# Python tools from PyPI (sslyze attacks the honeypot in tests/cli.rs, kubernetes-validate checks deploy/), in a venv under target/ so
 # nothing outside the checkout changes. scripts/test.sh puts its bin/ on PATH.
 venv="$(cd .. && pwd)/target/test-tools/venv"
 if [ ! -x "$venv/bin/sslyze" ]; then
   echo "installing sslyze into $venv" >&2
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q --disable-pip-version-check "sslyze==6.3.1"
+fi
+# kubernetes-validate checks deploy/k8s offline against the API's schemas (tests/cli.rs).
+if [ ! -x "$venv/bin/kubernetes-validate" ]; then
+  echo "installing kubernetes-validate into $venv" >&2
+  "$venv/bin/python3" -m pip install -q --disable-pip-version-check "kubernetes-validate==1.37.0"
 fi
 
 missing=()

@@ -20,6 +20,7 @@ mod output;
 mod recording;
 mod scanning;
 mod sinks;
+mod sweep;
 #[cfg(test)]
 mod test_support;
 

@@ -12,7 +12,7 @@ use anyhow::{bail, Context, Result};
 use bleedwatch_probe::StarttlsMode;
 use bleedwatch_probe::scan::{run_scan, ScanEvent, ScanItem, SchedulerOptions, TargetHost};
 use bleedwatch_probe::{EndpointOptions, EndpointResult, Verdict};
-use bleedwatch_targets::{ExclusionSet, HostRef, PortList, TargetSet, Transport};
+use bleedwatch_targets::{ExclusionSet, HostRef, PortList, Shard, SweepWalk, TargetSet, Transport};
 use bleedwatch_wire::ProtocolVersion;
 use clap::Args;
 use serde::{Deserialize, Serialize};
@@ -20,6 +20,7 @@ use tokio::sync::mpsc;
 
 use crate::args::{parse_duration, probe_mode, starttls_mode_parser, DbArgs, OutputArgs, TimeoutArgs};
 use crate::sinks::{ResultSinks, UntestedTarget};
+use crate::sweep::{ShardTracker, SweepRequest, SweepWorker};
 
 /// What to scan and how: every option of `scan` but where the run is recorded.
 #[derive(Args, Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -71,6 +72,20 @@ pub struct ScanPlan {
     /// SHA-256 of the leaked bytes are reported; the bytes are never stored or logged.
     #[arg(long, value_name = "BYTES", num_args = 0..=1, default_missing_value = "16")]
     pub prove: Option<u16>,
+    /// Visit targets × ports in a pseudo-random order drawn from SEED (the same seed, the same
+    /// order), spreading the load over hosts and subnets. Without it, targets are scanned in order.
+    #[arg(long, value_name = "SEED")]
+    pub seed: Option<u64>,
+    /// Scan shard K of N (K from 0) of the seeded order: the N shards are disjoint and together
+    /// cover every endpoint once. Needs --seed, or --sweep (which keeps one).
+    #[arg(long, value_name = "K/N", value_parser = parse_shard)]
+    pub shard: Option<String>,
+    /// New endpoints started per second overall, evenly spaced (no bursts).
+    #[arg(long, value_name = "N")]
+    pub rate: Option<f64>,
+    /// New endpoints started per second in one /24 (IPv6: /64).
+    #[arg(long, value_name = "N")]
+    pub max_rate: Option<f64>,
     /// Endpoints tested at once.
     #[arg(short, long, default_value_t = 256)]
     pub concurrency: usize,
@@ -106,6 +121,10 @@ impl Default for ScanPlan {
             no_sni_retry: false,
             versions: Vec::new(),
             prove: None,
+            seed: None,
+            shard: None,
+            rate: None,
+            max_rate: None,
             concurrency: 256,
             per_host: 4,
             timeouts: TimeoutArgs::default(),
@@ -122,9 +141,24 @@ struct PlanOnly {
     plan: ScanPlan,
 }
 
+/// `--shard K/N`, checked and kept as written.
+fn parse_shard(text: &str) -> std::result::Result<String, String> {
+    text.parse::<Shard>().map(|shard| shard.to_string()).map_err(|e| e.to_string())
+}
+
+/// The order a job visits its targets in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    /// Spec by spec, address by address, port by port.
+    Sequential,
+    /// One shard of the pseudo-random walk `seed` selects.
+    Walk { seed: u64, shard: Shard },
+}
+
 /// A validated plan, ready for the scheduler.
 pub struct ScanJob {
     pub targets: TargetSet,
+    pub order: Order,
     /// From --exclude and each --exclude-file; an address in any of them is skipped.
     pub exclusions: Vec<ExclusionSet>,
     pub endpoint: EndpointOptions,
@@ -170,8 +204,20 @@ impl ScanPlan {
         if self.concurrency == 0 || self.per_host == 0 {
             bail!("--concurrency and --per-host must be at least 1");
         }
+        for (flag, rate) in [("--rate", self.rate), ("--max-rate", self.max_rate)] {
+            if rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
+                bail!("{flag} must be a positive number of endpoints per second");
+            }
+        }
+        let shard = self.shard.as_deref().map(str::parse::<Shard>).transpose().context("--shard")?;
+        let order = match (self.seed, shard) {
+            (Some(seed), shard) => Order::Walk { seed, shard: shard.unwrap_or_default() },
+            (None, Some(shard)) if shard.count > 1 => bail!("--shard needs --seed (every shard must walk the same order), or --sweep, which keeps one"),
+            (None, _) => Order::Sequential,
+        };
         let job = ScanJob {
             targets,
+            order,
             exclusions,
             endpoint: EndpointOptions {
                 mode,
@@ -183,7 +229,13 @@ impl ScanPlan {
                 starttls: self.starttls,
                 banner_wait: self.banner_wait,
             },
-            scheduler: SchedulerOptions { concurrency: self.concurrency, per_host: self.per_host, dns_server: self.dns_server },
+            scheduler: SchedulerOptions {
+                concurrency: self.concurrency,
+                per_host: self.per_host,
+                dns_server: self.dns_server,
+                rate: self.rate,
+                subnet_rate: self.max_rate,
+            },
         };
         tracing::debug!(
             endpoints = %job.targets.len_hint(),
@@ -198,6 +250,24 @@ impl ScanPlan {
             "scan plan"
         );
         Ok(job)
+    }
+
+    /// What a sweep's workers must agree on: the plan without the worker's own settings (its
+    /// shard, pace, concurrency and outputs); the seed is kept by the sweep.
+    pub fn sweep_identity(&self) -> Result<serde_json::Value> {
+        let defaults = ScanPlan::default();
+        let identity = ScanPlan {
+            seed: None,
+            shard: None,
+            rate: None,
+            max_rate: None,
+            concurrency: defaults.concurrency,
+            per_host: defaults.per_host,
+            output: defaults.output,
+            quiet: false,
+            ..self.clone()
+        };
+        Ok(serde_json::to_value(identity)?)
     }
 
     /// The plan as a run keeps it for `--resume` (one JSON document).
@@ -237,11 +307,13 @@ pub fn parse_versions(names: &[String], dtls: bool) -> Result<Vec<ProtocolVersio
         .collect()
 }
 
-/// Where a scan records: nowhere, a new run in the inventory, or the last unfinished run, resumed.
+/// Where a scan records: nowhere, a new run in the inventory, the last unfinished run, resumed,
+/// or the run of a sweep shared with other workers.
 pub enum Inventory {
     None,
     Record(DbArgs),
     Resume(DbArgs),
+    Sweep { db: DbArgs, name: String },
 }
 
 /// What the inventory writer task is asked to do.
@@ -258,6 +330,8 @@ pub struct Recording {
     pub store: bleedwatch_store::Store,
     pub run: bleedwatch_store::RunId,
     pub resume: bool,
+    /// This worker's shard, when the run is a sweep's.
+    pub sweep: Option<SweepWorker>,
 }
 
 /// What a run found before a resume, for the exit code: the scan's answer covers the whole run.
@@ -331,6 +405,61 @@ impl<I: Iterator<Item = ScanItem>> Iterator for SkipDone<I> {
     }
 }
 
+/// How often a sweep worker records its shard's progress (a replaced worker re-tests at most
+/// this much; the inventory keeps the first observation of each endpoint).
+const SWEEP_PROGRESS_EVERY: Duration = Duration::from_secs(1);
+
+/// The endpoints of a job in its order.
+enum Endpoints<'a> {
+    Sequential(bleedwatch_targets::Endpoints<'a>),
+    Walk(SweepWalk<'a>),
+}
+
+/// A job's endpoints as scheduler items, exclusions left out before anything is handed out; a
+/// sweep's positions are reported to its shard's tracker as they are handed out.
+struct OrderedItems<'a> {
+    endpoints: Endpoints<'a>,
+    exclusions: &'a [ExclusionSet],
+    tracker: Option<std::sync::Arc<ShardTracker>>,
+}
+
+impl Iterator for OrderedItems<'_> {
+    type Item = ScanItem;
+
+    fn next(&mut self) -> Option<ScanItem> {
+        loop {
+            let (position, endpoint) = match &mut self.endpoints {
+                Endpoints::Sequential(iter) => (None, iter.next()?),
+                Endpoints::Walk(walk) => match walk.next() {
+                    Some((position, endpoint)) => (Some(position), endpoint),
+                    None => {
+                        if let Some(tracker) = &self.tracker {
+                            tracker.exhausted(walk.cursor());
+                        }
+                        return None;
+                    }
+                },
+            };
+            if self.exclusions.iter().any(|x| x.excludes(&endpoint.host)) {
+                continue;
+            }
+            let key = endpoint.to_string();
+            if let (Some(tracker), Some(position)) = (&self.tracker, position) {
+                tracker.handed_out(position, &key);
+            }
+            return Some(ScanItem {
+                host: match endpoint.host {
+                    HostRef::Ip(ip) => TargetHost::Ip(ip),
+                    HostRef::Name(name) => TargetHost::Name(name),
+                },
+                port: endpoint.port,
+                udp: endpoint.transport == Transport::Udp,
+                key,
+            });
+        }
+    }
+}
+
 /// A name that did not resolve, waiting for its item's key (which says the transport).
 struct Unresolved {
     name: String,
@@ -375,19 +504,16 @@ fn log_result(r: &EndpointResult) {
 /// vulnerable endpoints.
 pub async fn execute(job: ScanJob, sinks: &mut ResultSinks, recording: Option<&Recording>) -> Result<u64> {
     let (tx, mut rx) = mpsc::channel::<ScanEvent>(1024);
-    let ScanJob { targets, exclusions, endpoint, scheduler } = job;
-    let items = targets.iter().filter(|e| !exclusions.iter().any(|x| x.excludes(&e.host))).map(|e| {
-        let key = e.to_string();
-        ScanItem {
-            host: match e.host {
-                HostRef::Ip(ip) => TargetHost::Ip(ip),
-                HostRef::Name(name) => TargetHost::Name(name),
-            },
-            port: e.port,
-            udp: e.transport == Transport::Udp,
-            key,
-        }
-    });
+    let ScanJob { targets, order, exclusions, endpoint, scheduler } = job;
+    let sweep = recording.and_then(|r| r.sweep.as_ref());
+    let items = OrderedItems {
+        endpoints: match order {
+            Order::Sequential => Endpoints::Sequential(targets.iter()),
+            Order::Walk { seed, shard } => Endpoints::Walk(SweepWalk::new(&targets, seed, shard, sweep.map_or(0, |w| w.start))),
+        },
+        exclusions: &exclusions,
+        tracker: sweep.map(|w| w.tracker.clone()),
+    };
     let resume_error = std::sync::Arc::new(std::sync::Mutex::new(None));
     let items: Box<dyn Iterator<Item = ScanItem> + Send + '_> = match recording {
         Some(rec) if rec.resume => {
@@ -413,21 +539,36 @@ pub async fn execute(job: ScanJob, sinks: &mut ResultSinks, recording: Option<&R
         Some(rec) => {
             let (db_tx, mut db_rx) = mpsc::channel::<Persist>(4096);
             let (store, run) = (rec.store.clone(), rec.run);
+            let progress = sweep.map(|w| (w.tracker.clone(), w.store.clone(), w.sweep.clone(), w.shard));
             let task = tokio::spawn(async move {
+                let mut last_progress = std::time::Instant::now();
                 while let Some(msg) = db_rx.recv().await {
-                    match msg {
+                    let done = match msg {
                         Persist::Result(result) => {
                             store.record(run, &result, None).await.context("recording the result in the inventory")?;
+                            continue;
                         }
+                        // A sweep's shard keeps its progress as one number, not a row per target.
+                        Persist::Done(key) if progress.is_some() => key,
                         // After the item's results are stored: a kill before this re-tests the item on
                         // resume, and the store keeps the first observation.
                         Persist::Done(key) => {
                             store.plan_targets(run, [key.clone()]).await?;
                             store.mark_target_done(run, &key).await?;
+                            key
                         }
                         Persist::Untested(key) => {
                             store.plan_targets(run, [key.clone()]).await?;
                             store.mark_target_untested(run, &key).await?;
+                            key
+                        }
+                    };
+                    if let Some((tracker, store, sweep, shard)) = &progress {
+                        tracker.done(&done);
+                        if last_progress.elapsed() >= SWEEP_PROGRESS_EVERY {
+                            last_progress = std::time::Instant::now();
+                            let position = u64::try_from(tracker.positions_done()).unwrap_or(u64::MAX);
+                            store.record_shard_progress(sweep, shard.index, position).await.context("recording the shard's progress")?;
                         }
                     }
                 }
@@ -492,6 +633,9 @@ pub async fn execute(job: ScanJob, sinks: &mut ResultSinks, recording: Option<&R
     if let Some(task) = db_task {
         task.await.context("inventory writer")?.context("recording results in the inventory")?;
     }
+    if let Some(worker) = sweep {
+        worker.record_progress().await.context("recording the shard's progress")?;
+    }
     if let Some(e) = resume_error.lock().unwrap_or_else(|p| p.into_inner()).take() {
         return Err(e);
     }
@@ -506,13 +650,13 @@ pub async fn execute(job: ScanJob, sinks: &mut ResultSinks, recording: Option<&R
 /// its plan); returns the plan to scan with and what the run found before it was resumed.
 async fn start_recording(plan: ScanPlan, inventory: Inventory) -> Result<(ScanPlan, Option<Recording>, EarlierFindings)> {
     match inventory {
-        Inventory::None => Ok((plan, None, EarlierFindings::default())),
+        Inventory::None | Inventory::Sweep { .. } => Ok((plan, None, EarlierFindings::default())),
         Inventory::Record(db) => {
             let store = db.open().await?;
             // Stored without --db (where the run is recorded is not part of what was scanned).
             let run = store.start_run("scan", &plan.to_stored()?).await?;
             tracing::debug!(run = run.0, "scan run started");
-            Ok((plan, Some(Recording { store, run, resume: false }), EarlierFindings::default()))
+            Ok((plan, Some(Recording { store, run, resume: false, sweep: None }), EarlierFindings::default()))
         }
         Inventory::Resume(db) => {
             let store = db.open_existing().await?;
@@ -525,7 +669,7 @@ async fn start_recording(plan: ScanPlan, inventory: Inventory) -> Result<(ScanPl
                 "bleedwatch: resuming scan run {} ({done} targets already done; {} vulnerable, {} not conclusively tested so far)",
                 last.id.0, earlier.vulnerable, earlier.untested
             );
-            Ok((resumed, Some(Recording { store, run: last.id, resume: true }), earlier))
+            Ok((resumed, Some(Recording { store, run: last.id, resume: true, sweep: None }), earlier))
         }
     }
 }
@@ -533,12 +677,45 @@ async fn start_recording(plan: ScanPlan, inventory: Inventory) -> Result<(ScanPl
 /// `scan` and `rescan`: runs `plan`, recording as `inventory` says, writes the outputs and the
 /// summary, and returns the exit code (of the whole run, when resumed).
 pub async fn run_plan(plan: ScanPlan, inventory: Inventory) -> Result<u8> {
+    if let Inventory::Sweep { db, name } = inventory {
+        return run_sweep_worker(plan, db, &name).await;
+    }
     let (plan, recording, earlier) = start_recording(plan, inventory).await?;
     let code = scan_and_report(&plan, recording.as_ref(), earlier).await;
     if let Some(rec) = &recording {
         rec.store.finish_run(rec.run, if code.is_ok() { "finished" } else { "failed" }).await?;
     }
     code
+}
+
+/// `scan --sweep NAME`: joins (or creates) the sweep, scans this worker's shard from where it
+/// stopped, and marks it finished. The exit code is the worker's (0: its shard is done); the
+/// sweep's findings are in the inventory, under the sweep's one run.
+async fn run_sweep_worker(mut plan: ScanPlan, db: DbArgs, name: &str) -> Result<u8> {
+    if !plan.mx.is_empty() {
+        bail!("--sweep cannot take --mx: every worker must see the same targets");
+    }
+    let shard = plan.shard.as_deref().map(str::parse::<Shard>).transpose().context("--shard")?.unwrap_or_default();
+    // Counted before the sweep gives its seed (the count does not depend on it).
+    let total = ScanPlan { seed: Some(0), ..plan.clone() }.compile(Vec::new())?.targets.len_hint();
+    let store = db.open().await?;
+    let identity = plan.sweep_identity()?;
+    let arguments = plan.to_stored()?;
+    let request = SweepRequest { name, seed: plan.seed, shard, plan: &identity, arguments: &arguments, total };
+    let Some(worker) = crate::sweep::join(store.clone(), request).await? else { return Ok(0) };
+    plan.seed = Some(worker.sweep.seed);
+    plan.shard = Some(shard.to_string());
+    let run = worker.sweep.run;
+    let recording = Recording { store, run, resume: false, sweep: Some(worker) };
+    scan_and_report(&plan, Some(&recording), EarlierFindings::default()).await?;
+    if let Some(worker) = &recording.sweep {
+        if worker.store.finish_shard(&worker.sweep, shard.index).await? {
+            eprintln!("bleedwatch: sweep {name:?} finished: every shard is done (scan run {run})");
+        } else {
+            eprintln!("bleedwatch: shard {shard} of sweep {name:?} finished");
+        }
+    }
+    Ok(0)
 }
 
 async fn scan_and_report(plan: &ScanPlan, recording: Option<&Recording>, earlier: EarlierFindings) -> Result<u8> {
@@ -551,7 +728,15 @@ async fn scan_and_report(plan: &ScanPlan, recording: Option<&Recording>, earlier
     let json_on_stdout = json.is_some_and(crate::output::is_stdout) || csv.is_some_and(crate::output::is_stdout);
     // A resumed scan adds to the files the killed one wrote.
     let resumed = recording.is_some_and(|r| r.resume);
-    let mut sinks = ResultSinks::new(json, csv, job.targets.len_hint(), !plan.quiet, resumed)?;
+    let (total, start) = match job.order {
+        Order::Sequential => (job.targets.len_hint(), 0),
+        Order::Walk { shard, .. } => (shard.len(job.targets.len_hint()), recording.and_then(|r| r.sweep.as_ref()).map_or(0, |w| w.start)),
+    };
+    let mut sinks = ResultSinks::new(json, csv, total, !plan.quiet, resumed)?;
+    if start > 0 {
+        sinks.progress.set_position(u64::try_from(start).unwrap_or(u64::MAX));
+        sinks.progress.reset_eta();
+    }
     let vulnerable = execute(job, &mut sinks, recording).await?;
     if !plan.quiet && !json_on_stdout {
         sinks.print_summary(&mut std::io::stdout().lock())?;

@@ -158,7 +158,7 @@ impl ResultSinks {
         let progress = if show_progress && io::stderr().is_terminal() && !tracing::enabled!(tracing::Level::DEBUG) {
             let bar = ProgressBar::new(total_hint.min(u64::MAX as u128) as u64);
             bar.set_style(
-                ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} endpoints ({per_sec}) {msg}")
+                ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} endpoints ({per_sec}, eta {eta}) {msg}")
                     .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
             bar

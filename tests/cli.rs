@@ -1552,3 +1552,235 @@ fn audit_reports_each_copy_with_exit_codes_like_scan() {
     assert!(stderr.contains("cut.tar.gz") && stderr.contains("truncated"), "{stderr}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+// ---- issue 12: sweeps, shards and many workers on one PostgreSQL inventory ----
+
+/// The lab on many loopback addresses: in one /27 of its own, four addresses each answer like
+/// OpenSSL 1.0.1f, 1.0.1g and a no-heartbeat build on two ports; the other twenty refuse.
+struct Farm {
+    /// `127.A.B`: the /24 the farm's /27 is in.
+    prefix: String,
+    ports: [u16; 2],
+    _labs: Vec<Running>,
+}
+
+impl Farm {
+    fn start() -> Farm {
+        let pid = std::process::id();
+        let prefix = format!("127.{}.{}", 30 + pid % 20, pid / 20 % 250);
+        let ports = [free_port(), free_port()];
+        let mut labs = Vec::new();
+        let mut listening = Vec::new();
+        for (i, behaviour) in ["vulnerable", "fixed", "no-heartbeat"].iter().enumerate() {
+            let mut cmd = bleedwatch();
+            cmd.args(["lab", "--behaviour", behaviour]);
+            for host in 1 + 4 * i..5 + 4 * i {
+                for port in ports {
+                    let addr: SocketAddr = format!("{prefix}.{host}:{port}").parse().unwrap();
+                    cmd.args(["--listen", &addr.to_string()]);
+                    listening.push(addr);
+                }
+            }
+            labs.push(Running(cmd.stderr(Stdio::null()).spawn().unwrap()));
+        }
+        for addr in listening {
+            wait_listening(addr);
+        }
+        Farm { prefix, ports, _labs: labs }
+    }
+
+    /// The farm's targets and ports, and quick probe settings (one version, no STARTTLS detection).
+    fn scan_args(&self) -> Vec<String> {
+        let target = format!("{}.0/27", self.prefix);
+        let ports = format!("{},{}", self.ports[0], self.ports[1]);
+        [target.as_str(), "-p", &ports, "--versions", "tls1.2", "--starttls", "none", "--connect-timeout", "2s", "--handshake-timeout", "3s", "-q"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    }
+}
+
+/// Verdict per `address:port` in JSON lines.
+fn verdicts(lines: &[serde_json::Value]) -> std::collections::BTreeMap<String, String> {
+    lines.iter().map(|l| (format!("{}:{}", l["address"].as_str().unwrap(), l["port"]), l["heartbleed"].as_str().unwrap().to_owned())).collect()
+}
+
+/// Four workers of one sweep on a real PostgreSQL, one killed with SIGKILL mid-shard and started
+/// again: the sweep is one scan run, every endpoint has exactly one observation, and the verdicts
+/// are a single-process scan's.
+#[test]
+fn four_sweep_workers_on_postgres_survive_a_killed_worker() {
+    let Some(cluster) = bleedwatch_testkit::postgres::shared_cluster() else { return };
+    let url = cluster.url(&cluster.create_database("sweep"));
+    let farm = Farm::start();
+    let single = inv_run(bleedwatch().args(["scan", "--no-db", "--json", "-"]).args(farm.scan_args()));
+    let expected = verdicts(&json_lines(&String::from_utf8_lossy(&single.stdout)));
+    assert_eq!(expected.len(), 64, "{}", String::from_utf8_lossy(&single.stderr));
+    assert_eq!(expected.values().filter(|v| *v == "vulnerable").count(), 8);
+
+    let dir = std::env::temp_dir().join(format!("bleedwatch-sweep-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    // Sixteen endpoints a shard at four a second: about four seconds each, room for a kill.
+    let worker = |shard: usize| {
+        bleedwatch()
+            .args(["scan", "--db", &url, "--sweep", "farm", "--shard", &format!("{shard}/4"), "--rate", "4", "--json"])
+            .arg(dir.join(format!("worker{shard}.jsonl")))
+            .args(farm.scan_args())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let workers: Vec<Child> = (0..4).map(worker).collect();
+    let mut workers: Vec<Option<Child>> = workers.into_iter().map(Some).collect();
+    // Kill worker 2 once its shard has recorded progress, before it is done.
+    let database = url.rsplit('/').next().unwrap().to_owned();
+    let progress = || cluster.psql(&database, "SELECT positions_done || '/' || positions FROM sweep_shards WHERE shard = 2");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    // The first worker creates the tables.
+    while cluster.psql(&database, "SELECT to_regclass('public.sweep_shards') IS NOT NULL").trim() != "t" {
+        assert!(Instant::now() < deadline, "no worker created the inventory");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    loop {
+        let text = progress();
+        if let Some((done, _)) = text.trim().split_once('/') {
+            if done.parse::<u64>().unwrap() > 0 {
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "shard 2 recorded no progress");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut killed = workers[2].take().unwrap();
+    killed.kill().unwrap(); // SIGKILL
+    let _ = killed.wait();
+    let at_kill = progress();
+    let (done, of) = at_kill.trim().split_once('/').unwrap();
+    assert!(done.parse::<u64>().unwrap() < of.parse::<u64>().unwrap(), "the kill landed mid-shard: {at_kill}");
+    for child in workers.iter_mut().filter_map(Option::take) {
+        let out = finish(child, Duration::from_secs(120));
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    // The replacement for the dead worker: same shard, from where it stopped.
+    let out = finish(worker(2), Duration::from_secs(120));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains(&format!("shard 2/4 resumes at position {done}")), "{stderr}");
+    assert!(stderr.contains("sweep \"farm\" finished"), "the last shard finishes the sweep: {stderr}");
+
+    // One run; every endpoint observed exactly once, with the single-process verdicts.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let (run_status, observed) = rt.block_on(async {
+        let store = bleedwatch_store::Store::open_existing(&url).await.unwrap();
+        let runs = store.runs().await.unwrap();
+        assert_eq!(runs.len(), 1, "the sweep is one scan run");
+        let mut observed = Vec::new();
+        for o in store.run_observations(runs[0].id).await.unwrap() {
+            let e = store.endpoint(o.endpoint_id).await.unwrap();
+            observed.push((format!("{}:{}", e.address, e.port), o.verdict));
+        }
+        (runs[0].status.clone(), observed)
+    });
+    assert_eq!(run_status, "finished");
+    assert_eq!(observed.len(), 64, "one observation per endpoint: {observed:?}");
+    let observed: std::collections::BTreeMap<String, String> = observed.into_iter().collect();
+    assert_eq!(observed, expected);
+    // `status` sees the sweep as one inventory.
+    let status = inv_run(bleedwatch().args(["status", "--db", &url]));
+    assert!(String::from_utf8_lossy(&status.stdout).contains("64 endpoints, 8 vulnerable"), "{}", String::from_utf8_lossy(&status.stdout));
+
+    // A worker with another plan or shard count is refused, and says why.
+    let mut other = farm.scan_args();
+    other[2] = farm.ports[0].to_string();
+    let out = inv_run(bleedwatch().args(["scan", "--db", &url, "--sweep", "farm", "--shard", "0/4"]).args(&other));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("another plan; every worker must scan the same (differs in: ports)"), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = inv_run(bleedwatch().args(["scan", "--db", &url, "--sweep", "farm", "--shard", "0/3"]).args(farm.scan_args()));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("has 4 shards"), "{}", String::from_utf8_lossy(&out.stderr));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// `--exclude-file` in ZMap's blocklist format, watched on the wire: tcpdump sees a SYN to every
+/// target that is not excluded and to nothing else, in the seeded order too.
+#[test]
+fn excluded_and_untargeted_addresses_never_see_a_packet() {
+    if !require("tcpdump") {
+        return;
+    }
+    let pid = std::process::id();
+    let prefix = format!("127.{}.{}", 50 + pid % 20, pid / 20 % 250);
+    let port = free_port();
+    let blocklist = temp_path("blocklist.conf");
+    std::fs::write(
+        &blocklist,
+        format!("# ZMap-style blocklist\n\n{prefix}.16/28      # a whole /28\n{prefix}.40\t# one address\n{prefix}.0/31\n"),
+    )
+    .unwrap();
+    let capture = Capture::start("exclusions.pcap", &[port]);
+    let out = inv_run(
+        bleedwatch()
+            .args(["scan", "--no-db", "-q", &format!("{prefix}.0/26:{port}"), "--seed", "11", "--rate", "500", "--starttls", "none", "--exclude-file"])
+            .arg(&blocklist),
+    );
+    let pcap = capture.finish();
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    let read = Command::new("tcpdump").args(["-n", "-r"]).arg(&pcap).arg("tcp[tcpflags] & tcp-syn != 0 and tcp[tcpflags] & tcp-ack == 0").output().unwrap();
+    let text = String::from_utf8_lossy(&read.stdout);
+    let syn_to: std::collections::BTreeSet<String> = text
+        .lines()
+        .filter_map(|l| l.split(" > ").nth(1))
+        .filter_map(|rest| rest.split(':').next())
+        .filter_map(|dst| dst.rsplit_once('.').map(|(addr, _port)| addr.to_owned()))
+        .collect();
+    let expected: std::collections::BTreeSet<String> =
+        (0..64).filter(|h| !(16..32).contains(h) && *h != 40 && *h > 1).map(|h| format!("{prefix}.{h}")).collect();
+    assert_eq!(syn_to, expected, "SYNs seen:\n{text}");
+    let _ = std::fs::remove_file(pcap);
+    let _ = std::fs::remove_file(blocklist);
+}
+
+/// deploy/: the Kubernetes manifests are valid for the API (kubernetes-validate, offline, strict:
+/// no unknown fields), the Job is Indexed with the completion index as the shard of as many shards
+/// as completions, and workers run unprivileged. No container engine runs here, so the Dockerfile
+/// is checked as text: multi-stage, the final stage runs no command (no shell needed), a non-root
+/// user, an exec-form entrypoint.
+#[test]
+fn deploy_manifests_and_image_build_hold_their_promises() {
+    let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy");
+    if !require("kubernetes-validate") {
+        return;
+    }
+    let manifests: Vec<PathBuf> = ["secret.yaml", "blocklist.yaml", "sweep-job.yaml"].iter().map(|f| deploy.join("k8s").join(f)).collect();
+    let out = Command::new("kubernetes-validate").args(["--strict", "--no-warn"]).args(&manifests).output().unwrap();
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let job = std::fs::read_to_string(deploy.join("k8s/sweep-job.yaml")).unwrap();
+    let value = |key: &str| job.lines().find_map(|l| l.trim().strip_prefix(&format!("{key}: "))).map(str::to_owned);
+    assert_eq!(value("completionMode").as_deref(), Some("Indexed"));
+    let completions = value("completions").unwrap();
+    assert_eq!(value("parallelism"), Some(completions.clone()));
+    assert!(job.contains(&format!("- $(SHARD_INDEX)/{completions}\n")), "--shard INDEX/N with N = completions");
+    assert!(job.contains("fieldPath: metadata.annotations['batch.kubernetes.io/job-completion-index']"));
+    assert!(value("backoffLimitPerIndex").is_some(), "a dead worker's shard is retried");
+    assert_eq!(value("restartPolicy").as_deref(), Some("Never"));
+    for setting in ["runAsNonRoot: true", "readOnlyRootFilesystem: true", "allowPrivilegeEscalation: false", "- ALL", "name: BLEEDWATCH_DB", "name: bleedwatch-db"] {
+        assert!(job.contains(setting), "{setting}");
+    }
+    let secret = std::fs::read_to_string(deploy.join("k8s/secret.yaml")).unwrap();
+    assert!(secret.contains("name: bleedwatch-db") && secret.contains("  url: "), "{secret}");
+
+    let dockerfile = std::fs::read_to_string(deploy.join("Dockerfile")).unwrap();
+    let instructions: Vec<&str> = dockerfile.lines().filter(|l| !l.trim_start().starts_with('#') && !l.trim().is_empty()).collect();
+    let stages: Vec<usize> = instructions.iter().enumerate().filter(|(_, l)| l.starts_with("FROM ")).map(|(i, _)| i).collect();
+    assert!(stages.len() >= 2, "multi-stage");
+    let last = &instructions[*stages.last().unwrap()..];
+    assert!(!last.iter().any(|l| l.starts_with("RUN ")), "the final stage needs no shell: {last:?}");
+    let user = last.iter().find_map(|l| l.strip_prefix("USER ")).expect("a USER in the final stage");
+    assert!(!user.starts_with('0') && !user.starts_with("root"), "non-root: {user}");
+    let entrypoint = last.iter().find_map(|l| l.strip_prefix("ENTRYPOINT ")).expect("an ENTRYPOINT");
+    let exec_form: Vec<String> = serde_json::from_str(entrypoint).expect("exec form (a JSON array): no shell to run it");
+    assert_eq!(exec_form, ["/usr/local/bin/bleedwatch"]);
+    assert!(instructions[stages[0]..stages[1]].iter().any(|l| l.contains("cargo build --release --locked")));
+}

@@ -120,7 +120,7 @@ pub async fn run(args: DemoArgs) -> Result<u8> {
     let mut sinks = ResultSinks::new(Some(&args.json), None, entries.len() as u128, true, false)?;
     let store = DbArgs::at(args.db.clone()).open().await?;
     let run = store.start_run("demo", &[]).await?;
-    let recording = Recording { store, run, resume: false };
+    let recording = Recording { store, run, resume: false, sweep: None };
     execute(job, &mut sinks, Some(&recording)).await?;
     recording.store.finish_run(run, "finished").await?;
     sinks.print_summary(&mut std::io::stdout().lock())?;
@@ -200,7 +200,7 @@ async fn response_workflow(
         let mut sinks = ResultSinks::new(None, None, 1, false, false)?;
         // Each step is its own run: a run records an endpoint once.
         let run = recording.store.start_run("demo", &[vulnerable.to_string()]).await?;
-        let step = Recording { store: recording.store.clone(), run, resume: false };
+        let step = Recording { store: recording.store.clone(), run, resume: false, sweep: None };
         execute(step_scan.compile(Vec::new())?, &mut sinks, Some(&step)).await?;
         recording.store.finish_run(run, "finished").await?;
         let assessed = recording.store.assess_all(crate::clock::now_ms()).await?;

@@ -20,10 +20,17 @@ pub struct ScanArgs {
     /// completed are skipped, nothing is recorded twice.
     #[arg(long)]
     pub resume: bool,
+    /// Be one worker of the sweep NAME, shared through the inventory (PostgreSQL for many
+    /// machines): the first worker creates it, the others join with the same plan; each scans its
+    /// --shard K/N and a replaced worker continues where its shard stopped.
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["resume", "no_db"])]
+    pub sweep: Option<String>,
 }
 
 pub async fn run(args: ScanArgs) -> Result<u8> {
-    let inventory = if args.resume {
+    let inventory = if let Some(name) = args.sweep {
+        Inventory::Sweep { db: args.db, name }
+    } else if args.resume {
         Inventory::Resume(args.db)
     } else if args.no_db {
         Inventory::None

@@ -14,6 +14,7 @@ pub mod dtls;
 pub mod endpoint;
 pub mod heartbleed;
 pub mod options;
+pub mod pace;
 pub mod reach;
 pub mod result;
 pub mod scan;

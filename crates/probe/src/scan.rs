@@ -10,6 +10,7 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::options::{EndpointOptions, EndpointTarget};
+use crate::pace::{Pacer, SubnetPacer};
 use crate::reach::probe_endpoint;
 use crate::result::EndpointResult;
 
@@ -50,11 +51,15 @@ pub struct SchedulerOptions {
     pub per_host: usize,
     /// Resolve names through this DNS server instead of the system resolver.
     pub dns_server: Option<SocketAddr>,
+    /// New endpoints started per second, overall, evenly spaced (`None`: as fast as the slots allow).
+    pub rate: Option<f64>,
+    /// New endpoints started per second in one /24 (IPv4) or /64 (IPv6).
+    pub subnet_rate: Option<f64>,
 }
 
 impl Default for SchedulerOptions {
     fn default() -> Self {
-        SchedulerOptions { concurrency: 256, per_host: 4, dns_server: None }
+        SchedulerOptions { concurrency: 256, per_host: 4, dns_server: None, rate: None, subnet_rate: None }
     }
 }
 
@@ -187,9 +192,14 @@ where
     let resolvers = Arc::new(Semaphore::new(RESOLVE_AT_ONCE));
     let (resolved_tx, mut resolved_rx) = mpsc::channel::<Resolved>(RESOLVE_AT_ONCE);
     let mut resolving = 0usize;
+    let mut pacer = sched.rate.and_then(Pacer::per_second);
+    let mut subnet_pacer = sched.subnet_rate.and_then(SubnetPacer::per_second);
     loop {
         while dispatch.running < concurrency {
             let Some(Pending { addr, host, udp, item }) = dispatch.next() else { break };
+            if pacer.is_some() || subnet_pacer.is_some() {
+                pace(&mut pacer, &mut subnet_pacer, addr.ip()).await;
+            }
             let (opts, events) = (opts.clone(), events.clone());
             let handle = tasks.spawn(async move {
                 let target = EndpointTarget { addr, host };
@@ -253,6 +263,22 @@ where
             }
             else => break,
         }
+    }
+}
+
+/// Waits until `ip` may start a new endpoint under both pacers, and books that start.
+async fn pace(pacer: &mut Option<Pacer>, subnet_pacer: &mut Option<SubnetPacer>, ip: IpAddr) {
+    let now = std::time::Instant::now();
+    let mut start = subnet_pacer.as_ref().map_or(now, |p| p.earliest(ip, now));
+    start = pacer.as_ref().map_or(start, |p| p.earliest(start));
+    if let Some(p) = pacer {
+        p.book(start);
+    }
+    if let Some(p) = subnet_pacer {
+        p.book(ip, start, now);
+    }
+    if start > now {
+        tokio::time::sleep_until(start.into()).await;
     }
 }
 

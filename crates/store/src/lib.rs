@@ -42,6 +42,7 @@ mod query;
 mod record;
 mod row;
 mod run_id;
+mod sweeps;
 mod time;
 pub mod views;
 
@@ -73,6 +74,7 @@ pub use query::{
 pub use label::endpoint_label;
 pub use record::RecordOutcome;
 pub use run_id::RunId;
+pub use sweeps::{ShardRow, SweepJoin, SweepRow, SweepSpec};
 
 /// Everything that can go wrong with the inventory.
 #[derive(Debug, thiserror::Error)]
@@ -128,6 +130,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "clients and attacks", include_str!("../migrations/sqlite/0002_clients_and_attacks.sql")),
     (3, "observation evidence", include_str!("../migrations/sqlite/0003_observation_evidence.sql")),
     (4, "revocation reason", include_str!("../migrations/sqlite/0004_revocation_reason.sql")),
+    (6, "sweeps", include_str!("../migrations/sqlite/0006_sweeps.sql")),
     (7, "disk audits", include_str!("../migrations/sqlite/0007_disk_audits.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -135,6 +138,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "clients and attacks", include_str!("../migrations/postgres/0002_clients_and_attacks.sql")),
     (3, "observation evidence", include_str!("../migrations/postgres/0003_observation_evidence.sql")),
     (4, "revocation reason", include_str!("../migrations/postgres/0004_revocation_reason.sql")),
+    (6, "sweeps", include_str!("../migrations/postgres/0006_sweeps.sql")),
     (7, "disk audits", include_str!("../migrations/postgres/0007_disk_audits.sql")),
 ];
 

@@ -32,6 +32,14 @@ pub enum TargetError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A `--shard` that is not `K/N` with `0 <= K < N`.
+    #[error("invalid shard {text:?}: {reason}")]
+    InvalidShard {
+        /// The shard as given.
+        text: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// An error on one line of a target or exclusion list.
     #[error("{origin} line {line}: {source}")]
     AtLine {

@@ -50,6 +50,12 @@
 //! not removed (that would need memory proportional to the targets). [`TargetSet::len_hint`]
 //! counts (host, port) pairs before exclusions.
 //!
+//! # Sweep order and shards
+//!
+//! [`SweepWalk`] visits the same endpoints in a pseudo-random order drawn from a seed (a keyed
+//! bijection of `[0, len_hint)`, see the `order` module), one shard `K/N` at a time: shard K
+//! takes walk positions K, K+N, K+2N…, so the shards are disjoint and cover everything once.
+//!
 //! ```
 //! use bleedwatch_targets::{parse_exclusions, parse_targets, PortList, TargetSet};
 //!
@@ -69,6 +75,7 @@ mod exclude;
 pub mod fuzzing;
 mod hosts;
 mod list;
+mod order;
 mod ports;
 mod set;
 mod spec;
@@ -81,6 +88,7 @@ pub use list::{
     parse_targets, parse_targets_with, read_exclusion_file, read_target_file, read_target_file_all,
     read_target_file_with, ParsedList,
 };
+pub use order::{IndexedSet, Permutation, Shard, SweepWalk};
 pub use ports::{PortList, PortRange, Ports, Transport};
 pub use set::{Endpoint, Endpoints, TargetSet};
 pub use spec::{split_specs, TargetSpec};

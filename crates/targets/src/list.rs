@@ -263,6 +263,28 @@ bad host!name
         assert!(set.contains("172.20.0.1".parse().unwrap()));
     }
 
+    /// ZMap's blocklist format (its shipped `blocklist.conf`): a CIDR or address per line, `#`
+    /// comments on their own lines and after an entry, blank lines, tabs.
+    #[test]
+    fn zmap_blocklist_format_parses() {
+        let content = "# From IANA IPv4 Special-Purpose Address Registry\n\
+                       # http://www.iana.org/assignments/iana-ipv4-special-registry/\n\
+                       \n\
+                       0.0.0.0/8           # RFC1122: \"This host on this network\"\n\
+                       10.0.0.0/8\t\t# RFC1918: Private-Use\n\
+                       \n\
+                       192.0.2.0/24        # RFC5737: Documentation (TEST-NET-1)\n\
+                       203.0.113.7\n\
+                       240.0.0.0/4         # RFC1112, Section 4: Reserved\n";
+        let set = parse_exclusion_list(content, "blocklist.conf").unwrap();
+        for excluded in ["0.1.2.3", "10.255.0.1", "192.0.2.200", "203.0.113.7", "255.255.255.255"] {
+            assert!(set.contains(excluded.parse().unwrap()), "{excluded}");
+        }
+        for kept in ["11.0.0.1", "192.0.3.1", "203.0.113.8", "239.255.255.255"] {
+            assert!(!set.contains(kept.parse().unwrap()), "{kept}");
+        }
+    }
+
     #[test]
     fn missing_file_names_the_path() {
         let error = read_target_file("/nonexistent/bleedwatch/targets.txt").unwrap_err();

@@ -26,6 +26,8 @@ struct OpenCount {
     max: usize,
     per_address_now: HashMap<IpAddr, usize>,
     per_address_max: HashMap<IpAddr, usize>,
+    /// When each connection was accepted.
+    accepted: Vec<Instant>,
 }
 
 /// A block of loopback addresses of its own, so that parallel test runs do not meet.
@@ -80,6 +82,7 @@ async fn listeners(addresses: &[IpAddr], ports: usize) -> (Vec<u16>, Arc<Mutex<O
                         {
                             let mut c = count.lock().unwrap();
                             c.now += 1;
+                            c.accepted.push(Instant::now());
                             c.max = c.max.max(c.now);
                             let here = c.per_address_now.entry(ip).or_default();
                             *here += 1;
@@ -158,7 +161,7 @@ async fn per_host_limit_does_not_starve_the_overall_one() {
     let keys: Vec<String> = items.iter().map(|i| i.key.clone()).collect();
     let (concurrency, per_host) = (24, 2);
     let started = Instant::now();
-    let events = scan(items, SchedulerOptions { concurrency, per_host, dns_server: None }).await;
+    let events = scan(items, SchedulerOptions { concurrency, per_host, dns_server: None, ..SchedulerOptions::default() }).await;
     let elapsed = started.elapsed();
     for task in tasks {
         task.abort();
@@ -183,7 +186,7 @@ async fn the_overall_limit_holds() {
     let (ports, count, tasks) = listeners(&addresses, 2).await;
     let items = host_major_items(&addresses, &ports);
     let keys: Vec<String> = items.iter().map(|i| i.key.clone()).collect();
-    let events = scan(items, SchedulerOptions { concurrency: 16, per_host: 4, dns_server: None }).await;
+    let events = scan(items, SchedulerOptions { concurrency: 16, per_host: 4, dns_server: None, ..SchedulerOptions::default() }).await;
     for task in tasks {
         task.abort();
     }
@@ -241,7 +244,7 @@ async fn names_are_resolved_side_by_side() {
     let items: Vec<ScanItem> =
         names.iter().map(|n| ScanItem { host: TargetHost::Name(n.clone()), port: closed, udp: false, key: format!("{n}:{closed}") }).collect();
     let started = Instant::now();
-    let events = scan(items, SchedulerOptions { concurrency: 256, per_host: 4, dns_server: Some(server) }).await;
+    let events = scan(items, SchedulerOptions { concurrency: 256, per_host: 4, dns_server: Some(server), ..SchedulerOptions::default() }).await;
     let elapsed = started.elapsed();
     dns.abort();
     let results = events.iter().filter(|e| matches!(e, ScanEvent::Result(_))).count();
@@ -250,4 +253,63 @@ async fn names_are_resolved_side_by_side() {
     let done = events.iter().filter(|e| matches!(e, ScanEvent::ItemDone { .. })).count();
     assert_eq!(done, names.len());
     assert!(elapsed < delay * 4, "resolving {} names took {elapsed:?}", names.len());
+}
+
+/// The most connections accepted within any `window` (the listeners' clocks jitter by a few
+/// milliseconds under load, so a window, not the smallest gap, tells a burst).
+fn most_within(accepted: &[Instant], window: Duration) -> usize {
+    let mut times = accepted.to_vec();
+    times.sort();
+    times.iter().enumerate().map(|(i, t)| times[i..].iter().take_while(|u| **u - *t < window).count()).max().unwrap_or(0)
+}
+
+/// `--rate`: new endpoints evenly spaced overall, never a burst, though the slots would allow all
+/// of them at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rate_spaces_new_endpoints_evenly() {
+    let [a, b] = address_block();
+    let addresses: Vec<IpAddr> = (141..=156).map(|i| IpAddr::V4(Ipv4Addr::new(127, a, b, i))).collect();
+    let (ports, count, tasks) = listeners(&addresses, 2).await;
+    let items = host_major_items(&addresses, &ports);
+    let keys: Vec<String> = items.iter().map(|i| i.key.clone()).collect();
+    let started = Instant::now();
+    let events = scan(items, SchedulerOptions { concurrency: 64, per_host: 4, rate: Some(40.0), ..SchedulerOptions::default() }).await;
+    let elapsed = started.elapsed();
+    for task in tasks {
+        task.abort();
+    }
+    assert_items_accounted(&events, &keys);
+    let accepted = count.lock().unwrap().accepted.clone();
+    assert_eq!(accepted.len(), 32);
+    // 32 starts 25 ms apart: 775 ms at least; about 4 in any 100 ms, never a burst.
+    assert!(elapsed >= Duration::from_millis(770), "took {elapsed:?}");
+    let burst = most_within(&accepted, Duration::from_millis(100));
+    assert!(burst <= 7, "{burst} connections within 100 ms");
+    let per_second = most_within(&accepted, Duration::from_secs(1));
+    assert!(per_second <= 41, "{per_second} connections in one second");
+}
+
+/// `--max-rate`: one /24 gets at most its own rate, however many slots are free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_subnet_rate_limits_one_slash_24() {
+    let [a, b] = address_block();
+    let addresses: Vec<IpAddr> = (161..=168).map(|i| IpAddr::V4(Ipv4Addr::new(127, a, b, i))).collect();
+    let (ports, count, tasks) = listeners(&addresses, 2).await;
+    let items = host_major_items(&addresses, &ports);
+    let keys: Vec<String> = items.iter().map(|i| i.key.clone()).collect();
+    let started = Instant::now();
+    let events = scan(items, SchedulerOptions { concurrency: 64, per_host: 4, subnet_rate: Some(20.0), ..SchedulerOptions::default() }).await;
+    let elapsed = started.elapsed();
+    for task in tasks {
+        task.abort();
+    }
+    assert_items_accounted(&events, &keys);
+    let accepted = count.lock().unwrap().accepted.clone();
+    assert_eq!(accepted.len(), 16);
+    // 16 starts 50 ms apart in one /24.
+    assert!(elapsed >= Duration::from_millis(740), "took {elapsed:?}");
+    let burst = most_within(&accepted, Duration::from_millis(200));
+    assert!(burst <= 7, "{burst} connections within 200 ms");
+    let per_second = most_within(&accepted, Duration::from_secs(1));
+    assert!(per_second <= 21, "{per_second} connections in one second");
 }
