@@ -1516,7 +1516,7 @@ fn honeypot_uses_the_installations_own_key() {
 fn audit_reports_each_copy_with_exit_codes_like_scan() {
     let Some(shared) = bleedwatch_testkit::shared_openssl_dir() else { return };
     // Everything: vulnerable copies present, exit 1; JSON lines carry kind, version, verdict.
-    let out = bleedwatch().arg("audit").arg(&shared).args(["--json", "-"]).output().unwrap();
+    let out = bleedwatch().arg("audit").arg(&shared).args(["--json", "-", "--no-db"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
     let lines: Vec<serde_json::Value> =
         String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
@@ -1533,7 +1533,13 @@ fn audit_reports_each_copy_with_exit_codes_like_scan() {
     std::fs::copy(shared.join("bin/openssl-1.0.1g"), dir.join("openssl")).unwrap();
     let status = Command::new("tar").arg("-C").arg(&shared).arg("-czf").arg(dir.join("lib-g.tar.gz")).arg("lib/1.0.1g").status().unwrap();
     assert!(status.success());
-    let out = bleedwatch().arg("audit").arg(&dir).args(["--csv", &dir.join("out.csv").display().to_string()]).output().unwrap();
+    let db = dir.join("inventory.db").display().to_string();
+    let out = bleedwatch()
+        .arg("audit")
+        .arg(&dir)
+        .args(["--csv", &dir.join("out.csv").display().to_string(), "--db", &db, "--asset", "mail-gw.example"])
+        .output()
+        .unwrap();
     let table = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{table}");
     assert!(table.contains("lib-g.tar.gz ! lib/1.0.1g/libssl.so.1.0.0"), "{table}");
@@ -1546,10 +1552,29 @@ fn audit_reports_each_copy_with_exit_codes_like_scan() {
     let whole = std::fs::read(dir.join("lib-g.tar.gz")).unwrap();
     std::fs::write(dir.join("cut.tar.gz"), &whole[..whole.len() / 2]).unwrap();
     std::fs::remove_file(dir.join("out.csv")).unwrap();
-    let out = bleedwatch().arg("audit").arg(&dir).output().unwrap();
+    let out = bleedwatch().arg("audit").arg(&dir).args(["--no-db"]).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("cut.tar.gz") && stderr.contains("truncated"), "{stderr}");
+
+    // Recorded: the vulnerable builds under the appliance's name; `status` and the report put the
+    // products carrying a vulnerable OpenSSL first, and the clean gateway's audit stays clean.
+    let out = bleedwatch().arg("audit").arg(&shared).args(["-q", "--db", &db, "--asset", "vpn.example"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = bleedwatch().args(["status", "--db", &db]).output().unwrap();
+    let status = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "a product carries a vulnerable copy: {status}");
+    assert!(status.contains("2 audited on disk, 1 carry a vulnerable OpenSSL"), "{status}");
+    assert!(status.contains("  vpn.example: ") && !status.contains("  mail-gw.example: "), "{status}");
+    let report = dir.join("report.json");
+    let out = bleedwatch().args(["report", "--db", &db, "--out", &dir.join("report.html").display().to_string(), "--json"]).arg(&report).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let data: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(data["products"][0]["asset"], "vpn.example");
+    assert_eq!(data["products"][1]["asset"], "mail-gw.example");
+    assert_eq!(data["products"][1]["findings"].as_array().unwrap().len(), 3);
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(html.contains("Products that carry a vulnerable OpenSSL") && html.contains("tlsd-static-1.0.1f"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

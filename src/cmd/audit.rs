@@ -1,17 +1,22 @@
 //! `bleedwatch audit PATH...`: every OpenSSL copy on disk (directories, archives, .debs, container
 //! images) and whether it is vulnerable. The engine is the `bleedwatch-audit` crate; this file
-//! chooses outputs: a table, JSON lines, CSV, and the exit code. [`audit_findings`] is the seam for
-//! recording findings in the inventory: it returns everything found, output-free.
+//! chooses outputs (a table, JSON lines, CSV, the exit code) and records each audited asset's
+//! findings in the inventory, where `status` and the report put them beside the endpoints the
+//! asset serves.
 
 use std::io::{self, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use bleedwatch_audit::{Audit, AuditVerdict, Finding, Issue, Options};
 use clap::Args;
 use serde::Serialize;
 
-use crate::args::OutputArgs;
+use bleedwatch_store::{DiskAuditInput, DiskFindingInput, PackageRecord};
+
+use crate::args::{DbArgs, OutputArgs};
+use crate::clock::now_ms;
+use crate::recording::arguments_without_db;
 use crate::output::{is_stdout, neutralize_csv_cell, open_output, printable, write_json_line};
 
 #[derive(Args, Debug)]
@@ -33,6 +38,15 @@ pub struct AuditArgs {
     /// No table (exit code and files only).
     #[arg(long, short)]
     pub quiet: bool,
+    /// The host or image the files belong to, in the inventory [default, per PATH: the image's
+    /// name for an image, this machine's name for a directory, else the file's name].
+    #[arg(long, value_name = "NAME")]
+    pub asset: Option<String>,
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Do not record the findings in the inventory.
+    #[arg(long)]
+    pub no_db: bool,
 }
 
 /// Everything `audit` found over all PATHs, for output or for the inventory.
@@ -72,8 +86,18 @@ pub fn audit_findings(paths: &[PathBuf], options: &Options) -> AuditRun {
     run
 }
 
-pub fn run(args: &AuditArgs) -> Result<u8> {
-    let run = audit_findings(&args.paths, &options(args));
+pub async fn run(args: AuditArgs) -> Result<u8> {
+    let (paths, options) = (args.paths.clone(), options(&args));
+    // Reading the disk blocks; the inventory is async.
+    let run = tokio::task::spawn_blocking(move || audit_findings(&paths, &options)).await?;
+    write_outputs(&args, &run)?;
+    if !args.no_db {
+        record(&args, &run).await.context("recording the audit in the inventory")?;
+    }
+    Ok(run.exit_code())
+}
+
+fn write_outputs(args: &AuditArgs, run: &AuditRun) -> Result<()> {
     let json_to_stdout = args.output.json.as_deref().is_some_and(is_stdout);
     let csv_to_stdout = args.output.csv.as_deref().is_some_and(is_stdout);
     if let Some(path) = args.output.json.as_deref() {
@@ -92,14 +116,86 @@ pub fn run(args: &AuditArgs) -> Result<u8> {
         w.flush()?;
     }
     if !args.quiet && !json_to_stdout && !csv_to_stdout {
-        write_table(&mut io::stdout().lock(), &run)?;
+        write_table(&mut io::stdout().lock(), run)?;
     }
     // Issues always reach standard error: an incomplete audit must not look clean.
     let mut err = io::stderr().lock();
     for issue in &run.issues {
         writeln!(err, "audit: {}: {}", printable(&location(&issue.location)), printable(&issue.message))?;
     }
-    Ok(run.exit_code())
+    Ok(())
+}
+
+/// One audit per asset: every PATH under `--asset`, else each PATH under its own name. A PATH
+/// with nothing found is recorded too: "audited, no OpenSSL" is a fact the report shows.
+async fn record(args: &AuditArgs, run: &AuditRun) -> Result<()> {
+    let store = args.db.open().await?;
+    let run_id = store.start_run("audit", &arguments_without_db(std::env::args().skip(2))).await?;
+    let audited_at_ms = now_ms();
+    let mut audits: Vec<DiskAuditInput> = Vec::new();
+    for path in &args.paths {
+        let top = path.display().to_string();
+        let from_path = |location: &[String]| location.first() == Some(&top);
+        let findings: Vec<&Finding> = run.findings.iter().filter(|f| from_path(&f.location)).collect();
+        let asset = match &args.asset {
+            Some(name) => name.trim().to_owned(),
+            None => default_asset(path, &findings),
+        };
+        let index = match audits.iter().position(|a| a.asset == asset) {
+            Some(index) => index,
+            None => {
+                audits.push(DiskAuditInput { run: run_id, asset, audited_at_ms, unread: Vec::new(), findings: Vec::new() });
+                audits.len() - 1
+            }
+        };
+        let audit = &mut audits[index];
+        audit.findings.extend(findings.into_iter().map(finding_input));
+        audit.unread.extend(
+            run.issues.iter().filter(|i| from_path(&i.location)).map(|i| format!("{}: {}", location(&i.location), i.message)),
+        );
+    }
+    let mut result = Ok(());
+    for audit in &audits {
+        if let Err(error) = store.record_disk_audit(audit).await {
+            result = Err(error).with_context(|| format!("the audit of {}", audit.asset));
+            break;
+        }
+    }
+    store.finish_run(run_id, if result.is_ok() { "finished" } else { "failed" }).await?;
+    result
+}
+
+/// The inventory's name for what PATH holds: an image's name, this machine's name for a
+/// directory, else the file's own name.
+fn default_asset(path: &Path, findings: &[&Finding]) -> String {
+    if let Some(image) = findings.iter().find_map(|f| f.image.clone()) {
+        return image;
+    }
+    if path.is_dir() {
+        let name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        if !name.trim().is_empty() {
+            return name.trim().to_owned();
+        }
+    }
+    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| path.display().to_string())
+}
+
+fn finding_input(f: &Finding) -> DiskFindingInput {
+    DiskFindingInput {
+        location: f.location.clone(),
+        image: f.image.clone(),
+        kind: f.kind.as_str().into(),
+        version: Some(f.version.clone()).filter(|v| !v.is_empty()),
+        heartbeats: f.heartbeats.as_str().into(),
+        package: f.package.as_ref().map(|p| PackageRecord {
+            name: p.name.clone(),
+            version: p.version.clone(),
+            distribution: p.distribution.clone(),
+            advisory: p.advisory.clone(),
+        }),
+        verdict: f.verdict.as_str().into(),
+        reason: f.reason.clone(),
+    }
 }
 
 /// Path segments from the outermost PATH inward, joined as archive paths usually are.

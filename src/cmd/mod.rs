@@ -107,7 +107,7 @@ pub async fn run(command: Command) -> Result<u8> {
         Command::Attackers(args) => attackers::run(args).await,
         Command::Clients(args) => clients::run(args).await,
         Command::Report(args) => report::run(args).await,
-        Command::Audit(args) => tokio::task::spawn_blocking(move || audit::run(&args)).await?,
+        Command::Audit(args) => audit::run(args).await,
         Command::Pcap(args) => tokio::task::spawn_blocking(move || pcap::run(&args)).await?.map(|code| code as u8),
         Command::Completions(args) => completions::run(args, Cli::command()),
         Command::Man(args) => man::run(args, Cli::command()),
