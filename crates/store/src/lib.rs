@@ -31,12 +31,18 @@
 //! `client-test` verdicts ([`Store::record_client_test`]) and Heartbleed attempts from the honeypot
 //! and packet captures ([`Store::record_attack`], [`Store::attackers`]) are kept next to the
 //! endpoints; re-importing a capture adds nothing ([`CaptureImport`]).
+//!
+//! # Notices
+//!
+//! The notices `notify` sends users ([`notices`]): each is recorded before its SMTP transaction and
+//! after it, so a killed run sends nobody the same notice twice.
 
 mod assets;
 mod attacks;
 mod clients;
 mod input;
 mod label;
+pub mod notices;
 mod query;
 mod record;
 mod row;
@@ -68,6 +74,7 @@ pub use query::{
     RevocationInput, RevocationRow, RunRow,
 };
 pub use label::endpoint_label;
+pub use notices::fuzz_recipients_csv;
 pub use record::RecordOutcome;
 pub use run_id::RunId;
 
@@ -124,15 +131,17 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "inventory", include_str!("../migrations/sqlite/0001_inventory.sql")),
     (2, "clients and attacks", include_str!("../migrations/sqlite/0002_clients_and_attacks.sql")),
     (3, "observation evidence", include_str!("../migrations/sqlite/0003_observation_evidence.sql")),
+    (5, "notices", include_str!("../migrations/sqlite/0005_notices.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "inventory", include_str!("../migrations/postgres/0001_inventory.sql")),
     (2, "clients and attacks", include_str!("../migrations/postgres/0002_clients_and_attacks.sql")),
     (3, "observation evidence", include_str!("../migrations/postgres/0003_observation_evidence.sql")),
+    (5, "notices", include_str!("../migrations/postgres/0005_notices.sql")),
 ];
 
 /// The schema version this build creates.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// Migrations compiled into the binary, for sqlx's migrator.
 #[derive(Debug)]
@@ -393,7 +402,7 @@ mod tests {
         assert_eq!(sqlite, postgres);
         assert!(sqlite.len() >= 14, "{:?}", sqlite.keys());
         for table in ["scan_runs", "endpoints", "observations", "certificates", "observation_certs", "assets", "endpoint_assets",
-            "revocation_checks", "alerts", "scan_targets", "key_pins", "known_targets", "client_tests", "attacks"]
+            "revocation_checks", "alerts", "scan_targets", "key_pins", "known_targets", "client_tests", "attacks", "notices"]
         {
             assert!(sqlite.contains_key(table), "{table}");
         }
