@@ -8,6 +8,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "cli/notify.rs"]
+mod notify;
+
 /// The binary, with its default inventory in a temporary folder so tests never touch the user's.
 fn bleedwatch() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_bleedwatch"));

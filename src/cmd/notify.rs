@@ -191,6 +191,14 @@ fn values(item: &EndpointAssessment, recipient: &Recipient, incident: &str, send
     ])
 }
 
+/// `Security Team <security@example.org>`, or the bare address.
+fn sender_text(from: &Mailbox) -> String {
+    match from.name.as_deref().filter(|n| !n.is_empty()) {
+        Some(name) => format!("{name} <{}>", from.email),
+        None => from.email.to_string(),
+    }
+}
+
 fn message_id(incident: &str, endpoint_id: i64, recipient: &str, domain: &str) -> String {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     let seed = format!("{incident}\n{endpoint_id}\n{recipient}\n{nanos}\n{}", std::process::id());
@@ -207,7 +215,7 @@ fn build_message(
     incident: &str,
     message_id: &str,
 ) -> Result<Message> {
-    let sender = from.name.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| from.email.to_string());
+    let sender = sender_text(from);
     let rendered = templates.for_locale(&planned.recipient.locale).render(&values(planned.item, planned.recipient, incident, &sender));
     let to_name = Some(planned.recipient.name.clone()).filter(|n| !n.is_empty());
     let to = Mailbox::new(to_name, planned.recipient.address.parse().with_context(|| format!("address {}", planned.recipient.address))?);
@@ -380,7 +388,7 @@ fn print_plan(
     from: &Mailbox,
     incident: &str,
 ) -> Result<()> {
-    let sender = from.name.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| from.email.to_string());
+    let sender = sender_text(from);
     let mut rows = Vec::new();
     for p in planned {
         let (action, why) = match &p.action {

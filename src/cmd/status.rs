@@ -71,5 +71,14 @@ pub async fn run(args: StatusArgs) -> Result<u8> {
         "\n{} endpoints, {vulnerable} vulnerable, {attacked_while_vulnerable} attacked while vulnerable, {open_alerts} open alerts",
         assessed.len()
     )?;
+    let notices = store.notice_counts().await?;
+    writeln!(
+        out,
+        "notices: {} sent, {} pending, {} uncertain, {} failed",
+        notices.sent, notices.pending, notices.uncertain, notices.failed
+    )?;
+    if notices.uncertain > 0 {
+        writeln!(out, "(uncertain: a killed notify run may have sent them; `notify --resend-uncertain` sends them again)")?;
+    }
     Ok(u8::from(vulnerable > 0))
 }
