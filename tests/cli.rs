@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 #[path = "cli/notify.rs"]
 mod notify;
+#[path = "cli/pg_tls.rs"]
+mod pg_tls;
 
 /// The binary, with its default inventory in a temporary folder so tests never touch the user's.
 fn bleedwatch() -> Command {
