@@ -21,6 +21,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use bleedwatch_store::assess::{RevocationFact, RevocationStatus, State};
 use bleedwatch_store::views::{funnel, rfc3339_ms, CertificateView, EndpointView};
+use bleedwatch_store::notices::NoticeCounts;
 use bleedwatch_store::{AlertFilter, AlertRow, EndpointAssessment, Store, StoreError};
 use serde::Serialize;
 
@@ -86,6 +87,9 @@ pub struct ReportData {
     pub exposed_certificates: Vec<CertificateView>,
     /// Watch alerts, newest first.
     pub alerts: Vec<AlertRow>,
+    /// The users' notices `notify` recorded: sent, pending, uncertain (a killed run may have sent
+    /// them), failed.
+    pub notices: NoticeCounts,
 }
 
 /// Banners longer than this are cut (they are shown, not parsed).
@@ -148,7 +152,9 @@ pub async fn gather(store: &Store, now_ms: i64) -> Result<ReportData, ReportErro
         }
     }
 
-    Ok(assemble(now_ms, &assessed, certificates, alerts, coverage, timeline, &banners))
+    let mut data = assemble(now_ms, &assessed, certificates, alerts, coverage, timeline, &banners);
+    data.notices = store.notice_counts().await?;
+    Ok(data)
 }
 
 /// Open items first (vulnerable, patched, revoked, re-keyed), then no result, notify-ready and not
@@ -240,6 +246,7 @@ fn assemble(
         endpoints,
         exposed_certificates,
         alerts,
+        notices: NoticeCounts::default(),
         scans,
     }
 }

@@ -273,3 +273,14 @@ fn an_empty_inventory_still_makes_a_report() {
     assert!(html.contains("Nothing open"));
     assert_eq!(render_csv(&data).unwrap().lines().count(), 1);
 }
+
+#[test]
+fn notices_are_counted_in_the_summary_and_the_json() {
+    let mut data = data();
+    data.notices = bleedwatch_store::notices::NoticeCounts { sent: 1200, pending: 2, uncertain: 1, failed: 3 };
+    let html = render_html(&data);
+    assert!(html.contains("<code>bleedwatch notify</code>): 1,200 sent, 2 pending, 1 uncertain"), "{html}");
+    assert!(html.contains("3 failed."));
+    let json: serde_json::Value = serde_json::from_str(&render_json(&data).unwrap()).unwrap();
+    assert_eq!(json["notices"], serde_json::json!({"sent": 1200, "pending": 2, "uncertain": 1, "failed": 3}));
+}
