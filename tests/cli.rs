@@ -83,6 +83,8 @@ fn demo_scans_the_lab_and_every_verdict_matches() {
     // The response was tracked: fixed with the same key reissued, then re-keyed.
     assert!(stdout.contains("state fixed, flags") && stdout.contains("reissued-same-key"), "{stdout}");
     assert!(stdout.contains("state re-keyed"), "{stdout}");
+    // The funnel's last step: users told (here the dry run, or why they are still held back).
+    assert!(stdout.contains("Users notified") && stdout.contains("root@localhost"), "{stdout}");
     // The HTML report of it all, beside the JSON lines, and where it is said.
     let report = json.with_extension("html");
     assert!(stdout.contains(&format!("the response report: {}", report.display())), "{stdout}");
