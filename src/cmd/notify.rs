@@ -440,7 +440,7 @@ mod tests {
 
     #[test]
     fn times_read_as_people_write_them() {
-        assert_eq!(human_time(Some(1_796_000_000_000)), "2026-11-30 02:13 UTC");
+        assert_eq!(human_time(Some(1_796_000_000_000)), "2026-11-30 00:53 UTC");
         assert_eq!(human_time(None), "an unknown date");
     }
 }
