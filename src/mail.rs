@@ -28,6 +28,8 @@ pub struct SmtpSettings {
     pub timeout: Duration,
     /// The name we greet with (EHLO).
     pub hello: String,
+    /// Require STARTTLS even on a loopback relay.
+    pub require_starttls: bool,
 }
 
 impl std::fmt::Debug for SmtpSettings {
@@ -112,7 +114,10 @@ fn reply_text(response: &Response) -> String {
 fn error_reply(error: &lettre::transport::smtp::Error) -> Option<(u16, String)> {
     let code = error.status()?;
     let number: u16 = code.to_string().parse().unwrap_or(0);
-    Some((number, error.to_string()))
+    // lettre says "transient error (450): 4.2.0 …"; keep the relay's words, as the relay put them.
+    let text = error.to_string();
+    let words = text.split_once("): ").map_or(text.as_str(), |(_, words)| words);
+    Some((number, format!("{number} {words}")))
 }
 
 impl Session {
@@ -124,10 +129,10 @@ impl Session {
         let mut connection = AsyncSmtpConnection::connect_tokio1((host.as_str(), settings.port), Some(settings.timeout), &hello, None, None)
             .await
             .with_context(|| format!("connecting to the SMTP relay {relay}"))?;
-        if !settings.is_loopback() {
+        if settings.require_starttls || !settings.is_loopback() {
             if !connection.can_starttls() {
                 connection.abort().await;
-                bail!("the SMTP relay {relay} does not offer STARTTLS: refusing to send in plaintext (only a loopback relay may)");
+                bail!("the SMTP relay {relay} does not offer STARTTLS: refusing to send in plaintext (only to a loopback relay, without --smtp-starttls)");
             }
             let mut tls = TlsParameters::builder(host.clone());
             if let Some(pem) = &settings.ca_pem {
@@ -202,6 +207,7 @@ mod tests {
             ca_pem: None,
             timeout: Duration::from_secs(1),
             hello: "h".into(),
+            require_starttls: false,
         };
         assert!(settings("127.0.0.2").is_loopback() && settings("::1").is_loopback() && settings("localhost").is_loopback());
         assert!(!settings("192.0.2.1").is_loopback() && !settings("mail.example.org").is_loopback());

@@ -270,6 +270,7 @@ async fn notify_users(args: &DemoArgs, vulnerable: SocketAddr) -> Result<usize> 
         from: Some("bleedwatch demo <security@localhost>".to_owned()),
         smtp_auth_file: None,
         smtp_ca: None,
+        smtp_starttls: false,
         rate: Duration::from_secs(1),
         attempts: 2,
         smtp_timeout: Duration::from_secs(10),

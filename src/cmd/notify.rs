@@ -62,6 +62,9 @@ pub struct NotifyArgs {
     /// A CA certificate (PEM) to trust for the relay's STARTTLS, besides the system's.
     #[arg(long, value_name = "FILE")]
     pub smtp_ca: Option<PathBuf>,
+    /// Require STARTTLS even when the relay is a loopback address.
+    #[arg(long)]
+    pub smtp_starttls: bool,
     /// At most this many messages: `N/s`, `N/m` or `N/h`.
     #[arg(long, value_name = "RATE", default_value = "1/s", value_parser = parse_rate)]
     pub rate: Duration,
@@ -267,6 +270,7 @@ async fn notify(args: &NotifyArgs, store: &Store, recipients: &[Recipient], temp
         ca_pem,
         timeout: args.smtp_timeout,
         hello: from.email.domain().to_owned(),
+        require_starttls: args.smtp_starttls,
     };
     let to_send: Vec<&Planned<'_>> = planned.iter().filter(|p| matches!(p.action, Action::Send)).collect();
     let held_back = planned.iter().filter(|p| matches!(p.action, Action::HeldBack(_))).count();

@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 
 use super::{bleedwatch, free_port, mta_run, require, temp_path, Running};
 
-/// A Postfix that accepts mail for example.org on 127.0.0.1:PORT (smtpd, no TLS: loopback) and
-/// delivers every message into one mbox file (`virtual`, static map).
+/// A Postfix that accepts mail for example.org on 127.0.0.1:PORT (smtpd; STARTTLS offered when
+/// given a certificate) and delivers every message into one mbox file (`virtual`, static map).
+/// `later@example.org` is refused for now (450) and `gone@example.org` for good (550).
 struct Mailhost {
     master: Option<std::process::Child>,
     root: PathBuf,
@@ -20,6 +21,11 @@ struct Mailhost {
 
 impl Mailhost {
     fn start(name: &str) -> Mailhost {
+        Mailhost::start_with(name, None)
+    }
+
+    /// With STARTTLS: the certificate and key (PEM files).
+    fn start_with(name: &str, tls: Option<(&Path, &Path)>) -> Mailhost {
         let root = temp_path(name);
         let _ = std::fs::remove_dir_all(&root);
         let (conf, queue, data, mail) = (root.join("conf"), root.join("queue"), root.join("data"), root.join("mail"));
@@ -51,6 +57,7 @@ impl Mailhost {
              virtual_mailbox_maps = static:mailbox\n\
              virtual_uid_maps = static:{uid}\n\
              virtual_gid_maps = static:{gid}\n\
+             smtpd_recipient_restrictions = check_recipient_access inline:{{ {{ later@example.org = 450 4.2.0 try again later }}, {{ gone@example.org = 550 5.1.1 no such user }} }}, permit_mynetworks, reject\n\
              maillog_file_prefixes = {root}\n\
              maillog_file = {root}/maillog\n",
             queue = queue.display(),
@@ -58,10 +65,18 @@ impl Mailhost {
             mail = mail.display(),
             root = root.display(),
         );
+        let main_cf = match tls {
+            Some((cert, key)) => format!(
+                "{main_cf}smtpd_tls_cert_file = {}\nsmtpd_tls_key_file = {}\nsmtpd_tls_security_level = may\nsmtpd_tls_loglevel = 1\n",
+                cert.display(),
+                key.display()
+            ),
+            None => main_cf,
+        };
         std::fs::write(conf.join("main.cf"), main_cf).unwrap();
         let master_cf = format!(
             "127.0.0.1:{port} inet n - n - - smtpd\n\
-             pickup unix n - n 60 1 pickup\ncleanup unix n - n - 0 cleanup\nqmgr unix n - n 300 1 qmgr\n\
+             pickup unix n - n 60 1 pickup\ntlsmgr unix - - n 1000? 1 tlsmgr\ncleanup unix n - n - 0 cleanup\nqmgr unix n - n 300 1 qmgr\n\
              rewrite unix - - n - - trivial-rewrite\nbounce unix - - n - 0 bounce\n\
              defer unix - - n - 0 bounce\ntrace unix - - n - 0 bounce\nverify unix - - n - 1 verify\n\
              flush unix n - n 1000? 0 flush\nproxymap unix - - n - - proxymap\nproxywrite unix - - n - 1 proxymap\n\
@@ -295,6 +310,76 @@ fn notify_sends_through_postfix_once_even_when_killed() {
     assert_eq!(mailhost.messages().len(), messages.len());
     let _ = std::fs::remove_file(&db);
     let _ = std::fs::remove_file(&recipients);
+}
+
+/// A 4xx is retried and left pending for the next run, a 5xx is final with its reply; STARTTLS
+/// (rustls, the relay's certificate checked against `--smtp-ca`) is used and required when asked,
+/// and a relay that does not offer it is refused.
+#[test]
+fn notify_retries_4xx_records_5xx_and_requires_starttls() {
+    if !require("postfix") || !require("openssl") {
+        return;
+    }
+    let db = inventory("notify-tls", 1);
+    let recipients = temp_path("notify-tls.csv");
+    std::fs::write(
+        &recipients,
+        "service,address,name\nwww1.example.org,user1@example.org,User 1\nwww1.example.org,later@example.org,Later\nwww1.example.org,gone@example.org,Gone\n",
+    )
+    .unwrap();
+    let pki_dir = temp_path("notify-tls-pki");
+    let other_dir = temp_path("notify-tls-other");
+    for d in [&pki_dir, &other_dir] {
+        let _ = std::fs::remove_dir_all(d);
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let (ca, _, _) = super::pg_tls::pki(&pki_dir, "bleedwatch mail test CA");
+    let (wrong_ca, _, _) = super::pg_tls::pki(&other_dir, "another CA");
+    mta_run(Command::new("chmod").arg("-R").arg("a+rX").arg(&pki_dir));
+    let mailhost = Mailhost::start_with("notify-tls-mailhost", Some((&pki_dir.join("server.crt"), &pki_dir.join("server.key"))));
+    let plain = Mailhost::start("notify-plain-mailhost");
+    let run = |port: u16, ca: &Path| {
+        let mut cmd = notify_cmd(&db, &recipients, port);
+        cmd.args(["--smtp-starttls", "--attempts", "2", "--smtp-ca"]).arg(ca);
+        cmd.output().unwrap()
+    };
+
+    // The relay without STARTTLS, when it is required: refused before anything is recorded.
+    let out = run(plain.port, &ca);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("does not offer STARTTLS"), "{stderr}");
+    // A certificate from another CA: the TLS handshake fails, nothing is sent.
+    let out = run(mailhost.port, &wrong_ca);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("STARTTLS with the SMTP relay"), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let out = run(mailhost.port, &ca);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "pending and failed notices: exit 1\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let line = |who: &str| stdout.lines().find(|l| l.contains(who)).unwrap_or_else(|| panic!("{who}: {stdout}")).to_owned();
+    assert!(line("user1@").starts_with("sent") && line("user1@").contains("250 "), "{stdout}");
+    assert!(line("later@").starts_with("pending") && line("later@").contains("450 4.2.0"), "{stdout}");
+    assert!(line("gone@").starts_with("failed") && line("gone@").contains("550 5.1.1"), "{stdout}");
+    let messages = mailhost.wait_for(1);
+    assert_eq!(messages.len(), 1);
+    assert!(mailhost.maillog().contains("TLS connection established from localhost[127.0.0.1]"), "{}", mailhost.maillog());
+    // 450 tried twice in this run (doubling waits), 550 once.
+    assert_eq!(mailhost.maillog().matches("450 4.2.0").count(), 2, "{}", mailhost.maillog());
+    assert_eq!(mailhost.maillog().matches("550 5.1.1").count(), 1, "{}", mailhost.maillog());
+
+    // The next run tries the pending one again, not the failed one.
+    let out = run(mailhost.port, &ca);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.lines().any(|l| l.starts_with("pending") && l.contains("later@")), "{stdout}");
+    assert!(!stdout.contains("gone@") && stdout.contains("this run sent 0; recorded: 1 sent, 1 pending, 0 uncertain, 1 failed"), "{stdout}");
+    assert_eq!(mailhost.maillog().matches("550 5.1.1").count(), 1, "{}", mailhost.maillog());
+    for path in [&db, &recipients] {
+        let _ = std::fs::remove_file(path);
+    }
+    for dir in [pki_dir, other_dir] {
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
 
 /// `--dry-run` says who would get what, names the missing step of the others, sends nothing and

@@ -13,7 +13,7 @@ use super::{bleedwatch, mta_run, require, temp_path};
 const PASSWORD: &str = "bw-test-s3cret";
 
 /// A CA and a server certificate for 127.0.0.1, written into `dir`: (ca.crt, server.crt, server.key).
-fn pki(dir: &Path, ca_name: &str) -> (PathBuf, Vec<u8>, Vec<u8>) {
+pub(super) fn pki(dir: &Path, ca_name: &str) -> (PathBuf, Vec<u8>, Vec<u8>) {
     let openssl = |args: &[&str]| mta_run(Command::new("openssl").current_dir(dir).args(args));
     openssl(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", &format!("/CN={ca_name}")]);
     openssl(&["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"]);
