@@ -17,6 +17,8 @@ mod pg_tls;
 fn bleedwatch() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_bleedwatch"));
     cmd.env("XDG_DATA_HOME", std::env::temp_dir().join(format!("bleedwatch-cli-data-{}", std::process::id())));
+    // An inventory named by the caller's environment is not the test's.
+    cmd.env_remove("BLEEDWATCH_DB");
     cmd
 }
 
