@@ -19,8 +19,10 @@ use serde::{Deserialize, Serialize};
 /// Where the inventory lives.
 #[derive(Args, Debug, Clone, Default, PartialEq, Eq)]
 pub struct DbArgs {
-    /// Inventory database: a file path, sqlite://PATH or postgres://USER@HOST/DB
-    /// [default: $XDG_DATA_HOME/bleedwatch/inventory.db, else ~/.local/share/bleedwatch/inventory.db]
+    /// Inventory database: a file path, sqlite://PATH or postgres://USER@HOST/DB (TLS with
+    /// ?sslmode=verify-full&sslrootcert=CA.pem or PGSSLMODE/PGSSLROOTCERT; the password from
+    /// PGPASSWORD or ~/.pgpass, never needed here) [default: $BLEEDWATCH_DB, else
+    /// $XDG_DATA_HOME/bleedwatch/inventory.db, else ~/.local/share/bleedwatch/inventory.db]
     #[arg(long, value_name = "URL")]
     pub db: Option<String>,
 }
@@ -31,10 +33,13 @@ impl DbArgs {
     }
 
     fn location(&self) -> Result<String> {
-        Ok(match &self.db {
-            Some(db) => db.clone(),
-            None => bleedwatch_store::default_location()?.display().to_string(),
-        })
+        if let Some(db) = &self.db {
+            return Ok(db.clone());
+        }
+        if let Some(db) = std::env::var("BLEEDWATCH_DB").ok().filter(|v| !v.trim().is_empty()) {
+            return Ok(db);
+        }
+        Ok(bleedwatch_store::default_location()?.display().to_string())
     }
 
     /// The directory kept with the inventory (see [`bleedwatch_store::data_directory`]).
@@ -92,14 +97,33 @@ impl ServerIdentityArgs {
     }
 }
 
-/// `postgres://user:secret@host/db` → `postgres://user:***@host/db` for messages.
+/// `postgres://user:secret@host/db?password=x` → `postgres://user:***@host/db?password=***` for
+/// messages.
 fn redact_password(location: &str) -> String {
     let Some((scheme, rest)) = location.split_once("://") else { return location.to_owned() };
-    let Some((credentials, host)) = rest.split_once('@') else { return location.to_owned() };
-    match credentials.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-        None => location.to_owned(),
+    let (authority_and_path, query) = match rest.split_once('?') {
+        Some((before, query)) => (before, Some(query)),
+        None => (rest, None),
+    };
+    let mut redacted = match authority_and_path.split_once('@') {
+        Some((credentials, host)) => match credentials.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+            None => format!("{scheme}://{authority_and_path}"),
+        },
+        None => format!("{scheme}://{authority_and_path}"),
+    };
+    if let Some(query) = query {
+        let parameters: Vec<String> = query
+            .split('&')
+            .map(|parameter| match parameter.split_once('=') {
+                Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
+                _ => parameter.to_owned(),
+            })
+            .collect();
+        redacted.push('?');
+        redacted.push_str(&parameters.join("&"));
     }
+    redacted
 }
 
 /// `--json FILE` for commands whose only file output is JSON lines.
@@ -291,6 +315,11 @@ mod tests {
         assert_eq!(redact_password("postgres://bw:s3cret@db.example/inv"), "postgres://bw:***@db.example/inv");
         assert_eq!(redact_password("postgres://bw@db/inv"), "postgres://bw@db/inv");
         assert_eq!(redact_password("/var/lib/inv.db"), "/var/lib/inv.db");
+        assert_eq!(
+            redact_password("postgres://bw@db/inv?sslmode=verify-full&password=s3cret"),
+            "postgres://bw@db/inv?sslmode=verify-full&password=***"
+        );
+        assert_eq!(redact_password("postgres://bw:pw@db/inv?sslmode=require"), "postgres://bw:***@db/inv?sslmode=require");
     }
 
     #[test]

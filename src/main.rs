@@ -16,6 +16,8 @@ mod clock;
 mod cmd;
 mod errors;
 mod logging;
+mod mail;
+mod notice;
 mod output;
 mod recording;
 mod scanning;

@@ -8,10 +8,17 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "cli/notify.rs"]
+mod notify;
+#[path = "cli/pg_tls.rs"]
+mod pg_tls;
+
 /// The binary, with its default inventory in a temporary folder so tests never touch the user's.
 fn bleedwatch() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_bleedwatch"));
     cmd.env("XDG_DATA_HOME", std::env::temp_dir().join(format!("bleedwatch-cli-data-{}", std::process::id())));
+    // An inventory named by the caller's environment is not the test's.
+    cmd.env_remove("BLEEDWATCH_DB");
     cmd
 }
 
@@ -80,6 +87,8 @@ fn demo_scans_the_lab_and_every_verdict_matches() {
     assert!(stdout.contains("state re-keyed"), "{stdout}");
     // Issue 10: and the end of the funnel, with the revocation verified against the demo CA.
     assert!(stdout.contains("revoked (CRL verified against the demo CA): state notify-ready"), "{stdout}");
+    // The funnel's last step: users told (here the dry run, or why they are still held back).
+    assert!(stdout.contains("Users notified") && stdout.contains("root@localhost"), "{stdout}");
     // The HTML report of it all, beside the JSON lines, and where it is said.
     let report = json.with_extension("html");
     assert!(stdout.contains(&format!("the response report: {}", report.display())), "{stdout}");

@@ -34,6 +34,13 @@ pub struct DemoArgs {
     /// Where to write the HTML report [default: beside the JSON lines, ending in .html].
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// The SMTP relay for the last step, telling users (STARTTLS unless on loopback) [default: a
+    /// relay answering on 127.0.0.1:25, else the notices are shown as a dry run].
+    #[arg(long, value_name = "HOST:PORT")]
+    pub smtp: Option<String>,
+    /// Who the demo's notice goes to.
+    #[arg(long, value_name = "ADDRESS", default_value = "root@localhost")]
+    pub notify_to: String,
 }
 
 struct LabEntry {
@@ -141,6 +148,7 @@ pub async fn run(args: DemoArgs) -> Result<u8> {
     }
     mismatches += response_workflow(&scan, &recording, &mut servers, entries[0].addr, &ca).await?;
     mismatches += verified_revocation(&recording, &args.db, &ca, entries[0].addr).await?;
+    mismatches += notify_users(&args, entries[0].addr).await?;
     drop(servers);
     let report = args.report.clone().unwrap_or_else(|| args.json.with_extension("html"));
     crate::cmd::report::write_html(&recording.store, &report).await?;
@@ -269,4 +277,62 @@ The demo CA revokes the certificates on the exposed key; revocation check, verif
     }
     println!("  next: tell users to change their passwords");
     Ok(0)
+}
+
+/// The funnel's last step: the vulnerable server's users told to change their passwords, through
+/// `notify` itself — by SMTP when a relay is given or one answers on 127.0.0.1:25, else as its dry
+/// run (who would get what, or why the endpoint is still held back). A relay given with `--smtp`
+/// that does not take the notice is a mismatch.
+async fn notify_users(args: &DemoArgs, vulnerable: SocketAddr) -> Result<usize> {
+    use tokio::io::AsyncBufReadExt;
+    let recipients = args.json.with_extension("recipients.csv");
+    std::fs::write(&recipients, format!("endpoint,address,name,locale\n{vulnerable},{},Lab users,en\n", args.notify_to))
+        .with_context(|| format!("writing {}", recipients.display()))?;
+    let relay = match &args.smtp {
+        Some(relay) => Some(relay.clone()),
+        None => {
+            // A local MTA greets with 220 at once; anything else is no relay for the demo.
+            let greeting = tokio::time::timeout(Duration::from_millis(700), async {
+                let stream = tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, 25)).await.ok()?;
+                let mut line = String::new();
+                tokio::io::BufReader::new(stream).read_line(&mut line).await.ok()?;
+                Some(line)
+            })
+            .await;
+            greeting.ok().flatten().filter(|l| l.starts_with("220")).map(|_| "127.0.0.1:25".to_owned())
+        }
+    };
+    match &relay {
+        Some(relay) => println!("\nUsers notified, through the SMTP relay {relay} (recipients: {}):", recipients.display()),
+        None => println!("\nUsers notified: no SMTP relay on 127.0.0.1:25 (give --smtp HOST:PORT), so the dry run (recipients: {}):", recipients.display()),
+    }
+    let notify = crate::cmd::notify::NotifyArgs {
+        db: DbArgs::at(args.db.clone()),
+        recipients,
+        template: None,
+        html_template: None,
+        incident: "CVE-2014-0160".to_owned(),
+        dry_run: relay.is_none(),
+        smtp: relay,
+        from: Some("bleedwatch demo <security@localhost>".to_owned()),
+        smtp_auth_file: None,
+        smtp_ca: None,
+        smtp_starttls: false,
+        rate: Duration::from_secs(1),
+        attempts: 2,
+        smtp_timeout: Duration::from_secs(10),
+        resend_uncertain: false,
+        retry_failed: false,
+    };
+    match crate::cmd::notify::run(notify).await {
+        Ok(0) => Ok(0),
+        Ok(_) => {
+            println!("  the relay did not take every notice (see above)");
+            Ok(usize::from(args.smtp.is_some()))
+        }
+        Err(error) => {
+            println!("  notify failed: {error:#}");
+            Ok(usize::from(args.smtp.is_some()))
+        }
+    }
 }

@@ -19,6 +19,7 @@ pub mod expect;
 pub mod honeypot;
 pub mod lab;
 pub mod man;
+pub mod notify;
 pub mod pcap;
 pub mod report;
 pub mod rescan;
@@ -73,6 +74,8 @@ pub enum Command {
     },
     /// Pin the key an endpoint is expected to serve (anything else raises an alert).
     Expect(expect::ExpectArgs),
+    /// Tell users to change their passwords, for endpoints that are notify-ready (SMTP, never twice).
+    Notify(Box<notify::NotifyArgs>),
     /// Re-test what is not yet fixed (or stale), recording into the inventory.
     Rescan(rescan::RescanArgs),
     /// Heartbleed attempts the honeypot saw or captures showed (`pcap --db`), by source address.
@@ -104,6 +107,7 @@ pub async fn run(command: Command) -> Result<u8> {
         Command::Revocation { command } => revocation::run(command).await,
         Command::Expect(args) => expect::run(args).await,
         Command::Rescan(args) => rescan::run(args).await,
+        Command::Notify(args) => notify::run(*args).await,
         Command::Attackers(args) => attackers::run(args).await,
         Command::Clients(args) => clients::run(args).await,
         Command::Report(args) => report::run(args).await,

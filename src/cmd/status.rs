@@ -89,5 +89,14 @@ pub async fn run(args: StatusArgs) -> Result<u8> {
             writeln!(out, "  {}: {} vulnerable copies", product.asset, product.count("vulnerable"))?;
         }
     }
+    let notices = store.notice_counts().await?;
+    writeln!(
+        out,
+        "notices: {} sent, {} pending, {} uncertain, {} failed",
+        notices.sent, notices.pending, notices.uncertain, notices.failed
+    )?;
+    if notices.uncertain > 0 {
+        writeln!(out, "(uncertain: a killed notify run may have sent them; `notify --resend-uncertain` sends them again)")?;
+    }
     Ok(exit_code)
 }

@@ -287,6 +287,7 @@ struct ReportHtml<'a> {
     scans: String,
     headline: &'a str,
     tiles: Vec<Tile>,
+    notices: String,
     next_steps: &'a [NextStep],
     funnel_svg: String,
     owners_svg: String,
@@ -389,6 +390,10 @@ pub fn render(data: &ReportData) -> String {
         scans,
         headline: &data.headline,
         tiles: tiles(&data.summary),
+        notices: {
+            let n = &data.notices;
+            format!("{} sent, {} pending, {} uncertain (a stopped run may have sent them), {} failed", thousands(n.sent), thousands(n.pending), thousands(n.uncertain), thousands(n.failed))
+        },
         next_steps: &data.next_steps,
         funnel_svg: charts::funnel_svg(&data.funnel),
         owners_svg: charts::owners_svg(&data.owners),

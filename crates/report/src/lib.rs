@@ -21,6 +21,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use bleedwatch_store::assess::{RevocationFact, RevocationStatus, State};
 use bleedwatch_store::views::{funnel, rfc3339_ms, CertificateView, EndpointView};
+use bleedwatch_store::notices::NoticeCounts;
 use bleedwatch_store::{AlertFilter, AlertRow, EndpointAssessment, ProductRow, Store, StoreError};
 use serde::Serialize;
 
@@ -89,6 +90,9 @@ pub struct ReportData {
     /// Assets audited on disk (`bleedwatch audit`), those carrying a vulnerable OpenSSL first, with
     /// the endpoints they serve.
     pub products: Vec<ProductRow>,
+    /// The users' notices `notify` recorded: sent, pending, uncertain (a killed run may have sent
+    /// them), failed.
+    pub notices: NoticeCounts,
 }
 
 /// Banners longer than this are cut (they are shown, not parsed).
@@ -153,6 +157,7 @@ pub async fn gather(store: &Store, now_ms: i64) -> Result<ReportData, ReportErro
 
     let products = store.products(&assessed).await?;
     let mut data = assemble(now_ms, &assessed, certificates, alerts, coverage, timeline, &banners);
+    data.notices = store.notice_counts().await?;
     data.add_products(products);
     Ok(data)
 }
@@ -258,6 +263,7 @@ fn assemble(
         endpoints,
         exposed_certificates,
         alerts,
+        notices: NoticeCounts::default(),
         scans,
         products: Vec::new(),
     }

@@ -316,3 +316,14 @@ fn products_on_disk_get_their_section_and_step() {
     assert!(clean.next_steps.iter().all(|s| !s.title.contains("OpenSSL in")), "nothing vulnerable on disk, no step");
     assert!(render_html(&self::data()).contains("No disk audit yet"));
 }
+
+#[test]
+fn notices_are_counted_in_the_summary_and_the_json() {
+    let mut data = data();
+    data.notices = bleedwatch_store::notices::NoticeCounts { sent: 1200, pending: 2, uncertain: 1, failed: 3 };
+    let html = render_html(&data);
+    assert!(html.contains("<code>bleedwatch notify</code>): 1,200 sent, 2 pending, 1 uncertain"), "{html}");
+    assert!(html.contains("3 failed."));
+    let json: serde_json::Value = serde_json::from_str(&render_json(&data).unwrap()).unwrap();
+    assert_eq!(json["notices"], serde_json::json!({"sent": 1200, "pending": 2, "uncertain": 1, "failed": 3}));
+}

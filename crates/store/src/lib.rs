@@ -31,6 +31,11 @@
 //! `client-test` verdicts ([`Store::record_client_test`]) and Heartbleed attempts from the honeypot
 //! and packet captures ([`Store::record_attack`], [`Store::attackers`]) are kept next to the
 //! endpoints; re-importing a capture adds nothing ([`CaptureImport`]).
+//!
+//! # Notices
+//!
+//! The notices `notify` sends users ([`notices`]): each is recorded before its SMTP transaction and
+//! after it, so a killed run sends nobody the same notice twice.
 
 mod assets;
 mod attacks;
@@ -38,6 +43,7 @@ mod clients;
 mod disk;
 mod input;
 mod label;
+pub mod notices;
 mod query;
 mod record;
 mod row;
@@ -72,6 +78,7 @@ pub use query::{
     RevocationInput, RevocationRow, RunRow,
 };
 pub use label::endpoint_label;
+pub use notices::fuzz_recipients_csv;
 pub use record::RecordOutcome;
 pub use run_id::RunId;
 pub use sweeps::{ShardRow, SweepJoin, SweepRow, SweepSpec};
@@ -130,6 +137,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "clients and attacks", include_str!("../migrations/sqlite/0002_clients_and_attacks.sql")),
     (3, "observation evidence", include_str!("../migrations/sqlite/0003_observation_evidence.sql")),
     (4, "revocation reason", include_str!("../migrations/sqlite/0004_revocation_reason.sql")),
+    (5, "notices", include_str!("../migrations/sqlite/0005_notices.sql")),
     (6, "sweeps", include_str!("../migrations/sqlite/0006_sweeps.sql")),
     (7, "disk audits", include_str!("../migrations/sqlite/0007_disk_audits.sql")),
 ];
@@ -138,6 +146,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "clients and attacks", include_str!("../migrations/postgres/0002_clients_and_attacks.sql")),
     (3, "observation evidence", include_str!("../migrations/postgres/0003_observation_evidence.sql")),
     (4, "revocation reason", include_str!("../migrations/postgres/0004_revocation_reason.sql")),
+    (5, "notices", include_str!("../migrations/postgres/0005_notices.sql")),
     (6, "sweeps", include_str!("../migrations/postgres/0006_sweeps.sql")),
     (7, "disk audits", include_str!("../migrations/postgres/0007_disk_audits.sql")),
 ];
@@ -420,7 +429,7 @@ mod tests {
         assert_eq!(sqlite, postgres);
         assert!(sqlite.len() >= 14, "{:?}", sqlite.keys());
         for table in ["scan_runs", "endpoints", "observations", "certificates", "observation_certs", "assets", "endpoint_assets",
-            "revocation_checks", "alerts", "scan_targets", "key_pins", "known_targets", "client_tests", "attacks"]
+            "revocation_checks", "alerts", "scan_targets", "key_pins", "known_targets", "client_tests", "attacks", "notices"]
         {
             assert!(sqlite.contains_key(table), "{table}");
         }

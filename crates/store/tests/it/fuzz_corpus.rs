@@ -41,3 +41,18 @@ fn import_seeds_parse() {
     assert_eq!(assets[6 - 1].notes, "=1+1", "the spreadsheet's protecting quote is dropped");
     assert!(assets[3].internet_facing && !assets[4].internet_facing);
 }
+
+/// The recipients corpus (`notify --recipients`), replayed; its seed is the documented example and
+/// must parse.
+#[test]
+fn recipients_fuzz_corpus_replays_without_panic() {
+    for bytes in corpus("store_recipients_csv") {
+        bleedwatch_store::fuzz_recipients_csv(&bytes);
+        for cut in (0..bytes.len()).step_by(7) {
+            bleedwatch_store::fuzz_recipients_csv(&bytes[..cut]);
+        }
+    }
+    let seed = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/recipients.csv");
+    let recipients = bleedwatch_store::notices::parse_recipients_csv(&std::fs::read(seed).unwrap()[..], "recipients.csv").unwrap();
+    assert_eq!(recipients.len(), 4);
+}

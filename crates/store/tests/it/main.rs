@@ -46,4 +46,5 @@ on_both_backends!(
     client_tests_are_kept_per_client,
     capture_attacks_are_endpoint_evidence,
     honeypot_attempts_list_attackers,
+    notices_are_claimed_once,
 );

@@ -905,3 +905,54 @@ pub async fn disk_audits_meet_their_endpoints(backend: Backend) {
     assert!(!products[0].carries_vulnerable_openssl() && !products[0].complete);
     assert_eq!(products[0].unread, ["appliance.tar ▸ firmware.bin: truncated"]);
 }
+
+/// Notices: recorded `sending` before the SMTP transaction and finished after it; nothing recorded
+/// is claimed twice (sent, failed, or uncertain — left `sending` by a killed run) unless asked; a
+/// pending one (refused for now) is claimed again with its first Message-ID.
+pub async fn notices_are_claimed_once(backend: Backend) {
+    use bleedwatch_store::notices::{Claim, ClaimPolicy, NoticeCounts, NoticeInput, NoticeState};
+    let Some(test) = open(backend).await else { return };
+    let store = test.store.clone();
+    let endpoint = record_scan(&store, &recorded_scan("192.0.2.7", Some("www.example.org"), "not-vulnerable", "2026-01-01T00:00:00Z")).await;
+    let input = |recipient: &str, message_id: &str| NoticeInput {
+        incident: "CVE-2014-0160".into(),
+        endpoint_id: endpoint,
+        recipient: recipient.into(),
+        recipient_name: "Alice".into(),
+        locale: "en".into(),
+        message_id: message_id.into(),
+    };
+    let policy = ClaimPolicy::default();
+    let claim = |who: &str, id: &str, policy: ClaimPolicy| {
+        let store = store.clone();
+        let input = input(who, id);
+        async move { store.claim_notice(&input, policy, now()).await.unwrap() }
+    };
+    let Claim::Send(alice) = claim("alice@example.org", "<1@bw>", policy).await else { panic!("a new notice is sent") };
+    assert_eq!((alice.state, alice.attempts, alice.message_id.as_str()), (NoticeState::Sending, 1, "<1@bw>"));
+    // Before it is finished (a killed run), it is uncertain: not claimed again.
+    let Claim::Skip(uncertain) = claim("alice@example.org", "<2@bw>", policy).await else { panic!("uncertain is not resent") };
+    assert_eq!(uncertain.state.reported(), "uncertain");
+    // Unless asked, and then with its first Message-ID.
+    let resend = ClaimPolicy { resend_uncertain: true, ..policy };
+    let Claim::Send(again) = claim("alice@example.org", "<3@bw>", resend).await else { panic!("resent when asked") };
+    assert_eq!((again.id, again.attempts, again.message_id.as_str()), (alice.id, 2, "<1@bw>"));
+    store.finish_notice(alice.id, NoticeState::Sent, "250 2.0.0 Ok: queued as 4ABC", now()).await.unwrap();
+    assert!(matches!(claim("alice@example.org", "<4@bw>", resend).await, Claim::Skip(_)), "sent is never sent again");
+
+    let Claim::Send(bob) = claim("bob@example.org", "<5@bw>", policy).await else { panic!() };
+    store.finish_notice(bob.id, NoticeState::Pending, "451 4.3.0 try later", now()).await.unwrap();
+    let Claim::Send(bob_again) = claim("bob@example.org", "<6@bw>", policy).await else { panic!("pending is sent by the next run") };
+    assert_eq!((bob_again.id, bob_again.message_id.as_str()), (bob.id, "<5@bw>"));
+    store.finish_notice(bob.id, NoticeState::Failed, "550 5.1.1 no such user", now()).await.unwrap();
+    assert!(matches!(claim("bob@example.org", "<7@bw>", policy).await, Claim::Skip(_)));
+    let Claim::Send(_) = claim("carol@example.org", "<8@bw>", policy).await else { panic!() };
+
+    assert_eq!(store.notice_counts().await.unwrap(), NoticeCounts { sent: 1, pending: 0, uncertain: 1, failed: 1 });
+    let rows = store.notices(Some("CVE-2014-0160")).await.unwrap();
+    assert_eq!(rows.iter().map(|r| r.recipient.as_str()).collect::<Vec<_>>(), ["alice@example.org", "bob@example.org", "carol@example.org"]);
+    assert_eq!(rows[0].smtp_reply.as_deref(), Some("250 2.0.0 Ok: queued as 4ABC"));
+    assert!(rows[0].sent_at_ms.is_some() && rows[1].sent_at_ms.is_none());
+    assert!(store.notices(Some("other")).await.unwrap().is_empty());
+    assert!(store.finish_notice(9999, NoticeState::Sent, "250", now()).await.is_err());
+}

@@ -1,0 +1,418 @@
+//! Issue 10: `bleedwatch notify` through a real Postfix on a loopback port that delivers into a
+//! local mailbox the tests read; a run killed with SIGKILL mid-batch and started again; the dry
+//! run's reasons; bad recipients rows.
+
+use std::collections::BTreeMap;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{bleedwatch, free_port, mta_run, require, temp_path, Running};
+
+/// A Postfix that accepts mail for example.org on 127.0.0.1:PORT (smtpd; STARTTLS offered when
+/// given a certificate) and delivers every message into one mbox file (`virtual`, static map).
+/// `later@example.org` is refused for now (450) and `gone@example.org` for good (550).
+struct Mailhost {
+    master: Option<std::process::Child>,
+    root: PathBuf,
+    port: u16,
+}
+
+impl Mailhost {
+    fn start(name: &str) -> Mailhost {
+        Mailhost::start_with(name, None)
+    }
+
+    /// With STARTTLS: the certificate and key (PEM files).
+    fn start_with(name: &str, tls: Option<(&Path, &Path)>) -> Mailhost {
+        let root = temp_path(name);
+        let _ = std::fs::remove_dir_all(&root);
+        let (conf, queue, data, mail) = (root.join("conf"), root.join("queue"), root.join("data"), root.join("mail"));
+        for dir in [&conf, &queue, &data, &mail] {
+            std::fs::create_dir_all(dir).unwrap();
+        }
+        mta_run(Command::new("chmod").arg("755").arg(&root));
+        mta_run(Command::new("chown").arg("postfix").arg(&data));
+        mta_run(Command::new("chown").arg("postfix:postfix").arg(&mail));
+        let uid = mta_run(Command::new("id").args(["-u", "postfix"])).trim().to_owned();
+        let gid = mta_run(Command::new("id").args(["-g", "postfix"])).trim().to_owned();
+        let port = free_port();
+        let main_cf = format!(
+            "compatibility_level = 3.6\n\
+             queue_directory = {queue}\n\
+             data_directory = {data}\n\
+             mail_owner = postfix\n\
+             setgid_group = postdrop\n\
+             myhostname = mail.bleedwatch.test\n\
+             mydestination =\n\
+             alias_maps =\n\
+             alias_database =\n\
+             inet_interfaces = 127.0.0.1\n\
+             inet_protocols = ipv4\n\
+             mynetworks = 127.0.0.0/8\n\
+             smtpd_banner = $myhostname ESMTP\n\
+             virtual_mailbox_domains = example.org\n\
+             virtual_mailbox_base = {mail}\n\
+             virtual_mailbox_maps = static:mailbox\n\
+             virtual_uid_maps = static:{uid}\n\
+             virtual_gid_maps = static:{gid}\n\
+             smtpd_recipient_restrictions = check_recipient_access inline:{{ {{ later@example.org = 450 4.2.0 try again later }}, {{ gone@example.org = 550 5.1.1 no such user }} }}, permit_mynetworks, reject\n\
+             maillog_file_prefixes = {root}\n\
+             maillog_file = {root}/maillog\n",
+            queue = queue.display(),
+            data = data.display(),
+            mail = mail.display(),
+            root = root.display(),
+        );
+        let main_cf = match tls {
+            Some((cert, key)) => format!(
+                "{main_cf}smtpd_tls_cert_file = {}\nsmtpd_tls_key_file = {}\nsmtpd_tls_security_level = may\nsmtpd_tls_loglevel = 1\n",
+                cert.display(),
+                key.display()
+            ),
+            None => main_cf,
+        };
+        std::fs::write(conf.join("main.cf"), main_cf).unwrap();
+        let master_cf = format!(
+            "127.0.0.1:{port} inet n - n - - smtpd\n\
+             pickup unix n - n 60 1 pickup\ntlsmgr unix - - n 1000? 1 tlsmgr\ncleanup unix n - n - 0 cleanup\nqmgr unix n - n 300 1 qmgr\n\
+             rewrite unix - - n - - trivial-rewrite\nbounce unix - - n - 0 bounce\n\
+             defer unix - - n - 0 bounce\ntrace unix - - n - 0 bounce\nverify unix - - n - 1 verify\n\
+             flush unix n - n 1000? 0 flush\nproxymap unix - - n - - proxymap\nproxywrite unix - - n - 1 proxymap\n\
+             smtp unix - - n - - smtp\nrelay unix - - n - - smtp\nshowq unix n - n - - showq\n\
+             error unix - - n - - error\nretry unix - - n - - error\ndiscard unix - - n - - discard\n\
+             virtual unix - n n - - virtual\n\
+             anvil unix - - n - 1 anvil\nscache unix - - n - 1 scache\npostlog unix-dgram n - n - 1 postlogd\n"
+        );
+        std::fs::write(conf.join("master.cf"), master_cf).unwrap();
+        mta_run(Command::new("postfix").arg("-c").arg(&conf).arg("check"));
+        let daemon_directory = mta_run(Command::new("postconf").arg("-c").arg(&conf).args(["-h", "daemon_directory"]));
+        let master = Command::new(PathBuf::from(daemon_directory.trim()).join("master"))
+            .arg("-c")
+            .arg(&conf)
+            .arg("-d")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let host = Mailhost { master: Some(master), root, port };
+        super::wait_listening(format!("127.0.0.1:{port}").parse().unwrap());
+        host
+    }
+
+    fn mailbox(&self) -> String {
+        std::fs::read_to_string(self.root.join("mail").join("mailbox")).unwrap_or_default()
+    }
+
+    fn maillog(&self) -> String {
+        std::fs::read_to_string(self.root.join("maillog")).unwrap_or_default()
+    }
+
+    /// The delivered messages (mbox: each starts with a `From ` line).
+    fn messages(&self) -> Vec<String> {
+        let mbox = self.mailbox();
+        let mut messages: Vec<String> = Vec::new();
+        for line in mbox.lines() {
+            if line.starts_with("From ") {
+                messages.push(String::new());
+            }
+            if let Some(current) = messages.last_mut() {
+                current.push_str(line);
+                current.push('\n');
+            }
+        }
+        messages
+    }
+
+    /// Waits (bounded) until `count` messages are in the mailbox, then a moment more for strays.
+    fn wait_for(&self, count: usize) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.messages().len() < count {
+            assert!(Instant::now() < deadline, "{} of {count} messages delivered; Postfix's log:\n{}", self.messages().len(), self.maillog());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::thread::sleep(Duration::from_millis(1500));
+        self.messages()
+    }
+}
+
+impl Drop for Mailhost {
+    fn drop(&mut self) {
+        if let Some(mut master) = self.master.take() {
+            let _ = Command::new("kill").arg("-TERM").arg(master.id().to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while matches!(master.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = master.kill();
+            let _ = master.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+/// A header's value in a delivered message.
+fn header<'a>(message: &'a str, name: &str) -> Option<&'a str> {
+    let prefix = format!("{name}: ");
+    message.lines().find_map(|l| l.strip_prefix(&prefix))
+}
+
+fn scan_line(address: &str, host: &str, verdict: &str, key: &str, at: &str) -> bleedwatch_store::EndpointResult {
+    let line = serde_json::json!({
+        "address": address, "port": 443, "transport": "tcp", "host": host, "service": "tls", "sni": host,
+        "status": "success", "heartbleed": verdict, "reason": null, "versions": {"tls1.2": verdict},
+        "certificate": {"subject": format!("CN={host}"), "issuer": "CN=ca", "serial": "01", "sans": [host],
+            "not_before": "2026-01-01T00:00:00Z", "not_after": "2099-01-01T00:00:00Z", "not_before_unix": 1_767_225_600_i64,
+            "not_after_unix": 4_070_908_800_i64, "spki_sha256": format!("key-{key}"), "cert_sha256": format!("cert-{key}"),
+            "key_type": "rsa", "key_bits": 2048, "signature_algorithm": "sha256WithRSAEncryption", "self_signed": false,
+            "crl_urls": [], "ocsp_urls": [], "ca_issuer_urls": []},
+        "chain": [], "details": [], "started_at": at, "duration_ms": 3
+    });
+    serde_json::from_value(line).unwrap()
+}
+
+/// An inventory where `ready` endpoints (www1… .example.org) went vulnerable → patched → re-keyed →
+/// revoked (notify-ready), and one more (held.example.org) is patched and re-keyed but not revoked.
+/// The history is recorded through the store: the certificates of a public CA cannot be revoked
+/// from a test.
+fn inventory(name: &str, ready: usize) -> PathBuf {
+    let db = temp_path(&format!("{name}.db"));
+    let _ = std::fs::remove_file(&db);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let store = bleedwatch_store::Store::open(db.to_str().unwrap()).await.unwrap();
+        let mut hosts: Vec<String> = (1..=ready).map(|i| format!("www{i}.example.org")).collect();
+        hosts.push("held.example.org".into());
+        for (i, host) in hosts.iter().enumerate() {
+            let address = format!("192.0.2.{}", i + 1);
+            for (verdict, key, at) in [("vulnerable", format!("old{i}"), "2026-04-07T10:00:00Z"), ("not-vulnerable", format!("new{i}"), "2026-04-09T12:30:00Z")] {
+                let run = store.start_run("scan", &[]).await.unwrap();
+                store.record(run, &scan_line(&address, host, verdict, &key, at), None).await.unwrap();
+                store.finish_run(run, "finished").await.unwrap();
+            }
+            if host.starts_with("www") {
+                store
+                    .record_revocation(&bleedwatch_store::RevocationInput {
+                        cert_sha256: format!("cert-old{i}"),
+                        method: "crl".into(),
+                        source: "test.crl".into(),
+                        result: "revoked".into(),
+                        revoked_at_unix: Some(1_775_800_000),
+                        reason: Some("keyCompromise".into()),
+                        detail: "revoked".into(),
+                        unknown_reason: None,
+                        checked_at_ms: 1_775_800_000_000,
+                    })
+                    .await
+                    .unwrap();
+            }
+        }
+        store.close().await;
+    });
+    db
+}
+
+/// One recipient per endpoint (by service name), plus one by owner-less endpoint selector.
+fn recipients_file(name: &str, ready: usize) -> PathBuf {
+    let path = temp_path(&format!("{name}.csv"));
+    let mut csv = String::from("service,endpoint,address,name,locale\n");
+    for i in 1..=ready {
+        csv.push_str(&format!("www{i}.example.org,,user{i}@example.org,User {i},en\n"));
+    }
+    csv.push_str(",192.0.2.1:443,ops@example.org,\"Ops, team\",\n");
+    csv.push_str(&format!(",192.0.2.{}:443,held@example.org,Held,\n", ready + 1));
+    std::fs::write(&path, csv).unwrap();
+    path
+}
+
+fn notify_cmd(db: &Path, recipients: &Path, port: u16) -> Command {
+    let mut cmd = bleedwatch();
+    cmd.args(["notify", "--db"]).arg(db).arg("--recipients").arg(recipients);
+    cmd.args(["--smtp", &format!("127.0.0.1:{port}"), "--from", "Security Team <security@example.com>", "--rate", "4/s"]);
+    cmd
+}
+
+/// The whole batch, killed with SIGKILL after the third notice, then run again: every recipient
+/// gets their notice exactly once — except at most the one in flight at the kill, which the
+/// inventory must then show as `uncertain` and which was delivered at most once (a rate of 4/s
+/// puts the kill between sends nearly always, so exactly-once is what this normally checks).
+#[test]
+fn notify_sends_through_postfix_once_even_when_killed() {
+    if !require("postfix") {
+        return;
+    }
+    let ready = 8;
+    let db = inventory("notify-kill", ready);
+    let recipients = recipients_file("notify-kill", ready);
+    let mailhost = Mailhost::start("notify-mailhost");
+
+    let mut child = Running(notify_cmd(&db, &recipients, mailhost.port).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap());
+    let stdout = child.0.stdout.take().unwrap();
+    let mut sent_before_kill = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+        if line.starts_with("sent") {
+            sent_before_kill.push(line);
+        }
+        if sent_before_kill.len() == 3 {
+            break;
+        }
+        assert!(Instant::now() < deadline);
+    }
+    assert_eq!(sent_before_kill.len(), 3, "the first run sent: {sent_before_kill:?}");
+    mta_run(Command::new("kill").arg("-9").arg(child.0.id().to_string()));
+    let _ = child.0.wait();
+
+    let again = notify_cmd(&db, &recipients, mailhost.port).output().unwrap();
+    let stdout = String::from_utf8_lossy(&again.stdout);
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    let addressed = ready + 1; // www1…N, and ops@ (held@ waits for revocation)
+    let status = bleedwatch().args(["status", "--db"]).arg(&db).output().unwrap();
+    let status_text = String::from_utf8_lossy(&status.stdout);
+    // The inventory's word on the notice in flight at the kill, if there was one.
+    let counts = status_text.lines().find_map(|l| l.strip_prefix("notices: ")).unwrap_or_else(|| panic!("{status_text}"));
+    let uncertain: usize = counts.split(", ").find_map(|c| c.strip_suffix(" uncertain")).unwrap().parse().unwrap();
+    assert!(uncertain <= 1, "only the notice in flight can be uncertain: {stdout}\n{status_text}");
+    let messages = mailhost.wait_for(addressed - uncertain);
+    let mut per_recipient: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for message in &messages {
+        let to = header(message, "Delivered-To").unwrap_or("?").to_owned();
+        per_recipient.entry(to).or_default().push(header(message, "Message-ID").unwrap_or("?").to_owned());
+    }
+    // Nobody twice; nobody missed but the one the inventory calls uncertain (if any).
+    let got = |who: &str| per_recipient.get(who).map_or(0, Vec::len);
+    let everyone: Vec<String> = (1..=ready).map(|i| format!("user{i}@example.org")).chain(["ops@example.org".to_owned()]).collect();
+    for who in &everyone {
+        assert!(got(who) <= 1, "{who} got {} notices\n{stdout}\n{stderr}\n{per_recipient:?}", got(who));
+    }
+    let missed = everyone.iter().filter(|who| got(who) == 0).count();
+    assert!(missed <= uncertain, "{missed} recipients got nothing, {uncertain} uncertain\n{stdout}\n{stderr}\n{per_recipient:?}");
+    assert!(!per_recipient.contains_key("held@example.org"), "held back until revoked: {per_recipient:?}");
+    if uncertain == 0 {
+        assert_eq!(messages.len(), addressed, "{per_recipient:?}");
+        assert!(again.status.success(), "{stdout}\n{stderr}");
+        assert!(stdout.contains(&format!("recorded: {addressed} sent, 0 pending, 0 uncertain, 0 failed; 1 held back")), "{stdout}");
+        assert!(status_text.contains(&format!("notices: {addressed} sent, 0 pending, 0 uncertain, 0 failed")), "{status_text}");
+    }
+    // Content and headers of one notice, as the mailbox holds it.
+    let first = messages.iter().find(|m| header(m, "Delivered-To") == Some("user2@example.org")).unwrap();
+    assert_eq!(header(first, "Subject"), Some("Please change your password for www2.example.org"), "{first}");
+    assert_eq!(header(first, "From"), Some("\"Security Team\" <security@example.com>"), "{first}");
+    assert_eq!(header(first, "To"), Some("\"User 2\" <user2@example.org>"), "{first}");
+    assert!(header(first, "Message-ID").is_some_and(|id| id.starts_with("<bleedwatch.") && id.ends_with("@example.com>")), "{first}");
+    assert!(first.contains("multipart/alternative") && first.contains("text/plain") && first.contains("text/html"), "{first}");
+    let body = first.replace("=\n", ""); // quoted-printable soft line breaks
+    assert!(body.contains("2026-04-07 10:00 UTC") && body.contains("2026-04-09 12:30 UTC") && body.contains("CVE-2014-0160"), "{first}");
+    assert!(body.contains("Dear User 2,") && body.contains("Change your password for www2.example.org now."), "{first}");
+    assert!(body.contains("write to\nSecurity Team <security@example.com>"), "{first}");
+    assert!(body.contains("<p>Dear User 2,</p>"), "the HTML alternative: {first}");
+    // A third run sends nothing.
+    let third = notify_cmd(&db, &recipients, mailhost.port).output().unwrap();
+    assert!(String::from_utf8_lossy(&third.stdout).contains("this run sent 0"), "{}", String::from_utf8_lossy(&third.stdout));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(mailhost.messages().len(), messages.len());
+    let _ = std::fs::remove_file(&db);
+    let _ = std::fs::remove_file(&recipients);
+}
+
+/// A 4xx is retried and left pending for the next run, a 5xx is final with its reply; STARTTLS
+/// (rustls, the relay's certificate checked against `--smtp-ca`) is used and required when asked,
+/// and a relay that does not offer it is refused.
+#[test]
+fn notify_retries_4xx_records_5xx_and_requires_starttls() {
+    if !require("postfix") || !require("openssl") {
+        return;
+    }
+    let db = inventory("notify-tls", 1);
+    let recipients = temp_path("notify-tls.csv");
+    std::fs::write(
+        &recipients,
+        "service,address,name\nwww1.example.org,user1@example.org,User 1\nwww1.example.org,later@example.org,Later\nwww1.example.org,gone@example.org,Gone\n",
+    )
+    .unwrap();
+    let pki_dir = temp_path("notify-tls-pki");
+    let other_dir = temp_path("notify-tls-other");
+    for d in [&pki_dir, &other_dir] {
+        let _ = std::fs::remove_dir_all(d);
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let (ca, _, _) = super::pg_tls::pki(&pki_dir, "bleedwatch mail test CA");
+    let (wrong_ca, _, _) = super::pg_tls::pki(&other_dir, "another CA");
+    mta_run(Command::new("chmod").arg("-R").arg("a+rX").arg(&pki_dir));
+    let mailhost = Mailhost::start_with("notify-tls-mailhost", Some((&pki_dir.join("server.crt"), &pki_dir.join("server.key"))));
+    let plain = Mailhost::start("notify-plain-mailhost");
+    let run = |port: u16, ca: &Path| {
+        let mut cmd = notify_cmd(&db, &recipients, port);
+        cmd.args(["--smtp-starttls", "--attempts", "2", "--smtp-ca"]).arg(ca);
+        cmd.output().unwrap()
+    };
+
+    // The relay without STARTTLS, when it is required: refused before anything is recorded.
+    let out = run(plain.port, &ca);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("does not offer STARTTLS"), "{stderr}");
+    // A certificate from another CA: the TLS handshake fails, nothing is sent.
+    let out = run(mailhost.port, &wrong_ca);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("STARTTLS with the SMTP relay"), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let out = run(mailhost.port, &ca);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "pending and failed notices: exit 1\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let line = |who: &str| stdout.lines().find(|l| l.contains(who)).unwrap_or_else(|| panic!("{who}: {stdout}")).to_owned();
+    assert!(line("user1@").starts_with("sent") && line("user1@").contains("250 "), "{stdout}");
+    assert!(line("later@").starts_with("pending") && line("later@").contains("450 4.2.0"), "{stdout}");
+    assert!(line("gone@").starts_with("failed") && line("gone@").contains("550 5.1.1"), "{stdout}");
+    let messages = mailhost.wait_for(1);
+    assert_eq!(messages.len(), 1);
+    assert!(mailhost.maillog().contains("TLS connection established from localhost[127.0.0.1]"), "{}", mailhost.maillog());
+    // 450 tried twice in this run (doubling waits), 550 once.
+    assert_eq!(mailhost.maillog().matches("450 4.2.0").count(), 2, "{}", mailhost.maillog());
+    assert_eq!(mailhost.maillog().matches("550 5.1.1").count(), 1, "{}", mailhost.maillog());
+
+    // The next run tries the pending one again, not the failed one.
+    let out = run(mailhost.port, &ca);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.lines().any(|l| l.starts_with("pending") && l.contains("later@")), "{stdout}");
+    assert!(!stdout.contains("gone@") && stdout.contains("this run sent 0; recorded: 1 sent, 1 pending, 0 uncertain, 1 failed"), "{stdout}");
+    assert_eq!(mailhost.maillog().matches("550 5.1.1").count(), 1, "{}", mailhost.maillog());
+    for path in [&db, &recipients] {
+        let _ = std::fs::remove_file(path);
+    }
+    for dir in [pki_dir, other_dir] {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+/// `--dry-run` says who would get what, names the missing step of the others, sends nothing and
+/// needs no relay; a recipients file with a bad row is an error naming the file and line.
+#[test]
+fn notify_dry_run_explains_and_bad_rows_are_named() {
+    let db = inventory("notify-dry", 2);
+    let recipients = recipients_file("notify-dry", 2);
+    let out = bleedwatch().args(["notify", "--dry-run", "--db"]).arg(&db).arg("--recipients").arg(&recipients).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let line = |who: &str| stdout.lines().find(|l| l.contains(who)).unwrap_or_else(|| panic!("{who}: {stdout}")).to_owned();
+    assert!(line("user1@example.org").starts_with("send") && line("user1@example.org").contains("Please change your password"), "{stdout}");
+    assert!(line("held@example.org").starts_with("held back") && line("held@example.org").contains("not revoked (verified)"), "{stdout}");
+    assert!(stdout.contains("3 notices would be sent, 1 held back") && stdout.contains("nothing sent"), "{stdout}");
+    assert!(stdout.contains("Subject: Please change your password for www1.example.org") && stdout.contains("Dear User 1"), "{stdout}");
+
+    let bad = temp_path("notify-bad.csv");
+    std::fs::write(&bad, "owner,address,name\nweb,good@example.org,Good\nweb,\"evil@example.org\r\nBcc: x@example.org\",Eve\n").unwrap();
+    let out = bleedwatch().args(["notify", "--dry-run", "--db"]).arg(&db).arg("--recipients").arg(&bad).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(&format!("{}, line 3: address", bad.display())), "{stderr}");
+    // Sending needs a relay and a sender; the password never goes on the command line.
+    let out = bleedwatch().args(["notify", "--db"]).arg(&db).arg("--recipients").arg(&recipients).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--smtp"), "{}", String::from_utf8_lossy(&out.stderr));
+    for path in [db, recipients, bad] {
+        let _ = std::fs::remove_file(path);
+    }
+}
