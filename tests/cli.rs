@@ -592,6 +592,33 @@ fn mta_run(command: &mut Command) -> String {
     text
 }
 
+/// Postfix's own services without chroot (`extra` adds listeners and transports), written to
+/// `conf/master.cf`; `postfix check` makes the queue directories with their owners and modes; then
+/// the master daemon in the foreground, for the test to stop.
+fn start_postfix_master(conf: &std::path::Path, extra: &str) -> std::process::Child {
+    let master_cf = format!(
+        "{extra}pickup unix n - n 60 1 pickup\ncleanup unix n - n - 0 cleanup\nqmgr unix n - n 300 1 qmgr\n\
+         tlsmgr unix - - n 1000? 1 tlsmgr\nrewrite unix - - n - - trivial-rewrite\nbounce unix - - n - 0 bounce\n\
+         defer unix - - n - 0 bounce\ntrace unix - - n - 0 bounce\nverify unix - - n - 1 verify\n\
+         flush unix n - n 1000? 0 flush\nproxymap unix - - n - - proxymap\nproxywrite unix - - n - 1 proxymap\n\
+         smtp unix - - n - - smtp\nrelay unix - - n - - smtp\nshowq unix n - n - - showq\n\
+         error unix - - n - - error\nretry unix - - n - - error\ndiscard unix - - n - - discard\n\
+         anvil unix - - n - 1 anvil\nscache unix - - n - 1 scache\npostlog unix-dgram n - n - 1 postlogd\n"
+    );
+    std::fs::write(conf.join("master.cf"), master_cf).unwrap();
+    mta_run(Command::new("postfix").arg("-c").arg(conf).arg("check"));
+    let daemon_directory = mta_run(Command::new("postconf").arg("-c").arg(conf).args(["-h", "daemon_directory"]));
+    Command::new(PathBuf::from(daemon_directory.trim()).join("master"))
+        .arg("-c")
+        .arg(conf)
+        .arg("-d")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 /// Forwards a child's output line by line to a channel, so every wait on it can be bounded.
 fn mta_lines(pipe: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
     let (tx, rx) = std::sync::mpsc::channel();
@@ -644,27 +671,7 @@ fn mta_start_postfix(relay: SocketAddr) -> MtaPostfix {
     );
     std::fs::write(conf.join("main.cf"), main_cf).unwrap();
     // No smtpd (inet) service: mail only enters through sendmail/pickup. No chroot: the queue is a temp dir.
-    let master_cf = "pickup unix n - n 60 1 pickup\ncleanup unix n - n - 0 cleanup\nqmgr unix n - n 300 1 qmgr\n\
-         tlsmgr unix - - n 1000? 1 tlsmgr\nrewrite unix - - n - - trivial-rewrite\nbounce unix - - n - 0 bounce\n\
-         defer unix - - n - 0 bounce\ntrace unix - - n - 0 bounce\nverify unix - - n - 1 verify\n\
-         flush unix n - n 1000? 0 flush\nproxymap unix - - n - - proxymap\nproxywrite unix - - n - 1 proxymap\n\
-         smtp unix - - n - - smtp\nrelay unix - - n - - smtp\nshowq unix n - n - - showq\n\
-         error unix - - n - - error\nretry unix - - n - - error\ndiscard unix - - n - - discard\n\
-         anvil unix - - n - 1 anvil\nscache unix - - n - 1 scache\npostlog unix-dgram n - n - 1 postlogd\n";
-    std::fs::write(conf.join("master.cf"), master_cf).unwrap();
-    // `postfix check` creates the queue directories with their owners and modes.
-    mta_run(Command::new("postfix").arg("-c").arg(&conf).arg("check"));
-    let daemon_directory = mta_run(Command::new("postconf").arg("-c").arg(&conf).args(["-h", "daemon_directory"]));
-    let master = Command::new(PathBuf::from(daemon_directory.trim()).join("master"))
-        .arg("-c")
-        .arg(&conf)
-        .arg("-d")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    postfix.master = Some(master);
+    postfix.master = Some(start_postfix_master(&conf, ""));
     let deadline = Instant::now() + Duration::from_secs(20);
     while !Command::new("postfix").arg("-c").arg(&conf).arg("status").stdout(Stdio::null()).stderr(Stdio::null()).status().unwrap().success() {
         assert!(Instant::now() < deadline, "Postfix did not start; its log:\n{}", postfix.maillog());

@@ -12,7 +12,7 @@ use bleedwatch_audit::{Audit, AuditVerdict, Finding, Issue, Options};
 use clap::Args;
 use serde::Serialize;
 
-use bleedwatch_store::{DiskAuditInput, DiskFindingInput, PackageRecord};
+use bleedwatch_store::{DiskAuditInput, DiskFinding, PackageRecord};
 
 use crate::args::{DbArgs, OutputArgs};
 use crate::clock::now_ms;
@@ -180,8 +180,8 @@ fn default_asset(path: &Path, findings: &[&Finding]) -> String {
     path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| path.display().to_string())
 }
 
-fn finding_input(f: &Finding) -> DiskFindingInput {
-    DiskFindingInput {
+fn finding_input(f: &Finding) -> DiskFinding {
+    DiskFinding {
         location: f.location.clone(),
         image: f.image.clone(),
         kind: f.kind.as_str().into(),

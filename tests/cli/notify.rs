@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{bleedwatch, free_port, mta_run, require, temp_path, Running};
+use super::{bleedwatch, free_port, mta_run, require, start_postfix_master, temp_path, Running};
 
 /// A Postfix that accepts mail for example.org on 127.0.0.1:PORT (smtpd; STARTTLS offered when
 /// given a certificate) and delivers every message into one mbox file (`virtual`, static map).
@@ -74,29 +74,8 @@ impl Mailhost {
             None => main_cf,
         };
         std::fs::write(conf.join("main.cf"), main_cf).unwrap();
-        let master_cf = format!(
-            "127.0.0.1:{port} inet n - n - - smtpd\n\
-             pickup unix n - n 60 1 pickup\ntlsmgr unix - - n 1000? 1 tlsmgr\ncleanup unix n - n - 0 cleanup\nqmgr unix n - n 300 1 qmgr\n\
-             rewrite unix - - n - - trivial-rewrite\nbounce unix - - n - 0 bounce\n\
-             defer unix - - n - 0 bounce\ntrace unix - - n - 0 bounce\nverify unix - - n - 1 verify\n\
-             flush unix n - n 1000? 0 flush\nproxymap unix - - n - - proxymap\nproxywrite unix - - n - 1 proxymap\n\
-             smtp unix - - n - - smtp\nrelay unix - - n - - smtp\nshowq unix n - n - - showq\n\
-             error unix - - n - - error\nretry unix - - n - - error\ndiscard unix - - n - - discard\n\
-             virtual unix - n n - - virtual\n\
-             anvil unix - - n - 1 anvil\nscache unix - - n - 1 scache\npostlog unix-dgram n - n - 1 postlogd\n"
-        );
-        std::fs::write(conf.join("master.cf"), master_cf).unwrap();
-        mta_run(Command::new("postfix").arg("-c").arg(&conf).arg("check"));
-        let daemon_directory = mta_run(Command::new("postconf").arg("-c").arg(&conf).args(["-h", "daemon_directory"]));
-        let master = Command::new(PathBuf::from(daemon_directory.trim()).join("master"))
-            .arg("-c")
-            .arg(&conf)
-            .arg("-d")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        // Mail comes in on the loopback port and is delivered by `virtual` into the mailbox files.
+        let master = start_postfix_master(&conf, &format!("127.0.0.1:{port} inet n - n - - smtpd\nvirtual unix - n n - - virtual\n"));
         let host = Mailhost { master: Some(master), root, port };
         super::wait_listening(format!("127.0.0.1:{port}").parse().unwrap());
         host

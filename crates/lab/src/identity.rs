@@ -54,17 +54,23 @@ pub struct LabIdentity {
     pub key_pem: String,
 }
 
+/// A server certificate's parameters: `names` as SANs, the first as CN, and `serial`.
+fn server_params(names: &[&str], serial: u64) -> Result<CertificateParams, IdentityError> {
+    let mut params = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())?;
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, names.first().copied().unwrap_or("localhost"));
+    dn.push(DnType::OrganizationName, "bleedwatch lab");
+    params.distinguished_name = dn;
+    params.serial_number = Some(rcgen::SerialNumber::from(serial.to_be_bytes().to_vec()));
+    Ok(params)
+}
+
 impl LabIdentity {
     /// A self-signed certificate for `names` on the given PKCS#8 PEM key (RSA or ECDSA P-256).
     /// `serial` distinguishes reissues of the same key.
     pub fn self_signed(names: &[&str], key_pem: &str, serial: u64) -> Result<LabIdentity, IdentityError> {
         let key_pair = KeyPair::from_pem(key_pem)?;
-        let mut params = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())?;
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, names.first().copied().unwrap_or("localhost"));
-        dn.push(DnType::OrganizationName, "bleedwatch lab");
-        params.distinguished_name = dn;
-        params.serial_number = Some(rcgen::SerialNumber::from(serial.to_be_bytes().to_vec()));
+        let mut params = server_params(names, serial)?;
         // A realistic one-year validity, so reports show a real "still valid until".
         let now = std::time::SystemTime::now();
         params.not_before = (now - std::time::Duration::from_secs(86_400)).into();
@@ -177,12 +183,7 @@ impl LabCa {
     /// the chain sent is the certificate and the CA's.
     pub fn issue(&self, names: &[&str], key_pem: &str, serial: u64) -> Result<LabIdentity, IdentityError> {
         let key_pair = KeyPair::from_pem(key_pem)?;
-        let mut params = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())?;
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, names.first().copied().unwrap_or("localhost"));
-        dn.push(DnType::OrganizationName, "bleedwatch lab");
-        params.distinguished_name = dn;
-        params.serial_number = Some(rcgen::SerialNumber::from(serial.to_be_bytes().to_vec()));
+        let mut params = server_params(names, serial)?;
         params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
         let now = std::time::SystemTime::now();
         params.not_before = (now - std::time::Duration::from_secs(3_600)).into();

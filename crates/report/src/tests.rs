@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use bleedwatch_store::assess::{self, EndpointHistory, Leaf, Observation, RevocationIndex, Verdict};
-use bleedwatch_store::{AssetRow, AttackEvidence, DiskFindingRow, EndpointRow, ProductEndpoint};
+use bleedwatch_store::{AssetRow, AttackEvidence, DiskFinding, EndpointRow, ProductEndpoint};
 
 use super::*;
 
@@ -284,7 +284,7 @@ fn product(asset: &str, verdict: &str) -> ProductRow {
         run: bleedwatch_store::RunId(9),
         complete: verdict != "unknown",
         unread: if verdict == "unknown" { vec!["fw.bin: truncated".into()] } else { vec![] },
-        findings: vec![DiskFindingRow {
+        findings: vec![DiskFinding {
             location: vec!["vpn.img".into(), "usr/lib/libssl.so.1.0.0".into()],
             image: None,
             kind: "shared-libssl".into(),

@@ -32,9 +32,9 @@ pub struct PackageRecord {
     pub advisory: Option<String>,
 }
 
-/// One OpenSSL copy to record.
+/// One OpenSSL copy, as recorded and as read back.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DiskFindingInput {
+pub struct DiskFinding {
     /// Path inside path inside image, outermost first; unique within an audit.
     pub location: Vec<String>,
     pub image: Option<String>,
@@ -55,20 +55,7 @@ pub struct DiskAuditInput {
     pub audited_at_ms: i64,
     /// What could not be read, and why; empty when every file was read.
     pub unread: Vec<String>,
-    pub findings: Vec<DiskFindingInput>,
-}
-
-/// A recorded finding.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DiskFindingRow {
-    pub location: Vec<String>,
-    pub image: Option<String>,
-    pub kind: String,
-    pub version: Option<String>,
-    pub heartbeats: String,
-    pub package: Option<PackageRecord>,
-    pub verdict: String,
-    pub reason: String,
+    pub findings: Vec<DiskFinding>,
 }
 
 /// An endpoint served by a product, with its response state.
@@ -91,7 +78,7 @@ pub struct ProductRow {
     pub run: RunId,
     pub complete: bool,
     pub unread: Vec<String>,
-    pub findings: Vec<DiskFindingRow>,
+    pub findings: Vec<DiskFinding>,
     pub endpoints: Vec<ProductEndpoint>,
 }
 
@@ -145,7 +132,7 @@ fn from_json<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<T
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
 }
 
-fn finding_from_row(row: &AnyRow) -> Result<DiskFindingRow> {
+fn finding_from_row(row: &AnyRow) -> Result<DiskFinding> {
     let package = match get::<Option<String>>(row, "package")? {
         Some(name) => Some(PackageRecord {
             name,
@@ -155,7 +142,7 @@ fn finding_from_row(row: &AnyRow) -> Result<DiskFindingRow> {
         }),
         None => None,
     };
-    Ok(DiskFindingRow {
+    Ok(DiskFinding {
         location: from_json(&get::<String>(row, "location")?, "disk finding location")?,
         image: get(row, "image")?,
         kind: get(row, "kind")?,
@@ -281,8 +268,8 @@ impl Store {
 mod tests {
     use super::*;
 
-    fn finding(path: &str, verdict: &str) -> DiskFindingInput {
-        DiskFindingInput {
+    fn finding(path: &str, verdict: &str) -> DiskFinding {
+        DiskFinding {
             location: vec!["image.tar".into(), path.into()],
             image: Some("appliance:1.2".into()),
             kind: "shared-libssl".into(),
@@ -294,7 +281,7 @@ mod tests {
         }
     }
 
-    fn audit(findings: Vec<DiskFindingInput>) -> DiskAuditInput {
+    fn audit(findings: Vec<DiskFinding>) -> DiskAuditInput {
         DiskAuditInput { run: RunId(1), asset: "appliance".into(), audited_at_ms: 1, unread: vec![], findings }
     }
 

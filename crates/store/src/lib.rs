@@ -65,7 +65,7 @@ pub use attacks::{
     sha256_hex, AttackEvidence, AttackFilter, AttackInput, AttackOutcome, AttackRow, AttackerRow, CaptureImport, CaptureRef,
     Sha256Reader, ORIGIN_HONEYPOT, ORIGIN_PCAP, SEVERITIES,
 };
-pub use disk::{DiskAuditInput, DiskFindingInput, DiskFindingRow, PackageRecord, ProductEndpoint, ProductRow, DISK_KINDS, DISK_VERDICTS, HEARTBEAT_BUILDS};
+pub use disk::{DiskAuditInput, DiskFinding, PackageRecord, ProductEndpoint, ProductRow, DISK_KINDS, DISK_VERDICTS, HEARTBEAT_BUILDS};
 pub use clients::{ClientTestFilter, ClientTestInput, ClientTestRow, CLIENT_VERDICTS};
 pub use assets::{
     fuzz_asset_csv, fuzz_masscan_json, fuzz_nmap_xml, parse_asset_csv, parse_masscan_json, parse_nmap_xml, AssetInput, ImportSummary, KnownTarget,

@@ -306,19 +306,10 @@ impl Iterator for SweepWalk<'_> {
 mod tests {
     use super::*;
     use crate::exclude::parse_exclusions;
-    use crate::{PortList, TargetSpec};
     use proptest::prelude::*;
     use std::collections::HashSet;
 
-    fn set(specs: &[&str], ports: &str) -> TargetSet {
-        TargetSet::from_specs(
-            specs
-                .iter()
-                .map(|text| TargetSpec::parse(text).unwrap())
-                .collect(),
-            PortList::parse(ports).unwrap(),
-        )
-    }
+    use crate::set::tests::set;
 
     #[test]
     fn permutation_is_a_bijection_for_every_small_length() {

@@ -367,11 +367,12 @@ impl<'a> AddressWalk<'a> {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::panic)] // tests fail loudly by design
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::exclude::parse_exclusions;
 
-    fn set(specs: &[&str], ports: &str) -> TargetSet {
+    /// A target set from spec texts and a port list (the order tests use it too).
+    pub(crate) fn set(specs: &[&str], ports: &str) -> TargetSet {
         TargetSet::from_specs(
             specs
                 .iter()

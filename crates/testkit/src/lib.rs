@@ -64,6 +64,28 @@ pub fn shared_openssl_dir() -> Option<PathBuf> {
     None
 }
 
+/// The LD_PRELOAD shim of `../shared/data/openssl/bind_loopback.c` (its README: it keeps OpenSSL's
+/// servers, which bind the wildcard address, on loopback), compiled with `cc` once per test process.
+#[allow(clippy::unwrap_used, clippy::panic)]
+pub fn bind_loopback_shim(openssl_dir: &Path) -> PathBuf {
+    static SHIM: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    SHIM.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("bleedwatch-bind-loopback-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let shim = dir.join("libbind_loopback.so");
+        let out = std::process::Command::new("cc")
+            .args(["-O2", "-shared", "-fPIC", "-o"])
+            .arg(&shim)
+            .arg(openssl_dir.join("bind_loopback.c"))
+            .arg("-ldl")
+            .output()
+            .unwrap_or_else(|e| panic!("cc (needed to build the bind_loopback shim): {e}"));
+        assert!(out.status.success(), "cc bind_loopback.c failed: {}", String::from_utf8_lossy(&out.stderr));
+        shim
+    })
+    .clone()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -126,30 +126,7 @@ pub fn port_bound(udp: bool, port: u16) -> bool {
     })
 }
 
-pub use bleedwatch_testkit::{shared_openssl_dir, OpenSsl101};
-
-/// The LD_PRELOAD shim that keeps `s_server` on loopback, compiled with `cc` once per test process.
-pub fn bind_loopback_shim(openssl_dir: &Path) -> PathBuf {
-    static SHIM: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    SHIM.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("openssl101");
-        std::fs::create_dir_all(&dir).unwrap();
-        let shim = dir.join("libbind_loopback.so");
-        // Built under a name of our own, then renamed: other test processes may be doing the same.
-        let building = dir.join(format!("libbind_loopback.{}.so", std::process::id()));
-        let out = Command::new("cc")
-            .args(["-O2", "-shared", "-fPIC", "-o"])
-            .arg(&building)
-            .arg(openssl_dir.join("bind_loopback.c"))
-            .arg("-ldl")
-            .output()
-            .unwrap_or_else(|e| panic!("cc (needed to build the bind_loopback shim): {e}"));
-        assert!(out.status.success(), "cc bind_loopback.c failed: {}", String::from_utf8_lossy(&out.stderr));
-        std::fs::rename(&building, &shim).unwrap();
-        shim
-    })
-    .clone()
-}
+pub use bleedwatch_testkit::{bind_loopback_shim, shared_openssl_dir, OpenSsl101};
 
 /// A real `openssl s_server` of OpenSSL 1.0.1 on loopback, killed (and reaped) when dropped. Its
 /// output goes to files in its temporary directory (shown when it fails to start). Its stdin stays

@@ -244,24 +244,5 @@ impl Drop for OcspResponder {
 }
 
 fn loopback_shim() -> Option<PathBuf> {
-    static SHIM: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
-    SHIM.get_or_init(|| {
-        let openssl_dir = bleedwatch_testkit::shared_openssl_dir()?;
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("revocation-shim");
-        std::fs::create_dir_all(&dir).unwrap();
-        let shim = dir.join("libbind_loopback.so");
-        // Built under a name of our own, then renamed: other test processes may be doing the same.
-        let building = dir.join(format!("libbind_loopback.{}.so", std::process::id()));
-        let out = Command::new("cc")
-            .args(["-O2", "-shared", "-fPIC", "-o"])
-            .arg(&building)
-            .arg(openssl_dir.join("bind_loopback.c"))
-            .arg("-ldl")
-            .output()
-            .unwrap_or_else(|e| panic!("cc (needed to build the bind_loopback shim): {e}"));
-        assert!(out.status.success(), "cc bind_loopback.c failed: {}", String::from_utf8_lossy(&out.stderr));
-        std::fs::rename(&building, &shim).unwrap();
-        Some(shim)
-    })
-    .clone()
+    bleedwatch_testkit::shared_openssl_dir().map(|dir| bleedwatch_testkit::bind_loopback_shim(&dir))
 }

@@ -13,7 +13,7 @@ use bleedwatch_revocation::{
 use bleedwatch_store::views::{funnel, EndpointView};
 use bleedwatch_store::{
     parse_asset_csv, parse_masscan_json, parse_nmap_xml, AlertFilter, AttackFilter, AttackInput, CaptureImport, ClientTestFilter,
-    ClientTestInput, DiskAuditInput, DiskFindingInput, EndpointAssessment, EndpointResult, PackageRecord, RecordOutcome,
+    ClientTestInput, DiskAuditInput, DiskFinding, EndpointAssessment, EndpointResult, PackageRecord, RecordOutcome,
     RevocationInput, Store, StoreError,
 };
 
@@ -849,7 +849,7 @@ pub async fn disk_audits_meet_their_endpoints(backend: Backend) {
     let csv = "host,owner,criticality\n127.0.0.1,appliance team,high\n";
     store.import_assets(&parse_asset_csv(csv.as_bytes(), "assets.csv").unwrap(), "csv").await.unwrap();
 
-    let copy = |path: &str, verdict: &str, package: Option<PackageRecord>| DiskFindingInput {
+    let copy = |path: &str, verdict: &str, package: Option<PackageRecord>| DiskFinding {
         location: vec!["appliance.tar".into(), path.into()],
         image: Some("sha256:ab".into()),
         kind: "shared-libssl".into(),
