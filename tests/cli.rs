@@ -571,17 +571,22 @@ impl MtaPostfix {
 
 impl Drop for MtaPostfix {
     fn drop(&mut self) {
-        if let Some(mut master) = self.master.take() {
-            // SIGTERM, not SIGKILL: the master then stops its pickup, qmgr and smtp processes too.
-            let _ = Command::new("kill").arg("-TERM").arg(master.id().to_string()).status();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while matches!(master.try_wait(), Ok(None)) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = master.kill();
-            let _ = master.wait();
-        }
+        stop_postfix_master(self.master.take());
         let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+/// Stops a Postfix master (bounded): SIGTERM, not SIGKILL, so that it stops its pickup, qmgr and
+/// smtp processes too.
+fn stop_postfix_master(master: Option<std::process::Child>) {
+    if let Some(mut master) = master {
+        let _ = Command::new("kill").arg("-TERM").arg(master.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while matches!(master.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = master.kill();
+        let _ = master.wait();
     }
 }
 

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{bleedwatch, free_port, mta_run, require, start_postfix_master, temp_path, Running};
+use super::{bleedwatch, free_port, mta_run, require, start_postfix_master, stop_postfix_master, temp_path, Running};
 
 /// A Postfix that accepts mail for example.org on 127.0.0.1:PORT (smtpd; STARTTLS offered when
 /// given a certificate) and delivers every message into one mbox file (`virtual`, static map).
@@ -119,15 +119,7 @@ impl Mailhost {
 
 impl Drop for Mailhost {
     fn drop(&mut self) {
-        if let Some(mut master) = self.master.take() {
-            let _ = Command::new("kill").arg("-TERM").arg(master.id().to_string()).status();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while matches!(master.try_wait(), Ok(None)) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = master.kill();
-            let _ = master.wait();
-        }
+        stop_postfix_master(self.master.take());
         let _ = std::fs::remove_dir_all(&self.root);
     }
 }
