@@ -6,7 +6,8 @@
 //! file contents.
 
 use crate::advisory::{self, Advisory};
-use crate::detect::{Detector, Evidence};
+use crate::ar::{ArReader, Member};
+use crate::detect::{self, Detector, Evidence};
 use crate::finding::{decide, heartbeats_of, kind_of, Finding, PackageDecision, PackageInfo};
 use crate::pkgdb::{self, normalise, PackageDb};
 use crate::version::Format;
@@ -15,7 +16,7 @@ use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::hash::{Hash, Hasher};
-use std::io::{self, Read};
+use std::io::{self, Read, Seek};
 use std::path::Path;
 use std::rc::Rc;
 
@@ -83,11 +84,17 @@ struct Tree {
 }
 
 const MAX_JSON: u64 = 4 << 20;
+/// A member of a known size up to this is read into memory to be searched in two passes.
+const MEMBER_IN_MEMORY: u64 = 4 << 20;
+/// A zip on disk up to this size is read whole into memory to be opened (see `file_entry`).
+const ZIP_READ_WHOLE: u64 = 64 << 20;
 
 pub struct Walker {
     options: Options,
     detector: Detector,
     buf: Vec<u8>,
+    /// Reused for archive members searched in memory (at most `MEMBER_IN_MEMORY`).
+    member: Vec<u8>,
     table: Vec<Advisory>,
     names: Vec<String>,
     issues: Vec<Issue>,
@@ -171,6 +178,10 @@ impl<R: Read> Read for RatioGuard<R> {
     }
 }
 
+fn is_json_metadata(key: &str, head: &[u8]) -> bool {
+    (key == "manifest.json" || key == "index.json" || key.starts_with("blobs/sha256/")) && matches!(head.first(), Some(b'{' | b'['))
+}
+
 fn path_hash(path: &str) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     path.hash(&mut h);
@@ -185,7 +196,7 @@ impl Walker {
     pub fn new(options: Options) -> Self {
         let table = advisory::advisories();
         let names = advisory::package_names(&table);
-        Walker { options, detector: Detector::new(), buf: Vec::new(), table, names, issues: Vec::new(), bytes: 0 }
+        Walker { options, detector: Detector::new(), buf: Vec::new(), member: Vec::new(), table, names, issues: Vec::new(), bytes: 0 }
     }
 
     /// Audit one PATH: a directory or a file of any supported kind.
@@ -273,12 +284,28 @@ impl Walker {
             }
         };
         if matches!(sniff(&head), Sniff::Zip) {
-            // On disk a zip can seek: read it through its central directory.
-            drop(file);
-            match File::open(path) {
-                Ok(f) => self.zip_entry(f, loc, name, 0, tree),
-                Err(e) => self.issue(loc.to_vec(), format!("cannot open: {e}")),
+            // On disk a zip can seek: read it through its central directory. A jar's thousands
+            // of entries each cost a seek and small reads: in memory (one read) up to a bound,
+            // past it through a buffer.
+            let size = file.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
+            if size <= ZIP_READ_WHOLE {
+                let mut bytes = head;
+                match file.read_to_end(&mut bytes) {
+                    Ok(_) => self.zip_entry(io::Cursor::new(bytes), loc, name, 0, tree),
+                    Err(e) => self.issue(loc.to_vec(), format!("cannot read: {e}")),
+                }
+            } else {
+                match file.seek(io::SeekFrom::Start(0)) {
+                    Ok(_) => self.zip_entry(io::BufReader::with_capacity(64 << 10, file), loc, name, 0, tree),
+                    Err(e) => self.issue(loc.to_vec(), format!("cannot read: {e}")),
+                }
             }
+            return;
+        }
+        let key = normalise(name);
+        if matches!(sniff(&head), Sniff::Plain) && detect::is_executable(&head) && !self.is_special(key, &head) {
+            let key = key.to_string();
+            self.scan_on_disk(&head, &mut file, loc, &key, tree);
             return;
         }
         let mut rest: &mut dyn Read = &mut file;
@@ -314,6 +341,12 @@ impl Walker {
             self.issue(loc.to_vec(), format!("archive not opened: nested deeper than the bound of {}", self.options.max_depth));
             return;
         }
+        if matches!(kind, Sniff::Plain) && !detect::is_executable(&head) {
+            // Only executables can be OpenSSL copies: the rest of any other file is not read (for
+            // an archive member it is skipped, or never decompressed).
+            self.skipped(&key, head.len(), tree);
+            return;
+        }
         let mut chained = io::Cursor::new(head).chain(rest);
         match kind {
             Sniff::Gzip | Sniff::Xz | Sniff::Zstd => self.decompress(kind, &mut chained, loc, name, depth, tree),
@@ -343,10 +376,43 @@ impl Walker {
         }
     }
 
+    /// A file that is not an executable: read no further, but an image layer still overwrites it.
+    fn skipped(&mut self, key: &str, head_len: usize, tree: &mut Tree) {
+        self.bytes += head_len as u64;
+        if let Some(paths) = tree.paths.as_mut() {
+            paths.insert(path_hash(key));
+        }
+    }
+
+    /// An executable: searched in two passes when it can be read twice (in memory when its size is
+    /// known and small), else in one.
     fn scan_file(&mut self, reader: &mut dyn Read, loc: &[String], key: &str, size: Option<u64>, tree: &mut Tree) {
         let mut buf = std::mem::take(&mut self.buf);
-        let result = self.detector.scan(&[], reader, &mut buf);
+        let result = match size {
+            Some(size) if size <= MEMBER_IN_MEMORY => {
+                let mut member = std::mem::take(&mut self.member);
+                member.clear();
+                let read = reader.take(size).read_to_end(&mut member);
+                let result = read.map(|_| self.detector.scan_bytes(&member, &mut buf));
+                self.member = member;
+                result
+            }
+            _ => self.detector.scan(&[], reader, &mut buf),
+        };
         self.buf = buf;
+        self.record(result, loc, key, size, tree);
+    }
+
+    /// An executable on disk (`file` positioned after `head`): two passes, the second only if the
+    /// first found a version.
+    fn scan_on_disk(&mut self, head: &[u8], file: &mut File, loc: &[String], key: &str, tree: &mut Tree) {
+        let mut buf = std::mem::take(&mut self.buf);
+        let result = self.detector.scan_rereadable(head, file, &mut buf);
+        self.buf = buf;
+        self.record(result, loc, key, None, tree);
+    }
+
+    fn record(&mut self, result: io::Result<Evidence>, loc: &[String], key: &str, size: Option<u64>, tree: &mut Tree) {
         match result {
             Ok(evidence) => {
                 self.bytes += evidence.bytes;
@@ -366,9 +432,8 @@ impl Walker {
         }
     }
 
-    /// Package databases, os-release and image metadata: read into the tree, not scanned.
-    fn special_file(&mut self, key: &str, head: &[u8], rest: &mut dyn Read, loc: &[String], tree: &mut Tree) -> bool {
-        let dpkg_list = pkgdb::dpkg_list_package(key, &self.names);
+    /// Whether `key` names a package database, os-release or image metadata (read, not scanned).
+    fn is_special(&self, key: &str, head: &[u8]) -> bool {
         let wanted = key == "var/lib/dpkg/status"
             || key == "lib/apk/db/installed"
             || key == "etc/os-release"
@@ -376,11 +441,17 @@ impl Walker {
             || key == "etc/debian_version"
             || key == "etc/alpine-release"
             || key == "control"
-            || dpkg_list.is_some();
-        let json = (key == "manifest.json" || key == "index.json" || key.starts_with("blobs/sha256/")) && matches!(head.first(), Some(b'{' | b'['));
-        if !wanted && !json {
+            || pkgdb::dpkg_list_package(key, &self.names).is_some();
+        wanted || is_json_metadata(key, head)
+    }
+
+    /// Package databases, os-release and image metadata: read into the tree, not scanned.
+    fn special_file(&mut self, key: &str, head: &[u8], rest: &mut dyn Read, loc: &[String], tree: &mut Tree) -> bool {
+        if !self.is_special(key, head) {
             return false;
         }
+        let dpkg_list = pkgdb::dpkg_list_package(key, &self.names);
+        let json = is_json_metadata(key, head);
         let cap = if json { MAX_JSON } else { pkgdb::MAX_DB_BYTES };
         let mut bytes = head.to_vec();
         if let Err(e) = rest.take(cap).read_to_end(&mut bytes) {
@@ -526,37 +597,44 @@ impl Walker {
 
     fn ar(&mut self, reader: &mut dyn Read, loc: &[String], depth: usize) -> Tree {
         let mut tree = Tree::default();
-        let mut archive = ar::Archive::new(reader);
         let mut control = None;
-        while let Some(entry) = archive.next_entry() {
-            let mut entry = match entry {
-                Ok(e) => e,
+        let mut archive = match ArReader::new(reader) {
+            Ok(a) => a,
+            Err(e) => {
+                self.issue(loc.to_vec(), format!("truncated or corrupt ar archive: {e}"));
+                return tree;
+            }
+        };
+        loop {
+            let member = match archive.next_member() {
+                Ok(Some(m)) => m,
+                Ok(None) => break,
                 Err(e) => {
                     self.issue(loc.to_vec(), format!("truncated or corrupt ar archive: {e}"));
                     break;
                 }
             };
-            let name = String::from_utf8_lossy(entry.header().identifier()).into_owned();
-            let size = entry.header().size();
+            let Member { name, size } = member;
+            let entry: &mut dyn Read = &mut archive;
             let mut child_loc = loc.to_vec();
             child_loc.push(name.clone());
             if name.starts_with("control.tar") {
                 // The .deb's control: its package name and version own everything in data.tar.
                 let mut sub = Tree::default();
-                self.stream_entry(&mut entry, &child_loc, &name, depth, &mut sub);
+                self.stream_entry(entry, &child_loc, &name, depth, &mut sub);
                 control = sub.control_file.or(control);
                 // Members after the control (data.tar) are resolved as they end: owned by it.
                 tree.deb_control.clone_from(&control);
                 continue;
             }
-            let head = match read_head(&mut entry, 512) {
+            let head = match read_head(entry, 512) {
                 Ok(h) => h,
                 Err(e) => {
                     self.issue(child_loc, format!("truncated or unreadable: {e}"));
                     break;
                 }
             };
-            self.entry_with_head(head, &mut entry, &child_loc, &name, depth, Some(size), &mut tree);
+            self.entry_with_head(head, entry, &child_loc, &name, depth, Some(size), &mut tree);
         }
         tree.deb_control = control;
         tree

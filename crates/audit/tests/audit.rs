@@ -480,9 +480,14 @@ mod hostile {
         out
     }
 
-    /// 256 MiB of zeros compress to about 250 KiB: a ratio far past 100:1.
-    fn zeros_gzip() -> Vec<u8> {
+    /// 256 MiB of zeros compress to about 250 KiB: a ratio far past 100:1. With `elf`, the zeros
+    /// follow an ELF magic, so the whole stream is an executable to search, not a file skipped
+    /// after its first bytes.
+    fn zeros_gzip(elf: bool) -> Vec<u8> {
         let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        if elf {
+            e.write_all(b"\x7fELF").unwrap();
+        }
         let chunk = vec![0u8; 1 << 20];
         for _ in 0..256 {
             e.write_all(&chunk).unwrap();
@@ -493,14 +498,19 @@ mod hostile {
     #[test]
     fn zip_and_gzip_bombs_are_stopped() {
         let options = Options { ratio_floor: 8 << 20, ..Options::default() };
-        let gz = zeros_gzip();
+        let gz = zeros_gzip(true);
         let audit = audit_bytes("bomb.gz", &gz, options.clone());
         assert!(audit.issues.iter().any(|i| i.message.contains("decompression bomb")), "{:?}", audit.issues);
         assert!(audit.bytes_scanned < 16 << 20, "read {} bytes", audit.bytes_scanned);
+        // Not an executable: decompressed no further than its first bytes, so never a bomb.
+        let audit = audit_bytes("zeros.gz", &zeros_gzip(false), options.clone());
+        assert!(audit.issues.is_empty(), "{:?}", audit.issues);
+        assert!(audit.bytes_scanned <= 512, "read {} bytes", audit.bytes_scanned);
 
         let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
         let o = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated).large_file(true);
         w.start_file("zeros.bin", o).unwrap();
+        w.write_all(b"\x7fELF").unwrap();
         let chunk = vec![0u8; 1 << 20];
         for _ in 0..256 {
             w.write_all(&chunk).unwrap();
