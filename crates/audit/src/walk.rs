@@ -93,6 +93,7 @@ pub struct Walker {
     options: Options,
     detector: Detector,
     buf: Vec<u8>,
+    inflater: Inflater,
     /// Reused for archive members searched in memory (at most `MEMBER_IN_MEMORY`).
     member: Vec<u8>,
     table: Vec<Advisory>,
@@ -178,6 +179,67 @@ impl<R: Read> Read for RatioGuard<R> {
     }
 }
 
+/// A raw deflate decompressor and its input buffer, reused from one zip entry to the next.
+struct Inflater {
+    state: flate2::Decompress,
+    input: Vec<u8>,
+}
+
+impl Default for Inflater {
+    fn default() -> Self {
+        Inflater { state: flate2::Decompress::new(false), input: vec![0; 16 << 10] }
+    }
+}
+
+impl Inflater {
+    /// A reader of the inflated bytes of `raw` (a zip entry's deflate stream, no zlib header).
+    fn reader<'a>(&'a mut self, raw: &'a mut dyn Read) -> Inflating<'a> {
+        self.state.reset(false);
+        Inflating { state: &mut self.state, input: &mut self.input, raw, pos: 0, len: 0, input_done: false, done: false }
+    }
+}
+
+struct Inflating<'a> {
+    state: &'a mut flate2::Decompress,
+    input: &'a mut Vec<u8>,
+    raw: &'a mut dyn Read,
+    pos: usize,
+    len: usize,
+    input_done: bool,
+    done: bool,
+}
+
+impl Read for Inflating<'_> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.done || out.is_empty() {
+            return Ok(0);
+        }
+        // Each turn consumes input or produces output or refills, or the stream ends or fails.
+        loop {
+            if self.pos == self.len && !self.input_done {
+                self.len = self.raw.read(self.input)?;
+                self.pos = 0;
+                self.input_done = self.len == 0;
+            }
+            let (in_before, out_before) = (self.state.total_in(), self.state.total_out());
+            let status = self.state.decompress(&self.input[self.pos..self.len], out, flate2::FlushDecompress::None)?;
+            let consumed = (self.state.total_in() - in_before) as usize;
+            let produced = (self.state.total_out() - out_before) as usize;
+            self.pos += consumed;
+            if status == flate2::Status::StreamEnd {
+                self.done = true;
+                return Ok(produced);
+            }
+            if produced > 0 {
+                return Ok(produced);
+            }
+            if consumed == 0 && (self.input_done || self.pos < self.len) {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "deflate stream ends early or is corrupt"));
+            }
+        }
+    }
+}
+
 fn is_json_metadata(key: &str, head: &[u8]) -> bool {
     (key == "manifest.json" || key == "index.json" || key.starts_with("blobs/sha256/")) && matches!(head.first(), Some(b'{' | b'['))
 }
@@ -196,7 +258,7 @@ impl Walker {
     pub fn new(options: Options) -> Self {
         let table = advisory::advisories();
         let names = advisory::package_names(&table);
-        Walker { options, detector: Detector::new(), buf: Vec::new(), member: Vec::new(), table, names, issues: Vec::new(), bytes: 0 }
+        Walker { options, detector: Detector::new(), buf: Vec::new(), member: Vec::new(), inflater: Inflater::default(), table, names, issues: Vec::new(), bytes: 0 }
     }
 
     /// Audit one PATH: a directory or a file of any supported kind.
@@ -653,8 +715,12 @@ impl Walker {
             }
         };
         let mut child = Tree::default();
+        let mut inflater = std::mem::take(&mut self.inflater);
         for i in 0..zip.len() {
-            let mut file = match zip.by_index(i) {
+            // Raw entries, inflated here with one reused decompressor: a jar's thousands of
+            // entries are mostly read only for their first bytes, and a fresh decompressor per
+            // entry (allocation, zeroed window) cost more than that.
+            let file = match zip.by_index_raw(i) {
                 Ok(f) => f,
                 Err(e) => {
                     self.issue(loc.to_vec(), format!("corrupt zip entry {i}: {e}"));
@@ -667,9 +733,23 @@ impl Walker {
             let entry_name = file.name().to_string();
             let mut child_loc = loc.to_vec();
             child_loc.push(entry_name.clone());
+            if file.encrypted() {
+                self.issue(child_loc, "encrypted zip entry: not read".into());
+                continue;
+            }
             let compressed = Rc::new(Cell::new(file.compressed_size().max(1)));
             let size = file.size();
-            let mut guarded = RatioGuard { inner: &mut file, compressed, out: 0, ratio: self.options.max_ratio, floor: self.options.ratio_floor };
+            let method = file.compression();
+            let mut raw = file;
+            let mut decoded: Box<dyn Read + '_> = match method {
+                zip::CompressionMethod::Stored => Box::new(&mut raw),
+                zip::CompressionMethod::Deflated => Box::new(inflater.reader(&mut raw)),
+                other => {
+                    self.issue(child_loc, format!("zip entry compressed with {other}: not read"));
+                    continue;
+                }
+            };
+            let mut guarded = RatioGuard { inner: &mut decoded, compressed, out: 0, ratio: self.options.max_ratio, floor: self.options.ratio_floor };
             let head = match read_head(&mut guarded, 512) {
                 Ok(h) => h,
                 Err(e) => {
@@ -679,6 +759,7 @@ impl Walker {
             };
             self.entry_with_head(head, &mut guarded, &child_loc, &entry_name, depth + 1, Some(size), &mut child);
         }
+        self.inflater = inflater;
         self.adopt(child, normalise(name).to_string(), loc, tree);
     }
 
