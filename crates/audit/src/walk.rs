@@ -1000,6 +1000,13 @@ fn package_decision(
     if info.distribution.is_none() {
         info.distribution = Some(format!("{} {}", row.distribution, row.release));
     }
+    if !row.verified {
+        let summary = format!(
+            "package {name} {version}; the advisory row ({}, fixed in {}) is unverified: the version string decides",
+            row.id, row.fixed_version
+        );
+        return (info, PackageDecision::Undecided { summary });
+    }
     let summary = format!("package {name} {version}, {} fixed in {} ({how})", row.id, row.fixed_version);
     if advisory::is_fixed(row, version) {
         (info, PackageDecision::Fixed { summary })

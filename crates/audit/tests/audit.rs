@@ -446,6 +446,13 @@ mod packages {
         let f = one(&audit, "lib/libssl.so.1.0.0");
         assert_eq!(f.verdict, AuditVerdict::Vulnerable, "{f:?}");
         assert_eq!(f.package.as_ref().unwrap().fixed_version.as_deref(), Some("1.0.1g-r0"));
+        assert!(f.reason.contains("unverified"), "{}", f.reason);
+        // The Alpine 2.7 row is unverified: a package at its "fixed" version does not make a copy
+        // whose bytes say 1.0.1f fixed-by-distribution; the version string decides.
+        std::fs::write(root.join("lib/apk/db/installed"), "P:libssl1.0\nV:1.0.1g-r0\nF:lib\nR:libssl.so.1.0.0\n\n").unwrap();
+        let audit = audit_path(root, &Options::default());
+        let f = one(&audit, "lib/libssl.so.1.0.0");
+        assert_eq!(f.verdict, AuditVerdict::Vulnerable, "{f:?}");
     }
 }
 
