@@ -86,8 +86,6 @@ struct Tree {
 const MAX_JSON: u64 = 4 << 20;
 /// A member of a known size up to this is read into memory to be searched in two passes.
 const MEMBER_IN_MEMORY: u64 = 4 << 20;
-/// A zip on disk up to this size is read whole into memory to be opened (see `file_entry`).
-const ZIP_READ_WHOLE: u64 = 64 << 20;
 
 pub struct Walker {
     options: Options,
@@ -179,6 +177,67 @@ impl<R: Read> Read for RatioGuard<R> {
     }
 }
 
+/// A read buffer over a seekable source that keeps its bytes when a seek lands inside them
+/// (`BufReader` drops them on every seek).
+struct SeekBuffer<R> {
+    inner: R,
+    buf: Vec<u8>,
+    /// Source offset of `buf[0]`, and how many bytes of `buf` hold data.
+    start: u64,
+    filled: usize,
+    /// The reader's position in the source.
+    pos: u64,
+    /// Where `inner` is positioned.
+    inner_pos: u64,
+}
+
+impl<R: Read + Seek> SeekBuffer<R> {
+    fn new(inner: R, capacity: usize) -> Self {
+        SeekBuffer { inner, buf: vec![0; capacity], start: 0, filled: 0, pos: 0, inner_pos: 0 }
+    }
+}
+
+impl<R: Read + Seek> Read for SeekBuffer<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let end = self.start + self.filled as u64;
+        if self.pos < self.start || self.pos >= end {
+            if self.inner_pos != self.pos {
+                self.inner.seek(io::SeekFrom::Start(self.pos))?;
+                self.inner_pos = self.pos;
+            }
+            // A large read goes straight through.
+            if out.len() >= self.buf.len() {
+                let n = self.inner.read(out)?;
+                self.inner_pos += n as u64;
+                self.pos += n as u64;
+                return Ok(n);
+            }
+            self.filled = self.inner.read(&mut self.buf)?;
+            self.start = self.pos;
+            self.inner_pos += self.filled as u64;
+        }
+        let at = usize::try_from(self.pos - self.start).unwrap_or(usize::MAX).min(self.filled);
+        let n = out.len().min(self.filled - at);
+        out[..n].copy_from_slice(&self.buf[at..at + n]);
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl<R: Read + Seek> Seek for SeekBuffer<R> {
+    fn seek(&mut self, to: io::SeekFrom) -> io::Result<u64> {
+        self.pos = match to {
+            io::SeekFrom::Start(p) => p,
+            io::SeekFrom::Current(d) => self.pos.checked_add_signed(d).ok_or_else(|| io::Error::other("seek before the start"))?,
+            io::SeekFrom::End(_) => {
+                self.inner_pos = self.inner.seek(to)?;
+                self.inner_pos
+            }
+        };
+        Ok(self.pos)
+    }
+}
+
 /// A raw deflate decompressor and its input buffer, reused from one zip entry to the next.
 struct Inflater {
     state: flate2::Decompress,
@@ -187,7 +246,7 @@ struct Inflater {
 
 impl Default for Inflater {
     fn default() -> Self {
-        Inflater { state: flate2::Decompress::new(false), input: vec![0; 16 << 10] }
+        Inflater { state: flate2::Decompress::new(false), input: vec![0; 8 << 10] }
     }
 }
 
@@ -347,20 +406,11 @@ impl Walker {
         };
         if matches!(sniff(&head), Sniff::Zip) {
             // On disk a zip can seek: read it through its central directory. A jar's thousands
-            // of entries each cost a seek and small reads: in memory (one read) up to a bound,
-            // past it through a buffer.
-            let size = file.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
-            if size <= ZIP_READ_WHOLE {
-                let mut bytes = head;
-                match file.read_to_end(&mut bytes) {
-                    Ok(_) => self.zip_entry(io::Cursor::new(bytes), loc, name, 0, tree),
-                    Err(e) => self.issue(loc.to_vec(), format!("cannot read: {e}")),
-                }
-            } else {
-                match file.seek(io::SeekFrom::Start(0)) {
-                    Ok(_) => self.zip_entry(io::BufReader::with_capacity(64 << 10, file), loc, name, 0, tree),
-                    Err(e) => self.issue(loc.to_vec(), format!("cannot read: {e}")),
-                }
+            // of entries each cost a seek and small reads: through a buffer that survives seeks
+            // landing inside it (entries are read in file order), so about one read per 64 KiB.
+            match file.seek(io::SeekFrom::Start(0)) {
+                Ok(_) => self.zip_entry(SeekBuffer::new(file, 64 << 10), loc, name, 0, tree),
+                Err(e) => self.issue(loc.to_vec(), format!("cannot read: {e}")),
             }
             return;
         }
