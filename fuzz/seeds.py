@@ -164,11 +164,11 @@ def audit_seeds():
                 z.writestr(zipfile.ZipInfo(name, (1980, 1, 1, 0, 0, 0)), data)
         return out.getvalue()
 
-    def ar(entries):
+    def ar(entries, pad=b"\n"):
         out = b"!<arch>\n"
         for name, data in entries:
             out += b"%-16s%-12s%-6s%-6s%-8s%-10d`\n" % (name.encode(), b"0", b"0", b"0", b"100644", len(data))
-            out += data + (b"\n" if len(data) % 2 else b"")
+            out += data + (pad if len(data) % 2 else b"")
         return out
 
     gz = lambda d: gzip.compress(d, mtime=0)
@@ -188,6 +188,10 @@ def audit_seeds():
     manifest = b'[{"Config":"c.json","RepoTags":["x:1"],"Layers":["a/layer.tar","b/layer.tar"]}]'
     write("audit_walk", "docker-save.tar", tar([("b/layer.tar", upper), ("a/layer.tar", lib), ("manifest.json", manifest)]))
     write("audit_walk", "cut.tar.gz", gz(lib)[:300])
+    # Go's pack pads odd members with NUL; GNU keeps long names in `//` (`/0` points into it).
+    write("audit_walk", "go.a", ar([("__.PKGDEF", b"go object linux amd64 go1.19.8\n!\n"), ("_go_.o", b"go object"),
+          ("libssl.so/", elf)], pad=b"\0"))
+    write("audit_walk", "gnu-long-names.a", ar([("//", b"a-member-name-longer-than-16.so/\n"), ("/0", elf)]))
     write("audit_walk", "traversal.tar", tar([("../../x/libssl.so", elf), ("/abs/openssl", elf)]))
 
 

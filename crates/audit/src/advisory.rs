@@ -14,6 +14,10 @@ pub struct Advisory {
     pub package: String,
     pub fixed_version: String,
     pub id: String,
+    /// Read in the advisory's text (or a faithful copy). An unverified row is shown, never decides.
+    pub verified: bool,
+    /// The advisory's address.
+    pub source: String,
 }
 
 /// The table, parsed once per call (it is small). Malformed rows are a build-time bug, caught by
@@ -37,6 +41,8 @@ pub fn advisories() -> Vec<Advisory> {
             package: field(3),
             fixed_version: field(4),
             id: field(5),
+            verified: row.get(6) == Some("verified"),
+            source: field(7),
         });
     }
     out
@@ -75,6 +81,11 @@ mod tests {
         let rows = TABLE.lines().filter(|l| !l.starts_with('#')).count() - 1;
         assert_eq!(table.len(), rows);
         assert!(table.iter().all(|a| !a.id.is_empty() && !a.fixed_version.is_empty()));
+        // Every row says whether it was checked, and where the advisory is.
+        let statuses = TABLE.lines().filter(|l| !l.starts_with('#')).skip(1).map(|l| l.split(',').nth(6).unwrap_or_default());
+        assert!(statuses.into_iter().all(|s| s == "verified" || s == "unverified"));
+        assert!(table.iter().all(|a| a.source.starts_with("https://")));
+        assert!(table.iter().filter(|a| !a.verified).all(|a| a.distribution == "alpine"), "only Alpine 2.7 is unverified");
     }
 
     #[test]

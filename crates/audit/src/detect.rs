@@ -23,10 +23,10 @@
 //!   (ELF, PE, Mach-O magic): a header or a changelog with the version text is not a copy.
 
 use memchr::memmem;
-use std::io::{self, Read};
+use std::io::{self, Read, Seek, SeekFrom};
 
 /// Read size: large, so the search runs over long stretches; reused across files.
-pub const BUFFER_SIZE: usize = 1 << 20;
+pub const BUFFER_SIZE: usize = 1 << 17;
 /// Bytes kept from the end of one buffer for the next: the longest pattern plus the version text
 /// after `OpenSSL `, so a match straddling two reads is found whole in the second.
 const OVERLAP: usize = 128;
@@ -48,6 +48,7 @@ enum Pattern {
 
 /// Few, rare literals, each searched with SIMD `memmem` over the buffer (faster here than one
 /// multi-pattern automaton over many short patterns, measured in bench/README.md).
+/// The first pattern is the version text, searched alone in a first pass (`scan_rereadable`).
 const PATTERNS: &[(&str, Pattern)] = &[
     ("OpenSSL ", Pattern::OpenSsl),
     ("OpenSSL> ", Pattern::ToolPrompt),
@@ -88,9 +89,33 @@ impl Detector {
         Detector { finders: PATTERNS.iter().map(|(p, kind)| (memmem::Finder::new(p.as_bytes()), *kind)).collect() }
     }
 
-    /// Scan a stream whose first bytes (`head`, already read to sniff the format) are given apart.
-    /// `buf` is the reusable read buffer (grown to `BUFFER_SIZE` once).
+    /// Scan a stream whose first bytes (`head`, already read to sniff the format) are given apart,
+    /// for every pattern in one pass. `buf` is the reusable read buffer (grown to `BUFFER_SIZE` once).
     pub fn scan(&self, head: &[u8], rest: &mut dyn Read, buf: &mut Vec<u8>) -> io::Result<Evidence> {
+        self.scan_with(&self.finders, head, rest, buf)
+    }
+
+    /// The same evidence as [`Detector::scan`] for a stream that can be read again from its start
+    /// (`head` is its first bytes, `rest` positioned after them): a first pass looks only for the
+    /// version text, which every copy has; only a stream that has it (a handful per host) is read
+    /// again for every pattern. One pattern per byte instead of six on all the rest.
+    pub fn scan_rereadable<R: Read + Seek>(&self, head: &[u8], rest: &mut R, buf: &mut Vec<u8>) -> io::Result<Evidence> {
+        let quick = self.scan_with(&self.finders[..1], head, rest, buf)?;
+        if quick.versions.is_empty() {
+            return Ok(quick);
+        }
+        rest.seek(SeekFrom::Start(0))?;
+        self.scan_with(&self.finders, &[], rest, buf)
+    }
+
+    /// Two passes as [`Detector::scan_rereadable`], over bytes in memory.
+    pub fn scan_bytes(&self, data: &[u8], buf: &mut Vec<u8>) -> Evidence {
+        let mut cursor = io::Cursor::new(data);
+        // Reading from memory cannot fail.
+        self.scan_rereadable(&[], &mut cursor, buf).unwrap_or_default()
+    }
+
+    fn scan_with(&self, finders: &[(memmem::Finder<'static>, Pattern)], head: &[u8], rest: &mut dyn Read, buf: &mut Vec<u8>) -> io::Result<Evidence> {
         let mut evidence = Evidence::default();
         let mut first = true;
         if buf.len() < BUFFER_SIZE {
@@ -128,7 +153,7 @@ impl Detector {
             }
             let keep_from = if eof { filled } else { filled.saturating_sub(OVERLAP) };
             let window = &buf[..filled];
-            for (finder, kind) in &self.finders {
+            for (finder, kind) in finders {
                 for start in finder.find_iter(&window[..keep_from.min(window.len())]) {
                     let after = &window[start + finder.needle().len()..];
                     match kind {
@@ -163,7 +188,13 @@ impl Detector {
     }
 }
 
-fn is_executable(head: &[u8]) -> bool {
+/// Whether a file starting with `head` is an executable (ELF, PE, Mach-O thin or fat): the only
+/// files that can be an OpenSSL copy. The walker reads no further into any other file.
+///
+/// `0xCAFEBABE` is both Mach-O's fat header and Java's class file: the next big-endian word is the
+/// fat header's architecture count (a handful) or the class file's `minor << 16 | major`, whose
+/// major version is 45 or more, so it is at least 45: a `.class` is not an executable.
+pub fn is_executable(head: &[u8]) -> bool {
     const MAGICS: &[&[u8]] = &[
         b"\x7fELF",
         b"MZ",
@@ -171,8 +202,12 @@ fn is_executable(head: &[u8]) -> bool {
         &[0xfe, 0xed, 0xfa, 0xcf],
         &[0xce, 0xfa, 0xed, 0xfe],
         &[0xcf, 0xfa, 0xed, 0xfe],
-        &[0xca, 0xfe, 0xba, 0xbe],
     ];
+    const JAVA_MIN_MAJOR: u32 = 45;
+    if let Some(word) = head.strip_prefix(&[0xca, 0xfe, 0xba, 0xbe]).and_then(|rest| rest.get(..4)) {
+        let count = u32::from_be_bytes([word[0], word[1], word[2], word[3]]);
+        return count < JAVA_MIN_MAJOR;
+    }
     MAGICS.iter().any(|m| head.starts_with(m))
 }
 
@@ -213,6 +248,41 @@ mod tests {
         assert_eq!(parse_version_text(b"1.0.1f 6 Jan"), None);
     }
 
+    /// The two-pass scan finds the evidence before the version text too (libssl's exported
+    /// symbols come before its version text), and reads a file without it once.
+    #[test]
+    fn two_passes_find_what_one_pass_finds() {
+        let detector = Detector::new();
+        let mut data = vec![0u8; BUFFER_SIZE * 3];
+        data[..4].copy_from_slice(b"\x7fELF");
+        let early = b"dtls1_heartbeat\0SSL_CTX_new\0HEARTBEATING\0-DOPENSSL_THREADS";
+        data[100..100 + early.len()].copy_from_slice(early);
+        let mut buf = Vec::new();
+        let without_version = detector.scan_bytes(&data, &mut buf);
+        assert!(without_version.versions.is_empty() && without_version.executable);
+        assert_eq!(without_version.bytes, data.len() as u64);
+        let late = b"OpenSSL 1.0.1f 6 Jan 2014";
+        let at = BUFFER_SIZE * 2 + 7;
+        data[at..at + late.len()].copy_from_slice(late);
+        let one_pass = detector.scan(&[], &mut &data[..], &mut buf).expect("read");
+        assert!(one_pass.heartbeat_symbol && one_pass.ssl_export && one_pass.heartbeating_state && one_pass.cflags_seen);
+        assert_eq!(detector.scan_bytes(&data, &mut buf), one_pass);
+    }
+
+    #[test]
+    fn class_files_are_not_fat_mach_o() {
+        // Java 8 class (major 52), Java 1.1 (45), Java 21 (65) with a minor version: not executables.
+        assert!(!is_executable(&[0xca, 0xfe, 0xba, 0xbe, 0, 0, 0, 52, 1]));
+        assert!(!is_executable(&[0xca, 0xfe, 0xba, 0xbe, 0, 3, 0, 45]));
+        assert!(!is_executable(&[0xca, 0xfe, 0xba, 0xbe, 0, 0, 0, 65]));
+        // A universal binary with two architectures (x86_64, arm64) is.
+        assert!(is_executable(&[0xca, 0xfe, 0xba, 0xbe, 0, 0, 0, 2, 1, 0, 0, 7]));
+        assert!(is_executable(b"\x7fELF\x02\x01"));
+        assert!(is_executable(b"MZ\x90\0"));
+        assert!(!is_executable(b"#!/bin/sh\n"));
+        assert!(!is_executable(b"\xca\xfe\xba\xbe"));
+    }
+
     #[test]
     fn a_match_straddling_two_reads_is_found() {
         let detector = Detector::new();
@@ -226,6 +296,7 @@ mod tests {
             assert_eq!(ev.versions, vec!["1.0.1f".to_string()], "at {at}");
             assert!(ev.no_heartbeats_flag, "at {at}");
             assert_eq!(ev.bytes, data.len() as u64);
+            assert_eq!(detector.scan_bytes(&data, &mut buf), ev, "at {at}");
         }
     }
 }

@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod advisory;
+pub mod ar;
 pub mod detect;
 pub mod finding;
 pub mod pkgdb;

@@ -6,7 +6,8 @@
 //! file contents.
 
 use crate::advisory::{self, Advisory};
-use crate::detect::{Detector, Evidence};
+use crate::ar::{ArReader, Member};
+use crate::detect::{self, Detector, Evidence};
 use crate::finding::{decide, heartbeats_of, kind_of, Finding, PackageDecision, PackageInfo};
 use crate::pkgdb::{self, normalise, PackageDb};
 use crate::version::Format;
@@ -15,7 +16,7 @@ use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::hash::{Hash, Hasher};
-use std::io::{self, Read};
+use std::io::{self, Read, Seek};
 use std::path::Path;
 use std::rc::Rc;
 
@@ -83,11 +84,16 @@ struct Tree {
 }
 
 const MAX_JSON: u64 = 4 << 20;
+/// A member of a known size up to this is read into memory to be searched in two passes.
+const MEMBER_IN_MEMORY: u64 = 4 << 20;
 
 pub struct Walker {
     options: Options,
     detector: Detector,
     buf: Vec<u8>,
+    inflater: Inflater,
+    /// Reused for archive members searched in memory (at most `MEMBER_IN_MEMORY`).
+    member: Vec<u8>,
     table: Vec<Advisory>,
     names: Vec<String>,
     issues: Vec<Issue>,
@@ -171,6 +177,132 @@ impl<R: Read> Read for RatioGuard<R> {
     }
 }
 
+/// A read buffer over a seekable source that keeps its bytes when a seek lands inside them
+/// (`BufReader` drops them on every seek).
+struct SeekBuffer<R> {
+    inner: R,
+    buf: Vec<u8>,
+    /// Source offset of `buf[0]`, and how many bytes of `buf` hold data.
+    start: u64,
+    filled: usize,
+    /// The reader's position in the source.
+    pos: u64,
+    /// Where `inner` is positioned.
+    inner_pos: u64,
+}
+
+impl<R: Read + Seek> SeekBuffer<R> {
+    fn new(inner: R, capacity: usize) -> Self {
+        SeekBuffer { inner, buf: vec![0; capacity], start: 0, filled: 0, pos: 0, inner_pos: 0 }
+    }
+}
+
+impl<R: Read + Seek> Read for SeekBuffer<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let end = self.start + self.filled as u64;
+        if self.pos < self.start || self.pos >= end {
+            if self.inner_pos != self.pos {
+                self.inner.seek(io::SeekFrom::Start(self.pos))?;
+                self.inner_pos = self.pos;
+            }
+            // A large read goes straight through.
+            if out.len() >= self.buf.len() {
+                let n = self.inner.read(out)?;
+                self.inner_pos += n as u64;
+                self.pos += n as u64;
+                return Ok(n);
+            }
+            self.filled = self.inner.read(&mut self.buf)?;
+            self.start = self.pos;
+            self.inner_pos += self.filled as u64;
+        }
+        let at = usize::try_from(self.pos - self.start).unwrap_or(usize::MAX).min(self.filled);
+        let n = out.len().min(self.filled - at);
+        out[..n].copy_from_slice(&self.buf[at..at + n]);
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl<R: Read + Seek> Seek for SeekBuffer<R> {
+    fn seek(&mut self, to: io::SeekFrom) -> io::Result<u64> {
+        self.pos = match to {
+            io::SeekFrom::Start(p) => p,
+            io::SeekFrom::Current(d) => self.pos.checked_add_signed(d).ok_or_else(|| io::Error::other("seek before the start"))?,
+            io::SeekFrom::End(_) => {
+                self.inner_pos = self.inner.seek(to)?;
+                self.inner_pos
+            }
+        };
+        Ok(self.pos)
+    }
+}
+
+/// A raw deflate decompressor and its input buffer, reused from one zip entry to the next.
+struct Inflater {
+    state: flate2::Decompress,
+    input: Vec<u8>,
+}
+
+impl Default for Inflater {
+    fn default() -> Self {
+        Inflater { state: flate2::Decompress::new(false), input: vec![0; 8 << 10] }
+    }
+}
+
+impl Inflater {
+    /// A reader of the inflated bytes of `raw` (a zip entry's deflate stream, no zlib header).
+    fn reader<'a>(&'a mut self, raw: &'a mut dyn Read) -> Inflating<'a> {
+        self.state.reset(false);
+        Inflating { state: &mut self.state, input: &mut self.input, raw, pos: 0, len: 0, input_done: false, done: false }
+    }
+}
+
+struct Inflating<'a> {
+    state: &'a mut flate2::Decompress,
+    input: &'a mut Vec<u8>,
+    raw: &'a mut dyn Read,
+    pos: usize,
+    len: usize,
+    input_done: bool,
+    done: bool,
+}
+
+impl Read for Inflating<'_> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.done || out.is_empty() {
+            return Ok(0);
+        }
+        // Each turn consumes input or produces output or refills, or the stream ends or fails.
+        loop {
+            if self.pos == self.len && !self.input_done {
+                self.len = self.raw.read(self.input)?;
+                self.pos = 0;
+                self.input_done = self.len == 0;
+            }
+            let (in_before, out_before) = (self.state.total_in(), self.state.total_out());
+            let status = self.state.decompress(&self.input[self.pos..self.len], out, flate2::FlushDecompress::None)?;
+            let consumed = (self.state.total_in() - in_before) as usize;
+            let produced = (self.state.total_out() - out_before) as usize;
+            self.pos += consumed;
+            if status == flate2::Status::StreamEnd {
+                self.done = true;
+                return Ok(produced);
+            }
+            if produced > 0 {
+                return Ok(produced);
+            }
+            if consumed == 0 && (self.input_done || self.pos < self.len) {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "deflate stream ends early or is corrupt"));
+            }
+        }
+    }
+}
+
+fn is_json_metadata(key: &str, head: &[u8]) -> bool {
+    (key == "manifest.json" || key == "index.json" || key.starts_with("blobs/sha256/")) && matches!(head.first(), Some(b'{' | b'['))
+}
+
 fn path_hash(path: &str) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     path.hash(&mut h);
@@ -185,7 +317,7 @@ impl Walker {
     pub fn new(options: Options) -> Self {
         let table = advisory::advisories();
         let names = advisory::package_names(&table);
-        Walker { options, detector: Detector::new(), buf: Vec::new(), table, names, issues: Vec::new(), bytes: 0 }
+        Walker { options, detector: Detector::new(), buf: Vec::new(), member: Vec::new(), inflater: Inflater::default(), table, names, issues: Vec::new(), bytes: 0 }
     }
 
     /// Audit one PATH: a directory or a file of any supported kind.
@@ -273,12 +405,19 @@ impl Walker {
             }
         };
         if matches!(sniff(&head), Sniff::Zip) {
-            // On disk a zip can seek: read it through its central directory.
-            drop(file);
-            match File::open(path) {
-                Ok(f) => self.zip_entry(f, loc, name, 0, tree),
-                Err(e) => self.issue(loc.to_vec(), format!("cannot open: {e}")),
+            // On disk a zip can seek: read it through its central directory. A jar's thousands
+            // of entries each cost a seek and small reads: through a buffer that survives seeks
+            // landing inside it (entries are read in file order), so about one read per 64 KiB.
+            match file.seek(io::SeekFrom::Start(0)) {
+                Ok(_) => self.zip_entry(SeekBuffer::new(file, 64 << 10), loc, name, 0, tree),
+                Err(e) => self.issue(loc.to_vec(), format!("cannot read: {e}")),
             }
+            return;
+        }
+        let key = normalise(name);
+        if matches!(sniff(&head), Sniff::Plain) && detect::is_executable(&head) && !self.is_special(key, &head) {
+            let key = key.to_string();
+            self.scan_on_disk(&head, &mut file, loc, &key, tree);
             return;
         }
         let mut rest: &mut dyn Read = &mut file;
@@ -314,6 +453,12 @@ impl Walker {
             self.issue(loc.to_vec(), format!("archive not opened: nested deeper than the bound of {}", self.options.max_depth));
             return;
         }
+        if matches!(kind, Sniff::Plain) && !detect::is_executable(&head) {
+            // Only executables can be OpenSSL copies: the rest of any other file is not read (for
+            // an archive member it is skipped, or never decompressed).
+            self.skipped(&key, head.len(), tree);
+            return;
+        }
         let mut chained = io::Cursor::new(head).chain(rest);
         match kind {
             Sniff::Gzip | Sniff::Xz | Sniff::Zstd => self.decompress(kind, &mut chained, loc, name, depth, tree),
@@ -343,10 +488,43 @@ impl Walker {
         }
     }
 
+    /// A file that is not an executable: read no further, but an image layer still overwrites it.
+    fn skipped(&mut self, key: &str, head_len: usize, tree: &mut Tree) {
+        self.bytes += head_len as u64;
+        if let Some(paths) = tree.paths.as_mut() {
+            paths.insert(path_hash(key));
+        }
+    }
+
+    /// An executable: searched in two passes when it can be read twice (in memory when its size is
+    /// known and small), else in one.
     fn scan_file(&mut self, reader: &mut dyn Read, loc: &[String], key: &str, size: Option<u64>, tree: &mut Tree) {
         let mut buf = std::mem::take(&mut self.buf);
-        let result = self.detector.scan(&[], reader, &mut buf);
+        let result = match size {
+            Some(size) if size <= MEMBER_IN_MEMORY => {
+                let mut member = std::mem::take(&mut self.member);
+                member.clear();
+                let read = reader.take(size).read_to_end(&mut member);
+                let result = read.map(|_| self.detector.scan_bytes(&member, &mut buf));
+                self.member = member;
+                result
+            }
+            _ => self.detector.scan(&[], reader, &mut buf),
+        };
         self.buf = buf;
+        self.record(result, loc, key, size, tree);
+    }
+
+    /// An executable on disk (`file` positioned after `head`): two passes, the second only if the
+    /// first found a version.
+    fn scan_on_disk(&mut self, head: &[u8], file: &mut File, loc: &[String], key: &str, tree: &mut Tree) {
+        let mut buf = std::mem::take(&mut self.buf);
+        let result = self.detector.scan_rereadable(head, file, &mut buf);
+        self.buf = buf;
+        self.record(result, loc, key, None, tree);
+    }
+
+    fn record(&mut self, result: io::Result<Evidence>, loc: &[String], key: &str, size: Option<u64>, tree: &mut Tree) {
         match result {
             Ok(evidence) => {
                 self.bytes += evidence.bytes;
@@ -366,9 +544,8 @@ impl Walker {
         }
     }
 
-    /// Package databases, os-release and image metadata: read into the tree, not scanned.
-    fn special_file(&mut self, key: &str, head: &[u8], rest: &mut dyn Read, loc: &[String], tree: &mut Tree) -> bool {
-        let dpkg_list = pkgdb::dpkg_list_package(key, &self.names);
+    /// Whether `key` names a package database, os-release or image metadata (read, not scanned).
+    fn is_special(&self, key: &str, head: &[u8]) -> bool {
         let wanted = key == "var/lib/dpkg/status"
             || key == "lib/apk/db/installed"
             || key == "etc/os-release"
@@ -376,11 +553,17 @@ impl Walker {
             || key == "etc/debian_version"
             || key == "etc/alpine-release"
             || key == "control"
-            || dpkg_list.is_some();
-        let json = (key == "manifest.json" || key == "index.json" || key.starts_with("blobs/sha256/")) && matches!(head.first(), Some(b'{' | b'['));
-        if !wanted && !json {
+            || pkgdb::dpkg_list_package(key, &self.names).is_some();
+        wanted || is_json_metadata(key, head)
+    }
+
+    /// Package databases, os-release and image metadata: read into the tree, not scanned.
+    fn special_file(&mut self, key: &str, head: &[u8], rest: &mut dyn Read, loc: &[String], tree: &mut Tree) -> bool {
+        if !self.is_special(key, head) {
             return false;
         }
+        let dpkg_list = pkgdb::dpkg_list_package(key, &self.names);
+        let json = is_json_metadata(key, head);
         let cap = if json { MAX_JSON } else { pkgdb::MAX_DB_BYTES };
         let mut bytes = head.to_vec();
         if let Err(e) = rest.take(cap).read_to_end(&mut bytes) {
@@ -526,37 +709,44 @@ impl Walker {
 
     fn ar(&mut self, reader: &mut dyn Read, loc: &[String], depth: usize) -> Tree {
         let mut tree = Tree::default();
-        let mut archive = ar::Archive::new(reader);
         let mut control = None;
-        while let Some(entry) = archive.next_entry() {
-            let mut entry = match entry {
-                Ok(e) => e,
+        let mut archive = match ArReader::new(reader) {
+            Ok(a) => a,
+            Err(e) => {
+                self.issue(loc.to_vec(), format!("truncated or corrupt ar archive: {e}"));
+                return tree;
+            }
+        };
+        loop {
+            let member = match archive.next_member() {
+                Ok(Some(m)) => m,
+                Ok(None) => break,
                 Err(e) => {
                     self.issue(loc.to_vec(), format!("truncated or corrupt ar archive: {e}"));
                     break;
                 }
             };
-            let name = String::from_utf8_lossy(entry.header().identifier()).into_owned();
-            let size = entry.header().size();
+            let Member { name, size } = member;
+            let entry: &mut dyn Read = &mut archive;
             let mut child_loc = loc.to_vec();
             child_loc.push(name.clone());
             if name.starts_with("control.tar") {
                 // The .deb's control: its package name and version own everything in data.tar.
                 let mut sub = Tree::default();
-                self.stream_entry(&mut entry, &child_loc, &name, depth, &mut sub);
+                self.stream_entry(entry, &child_loc, &name, depth, &mut sub);
                 control = sub.control_file.or(control);
                 // Members after the control (data.tar) are resolved as they end: owned by it.
                 tree.deb_control.clone_from(&control);
                 continue;
             }
-            let head = match read_head(&mut entry, 512) {
+            let head = match read_head(entry, 512) {
                 Ok(h) => h,
                 Err(e) => {
                     self.issue(child_loc, format!("truncated or unreadable: {e}"));
                     break;
                 }
             };
-            self.entry_with_head(head, &mut entry, &child_loc, &name, depth, Some(size), &mut tree);
+            self.entry_with_head(head, entry, &child_loc, &name, depth, Some(size), &mut tree);
         }
         tree.deb_control = control;
         tree
@@ -575,8 +765,12 @@ impl Walker {
             }
         };
         let mut child = Tree::default();
+        let mut inflater = std::mem::take(&mut self.inflater);
         for i in 0..zip.len() {
-            let mut file = match zip.by_index(i) {
+            // Raw entries, inflated here with one reused decompressor: a jar's thousands of
+            // entries are mostly read only for their first bytes, and a fresh decompressor per
+            // entry (allocation, zeroed window) cost more than that.
+            let file = match zip.by_index_raw(i) {
                 Ok(f) => f,
                 Err(e) => {
                     self.issue(loc.to_vec(), format!("corrupt zip entry {i}: {e}"));
@@ -589,9 +783,23 @@ impl Walker {
             let entry_name = file.name().to_string();
             let mut child_loc = loc.to_vec();
             child_loc.push(entry_name.clone());
+            if file.encrypted() {
+                self.issue(child_loc, "encrypted zip entry: not read".into());
+                continue;
+            }
             let compressed = Rc::new(Cell::new(file.compressed_size().max(1)));
             let size = file.size();
-            let mut guarded = RatioGuard { inner: &mut file, compressed, out: 0, ratio: self.options.max_ratio, floor: self.options.ratio_floor };
+            let method = file.compression();
+            let mut raw = file;
+            let mut decoded: Box<dyn Read + '_> = match method {
+                zip::CompressionMethod::Stored => Box::new(&mut raw),
+                zip::CompressionMethod::Deflated => Box::new(inflater.reader(&mut raw)),
+                other => {
+                    self.issue(child_loc, format!("zip entry compressed with {other}: not read"));
+                    continue;
+                }
+            };
+            let mut guarded = RatioGuard { inner: &mut decoded, compressed, out: 0, ratio: self.options.max_ratio, floor: self.options.ratio_floor };
             let head = match read_head(&mut guarded, 512) {
                 Ok(h) => h,
                 Err(e) => {
@@ -601,6 +809,7 @@ impl Walker {
             };
             self.entry_with_head(head, &mut guarded, &child_loc, &entry_name, depth + 1, Some(size), &mut child);
         }
+        self.inflater = inflater;
         self.adopt(child, normalise(name).to_string(), loc, tree);
     }
 
@@ -840,6 +1049,13 @@ fn package_decision(
     info.fixed_version = Some(row.fixed_version.clone());
     if info.distribution.is_none() {
         info.distribution = Some(format!("{} {}", row.distribution, row.release));
+    }
+    if !row.verified {
+        let summary = format!(
+            "package {name} {version}; the advisory row ({}, fixed in {}) is unverified: the version string decides",
+            row.id, row.fixed_version
+        );
+        return (info, PackageDecision::Undecided { summary });
     }
     let summary = format!("package {name} {version}, {} fixed in {} ({how})", row.id, row.fixed_version);
     if advisory::is_fixed(row, version) {

@@ -235,6 +235,109 @@ mod archives {
         check(&audit, "depth 5");
     }
 
+    /// A Java class file: `0xCAFEBABE` (also Mach-O's fat magic), then minor 0, major 52 (Java 8).
+    fn class_file(len: usize, text: &[u8]) -> Vec<u8> {
+        let mut class = vec![0xca, 0xfe, 0xba, 0xbe, 0, 0, 0, 52];
+        class.extend(text);
+        class.resize(len.max(class.len()), 7);
+        class
+    }
+
+    /// Only executables are read past their first bytes: a jar's classes are inflated only for
+    /// their magic, while its JNI library (the real 1.0.1f libssl, netty-tcnative style), an ELF
+    /// under a name that says nothing, and a fat Mach-O header are read whole.
+    #[test]
+    fn a_jar_is_read_for_its_executables_only() {
+        let Some(dir) = shared() else { return };
+        let lib = read(&dir, "lib/1.0.1f/libssl.so.1.0.0");
+        let tool = read(&dir, "bin/openssl-1.0.1f");
+        let big_class = class_file(4 << 20, b"OpenSSL 1.0.1f 6 Jan 2014\0");
+        let mut fat = vec![0xca, 0xfe, 0xba, 0xbe, 0, 0, 0, 1];
+        fat.extend(b"OpenSSL 1.0.1f 6 Jan 2014\0-DOPENSSL_THREADS");
+        let mut entries: Vec<(String, Vec<u8>)> = (0..200).map(|i| (format!("com/example/C{i}.class"), class_file(3000, b""))).collect();
+        entries.push(("com/example/Big.class".into(), big_class.clone()));
+        entries.push(("META-INF/native/libnetty_tcnative_linux_x86_64.so".into(), lib.clone()));
+        entries.push(("bin/helper".into(), tool.clone()));
+        entries.push(("native/universal".into(), fat));
+        let refs: Vec<(&str, &[u8])> = entries.iter().map(|(p, d)| (p.as_str(), d.as_slice())).collect();
+        let jar = zip_of(&refs);
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("netty.jar");
+        std::fs::write(&path, &jar).unwrap();
+        let on_disk = audit_path(&path, &Options::default());
+        let in_stream = audit_bytes("app.tar.gz", &gzip(&tar_of(&[("lib/netty.jar", &jar)])), Options::default());
+        for audit in [&on_disk, &in_stream] {
+            assert!(audit.issues.is_empty(), "{:?}", audit.issues);
+            let so = one(audit, "libnetty_tcnative_linux_x86_64.so");
+            assert_eq!((so.kind, so.verdict), (Kind::Static, AuditVerdict::Vulnerable), "{so:?}");
+            assert_eq!(one(audit, "bin/helper").verdict, AuditVerdict::Vulnerable);
+            assert_eq!(one(audit, "native/universal").version, "1.0.1f");
+            assert!(by_path(audit, ".class").is_empty(), "{:?}", audit.findings);
+            assert_eq!(audit.findings.len(), 3, "{:?}", audit.findings);
+            // The 4 MiB class and the 200 small ones: 512 bytes each at most.
+            let executables = (lib.len() + tool.len() + 64) as u64;
+            assert!(audit.bytes_scanned <= executables + 201 * 512, "{} bytes searched", audit.bytes_scanned);
+        }
+    }
+
+    /// Go's `.a` pad odd members with NUL (the `ar` crate stopped there, issue 11); GNU `ar` keeps
+    /// long names in a table. Both read whole, the copy after the pad found, no issue.
+    #[test]
+    fn go_and_gnu_static_archives() {
+        let Some(dir) = shared() else { return };
+        let lib = read(&dir, "lib/1.0.1f/libssl.so.1.0.0");
+        let member = |name: &str, data: &[u8]| {
+            let mut m = format!("{name:<16}{:<12}{:<6}{:<6}{:<8}{:<10}`\n", 0, 0, 0, 644, data.len()).into_bytes();
+            m.extend(data);
+            if data.len() % 2 == 1 {
+                m.push(0);
+            }
+            m
+        };
+        let mut go = b"!<arch>\n".to_vec();
+        go.extend(member("__.PKGDEF", b"go object linux amd64 go1.19.8\n!\n$$B\n"));
+        go.extend(member("_go_.o", b"go object linux amd64 go1.19.8 X:none\n"));
+        go.extend(member("_x001.o", &lib));
+        assert!(go.contains(&0), "a NUL pad is in the archive");
+        let audit = audit_bytes("crypto.a", &go, Options::default());
+        assert!(audit.issues.is_empty(), "{:?}", audit.issues);
+        assert_eq!(one(&audit, "_x001.o").version, "1.0.1f");
+
+        let real_go = Path::new("/usr/lib/go-1.19/pkg/linux_amd64");
+        if real_go.is_dir() {
+            let audit = audit_path(real_go, &Options::default());
+            assert!(audit.issues.is_empty(), "{:?}", &audit.issues[..audit.issues.len().min(5)]);
+        } else {
+            eprintln!("SKIPPING the real Go archives: {} missing", real_go.display());
+        }
+
+        let tmp = tempfile::tempdir().unwrap();
+        let long = "libcrypto-with-a-name-longer-than-sixteen.so.1.0.0";
+        std::fs::write(tmp.path().join(long), &lib).unwrap();
+        match std::process::Command::new("ar").args(["rc", "libvendor.a", long]).current_dir(tmp.path()).status() {
+            Ok(s) if s.success() => {
+                let audit = audit_path(&tmp.path().join("libvendor.a"), &Options::default());
+                assert!(audit.issues.is_empty(), "{:?}", audit.issues);
+                assert_eq!(audit.findings.len(), 1, "{:?}", audit.findings);
+                assert_eq!(audit.findings[0].location.last().unwrap(), long);
+            }
+            other => eprintln!("SKIPPING the binutils archive: `ar` not usable ({other:?})"),
+        }
+    }
+
+    /// A text file naming the version is not read past its first bytes, however long.
+    #[test]
+    fn plain_files_are_read_only_when_executable() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut text = b"# changelog\n".to_vec();
+        text.resize(3 << 20, b'x');
+        text.extend(b"\nOpenSSL 1.0.1f 6 Jan 2014\n");
+        std::fs::write(tmp.path().join("CHANGES"), &text).unwrap();
+        let audit = audit_path(tmp.path(), &Options::default());
+        assert!(audit.findings.is_empty() && audit.issues.is_empty());
+        assert!(audit.bytes_scanned <= 512, "{} bytes searched", audit.bytes_scanned);
+    }
+
     #[test]
     fn a_zip_in_a_stream_over_the_buffer_cap_is_reported() {
         let Some(dir) = shared() else { return };
@@ -343,6 +446,13 @@ mod packages {
         let f = one(&audit, "lib/libssl.so.1.0.0");
         assert_eq!(f.verdict, AuditVerdict::Vulnerable, "{f:?}");
         assert_eq!(f.package.as_ref().unwrap().fixed_version.as_deref(), Some("1.0.1g-r0"));
+        assert!(f.reason.contains("unverified"), "{}", f.reason);
+        // The Alpine 2.7 row is unverified: a package at its "fixed" version does not make a copy
+        // whose bytes say 1.0.1f fixed-by-distribution; the version string decides.
+        std::fs::write(root.join("lib/apk/db/installed"), "P:libssl1.0\nV:1.0.1g-r0\nF:lib\nR:libssl.so.1.0.0\n\n").unwrap();
+        let audit = audit_path(root, &Options::default());
+        let f = one(&audit, "lib/libssl.so.1.0.0");
+        assert_eq!(f.verdict, AuditVerdict::Vulnerable, "{f:?}");
     }
 }
 
@@ -480,9 +590,14 @@ mod hostile {
         out
     }
 
-    /// 256 MiB of zeros compress to about 250 KiB: a ratio far past 100:1.
-    fn zeros_gzip() -> Vec<u8> {
+    /// 256 MiB of zeros compress to about 250 KiB: a ratio far past 100:1. With `elf`, the zeros
+    /// follow an ELF magic, so the whole stream is an executable to search, not a file skipped
+    /// after its first bytes.
+    fn zeros_gzip(elf: bool) -> Vec<u8> {
         let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        if elf {
+            e.write_all(b"\x7fELF").unwrap();
+        }
         let chunk = vec![0u8; 1 << 20];
         for _ in 0..256 {
             e.write_all(&chunk).unwrap();
@@ -493,14 +608,19 @@ mod hostile {
     #[test]
     fn zip_and_gzip_bombs_are_stopped() {
         let options = Options { ratio_floor: 8 << 20, ..Options::default() };
-        let gz = zeros_gzip();
+        let gz = zeros_gzip(true);
         let audit = audit_bytes("bomb.gz", &gz, options.clone());
         assert!(audit.issues.iter().any(|i| i.message.contains("decompression bomb")), "{:?}", audit.issues);
         assert!(audit.bytes_scanned < 16 << 20, "read {} bytes", audit.bytes_scanned);
+        // Not an executable: decompressed no further than its first bytes, so never a bomb.
+        let audit = audit_bytes("zeros.gz", &zeros_gzip(false), options.clone());
+        assert!(audit.issues.is_empty(), "{:?}", audit.issues);
+        assert!(audit.bytes_scanned <= 512, "read {} bytes", audit.bytes_scanned);
 
         let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
         let o = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated).large_file(true);
         w.start_file("zeros.bin", o).unwrap();
+        w.write_all(b"\x7fELF").unwrap();
         let chunk = vec![0u8; 1 << 20];
         for _ in 0..256 {
             w.write_all(&chunk).unwrap();
