@@ -9,6 +9,12 @@ mapfile -t packages < <(sed -e 's/#.*//' -e 's/[[:space:]]\+$//' test-packages/*
 # Python tools from PyPI (sslyze attacks the honeypot in tests/cli.rs, kubernetes-validate checks deploy/), in a venv under target/ so
 # nothing outside the checkout changes. scripts/test.sh puts its bin/ on PATH.
 venv="$(cd .. && pwd)/target/test-tools/venv"
+# A venv's scripts name its own path: one moved with its checkout (or a copied target/) no longer
+# runs, and is made again.
+if [ -d "$venv" ] && ! "$venv/bin/sslyze" --help >/dev/null 2>&1; then
+  echo "the venv in $venv does not run here: making it again" >&2
+  rm -rf "$venv"
+fi
 if [ ! -x "$venv/bin/sslyze" ]; then
   echo "installing sslyze into $venv" >&2
   python3 -m venv "$venv"
