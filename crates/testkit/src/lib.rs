@@ -49,6 +49,40 @@ impl OpenSsl101 {
     }
 }
 
+/// A real `openssl-1.0.1x s_client`, killed (and reaped) when dropped. Its stdin stays open so that
+/// it never quits on its own before the test is done with it (it reads commands such as `B`, a
+/// heartbeat, from it once the handshake is done).
+pub struct S101Client {
+    pub child: std::process::Child,
+    pub stdin: Option<std::process::ChildStdin>,
+}
+
+impl Drop for S101Client {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl OpenSsl101 {
+    /// Starts this build's `s_client` from `openssl_dir` (see [`shared_openssl_dir`]) with `args`,
+    /// no configuration file, stdin piped and kept open.
+    #[allow(clippy::panic)]
+    pub fn s_client(self, openssl_dir: &Path, args: &[&str], stdout: std::process::Stdio, stderr: std::process::Stdio) -> S101Client {
+        let mut child = std::process::Command::new(openssl_dir.join("bin").join(self.binary_name()))
+            .arg("s_client")
+            .args(args)
+            .env("OPENSSL_CONF", "/dev/null")
+            .stdin(std::process::Stdio::piped())
+            .stdout(stdout)
+            .stderr(stderr)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {} s_client: {e}", self.binary_name()));
+        let stdin = child.stdin.take();
+        S101Client { child, stdin }
+    }
+}
+
 /// `../shared/data/openssl` beside the repository root, or None (with a loud note on stderr) when it
 /// is not there: the tests against real vulnerable OpenSSL then do not run, and say so.
 pub fn shared_openssl_dir() -> Option<PathBuf> {

@@ -13,8 +13,7 @@ use bleedwatch_lab::kx::server_key_exchange;
 use bleedwatch_lab::session::{heartbeat_action, HeartbeatAction};
 use bleedwatch_lab::tls12::{derive_keys, master_secret, verify_data, RecordProtection, Side, SuiteSpec, Transcript};
 use bleedwatch_lab::{Behaviour, LabIdentity};
-use bleedwatch_clienttest::{serve_client_tests_with, ClientTestOptions, ClientTestResult, ServerFactory};
-use bleedwatch_probe::conn::Timeouts;
+use bleedwatch_clienttest::{serve_client_tests_with, ClientTestResult, ServerFactory};
 use bleedwatch_probe::{ProbeMode, Verdict};
 use bleedwatch_wire::codec::{put_prefixed, Prefix, Reader};
 use bleedwatch_wire::handshake::{HandshakeReassembler, ServerHello};
@@ -231,12 +230,7 @@ async fn run_client(addr: SocketAddr, mut client: SessionClient) -> Done {
 async fn test_after_handshake(behaviour: Behaviour, version: ProtocolVersion, mode: ProbeMode) -> (ClientTestResult, Done) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let opts = ClientTestOptions {
-        mode,
-        timeouts: Timeouts { connect: Duration::from_secs(5), handshake: Duration::from_secs(20), heartbeat: Duration::from_secs(20) },
-        max_clients: Some(1),
-        starttls: None,
-    };
+    let opts = crate::client_lab::one_client(mode);
     let (tx, mut rx) = tokio::sync::mpsc::channel(4);
     let server = tokio::spawn(serve_client_tests_with(listener, opts, Some(lab_factory()), tx));
     let started = Instant::now();

@@ -10,15 +10,20 @@ use bleedwatch_probe::conn::Timeouts;
 use bleedwatch_probe::{ProbeMode, Verdict};
 use bleedwatch_wire::ProtocolVersion;
 
-async fn test_client(behaviour: Behaviour, version: ProtocolVersion, mode: ProbeMode) -> bleedwatch_clienttest::ClientTestResult {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let opts = ClientTestOptions {
+/// Options for testing the one client a test starts, with generous timeouts for a loaded machine.
+pub fn one_client(mode: ProbeMode) -> ClientTestOptions {
+    ClientTestOptions {
         mode,
         timeouts: Timeouts { connect: Duration::from_secs(5), handshake: Duration::from_secs(20), heartbeat: Duration::from_secs(20) },
         max_clients: Some(1),
         starttls: None,
-    };
+    }
+}
+
+async fn test_client(behaviour: Behaviour, version: ProtocolVersion, mode: ProbeMode) -> bleedwatch_clienttest::ClientTestResult {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let opts = one_client(mode);
     let (tx, mut rx) = tokio::sync::mpsc::channel(4);
     let server = tokio::spawn(serve_client_tests(listener, opts, tx));
     let started = std::time::Instant::now();

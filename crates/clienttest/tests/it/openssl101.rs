@@ -4,41 +4,18 @@
 //! what those clients really do.
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use bleedwatch_clienttest::{serve_client_tests, ClientTestOptions, ClientTestResult};
 use bleedwatch_probe::conn::Timeouts;
 use bleedwatch_probe::{ProbeMode, Verdict};
 
-use bleedwatch_testkit::{shared_openssl_dir, OpenSsl101};
-
-/// A real `openssl-1.0.1x s_client`, killed (and reaped) when dropped. Its stdin stays open so that it
-/// never quits on its own before the test is done with it.
-struct S101Client {
-    child: Child,
-    _stdin: Option<std::process::ChildStdin>,
-}
-
-impl Drop for S101Client {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use bleedwatch_testkit::{shared_openssl_dir, OpenSsl101, S101Client};
 
 fn start_s_client(build: OpenSsl101, addr: SocketAddr, version_flag: &str) -> Option<S101Client> {
     let dir = shared_openssl_dir()?;
-    let mut child = Command::new(dir.join("bin").join(build.binary_name()))
-        .args(["s_client", "-connect", &addr.to_string(), version_flag])
-        .env("OPENSSL_CONF", "/dev/null")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("starting {} s_client: {e}", build.binary_name()));
-    let stdin = child.stdin.take();
-    Some(S101Client { child, _stdin: stdin })
+    Some(build.s_client(&dir, &["-connect", &addr.to_string(), version_flag], Stdio::null(), Stdio::null()))
 }
 
 async fn client_case(build: OpenSsl101, version_flag: &str, mode: ProbeMode) -> Option<ClientTestResult> {

@@ -10,7 +10,6 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -288,38 +287,16 @@ fn openssl101_shim_builds() {
     assert!(bind_loopback_shim(&dir).is_file());
 }
 
-/// A real `openssl-1.0.1x s_client`, killed (and reaped) when dropped. Its stdin stays open so that it
-/// never quits on its own before the test is done with it.
-struct S101Client {
-    child: Child,
-    _stdin: Option<std::process::ChildStdin>,
-}
-
-impl Drop for S101Client {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Runs a real 1.0.1f `s_client -msg` against `addr`, sends one heartbeat with its `B` command once the
 /// handshake is done, and returns what it printed after about three seconds.
 fn s_client_heartbeat_log(addr: SocketAddr) -> Option<String> {
     let dir = shared_openssl_dir()?;
     let (out, err) = (tempfile::NamedTempFile::new().unwrap(), tempfile::NamedTempFile::new().unwrap());
-    let mut child = Command::new(dir.join("bin").join(OpenSsl101::F.binary_name()))
-        .args(["s_client", "-msg", "-tls1_2", "-connect", &addr.to_string()])
-        .env("OPENSSL_CONF", "/dev/null")
-        .stdin(Stdio::piped())
-        .stdout(out.reopen().unwrap())
-        .stderr(err.reopen().unwrap())
-        .spawn()
-        .unwrap();
-    let client = S101Client { _stdin: child.stdin.take(), child };
+    let client = OpenSsl101::F.s_client(&dir, &["-msg", "-tls1_2", "-connect", &addr.to_string()], out.reopen().unwrap().into(), err.reopen().unwrap().into());
     {
         use std::io::Write;
         // s_client reads its terminal only once the handshake is done; the line waits in the pipe.
-        let mut stdin = client._stdin.as_ref().unwrap();
+        let mut stdin = client.stdin.as_ref().unwrap();
         stdin.write_all(b"B\n").unwrap();
     }
     std::thread::sleep(Duration::from_secs(3));
