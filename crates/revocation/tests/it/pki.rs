@@ -222,15 +222,18 @@ impl OcspResponder {
         }
         let mut responder = OcspResponder { child, url: String::new() };
         let deadline = Instant::now() + Duration::from_secs(10);
+        // The two lines come on different streams, so either may arrive first.
         let mut seen = Vec::new();
+        let mut waiting = false;
         while let Ok(line) = ready.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
             if let Some(addr) = line.strip_prefix("ACCEPT ").and_then(|rest| rest.split_whitespace().next()) {
                 responder.url = format!("http://{addr}/");
             }
-            if line.contains("waiting for OCSP client connections") && !responder.url.is_empty() {
+            waiting |= line.contains("waiting for OCSP client connections");
+            seen.push(line);
+            if waiting && !responder.url.is_empty() {
                 return Some(responder);
             }
-            seen.push(line);
         }
         panic!("openssl ocsp did not get ready on port {port} within 10 s: {seen:?}");
     }
