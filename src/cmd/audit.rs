@@ -35,6 +35,9 @@ pub struct AuditArgs {
     /// many MiB, larger ones are reported, not read.
     #[arg(long, value_name = "MIB", default_value_t = 256)]
     pub max_zip_mib: u64,
+    /// Threads reading a directory's files [default: the CPUs this process may run on].
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
     /// No table (exit code and files only).
     #[arg(long, short)]
     pub quiet: bool,
@@ -71,7 +74,8 @@ impl AuditRun {
 }
 
 fn options(args: &AuditArgs) -> Options {
-    Options { max_depth: args.max_depth.max(1), max_buffered_zip: args.max_zip_mib << 20, ..Options::default() }
+    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    Options { max_depth: args.max_depth.max(1), max_buffered_zip: args.max_zip_mib << 20, jobs: jobs.max(1), ..Options::default() }
 }
 
 /// The findings over `paths`, nothing printed (the inventory records these).

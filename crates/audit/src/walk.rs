@@ -17,8 +17,9 @@ use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::hash::{Hash, Hasher};
 use std::io::{self, Read, Seek};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::Mutex;
 
 /// Limits against hostile input.
 #[derive(Debug, Clone)]
@@ -30,11 +31,14 @@ pub struct Options {
     /// Decompressed bytes allowed per compressed byte, past `ratio_floor` (zip bombs).
     pub max_ratio: u64,
     pub ratio_floor: u64,
+    /// Threads reading a directory's files (each file is read by one thread; archives and images
+    /// are read in order by the thread that opens them).
+    pub jobs: usize,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { max_depth: 4, max_buffered_zip: 256 << 20, max_ratio: 100, ratio_floor: 64 << 20 }
+        Options { max_depth: 4, max_buffered_zip: 256 << 20, max_ratio: 100, ratio_floor: 64 << 20, jobs: 1 }
     }
 }
 
@@ -81,6 +85,26 @@ struct Tree {
     deb_control: Option<(String, String)>,
     /// A `control` file seen in this tree or a child: only an ar/.deb's control.tar makes it `deb_control`.
     control_file: Option<(String, String)>,
+}
+
+impl Tree {
+    /// Take in what a worker thread found under the same directory. Package databases and
+    /// os-release files are read by the walking thread itself (their order matters), so a
+    /// fragment holds copies, nested images' layers and image metadata, whose order does not.
+    fn absorb(&mut self, fragment: Tree) {
+        self.copies.extend(fragment.copies);
+        self.layers.extend(fragment.layers);
+        self.json.extend(fragment.json);
+        self.whiteouts.extend(fragment.whiteouts);
+        self.opaque.extend(fragment.opaque);
+        if let (Some(paths), Some(more)) = (self.paths.as_mut(), fragment.paths) {
+            paths.extend(more);
+        }
+        self.db.overlay(fragment.db);
+        if fragment.control_file.is_some() {
+            self.control_file = fragment.control_file;
+        }
+    }
 }
 
 const MAX_JSON: u64 = 4 << 20;
@@ -320,6 +344,21 @@ impl Walker {
         Walker { options, detector: Detector::new(), buf: Vec::new(), member: Vec::new(), inflater: Inflater::default(), table, names, issues: Vec::new(), bytes: 0 }
     }
 
+    /// A walker for another thread: the same options and advisories, buffers of its own.
+    fn worker(&self) -> Walker {
+        Walker {
+            options: self.options.clone(),
+            detector: Detector::new(),
+            buf: Vec::new(),
+            member: Vec::new(),
+            inflater: Inflater::default(),
+            table: self.table.clone(),
+            names: self.names.clone(),
+            issues: Vec::new(),
+            bytes: 0,
+        }
+    }
+
     /// Audit one PATH: a directory or a file of any supported kind.
     pub fn audit_path(&mut self, path: &Path) -> Audit {
         let top = path.display().to_string();
@@ -354,8 +393,12 @@ impl Walker {
         self.finish(findings)
     }
 
-    fn finish(&mut self, findings: Vec<Finding>) -> Audit {
-        Audit { findings, issues: std::mem::take(&mut self.issues), bytes_scanned: std::mem::take(&mut self.bytes) }
+    /// The result, in location order: the same output whichever thread read which file.
+    fn finish(&mut self, mut findings: Vec<Finding>) -> Audit {
+        let mut issues = std::mem::take(&mut self.issues);
+        findings.sort_by(|a, b| a.location.cmp(&b.location));
+        issues.sort_by(|a, b| a.location.cmp(&b.location).then_with(|| a.message.cmp(&b.message)));
+        Audit { findings, issues, bytes_scanned: std::mem::take(&mut self.bytes) }
     }
 
     fn issue(&mut self, location: Vec<String>, message: String) {
@@ -363,7 +406,58 @@ impl Walker {
     }
 
     fn walk_dir(&mut self, root: &Path, top: &str, tree: &mut Tree) {
-        // An explicit stack: no recursion on the file system's depth; symlinks are not followed.
+        if self.options.jobs <= 1 {
+            self.for_each_file(root, |walker, path, rel| walker.file_entry(&path, &[top.to_string(), rel.clone()], &rel, tree));
+            return;
+        }
+        // The files go to `jobs` threads through a short queue (memory stays flat however large
+        // the tree); this thread lists the directories and reads the package databases itself.
+        let (queue, work) = std::sync::mpsc::sync_channel::<(PathBuf, String)>(4 * self.options.jobs);
+        let work = Mutex::new(work);
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..self.options.jobs)
+                .map(|_| {
+                    let (mut walker, work) = (self.worker(), &work);
+                    scope.spawn(move || {
+                        let mut fragment = Tree::default();
+                        loop {
+                            // A poisoned lock is a worker that panicked: the others stop too.
+                            let next = match work.lock() {
+                                Ok(work) => work.recv(),
+                                Err(_) => break,
+                            };
+                            let Ok((path, rel)) = next else { break };
+                            walker.file_entry(&path, &[top.to_string(), rel.clone()], &rel, &mut fragment);
+                        }
+                        (fragment, walker.issues, walker.bytes)
+                    })
+                })
+                .collect();
+            self.for_each_file(root, |walker, path, rel| {
+                if walker.is_special_name(normalise(&rel)) {
+                    walker.file_entry(&path, &[top.to_string(), rel.clone()], &rel, tree);
+                } else if let Err(std::sync::mpsc::SendError((_, rel))) = queue.send((path, rel)) {
+                    walker.issue(vec![top.to_string(), rel], "not read: every worker thread stopped".into());
+                }
+            });
+            drop(queue);
+            for worker in workers {
+                match worker.join() {
+                    Ok((fragment, issues, bytes)) => {
+                        tree.absorb(fragment);
+                        self.issues.extend(issues);
+                        self.bytes += bytes;
+                    }
+                    Err(_) => self.issue(vec![top.to_string()], "a worker thread failed: the files it was reading are not reported".into()),
+                }
+            }
+        });
+    }
+
+    /// Every regular file under `root`, with its path relative to `root`, one directory at a
+    /// time in name order. An explicit stack: no recursion on the file system's depth; symlinks
+    /// are not followed.
+    fn for_each_file(&mut self, root: &Path, mut each: impl FnMut(&mut Self, PathBuf, String)) {
         let mut stack = vec![root.to_path_buf()];
         while let Some(dir) = stack.pop() {
             let entries = match std::fs::read_dir(&dir) {
@@ -382,7 +476,7 @@ impl Walker {
                     stack.push(path);
                 } else if ft.is_file() {
                     let rel = path.strip_prefix(root).unwrap_or(&path).to_string_lossy().into_owned();
-                    self.file_entry(&path, &[top.to_string(), rel.clone()], &rel, tree);
+                    each(self, path, rel);
                 }
             }
         }
@@ -546,15 +640,19 @@ impl Walker {
 
     /// Whether `key` names a package database, os-release or image metadata (read, not scanned).
     fn is_special(&self, key: &str, head: &[u8]) -> bool {
-        let wanted = key == "var/lib/dpkg/status"
+        self.is_special_name(key) || is_json_metadata(key, head)
+    }
+
+    /// Whether `key` names a package database or os-release: read in order by the walking thread.
+    fn is_special_name(&self, key: &str) -> bool {
+        key == "var/lib/dpkg/status"
             || key == "lib/apk/db/installed"
             || key == "etc/os-release"
             || key == "usr/lib/os-release"
             || key == "etc/debian_version"
             || key == "etc/alpine-release"
             || key == "control"
-            || pkgdb::dpkg_list_package(key, &self.names).is_some();
-        wanted || is_json_metadata(key, head)
+            || pkgdb::dpkg_list_package(key, &self.names).is_some()
     }
 
     /// Package databases, os-release and image metadata: read into the tree, not scanned.

@@ -352,7 +352,7 @@ mod archives {
 mod packages {
     use super::*;
 
-    fn rootfs(dir: &Path, status_version: &str) -> tempfile::TempDir {
+    pub fn rootfs(dir: &Path, status_version: &str) -> tempfile::TempDir {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path();
         let put = |rel: &str, bytes: &[u8]| {
@@ -476,7 +476,7 @@ mod images {
         (lower, upper)
     }
 
-    fn check(audit: &Audit, image: &str) {
+    pub fn check(audit: &Audit, image: &str) {
         assert!(audit.issues.is_empty(), "{:?}", audit.issues);
         let names: Vec<&str> = audit.findings.iter().map(|f| f.location.last().unwrap().as_str()).collect();
         assert!(!names.iter().any(|n| n.contains("libssl") || n.contains("opt/app")), "deleted copies reported: {names:?}");
@@ -501,7 +501,7 @@ mod images {
         assert_eq!(kept.location, ["appliance.tar", "aaaa/layer.tar", "srv/tlsd"]);
     }
 
-    fn oci(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    pub fn oci(dir: &Path) -> Vec<(String, Vec<u8>)> {
         use sha2_free::digest;
         let (lower, upper) = layers(dir);
         let (lower, upper) = (gzip(&lower), gzip(&upper));
@@ -654,6 +654,56 @@ mod hostile {
         // The whole archive after the cut one is read in full.
         let whole_findings = audit.findings.iter().filter(|f| f.location[1] == "b-whole.tar.gz").count();
         assert_eq!(whole_findings, 2);
+    }
+}
+
+mod threads {
+    use super::*;
+
+    fn put(root: &Path, rel: &str, bytes: &[u8]) {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, bytes).unwrap();
+    }
+
+    /// Four threads say what one says, byte for byte: a root file system whose package database
+    /// (read by the walking thread) decides a library another thread found, the real builds in
+    /// many folders, archives, a truncated one, and an OCI layout whose blobs different threads read.
+    #[test]
+    fn four_threads_say_what_one_says() {
+        let Some(dir) = shared() else { return };
+        let tmp = packages::rootfs(&dir, "1.0.1e-2+deb7u5");
+        let root = tmp.path();
+        let builds = ["lib/1.0.1f/libssl.so.1.0.0", "lib/1.0.1g/libcrypto.so.1.0.0", "bin/openssl-1.0.1f", "appliance/tlsd-static-1.0.1f"];
+        for i in 0..12 {
+            for build in builds {
+                put(root, &format!("opt/vendor{i}/{build}"), &read(&dir, build));
+            }
+            put(root, &format!("opt/vendor{i}/README"), b"OpenSSL 1.0.1f 6 Jan 2014 is not a copy in a text file\n");
+        }
+        let tool = read(&dir, "bin/openssl-1.0.1f");
+        let archive = gzip(&tar_of(&[("bin/openssl", &tool)]));
+        put(root, "srv/archive.tar.gz", &archive);
+        put(root, "srv/cut.tar.gz", &archive[..archive.len() / 2]);
+        let with = |jobs| audit_path(root, &Options { jobs, ..Options::default() });
+        let (one_thread, four) = (with(1), with(4));
+        assert_eq!(one_thread.findings, four.findings);
+        assert_eq!(one_thread.issues, four.issues);
+        assert_eq!(one_thread.bytes_scanned, four.bytes_scanned);
+        // Each build counted once per folder, the archive's tool, the two root libraries.
+        assert_eq!(four.findings.len(), 12 * builds.len() + 1 + 2, "{:#?}", four.findings);
+        assert_eq!(one(&four, "usr/lib/x86_64-linux-gnu/libssl.so.1.0.0").verdict, AuditVerdict::FixedByDistribution);
+        assert_eq!(four.issues.len(), 1, "{:?}", four.issues);
+        assert_eq!(four.issues[0].location[1], "srv/cut.tar.gz", "{:?}", four.issues);
+        let mut locations: Vec<_> = four.findings.iter().map(|f| f.location.clone()).collect();
+        locations.sort();
+        assert_eq!(locations, four.findings.iter().map(|f| f.location.clone()).collect::<Vec<_>>(), "findings come in location order");
+
+        let layout = tempfile::tempdir().unwrap();
+        for (path, bytes) in images::oci(&dir) {
+            put(layout.path(), &path, &bytes);
+        }
+        images::check(&audit_path(layout.path(), &Options { jobs: 4, ..Options::default() }), "appliance:oci");
     }
 }
 
