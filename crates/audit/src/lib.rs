@@ -13,6 +13,7 @@ pub mod ar;
 pub mod detect;
 pub mod finding;
 pub mod pkgdb;
+pub mod squashfs;
 pub mod version;
 pub mod walk;
 
