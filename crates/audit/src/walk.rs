@@ -26,7 +26,8 @@ use std::rc::Rc;
 pub struct Options {
     /// Archives opened inside archives, counting the outermost as 1 (compression does not count).
     pub max_depth: usize,
-    /// A zip inside another stream must be buffered (zip needs seeking): at most this many bytes.
+    /// A zip or squashfs image inside another stream must be buffered (both need seeking): at most
+    /// this many bytes.
     pub max_buffered_zip: u64,
     /// Decompressed bytes allowed per compressed byte, past `ratio_floor` (zip bombs).
     pub max_ratio: u64,
