@@ -505,7 +505,8 @@ fn walk_folders(inodes: &HashMap<u32, InodeKind>, root: u32, dirs: &[u8], blocks
                 };
                 let name = bytes.get(at + 8..at + 9 + usize::from(name_len)).ok_or_else(|| corrupt("a folder entry runs past its listing"))?;
                 at += 9 + usize::from(name_len);
-                if name.is_empty() || name == b"." || name == b".." || (name.contains(&b'/') && name != b"/") || name.contains(&0) {
+                // Stricter than backhand, which takes `/` as the root again.
+                if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') || name.contains(&0) {
                     return Err(corrupt(format!("entry name {:?} is not a plain file name", String::from_utf8_lossy(name))));
                 }
                 let child = i64::from(base) + i64::from(delta as i16);
@@ -642,7 +643,7 @@ mod tests {
 
     #[test]
     fn names_that_are_not_plain_are_refused() {
-        for name in [&b".."[..], b"a/b", b"."] {
+        for name in [&b".."[..], b"a/b", b".", b"/", b"../../etc/passwd"] {
             let err = files(&tiny_image(b"hello", 5, name)).err().unwrap();
             assert!(err.to_string().contains("not a plain file name"), "{err}");
         }
