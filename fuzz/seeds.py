@@ -138,7 +138,7 @@ def x509_seeds():
 def audit_seeds():
     """Small archives around a fake ELF carrying OpenSSL's version and compiler-flags strings (a
     few hundred bytes, no real binary): every container kind audit opens, an image with a
-    whiteout, and hostile cases (a cut gzip, a path-traversal name)."""
+    whiteout, squashfs images, and hostile cases (a cut gzip, a cut squashfs, a path-traversal name)."""
     import io
     import lzma
     import tarfile
@@ -193,6 +193,29 @@ def audit_seeds():
           ("libssl.so/", elf)], pad=b"\0"))
     write("audit_walk", "gnu-long-names.a", ar([("//", b"a-member-name-longer-than-16.so/\n"), ("/0", elf)]))
     write("audit_walk", "traversal.tar", tar([("../../x/libssl.so", elf), ("/abs/openssl", elf)]))
+    # Squashfs images of the same root by Debian's mksquashfs (squashfs-tools): gzip and xz, one
+    # inside a tar.gz, one cut.
+    import subprocess
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        root = os.path.join(tmp, "root")
+        with tarfile.open(fileobj=io.BytesIO(lib)) as t:
+            for member in t.getmembers():
+                path = os.path.join(root, member.name)
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                with open(path, "wb") as f:
+                    f.write(t.extractfile(member).read())
+        images = {}
+        for comp in ("gzip", "xz"):
+            out = os.path.join(tmp, comp + ".squashfs")
+            subprocess.run(["mksquashfs", root, out, "-comp", comp, "-noappend", "-quiet", "-no-progress", "-nopad",
+                            "-all-root", "-mkfs-time", "0", "-all-time", "0"], check=True, stdout=subprocess.DEVNULL)
+            with open(out, "rb") as f:
+                images[comp] = f.read()
+    write("audit_walk", "rootfs.squashfs", images["gzip"])
+    write("audit_walk", "rootfs-xz.squashfs", images["xz"])
+    write("audit_walk", "squashfs-in.tar.gz", gz(tar([("fw/rootfs.squashfs", images["gzip"])])))
+    write("audit_walk", "cut.squashfs", images["gzip"][:len(images["gzip"]) * 3 // 4])
 
 
 if __name__ == "__main__":

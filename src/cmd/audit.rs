@@ -31,8 +31,8 @@ pub struct AuditArgs {
     /// Archives opened inside archives, the outermost counting 1; deeper ones are reported, not read.
     #[arg(long, value_name = "N", default_value_t = 4)]
     pub max_depth: usize,
-    /// A zip inside another archive is held in memory to be read (zip needs seeking): at most this
-    /// many MiB, larger ones are reported, not read.
+    /// A zip or squashfs image inside another archive is held in memory to be read (both need
+    /// seeking): at most this many MiB, larger ones are reported, not read.
     #[arg(long, value_name = "MIB", default_value_t = 256)]
     pub max_zip_mib: u64,
     /// Threads reading a directory's files [default: the CPUs this process may run on].

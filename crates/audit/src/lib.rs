@@ -1,7 +1,7 @@
 //! `bleedwatch audit`: every OpenSSL copy on disk, in archives, Debian packages and container
 //! images, with a Heartbleed verdict for each. The detector (`detect`) reads byte streams; the
-//! walker (`walk`) hands it every file of directories, tar (plain, gzip, xz, zstd), zip/jar, ar/.deb
-//! and `docker save`/OCI images, streamed, nothing written to disk; package databases found in the
+//! walker (`walk`) hands it every file of directories, tar (plain, gzip, xz, zstd), zip/jar, ar/.deb,
+//! squashfs (`squashfs`) and `docker save`/OCI images, streamed, nothing written to disk; package databases found in the
 //! tree (`pkgdb`) and the distributions' advisories (`advisory`, data/advisories.csv) decide
 //! backported fixes.
 //!
@@ -13,6 +13,7 @@ pub mod ar;
 pub mod detect;
 pub mod finding;
 pub mod pkgdb;
+pub mod squashfs;
 pub mod version;
 pub mod walk;
 

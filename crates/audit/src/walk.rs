@@ -10,6 +10,7 @@ use crate::ar::{ArReader, Member};
 use crate::detect::{self, Detector, Evidence};
 use crate::finding::{decide, heartbeats_of, kind_of, Finding, PackageDecision, PackageInfo};
 use crate::pkgdb::{self, normalise, PackageDb};
+use crate::squashfs;
 use crate::version::Format;
 use serde::Serialize;
 use std::cell::Cell;
@@ -26,7 +27,8 @@ use std::sync::Mutex;
 pub struct Options {
     /// Archives opened inside archives, counting the outermost as 1 (compression does not count).
     pub max_depth: usize,
-    /// A zip inside another stream must be buffered (zip needs seeking): at most this many bytes.
+    /// A zip or squashfs image inside another stream must be buffered (both need seeking): at most
+    /// this many bytes.
     pub max_buffered_zip: u64,
     /// Decompressed bytes allowed per compressed byte, past `ratio_floor` (zip bombs).
     pub max_ratio: u64,
@@ -508,6 +510,14 @@ impl Walker {
             }
             return;
         }
+        if matches!(sniff(&head), Sniff::Squashfs) {
+            // On disk a squashfs image is read in place, through seeks.
+            match file.seek(io::SeekFrom::Start(0)) {
+                Ok(_) => self.squashfs_entry(io::BufReader::with_capacity(64 << 10, file), loc, name, 0, tree),
+                Err(e) => self.issue(loc.to_vec(), format!("cannot read: {e}")),
+            }
+            return;
+        }
         let key = normalise(name);
         if matches!(sniff(&head), Sniff::Plain) && detect::is_executable(&head) && !self.is_special(key, &head) {
             let key = key.to_string();
@@ -576,7 +586,16 @@ impl Walker {
                 self.adopt(child, key, loc, tree);
             }
             Sniff::Squashfs => {
-                self.issue(loc.to_vec(), "squashfs image: not opened (no squashfs reader in this build)".into());
+                // Squashfs needs seeking, like zip: buffered up to the same cap.
+                let cap = self.options.max_buffered_zip;
+                let mut bytes = Vec::new();
+                match (&mut chained).take(cap + 1).read_to_end(&mut bytes) {
+                    Ok(_) if bytes.len() as u64 > cap => {
+                        self.issue(loc.to_vec(), format!("squashfs image inside a stream larger than {} MiB: not opened", cap >> 20));
+                    }
+                    Ok(_) => self.squashfs_entry(io::Cursor::new(bytes), loc, name, depth, tree),
+                    Err(e) => self.issue(loc.to_vec(), format!("truncated or unreadable: {e}")),
+                }
             }
             Sniff::Plain => self.scan_file(&mut chained, loc, &key, size, tree),
         }
@@ -908,6 +927,35 @@ impl Walker {
             self.entry_with_head(head, &mut guarded, &child_loc, &entry_name, depth + 1, Some(size), &mut child);
         }
         self.inflater = inflater;
+        self.adopt(child, normalise(name).to_string(), loc, tree);
+    }
+
+    /// A squashfs image: every regular file entered like a tar member.
+    fn squashfs_entry<R: io::BufRead + Seek + Send>(&mut self, reader: R, loc: &[String], name: &str, depth: usize, tree: &mut Tree) {
+        if depth >= self.options.max_depth {
+            self.issue(loc.to_vec(), format!("archive not opened: nested deeper than the bound of {}", self.options.max_depth));
+            return;
+        }
+        let limits = squashfs::Limits { max_ratio: self.options.max_ratio, ratio_floor: self.options.ratio_floor };
+        let image = match squashfs::Image::open(reader, limits) {
+            Ok(image) => image,
+            Err(e) => {
+                self.issue(loc.to_vec(), format!("squashfs image not opened: {e}"));
+                return;
+            }
+        };
+        let mut child = Tree::default();
+        image.for_each_file(|path, size, reader| {
+            if image.exhausted() {
+                return;
+            }
+            let mut child_loc = loc.to_vec();
+            child_loc.push(path.to_string());
+            match read_head(reader, 512) {
+                Ok(head) => self.entry_with_head(head, reader, &child_loc, path, depth + 1, Some(size), &mut child),
+                Err(e) => self.issue(child_loc, format!("truncated or unreadable: {e}")),
+            }
+        });
         self.adopt(child, normalise(name).to_string(), loc, tree);
     }
 

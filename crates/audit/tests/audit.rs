@@ -352,7 +352,7 @@ mod archives {
 mod packages {
     use super::*;
 
-    pub fn rootfs(dir: &Path, status_version: &str) -> tempfile::TempDir {
+    pub(super) fn rootfs(dir: &Path, status_version: &str) -> tempfile::TempDir {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path();
         let put = |rel: &str, bytes: &[u8]| {
@@ -476,7 +476,7 @@ mod images {
         (lower, upper)
     }
 
-    pub fn check(audit: &Audit, image: &str) {
+    pub(super) fn check(audit: &Audit, image: &str) {
         assert!(audit.issues.is_empty(), "{:?}", audit.issues);
         let names: Vec<&str> = audit.findings.iter().map(|f| f.location.last().unwrap().as_str()).collect();
         assert!(!names.iter().any(|n| n.contains("libssl") || n.contains("opt/app")), "deleted copies reported: {names:?}");
@@ -501,7 +501,7 @@ mod images {
         assert_eq!(kept.location, ["appliance.tar", "aaaa/layer.tar", "srv/tlsd"]);
     }
 
-    pub fn oci(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    pub(super) fn oci(dir: &Path) -> Vec<(String, Vec<u8>)> {
         use sha2_free::digest;
         let (lower, upper) = layers(dir);
         let (lower, upper) = (gzip(&lower), gzip(&upper));
@@ -704,6 +704,221 @@ mod threads {
             put(layout.path(), &path, &bytes);
         }
         images::check(&audit_path(layout.path(), &Options { jobs: 4, ..Options::default() }), "appliance:oci");
+    }
+}
+
+/// Squashfs images made at test time by Debian's `mksquashfs` (squashfs-tools) from real folders.
+mod squashfs {
+    use super::*;
+    use std::process::Command;
+
+    /// `root` packed by mksquashfs with `compression`, as `out`.
+    fn mksquashfs(root: &Path, out: &Path, compression: &str) -> Vec<u8> {
+        let status = Command::new("mksquashfs")
+            .arg(root)
+            .arg(out)
+            .args(["-comp", compression, "-noappend", "-quiet", "-no-progress", "-all-root", "-mkfs-time", "0", "-all-time", "0"])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap_or_else(|e| panic!("mksquashfs (Debian squashfs-tools, scripts/test-packages/audit.txt): {e}"));
+        assert!(status.success(), "mksquashfs -comp {compression}: {status}");
+        std::fs::read(out).unwrap()
+    }
+
+    fn put(root: &Path, rel: &str, bytes: &[u8]) {
+        let path = root.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    }
+
+    /// A firmware root: the 1.0.1f libssl, the stripped static appliance daemon, the 1.0.1g tool,
+    /// a tar.gz holding the 1.0.1f-nohb libssl, and what is skipped (a symlink, a fifo, a text).
+    fn firmware_root(dir: &Path) -> tempfile::TempDir {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        put(root, "usr/lib/libssl.so.1.0.0", &read(dir, "lib/1.0.1f/libssl.so.1.0.0"));
+        put(root, "usr/sbin/tlsd", &read(dir, "appliance/tlsd-static-1.0.1f"));
+        put(root, "usr/bin/openssl", &read(dir, "bin/openssl-1.0.1g"));
+        put(root, "opt/vendor/pkg.tar.gz", &gzip(&tar_of(&[("lib/libssl.so.1.0.0", &read(dir, "lib/1.0.1f-nohb/libssl.so.1.0.0"))])));
+        put(root, "etc/motd", b"OpenSSL 1.0.1f 6 Jan 2014 inside\n");
+        std::os::unix::fs::symlink("libssl.so.1.0.0", root.join("usr/lib/libssl.so")).unwrap();
+        assert!(Command::new("mkfifo").arg(root.join("run-fifo")).status().unwrap().success());
+        tmp
+    }
+
+    fn check_firmware(audit: &Audit, image: &str) {
+        assert!(audit.issues.is_empty(), "{image}: {:?}", audit.issues);
+        let lib = one(audit, "usr/lib/libssl.so.1.0.0");
+        assert_eq!((lib.kind, lib.version.as_str(), lib.verdict), (Kind::SharedLibssl, "1.0.1f", AuditVerdict::Vulnerable), "{image}");
+        assert_eq!(lib.location[lib.location.len() - 2..], [image.to_string(), "usr/lib/libssl.so.1.0.0".into()]);
+        let tlsd = one(audit, "usr/sbin/tlsd");
+        assert_eq!((tlsd.kind, tlsd.heartbeats, tlsd.verdict), (Kind::Static, Heartbeats::CompiledIn, AuditVerdict::Vulnerable), "{image}");
+        let tool = one(audit, "usr/bin/openssl");
+        assert_eq!((tool.kind, tool.version.as_str(), tool.verdict), (Kind::OpensslTool, "1.0.1g", AuditVerdict::NotAffected), "{image}");
+        // The archive inside the image is opened as anywhere else.
+        let nested: Vec<_> = audit.findings.iter().filter(|f| f.location.iter().any(|l| l == "opt/vendor/pkg.tar.gz")).collect();
+        assert_eq!(nested.len(), 1, "{image}: {:#?}", audit.findings);
+        let nested = nested[0];
+        assert_eq!(nested.verdict, AuditVerdict::HeartbeatsDisabled, "{image}");
+        assert_eq!(nested.location[nested.location.len() - 3..], [image.to_string(), "opt/vendor/pkg.tar.gz".into(), "lib/libssl.so.1.0.0".into()]);
+        // The symlink and the fifo are skipped, not reported twice or read.
+        assert_eq!(audit.findings.len(), 4, "{image}: {:#?}", audit.findings);
+    }
+
+    #[test]
+    fn firmware_images_in_every_compression() {
+        let Some(dir) = shared() else { return };
+        let root = firmware_root(&dir);
+        let out = tempfile::tempdir().unwrap();
+        for compression in ["gzip", "xz", "zstd", "lz4"] {
+            let path = out.path().join(format!("fw-{compression}.squashfs"));
+            mksquashfs(root.path(), &path, compression);
+            let audit = audit_path(&path, &Options::default());
+            check_firmware(&audit, &path.display().to_string());
+        }
+        // LZO has no reader here: said so, nothing else.
+        let path = out.path().join("fw-lzo.squashfs");
+        mksquashfs(root.path(), &path, "lzo");
+        let audit = audit_path(&path, &Options::default());
+        assert!(audit.findings.is_empty());
+        assert_eq!(audit.issues.len(), 1, "{:?}", audit.issues);
+        assert!(audit.issues[0].message.contains("compressed with lzo: not read"), "{:?}", audit.issues);
+    }
+
+    #[test]
+    fn a_squashfs_inside_a_tar_gz_up_to_the_buffer_cap() {
+        let Some(dir) = shared() else { return };
+        let root = firmware_root(&dir);
+        let out = tempfile::tempdir().unwrap();
+        let image = mksquashfs(root.path(), &out.path().join("rootfs.squashfs"), "xz");
+        let update = gzip(&tar_of(&[("firmware/README", b"update 2.1\n"), ("firmware/rootfs.squashfs", &image)]));
+        let audit = audit_bytes("update-2.1.tar.gz", &update, Options::default());
+        check_firmware(&audit, "firmware/rootfs.squashfs");
+        assert_eq!(one(&audit, "usr/sbin/tlsd").location, ["update-2.1.tar.gz", "firmware/rootfs.squashfs", "usr/sbin/tlsd"]);
+        // Held in memory to be read (squashfs needs seeking), up to the zip cap.
+        let audit = audit_bytes("update-2.1.tar.gz", &update, Options { max_buffered_zip: 64 << 10, ..Options::default() });
+        assert!(audit.findings.is_empty(), "{:?}", audit.findings);
+        assert_eq!(audit.issues.len(), 1, "{:?}", audit.issues);
+        assert!(audit.issues[0].message.contains("squashfs image inside a stream larger than"), "{:?}", audit.issues);
+        // An image counts as an archive for the depth bound.
+        let audit = audit_bytes("update-2.1.tar.gz", &update, Options { max_depth: 1, ..Options::default() });
+        assert!(audit.issues[0].message.contains("nested deeper than the bound of 1"), "{:?}", audit.issues);
+    }
+
+    #[test]
+    fn a_debian_root_in_squashfs_is_decided_by_its_dpkg_status() {
+        let Some(dir) = shared() else { return };
+        let out = tempfile::tempdir().unwrap();
+        for (version, verdict) in [("1.0.1e-2+deb7u5", AuditVerdict::FixedByDistribution), ("1.0.1e-2+deb7u4", AuditVerdict::Vulnerable)] {
+            let root = super::packages::rootfs(&dir, version);
+            let path = out.path().join(format!("wheezy-{version}.squashfs"));
+            mksquashfs(root.path(), &path, "gzip");
+            let audit = audit_path(&path, &Options::default());
+            assert!(audit.issues.is_empty(), "{:?}", audit.issues);
+            let owned = one(&audit, "usr/lib/x86_64-linux-gnu/libssl.so.1.0.0");
+            assert_eq!((owned.version.as_str(), owned.verdict), ("1.0.1e", verdict), "{owned:?}");
+            let package = owned.package.as_ref().unwrap();
+            assert_eq!((package.name.as_str(), package.version.as_str()), ("libssl1.0.0", version));
+            assert_eq!(package.distribution.as_deref(), Some("debian 7"));
+            let loose = one(&audit, "usr/local/lib/libssl.so.1.0.0");
+            assert!(loose.package.is_none() && loose.verdict == AuditVerdict::Vulnerable, "{loose:?}");
+        }
+    }
+
+    /// Cut, corrupt and hostile images: one clear issue each, no panic, the next PATH still read,
+    /// and nothing written.
+    #[test]
+    fn hostile_images_get_a_clear_issue() {
+        let Some(dir) = shared() else { return };
+        let root = firmware_root(&dir);
+        let out = tempfile::tempdir().unwrap();
+        let whole = mksquashfs(root.path(), &out.path().join("whole.squashfs"), "gzip");
+        let hostile = tempfile::tempdir().unwrap();
+        let mut corrupt_block_size = whole.clone();
+        corrupt_block_size[12..16].copy_from_slice(&12345u32.to_le_bytes());
+        let mut absurd_inode_count = whole.clone();
+        absurd_inode_count[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
+        let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+            ("a-cut.squashfs", whole[..whole.len() * 3 / 4].to_vec(), "truncated: the superblock says"),
+            ("b-superblock-only.squashfs", whole[..96].to_vec(), "truncated"),
+            ("c-block-size.squashfs", corrupt_block_size, "corrupt: block size 12345"),
+            ("d-inode-count.squashfs", absurd_inode_count, "inodes, the table holds"),
+            ("e-magic-only.squashfs", b"hsqs".to_vec(), "shorter than the superblock"),
+        ];
+        for (name, bytes, _) in &cases {
+            std::fs::write(hostile.path().join(name), bytes).unwrap();
+        }
+        std::fs::write(hostile.path().join("z-whole.squashfs"), &whole).unwrap();
+        let audit = audit_path(hostile.path(), &Options::default());
+        assert_eq!(audit.issues.len(), cases.len(), "{:#?}", audit.issues);
+        for ((name, _, expected), issue) in cases.iter().zip(&audit.issues) {
+            assert_eq!(issue.location[1], *name);
+            assert!(issue.message.starts_with("squashfs image not opened: ") && issue.message.contains(expected), "{name}: {}", issue.message);
+        }
+        assert_eq!(audit.findings.iter().filter(|f| f.location[1] == "z-whole.squashfs").count(), 4);
+        let mut left: Vec<_> = std::fs::read_dir(hostile.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        left.sort();
+        assert_eq!(left.len(), cases.len() + 1, "nothing written beside the images: {left:?}");
+    }
+
+    /// Folders nested past the bound (backhand reads them recursively) are refused; at the bound
+    /// they are read, in a test thread's small stack.
+    #[test]
+    fn deep_folders_are_refused_past_the_bound() {
+        let Some(dir) = shared() else { return };
+        let lib = read(&dir, "lib/1.0.1f/libssl.so.1.0.0");
+        let out = tempfile::tempdir().unwrap();
+        for (depth, opened) in [(bleedwatch_audit::squashfs::MAX_DEPTH - 1, true), (bleedwatch_audit::squashfs::MAX_DEPTH + 1, false)] {
+            let root = tempfile::tempdir().unwrap();
+            let rel = vec!["d"; depth].join("/") + "/libssl.so.1.0.0";
+            put(root.path(), &rel, &lib);
+            let path = out.path().join(format!("deep-{depth}.squashfs"));
+            mksquashfs(root.path(), &path, "gzip");
+            let audit = audit_path(&path, &Options::default());
+            if opened {
+                assert!(audit.issues.is_empty(), "{:?}", audit.issues);
+                assert_eq!(one(&audit, "/d/libssl.so.1.0.0").verdict, AuditVerdict::Vulnerable);
+            } else {
+                assert!(audit.findings.is_empty());
+                assert!(audit.issues[0].message.contains("folders nested deeper than"), "{:?}", audit.issues);
+            }
+        }
+    }
+
+    /// The fuzz seeds of real mksquashfs images (gzip and xz metadata), every byte flipped three
+    /// ways and cut everywhere, through the whole walker: never a panic.
+    #[test]
+    fn mutated_real_images_never_panic() {
+        let corpus = bleedwatch_testkit::fuzz_corpus_dir("audit_walk");
+        for name in ["rootfs.squashfs", "rootfs-xz.squashfs"] {
+            let image = std::fs::read(corpus.join(name)).unwrap();
+            let audit = audit_bytes(name, &image, Options::default());
+            assert_eq!(one(&audit, "usr/lib/libssl.so.1.0.0").verdict, AuditVerdict::FixedByDistribution, "{name}: the seed reads");
+            for at in 0..image.len() {
+                for value in [0, 0xff, image[at] ^ 1] {
+                    let mut bad = image.clone();
+                    bad[at] = value;
+                    bleedwatch_audit::fuzz_audit(&bad);
+                }
+                bleedwatch_audit::fuzz_audit(&image[..at]);
+            }
+        }
+    }
+
+    /// A sparse 64 MiB "executable" packs into a few KiB: reading it stops at the image's budget.
+    #[test]
+    fn a_sparse_bomb_stops_at_the_budget() {
+        let root = tempfile::tempdir().unwrap();
+        let file = std::fs::File::create(root.path().join("bomb")).unwrap();
+        (&file).write_all(b"\x7fELF").unwrap();
+        file.set_len(64 << 20).unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let path = out.path().join("bomb.squashfs");
+        let image = mksquashfs(root.path(), &path, "gzip");
+        assert!(image.len() < 64 << 10, "{} bytes", image.len());
+        let audit = audit_path(&path, &Options { ratio_floor: 1 << 20, ..Options::default() });
+        assert!(audit.issues.iter().any(|i| i.message.contains("decompression bomb")), "{:?}", audit.issues);
+        assert!(audit.bytes_scanned < 8 << 20, "{} bytes searched", audit.bytes_scanned);
     }
 }
 
