@@ -30,6 +30,8 @@ pub struct PackageDb {
 pub struct OsRelease {
     pub id: String,
     pub version_id: String,
+    /// The file it was read from, for the finding's reason.
+    pub source: &'static str,
 }
 
 impl PackageDb {
@@ -148,20 +150,21 @@ pub fn parse_os_release(text: &str) -> Option<OsRelease> {
             version_id = Some(unquote(v));
         }
     }
-    Some(OsRelease { id: id?, version_id: version_id? })
+    Some(OsRelease { id: id?, version_id: version_id?, source: "os-release" })
 }
 
 /// `etc/debian_version` (`7.4`) or `etc/alpine-release` (`2.7.1`), when os-release is missing.
 pub fn release_file(id: &str, text: &str) -> Option<OsRelease> {
     let v = text.lines().next()?.trim();
-    (!v.is_empty() && v.as_bytes()[0].is_ascii_digit()).then(|| OsRelease { id: id.to_string(), version_id: v.to_string() })
+    let source = if id == "debian" { "etc/debian_version" } else { "etc/alpine-release" };
+    (!v.is_empty() && v.as_bytes()[0].is_ascii_digit()).then(|| OsRelease { id: id.to_string(), version_id: v.to_string(), source })
 }
 
 /// `etc/redhat-release`, `etc/centos-release`, `etc/system-release` (older Red Hat family releases
 /// have no os-release): `CentOS release 6.5 (Final)`, `Red Hat Enterprise Linux Server release 6.5
 /// (Santiago)`, `Fedora release 20 (Heisenbug)`, `Amazon Linux AMI release 2014.03`; the ids are
 /// os-release's.
-pub fn parse_redhat_release(text: &str) -> Option<OsRelease> {
+pub fn parse_redhat_release(source: &'static str, text: &str) -> Option<OsRelease> {
     let line = text.lines().next()?.trim();
     let (product, rest) = line.split_once(" release ")?;
     let version = rest.split_whitespace().next()?;
@@ -174,7 +177,7 @@ pub fn parse_redhat_release(text: &str) -> Option<OsRelease> {
         p if p.starts_with("Oracle Linux") => "ol",
         _ => return None,
     };
-    version.as_bytes().first()?.is_ascii_digit().then(|| OsRelease { id: id.into(), version_id: version.into() })
+    version.as_bytes().first()?.is_ascii_digit().then(|| OsRelease { id: id.into(), version_id: version.into(), source })
 }
 
 /// `etc/SuSE-release` (before os-release): `openSUSE 13.1 (x86_64)` then `VERSION = 13.1`, or
@@ -200,7 +203,7 @@ pub fn parse_suse_release(text: &str) -> Option<OsRelease> {
     if let Some(patch) = field("PATCHLEVEL").filter(|p| p != "0") {
         version = format!("{version}.{patch}");
     }
-    Some(OsRelease { id: id.into(), version_id: version })
+    Some(OsRelease { id: id.into(), version_id: version, source: "etc/SuSE-release" })
 }
 
 /// A path inside a tree as the databases and whiteouts name it: no `./`, no leading `/`.
@@ -249,12 +252,13 @@ mod tests {
     #[test]
     fn red_hat_and_suse_release_files() {
         let os = |o: Option<OsRelease>| o.map(|o| format!("{} {}", o.id, o.version_id));
-        assert_eq!(os(parse_redhat_release("CentOS release 6.5 (Final)\n")).as_deref(), Some("centos 6.5"));
-        assert_eq!(os(parse_redhat_release("Red Hat Enterprise Linux Server release 6.5 (Santiago)")).as_deref(), Some("rhel 6.5"));
-        assert_eq!(os(parse_redhat_release("Fedora release 20 (Heisenbug)")).as_deref(), Some("fedora 20"));
-        assert_eq!(os(parse_redhat_release("Amazon Linux AMI release 2014.03")).as_deref(), Some("amzn 2014.03"));
-        assert_eq!(os(parse_redhat_release("CentOS Linux release 7.0.1406 (Core)")).as_deref(), Some("centos 7.0.1406"));
-        assert_eq!(parse_redhat_release("Something release x"), None);
+        let rh = |text| parse_redhat_release("etc/redhat-release", text);
+        assert_eq!(os(rh("CentOS release 6.5 (Final)\n")).as_deref(), Some("centos 6.5"));
+        assert_eq!(os(rh("Red Hat Enterprise Linux Server release 6.5 (Santiago)")).as_deref(), Some("rhel 6.5"));
+        assert_eq!(os(rh("Fedora release 20 (Heisenbug)")).as_deref(), Some("fedora 20"));
+        assert_eq!(os(rh("Amazon Linux AMI release 2014.03")).as_deref(), Some("amzn 2014.03"));
+        assert_eq!(os(rh("CentOS Linux release 7.0.1406 (Core)")).as_deref(), Some("centos 7.0.1406"));
+        assert_eq!(rh("Something release x"), None);
         let suse = "SUSE Linux Enterprise Server 11 (x86_64)\nVERSION = 11\nPATCHLEVEL = 3\n";
         assert_eq!(os(parse_suse_release(suse)).as_deref(), Some("sles 11.3"));
         assert_eq!(os(parse_suse_release("openSUSE 13.1 (x86_64)\nVERSION = 13.1\nCODENAME = Bottle\n")).as_deref(), Some("opensuse 13.1"));

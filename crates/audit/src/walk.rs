@@ -604,9 +604,9 @@ impl Walker {
             }
             "etc/debian_version" if tree.db.os.is_none() => tree.db.os = pkgdb::release_file("debian", &text),
             "etc/alpine-release" if tree.db.os.is_none() => tree.db.os = pkgdb::release_file("alpine", &text),
-            "etc/redhat-release" | "etc/centos-release" | "etc/system-release" if tree.db.os.is_none() => {
-                tree.db.os = pkgdb::parse_redhat_release(&text);
-            }
+            "etc/redhat-release" if tree.db.os.is_none() => tree.db.os = pkgdb::parse_redhat_release("etc/redhat-release", &text),
+            "etc/centos-release" if tree.db.os.is_none() => tree.db.os = pkgdb::parse_redhat_release("etc/centos-release", &text),
+            "etc/system-release" if tree.db.os.is_none() => tree.db.os = pkgdb::parse_redhat_release("etc/system-release", &text),
             "etc/SuSE-release" if tree.db.os.is_none() => tree.db.os = pkgdb::parse_suse_release(&text),
             "control" => {
                 let field = |f: &str| text.lines().find_map(|l| l.strip_prefix(f)).map(|v| v.trim().to_string());
@@ -1076,8 +1076,8 @@ fn package_decision(
         fixed_version: None,
     };
     let (row, how) = match os {
-        Some(os) => (advisory::find(table, format, &os.id, &os.version_id, name), "distribution from os-release"),
-        None => (infer_row(table, format, name, version), "release inferred from the package version"),
+        Some(os) => (advisory::find(table, format, &os.id, &os.version_id, name), format!("distribution from {}", os.source)),
+        None => (infer_row(table, format, name, version), "release inferred from the package version".to_string()),
     };
     let Some(row) = row else {
         let why = match &info.distribution {

@@ -680,6 +680,7 @@ mod rpm {
         assert_eq!((package.manager.as_str(), package.name.as_str(), package.version.as_str()), ("rpm", "openssl", "1.0.1e-16.el6_5.7"));
         assert_eq!(package.advisory.as_deref(), Some("CESA-2014:0376"));
         assert_eq!(package.distribution.as_deref(), Some("centos 6.5"));
+        assert!(owned.reason.contains("distribution from etc/redhat-release"), "{}", owned.reason);
         let loose = one(audit, "usr/local/lib64/libssl.so.10");
         assert_eq!(loose.verdict, AuditVerdict::Vulnerable);
         assert!(loose.package.is_none() && loose.reason.contains("version string decides"), "{loose:?}");
