@@ -731,8 +731,9 @@ mod rpm {
         let Some(lib) = tools_and_lib() else { return };
         let work = tempfile::tempdir().unwrap();
         let fixed = sqlite_db(work.path(), &lib, "16.el6_5.7");
-        // 512-byte pages put every header on a chain of overflow pages; 4096 is rpm's usual size.
-        for (page_size, copies) in [(512, 300), (4096, 1)] {
+        // 512-byte pages put every header on a chain of overflow pages; 4096 is rpm's usual size
+        // (the header on one overflow page); at 64 KiB the header is stored inline on its hash page.
+        for (page_size, copies) in [(512, 300), (4096, 1), (65536, 1)] {
             let packages = bdb_packages(work.path(), &fixed, page_size, copies);
             let mut db = PackageDb::default();
             assert_eq!(parse_rpmdb(RpmDbKind::BerkeleyDb, &packages, &["openssl".to_string()], &mut db), Ok(copies as usize));
