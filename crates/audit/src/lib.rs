@@ -2,7 +2,7 @@
 //! images, with a Heartbleed verdict for each. The detector (`detect`) reads byte streams; the
 //! walker (`walk`) hands it every file of directories, tar (plain, gzip, xz, zstd), zip/jar, ar/.deb,
 //! squashfs (`squashfs`) and `docker save`/OCI images, streamed, nothing written to disk; package databases found in the
-//! tree (`pkgdb`) and the distributions' advisories (`advisory`, data/advisories.csv) decide
+//! tree (`pkgdb`; rpm's in `rpmdb`) and the distributions' advisories (`advisory`, data/advisories.csv) decide
 //! backported fixes.
 //!
 //! Call [`audit_path`] per PATH and use [`Audit::findings`]; [`Finding`] is plain data (serde).
@@ -13,6 +13,7 @@ pub mod ar;
 pub mod detect;
 pub mod finding;
 pub mod pkgdb;
+pub mod rpmdb;
 pub mod squashfs;
 pub mod version;
 pub mod walk;

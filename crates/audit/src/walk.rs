@@ -10,6 +10,7 @@ use crate::ar::{ArReader, Member};
 use crate::detect::{self, Detector, Evidence};
 use crate::finding::{decide, heartbeats_of, kind_of, Finding, PackageDecision, PackageInfo};
 use crate::pkgdb::{self, normalise, PackageDb};
+use crate::rpmdb::{self, RpmDbKind};
 use crate::squashfs;
 use crate::version::Format;
 use serde::Serialize;
@@ -519,6 +520,12 @@ impl Walker {
             return;
         }
         let key = normalise(name);
+        if let Some(kind) = rpmdb::rpmdb_kind(key) {
+            // On disk a whole server's database is read (the cap in streams is lower).
+            let key = key.to_string();
+            self.rpm_database(kind, &head, &mut file, pkgdb::MAX_RPMDB_ON_DISK, loc, &key, tree);
+            return;
+        }
         if matches!(sniff(&head), Sniff::Plain) && detect::is_executable(&head) && !self.is_special(key, &head) {
             let key = key.to_string();
             self.scan_on_disk(&head, &mut file, loc, &key, tree);
@@ -670,7 +677,12 @@ impl Walker {
             || key == "usr/lib/os-release"
             || key == "etc/debian_version"
             || key == "etc/alpine-release"
+            || key == "etc/redhat-release"
+            || key == "etc/centos-release"
+            || key == "etc/system-release"
+            || key == "etc/SuSE-release"
             || key == "control"
+            || rpmdb::rpmdb_kind(key).is_some()
             || pkgdb::dpkg_list_package(key, &self.names).is_some()
     }
 
@@ -678,6 +690,10 @@ impl Walker {
     fn special_file(&mut self, key: &str, head: &[u8], rest: &mut dyn Read, loc: &[String], tree: &mut Tree) -> bool {
         if !self.is_special(key, head) {
             return false;
+        }
+        if let Some(kind) = rpmdb::rpmdb_kind(key) {
+            self.rpm_database(kind, head, rest, pkgdb::MAX_RPMDB_IN_STREAM, loc, key, tree);
+            return true;
         }
         let dpkg_list = pkgdb::dpkg_list_package(key, &self.names);
         let json = is_json_metadata(key, head);
@@ -705,6 +721,10 @@ impl Walker {
             }
             "etc/debian_version" if tree.db.os.is_none() => tree.db.os = pkgdb::release_file("debian", &text),
             "etc/alpine-release" if tree.db.os.is_none() => tree.db.os = pkgdb::release_file("alpine", &text),
+            "etc/redhat-release" if tree.db.os.is_none() => tree.db.os = pkgdb::parse_redhat_release("etc/redhat-release", &text),
+            "etc/centos-release" if tree.db.os.is_none() => tree.db.os = pkgdb::parse_redhat_release("etc/centos-release", &text),
+            "etc/system-release" if tree.db.os.is_none() => tree.db.os = pkgdb::parse_redhat_release("etc/system-release", &text),
+            "etc/SuSE-release" if tree.db.os.is_none() => tree.db.os = pkgdb::parse_suse_release(&text),
             "control" => {
                 let field = |f: &str| text.lines().find_map(|l| l.strip_prefix(f)).map(|v| v.trim().to_string());
                 if let (Some(p), Some(v)) = (field("Package:"), field("Version:")) {
@@ -718,6 +738,27 @@ impl Walker {
             }
         }
         true
+    }
+
+    /// rpm's database (SQLite or Berkeley DB), read whole into memory up to `cap`, never to disk.
+    #[allow(clippy::too_many_arguments)]
+    fn rpm_database(&mut self, kind: RpmDbKind, head: &[u8], rest: &mut dyn Read, cap: u64, loc: &[String], key: &str, tree: &mut Tree) {
+        if let Some(paths) = tree.paths.as_mut() {
+            paths.insert(path_hash(key));
+        }
+        let not_read = "not read: copies it owns are decided by their version strings";
+        let mut bytes = head.to_vec();
+        if let Err(e) = rest.take((cap + 1).saturating_sub(head.len() as u64)).read_to_end(&mut bytes) {
+            self.issue(loc.to_vec(), format!("rpm database truncated or unreadable ({e}): {not_read}"));
+            return;
+        }
+        if bytes.len() as u64 > cap {
+            self.issue(loc.to_vec(), format!("rpm database larger than {} MiB: {not_read}", cap >> 20));
+            return;
+        }
+        if let Err(e) = pkgdb::parse_rpmdb(kind, &bytes, &self.names, &mut tree.db) {
+            self.issue(loc.to_vec(), format!("{e}: {not_read}"));
+        }
     }
 
     fn decompress(&mut self, kind: Sniff, reader: &mut dyn Read, loc: &[String], name: &str, depth: usize, tree: &mut Tree) {
@@ -1181,8 +1222,8 @@ fn package_decision(
         fixed_version: None,
     };
     let (row, how) = match os {
-        Some(os) => (advisory::find(table, format, &os.id, &os.version_id, name), "distribution from os-release"),
-        None => (infer_row(table, format, name, version), "release inferred from the package version"),
+        Some(os) => (advisory::find(table, format, &os.id, &os.version_id, name), format!("distribution from {}", os.source)),
+        None => (infer_row(table, format, name, version), "release inferred from the package version".to_string()),
     };
     let Some(row) = row else {
         let why = match &info.distribution {

@@ -554,6 +554,264 @@ mod images {
     }
 }
 
+/// rpm's database, built by Debian's real rpm tools at test time: `rpmbuild` makes a tiny `openssl`
+/// package holding the real 1.0.1f libssl (its text rewritten to "1.0.1e" like RHEL's patched
+/// build), `rpm -i --justdb` records it in an SQLite `rpmdb.sqlite`, and Berkeley DB's own
+/// `db_load` turns the same header blobs into the hash `Packages` of RHEL/CentOS ≤ 8, which rpm's
+/// `bdb_ro` backend must read back. Without the tools the tests print SKIPPING and pass.
+mod rpm {
+    use super::*;
+    use bleedwatch_audit::pkgdb::{parse_rpmdb, PackageDb};
+    use bleedwatch_audit::rpmdb::RpmDbKind;
+    use std::process::Command;
+
+    const LIB: &str = "usr/lib64/libssl.so.10";
+    const CENTOS: &str = "CentOS release 6.5 (Final)\n";
+
+    fn tool(names: &[&str]) -> Option<String> {
+        names.iter().find(|n| Command::new(n).arg("--version").output().is_ok()).map(|n| n.to_string())
+    }
+
+    fn run(cmd: &mut Command) -> Vec<u8> {
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+        out.stdout
+    }
+
+    /// `openssl-1.0.1e-RELEASE.x86_64.rpm` owning /usr/lib64/libssl.so.10, built in `work`.
+    fn build_rpm(work: &Path, lib: &[u8], release: &str) -> PathBuf {
+        let top = work.join(format!("top-{release}"));
+        std::fs::create_dir_all(top.join("SOURCES")).unwrap();
+        std::fs::write(top.join("SOURCES/libssl.so.10"), lib).unwrap();
+        let spec = top.join("openssl.spec");
+        std::fs::write(
+            &spec,
+            format!(
+                "Name: openssl\nVersion: 1.0.1e\nRelease: {release}\nSummary: SSL library\nLicense: OpenSSL\nSource0: libssl.so.10\n\
+                 %description\ntest package\n%install\nmkdir -p %{{buildroot}}/usr/lib64\n\
+                 install -m 755 %{{SOURCE0}} %{{buildroot}}/usr/lib64/libssl.so.10\n%files\n/usr/lib64/libssl.so.10\n"
+            ),
+        )
+        .unwrap();
+        run(Command::new("rpmbuild")
+            .args(["-bb", "--quiet", "--target", "x86_64", "--define"])
+            .arg(format!("_topdir {}", top.display()))
+            .args(["--define", "__strip /bin/true", "--define", "__os_install_post %{nil}", "--define", "debug_package %{nil}"])
+            .args(["--define", "_build_id_links none"])
+            .arg(&spec));
+        top.join(format!("RPMS/x86_64/openssl-1.0.1e-{release}.x86_64.rpm"))
+    }
+
+    /// The rpm database (SQLite, rpm's default here) of a tree where that package is installed.
+    fn sqlite_db(work: &Path, lib: &[u8], release: &str) -> Vec<u8> {
+        let rpm = build_rpm(work, lib, release);
+        let dbpath = work.join(format!("db-{release}"));
+        std::fs::create_dir_all(&dbpath).unwrap();
+        run(Command::new("rpm").args(["-i", "--justdb", "--nodeps", "--noscripts", "--dbpath"]).arg(&dbpath).arg(&rpm));
+        read(&dbpath, "rpmdb.sqlite")
+    }
+
+    /// The same header blobs as a Berkeley DB hash `Packages` (keys: hnum as 4 native-endian bytes;
+    /// key 0 holds rpm's instance counter), written by `db_load`, checked by rpm's `bdb_ro`. Each
+    /// row is stored `copies` times under consecutive keys (many hash pages and buckets).
+    fn bdb_packages(work: &Path, sqlite: &[u8], page_size: u32, copies: u32) -> Vec<u8> {
+        let dir = work.join(format!("bdb-{page_size}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("rpmdb.sqlite"), sqlite).unwrap();
+        let rows = run(Command::new("sqlite3").arg(dir.join("rpmdb.sqlite")).arg("SELECT hnum, hex(blob) FROM Packages"));
+        std::fs::remove_file(dir.join("rpmdb.sqlite")).unwrap();
+        let escape = |bytes: &[u8]| bytes.iter().map(|b| format!("\\{b:02x}")).collect::<String>();
+        let rows: Vec<(u32, Vec<u8>)> = String::from_utf8(rows)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let (hnum, hex) = l.split_once('|').unwrap();
+                let blob = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
+                (hnum.parse().unwrap(), blob)
+            })
+            .collect();
+        assert!(!rows.is_empty());
+        let mut dump = format!("{}\n{}\n", escape(&0u32.to_ne_bytes()), escape(&(rows.len() as u32).to_ne_bytes()));
+        for (hnum, blob) in &rows {
+            for copy in 0..copies {
+                dump.push_str(&format!("{}\n{}\n", escape(&(hnum + copy * 1000).to_ne_bytes()), escape(blob)));
+            }
+        }
+        std::fs::write(work.join("dump.txt"), dump).unwrap();
+        let db_load = tool(&["db_load", "db5.3_load"]).unwrap();
+        run(Command::new(db_load)
+            .args(["-T", "-t", "hash", "-c"])
+            .arg(format!("db_pagesize={page_size}"))
+            .arg("-f")
+            .arg(work.join("dump.txt"))
+            .arg(dir.join("Packages")));
+        let query = ["-qa", "--define", "_db_backend bdb_ro", "--qf", "%{NAME}-%{VERSION}-%{RELEASE}\n", "--dbpath"];
+        let names = run(Command::new("rpm").args(query).arg(&dir));
+        assert!(String::from_utf8_lossy(&names).starts_with("openssl-1.0.1e-"), "rpm cannot read the Packages built");
+        read(&dir, "Packages")
+    }
+
+    fn tools_and_lib() -> Option<Vec<u8>> {
+        let dir = shared()?;
+        if tool(&["rpmbuild"]).is_none() || tool(&["rpm"]).is_none() || tool(&["sqlite3"]).is_none() || tool(&["db_load", "db5.3_load"]).is_none() {
+            eprintln!("SKIPPING: rpm, rpmbuild, sqlite3 or db_load missing (scripts/test-packages/audit.txt)");
+            return None;
+        }
+        Some(as_101e(read(&dir, "lib/1.0.1f/libssl.so.1.0.0")))
+    }
+
+    /// A CentOS 6.5 root (no os-release then: `etc/redhat-release` says which) with the library
+    /// owned by the package in `db` at `db_path`, and the same bytes unowned in /usr/local.
+    fn centos_root(lib: &[u8], db_path: &str, db: &[u8]) -> tempfile::TempDir {
+        let tmp = tempfile::tempdir().unwrap();
+        for (rel, bytes) in [("etc/redhat-release", CENTOS.as_bytes()), (LIB, lib), ("usr/local/lib64/libssl.so.10", lib), (db_path, db)] {
+            let p = tmp.path().join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, bytes).unwrap();
+        }
+        tmp
+    }
+
+    fn check_fixed(audit: &Audit) {
+        assert!(audit.issues.is_empty(), "{:?}", audit.issues);
+        let owned = one(audit, LIB);
+        assert_eq!((owned.version.as_str(), owned.verdict), ("1.0.1e", AuditVerdict::FixedByDistribution), "{owned:?}");
+        let package = owned.package.as_ref().unwrap();
+        assert_eq!((package.manager.as_str(), package.name.as_str(), package.version.as_str()), ("rpm", "openssl", "1.0.1e-16.el6_5.7"));
+        assert_eq!(package.advisory.as_deref(), Some("CESA-2014:0376"));
+        assert_eq!(package.distribution.as_deref(), Some("centos 6.5"));
+        assert!(owned.reason.contains("distribution from etc/redhat-release"), "{}", owned.reason);
+        let loose = one(audit, "usr/local/lib64/libssl.so.10");
+        assert_eq!(loose.verdict, AuditVerdict::Vulnerable);
+        assert!(loose.package.is_none() && loose.reason.contains("version string decides"), "{loose:?}");
+    }
+
+    fn check_vulnerable(audit: &Audit) {
+        let owned = one(audit, LIB);
+        assert_eq!(owned.verdict, AuditVerdict::Vulnerable, "{owned:?}");
+        assert_eq!(owned.package.as_ref().unwrap().version, "1.0.1e-16.el6_5.4");
+        assert!(owned.reason.contains("older than the fix"), "{}", owned.reason);
+    }
+
+    #[test]
+    fn centos_6_5_with_an_sqlite_rpmdb() {
+        let Some(lib) = tools_and_lib() else { return };
+        let work = tempfile::tempdir().unwrap();
+        let fixed = sqlite_db(work.path(), &lib, "16.el6_5.7");
+        check_fixed(&audit_path(centos_root(&lib, "var/lib/rpm/rpmdb.sqlite", &fixed).path(), &Options::default()));
+        // rpm's newer place for it.
+        check_fixed(&audit_path(centos_root(&lib, "usr/lib/sysimage/rpm/rpmdb.sqlite", &fixed).path(), &Options::default()));
+        let before = sqlite_db(work.path(), &lib, "16.el6_5.4");
+        check_vulnerable(&audit_path(centos_root(&lib, "var/lib/rpm/rpmdb.sqlite", &before).path(), &Options::default()));
+    }
+
+    /// SQLite itself rewrites the database with 512-byte pages (every header on an overflow
+    /// chain) and 256 copies of the row (interior b-tree pages): each header is read.
+    #[test]
+    fn sqlite_overflow_chains_and_interior_pages() {
+        let Some(lib) = tools_and_lib() else { return };
+        let work = tempfile::tempdir().unwrap();
+        let path = work.path().join("rpmdb.sqlite");
+        std::fs::write(&path, sqlite_db(work.path(), &lib, "16.el6_5.7")).unwrap();
+        let mut sql = String::from("PRAGMA journal_mode=DELETE; PRAGMA page_size=512; VACUUM;");
+        for _ in 0..8 {
+            sql.push_str("INSERT INTO Packages(blob) SELECT blob FROM Packages;");
+        }
+        run(Command::new("sqlite3").arg(&path).arg(sql));
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(u16::from_be_bytes([bytes[16], bytes[17]]), 512);
+        let mut db = PackageDb::default();
+        assert_eq!(parse_rpmdb(RpmDbKind::Sqlite, &bytes, &["openssl".to_string()], &mut db), Ok(256));
+        assert_eq!(db.owners.get(LIB).map(String::as_str), Some("openssl"));
+        check_fixed(&audit_path(centos_root(&lib, "var/lib/rpm/rpmdb.sqlite", &bytes).path(), &Options::default()));
+    }
+
+    #[test]
+    fn centos_6_5_with_a_berkeley_db_packages() {
+        let Some(lib) = tools_and_lib() else { return };
+        let work = tempfile::tempdir().unwrap();
+        let fixed = sqlite_db(work.path(), &lib, "16.el6_5.7");
+        // 512-byte pages put every header on a chain of overflow pages; 4096 is rpm's usual size
+        // (the header on one overflow page); at 64 KiB the header is stored inline on its hash page.
+        for (page_size, copies) in [(512, 300), (4096, 1), (65536, 1)] {
+            let packages = bdb_packages(work.path(), &fixed, page_size, copies);
+            let mut db = PackageDb::default();
+            assert_eq!(parse_rpmdb(RpmDbKind::BerkeleyDb, &packages, &["openssl".to_string()], &mut db), Ok(copies as usize));
+            check_fixed(&audit_path(centos_root(&lib, "var/lib/rpm/Packages", &packages).path(), &Options::default()));
+        }
+        let before = bdb_packages(&work.path().join("before"), &sqlite_db(work.path(), &lib, "16.el6_5.4"), 4096, 1);
+        check_vulnerable(&audit_path(centos_root(&lib, "var/lib/rpm/Packages", &before).path(), &Options::default()));
+    }
+
+    #[test]
+    fn docker_save_image_whose_upper_layer_updates_openssl() {
+        let Some(lib) = tools_and_lib() else { return };
+        let work = tempfile::tempdir().unwrap();
+        let before = sqlite_db(work.path(), &lib, "16.el6_5.4");
+        let fixed = bdb_packages(&work.path().join("fixed"), &sqlite_db(work.path(), &lib, "16.el6_5.7"), 4096, 1);
+        // The base layer: CentOS 6.5 with the vulnerable package; the update rewrites the database.
+        let lower = tar_of(&[("etc/redhat-release", CENTOS.as_bytes()), (LIB, &lib), ("var/lib/rpm/rpmdb.sqlite", &before)]);
+        let upper = tar_of(&[("var/lib/rpm/.wh.rpmdb.sqlite", b""), ("var/lib/rpm/Packages", &fixed)]);
+        let manifest = br#"[{"Config":"c.json","RepoTags":["centos:6.5"],"Layers":["l1/layer.tar","l2/layer.tar"]}]"#;
+        let image = tar_of(&[("l1/layer.tar", &lower), ("l2/layer.tar", &upper), ("manifest.json", manifest)]);
+        let audit = audit_bytes("centos.tar", &image, Options::default());
+        assert!(audit.issues.is_empty(), "{:?}", audit.issues);
+        let f = one(&audit, LIB);
+        assert_eq!((f.verdict, f.image.as_deref()), (AuditVerdict::FixedByDistribution, Some("centos:6.5")), "{f:?}");
+        let base = tar_of(&[("l1/layer.tar", &lower), ("manifest.json", br#"[{"RepoTags":["centos:base"],"Layers":["l1/layer.tar"]}]"#)]);
+        check_vulnerable(&audit_bytes("base.tar", &base, Options::default()));
+    }
+
+    /// Every truncation and thousands of corrupted copies of the real databases: parsed or refused
+    /// with an error, never a panic; through the walker, an issue saying the database was not read.
+    #[test]
+    fn truncated_and_corrupt_databases_are_issues() {
+        let Some(lib) = tools_and_lib() else { return };
+        let work = tempfile::tempdir().unwrap();
+        let sqlite = sqlite_db(work.path(), &lib, "16.el6_5.7");
+        let bdb = bdb_packages(work.path(), &sqlite, 512, 3);
+        let names = vec!["openssl".to_string()];
+        let mut seed = 0x2014_0407_u64;
+        for (kind, real) in [(RpmDbKind::Sqlite, &sqlite), (RpmDbKind::BerkeleyDb, &bdb)] {
+            assert!(parse_rpmdb(kind, real, &names, &mut PackageDb::default()).is_ok());
+            for cut in (0..real.len()).step_by(97) {
+                let _ = parse_rpmdb(kind, &real[..cut], &names, &mut PackageDb::default());
+            }
+            for _ in 0..3000 {
+                let mut bytes = real.clone();
+                for _ in 0..8 {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    let at = (seed as usize) % bytes.len();
+                    bytes[at] = (seed >> 32) as u8;
+                }
+                let _ = parse_rpmdb(kind, &bytes, &names, &mut PackageDb::default());
+            }
+        }
+        for (path, db) in [("var/lib/rpm/rpmdb.sqlite", &sqlite), ("var/lib/rpm/Packages", &bdb)] {
+            for bytes in [&db[..db.len() / 2], &b"garbage"[..]] {
+                let tree = centos_root(&lib, path, bytes);
+                let audit = audit_path(tree.path(), &Options::default());
+                let reported = audit.issues.iter().any(|i| i.message.contains("not read") && i.location.last().is_some_and(|l| l == path));
+                assert!(reported, "{:?}", audit.issues);
+                let owned = one(&audit, LIB);
+                assert!(owned.package.is_none() && owned.verdict == AuditVerdict::Vulnerable, "{owned:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_database_in_a_stream_over_the_cap_is_not_read() {
+        let Some(lib) = tools_and_lib() else { return };
+        let big = vec![0u8; (64 << 20) + 1];
+        let layer = tar_of(&[("etc/redhat-release", CENTOS.as_bytes()), (LIB, &lib), ("var/lib/rpm/Packages", &big)]);
+        let audit = audit_bytes("layer.tar", &layer, Options::default());
+        assert!(audit.issues.iter().any(|i| i.message.contains("larger than 64 MiB")), "{:?}", audit.issues);
+        assert_eq!(one(&audit, LIB).verdict, AuditVerdict::Vulnerable);
+    }
+}
+
 mod hostile {
     use super::*;
 
