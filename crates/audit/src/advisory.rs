@@ -99,4 +99,20 @@ mod tests {
         assert!(find(&table, Format::Rpm, "centos", "6.5", "openssl").is_some());
         assert!(find(&table, Format::Rpm, "centos", "60", "openssl").is_none());
     }
+
+    /// el7 ships libssl in openssl-libs, with Epoch 1; 7.0 already had the fix, only the beta is older.
+    #[test]
+    fn rhel7_libraries_are_in_openssl_libs_with_an_epoch() {
+        let table = advisories();
+        for distribution in ["rhel", "centos"] {
+            let a = find(&table, Format::Rpm, distribution, "7.0", "openssl-libs").expect("row");
+            assert!(is_fixed(a, "1:1.0.1e-34.el7"));
+            assert!(is_fixed(a, "1:1.0.1e-34.el7_0.6"));
+            assert!(is_fixed(a, "1:1.0.2k-8.el7"));
+            assert!(!is_fixed(a, "1:1.0.1e-23.el7"), "the 7.0 beta");
+            // Without its epoch an el7 version would read as older than any fix.
+            assert!(!is_fixed(a, "1.0.1e-34.el7"));
+        }
+        assert!(find(&table, Format::Rpm, "fedora", "20", "openssl-libs").is_some());
+    }
 }

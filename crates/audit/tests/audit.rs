@@ -580,16 +580,22 @@ mod rpm {
 
     /// `openssl-1.0.1e-RELEASE.x86_64.rpm` owning /usr/lib64/libssl.so.10, built in `work`.
     fn build_rpm(work: &Path, lib: &[u8], release: &str) -> PathBuf {
-        let top = work.join(format!("top-{release}"));
+        build_package(work, lib, "openssl", None, release)
+    }
+
+    /// `NAME-1.0.1e-RELEASE.x86_64.rpm` (with `Epoch:` when given) owning /usr/lib64/libssl.so.10.
+    fn build_package(work: &Path, lib: &[u8], name: &str, epoch: Option<u32>, release: &str) -> PathBuf {
+        let top = work.join(format!("top-{name}-{release}"));
         std::fs::create_dir_all(top.join("SOURCES")).unwrap();
         std::fs::write(top.join("SOURCES/libssl.so.10"), lib).unwrap();
         let spec = top.join("openssl.spec");
         std::fs::write(
             &spec,
             format!(
-                "Name: openssl\nVersion: 1.0.1e\nRelease: {release}\nSummary: SSL library\nLicense: OpenSSL\nSource0: libssl.so.10\n\
+                "Name: {name}\n{epoch}Version: 1.0.1e\nRelease: {release}\nSummary: SSL library\nLicense: OpenSSL\nSource0: libssl.so.10\n\
                  %description\ntest package\n%install\nmkdir -p %{{buildroot}}/usr/lib64\n\
-                 install -m 755 %{{SOURCE0}} %{{buildroot}}/usr/lib64/libssl.so.10\n%files\n/usr/lib64/libssl.so.10\n"
+                 install -m 755 %{{SOURCE0}} %{{buildroot}}/usr/lib64/libssl.so.10\n%files\n/usr/lib64/libssl.so.10\n",
+                epoch = epoch.map(|e| format!("Epoch: {e}\n")).unwrap_or_default()
             ),
         )
         .unwrap();
@@ -599,16 +605,44 @@ mod rpm {
             .args(["--define", "__strip /bin/true", "--define", "__os_install_post %{nil}", "--define", "debug_package %{nil}"])
             .args(["--define", "_build_id_links none"])
             .arg(&spec));
-        top.join(format!("RPMS/x86_64/openssl-1.0.1e-{release}.x86_64.rpm"))
+        top.join(format!("RPMS/x86_64/{name}-1.0.1e-{release}.x86_64.rpm"))
     }
 
     /// The rpm database (SQLite, rpm's default here) of a tree where that package is installed.
     fn sqlite_db(work: &Path, lib: &[u8], release: &str) -> Vec<u8> {
-        let rpm = build_rpm(work, lib, release);
+        install(work, &build_rpm(work, lib, release), release)
+    }
+
+    /// `rpm` installed (database only) into a fresh database named after `release`: its bytes.
+    fn install(work: &Path, rpm: &Path, release: &str) -> Vec<u8> {
         let dbpath = work.join(format!("db-{release}"));
         std::fs::create_dir_all(&dbpath).unwrap();
-        run(Command::new("rpm").args(["-i", "--justdb", "--nodeps", "--noscripts", "--dbpath"]).arg(&dbpath).arg(&rpm));
+        run(Command::new("rpm").args(["-i", "--justdb", "--nodeps", "--noscripts", "--dbpath"]).arg(&dbpath).arg(rpm));
         read(&dbpath, "rpmdb.sqlite")
+    }
+
+    /// CentOS 7 (os-release this time): the library is in openssl-libs, whose versions carry
+    /// Epoch 1; 7.0 shipped the fix (1.0.1e-34), the 7.0 beta's 1.0.1e-23 did not.
+    #[test]
+    fn centos_7_openssl_libs_with_its_epoch() {
+        let Some(lib) = tools_and_lib() else { return };
+        let os_release = b"NAME=\"CentOS Linux\"\nVERSION=\"7 (Core)\"\nID=\"centos\"\nVERSION_ID=\"7\"\n";
+        for (release, verdict) in [("34.el7", AuditVerdict::FixedByDistribution), ("23.el7", AuditVerdict::Vulnerable)] {
+            let work = tempfile::tempdir().unwrap();
+            let db = install(work.path(), &build_package(work.path(), &lib, "openssl-libs", Some(1), release), release);
+            let root = tempfile::tempdir().unwrap();
+            for (rel, bytes) in [("etc/os-release", &os_release[..]), (LIB, &lib), ("var/lib/rpm/rpmdb.sqlite", &db)] {
+                let p = root.path().join(rel);
+                std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+                std::fs::write(p, bytes).unwrap();
+            }
+            let audit = audit_path(root.path(), &Options::default());
+            let owned = one(&audit, LIB);
+            assert_eq!(owned.verdict, verdict, "{owned:?}");
+            let package = owned.package.as_ref().unwrap();
+            assert_eq!((package.name.as_str(), package.version.clone()), ("openssl-libs", format!("1:1.0.1e-{release}")));
+            assert_eq!(package.distribution.as_deref(), Some("centos 7"));
+        }
     }
 
     /// The same header blobs as a Berkeley DB hash `Packages` (keys: hnum as 4 native-endian bytes;
