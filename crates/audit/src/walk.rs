@@ -578,14 +578,8 @@ impl Walker {
                 self.adopt(child, key, loc, tree);
             }
             Sniff::Zip => {
-                let cap = self.options.max_buffered_zip;
-                let mut bytes = Vec::new();
-                match (&mut chained).take(cap + 1).read_to_end(&mut bytes) {
-                    Ok(_) if bytes.len() as u64 > cap => {
-                        self.issue(loc.to_vec(), format!("zip inside a stream larger than {} MiB: not opened", cap >> 20));
-                    }
-                    Ok(_) => self.zip_entry(io::Cursor::new(bytes), loc, name, depth, tree),
-                    Err(e) => self.issue(loc.to_vec(), format!("truncated or unreadable: {e}")),
+                if let Some(bytes) = self.buffered(&mut chained, loc, "zip") {
+                    self.zip_entry(io::Cursor::new(bytes), loc, name, depth, tree);
                 }
             }
             Sniff::Ar => {
@@ -593,18 +587,29 @@ impl Walker {
                 self.adopt(child, key, loc, tree);
             }
             Sniff::Squashfs => {
-                // Squashfs needs seeking, like zip: buffered up to the same cap.
-                let cap = self.options.max_buffered_zip;
-                let mut bytes = Vec::new();
-                match (&mut chained).take(cap + 1).read_to_end(&mut bytes) {
-                    Ok(_) if bytes.len() as u64 > cap => {
-                        self.issue(loc.to_vec(), format!("squashfs image inside a stream larger than {} MiB: not opened", cap >> 20));
-                    }
-                    Ok(_) => self.squashfs_entry(io::Cursor::new(bytes), loc, name, depth, tree),
-                    Err(e) => self.issue(loc.to_vec(), format!("truncated or unreadable: {e}")),
+                if let Some(bytes) = self.buffered(&mut chained, loc, "squashfs image") {
+                    self.squashfs_entry(io::Cursor::new(bytes), loc, name, depth, tree);
                 }
             }
             Sniff::Plain => self.scan_file(&mut chained, loc, &key, size, tree),
+        }
+    }
+
+    /// A zip or squashfs image inside a stream, held in memory to be read (both need seeking): up to
+    /// `max_buffered_zip` bytes, else reported and not opened.
+    fn buffered(&mut self, stream: &mut dyn Read, loc: &[String], what: &str) -> Option<Vec<u8>> {
+        let cap = self.options.max_buffered_zip;
+        let mut bytes = Vec::new();
+        match stream.take(cap + 1).read_to_end(&mut bytes) {
+            Ok(_) if bytes.len() as u64 > cap => {
+                self.issue(loc.to_vec(), format!("{what} inside a stream larger than {} MiB: not opened", cap >> 20));
+                None
+            }
+            Ok(_) => Some(bytes),
+            Err(e) => {
+                self.issue(loc.to_vec(), format!("truncated or unreadable: {e}"));
+                None
+            }
         }
     }
 
