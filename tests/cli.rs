@@ -1497,6 +1497,60 @@ fn revocation_check_believes_only_verified_answers() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// Issue 10: an exposed certificate that expired long ago (as every certificate of 2014 has) counts
+/// as retired: `revocation check` says so without fetching anything, and the endpoint, fixed and
+/// re-keyed since, is notify-ready with the `exposed-cert-expired` flag.
+#[test]
+fn an_expired_exposed_certificate_counts_as_retired() {
+    if !require("openssl") {
+        return;
+    }
+    let (db, dir) = inv_db("expired");
+    let ca = dir.join("ca");
+    openssl_ca(&ca, "bleedwatch CLI test CA");
+    openssl_in(&ca, &["ca", "-batch", "-config", "ca.cnf", "-extensions", "leaf", "-in", "leaf.csr", "-out", "expired.pem", "-notext",
+        "-startdate", "20140101000000Z", "-enddate", "20150101000000Z"]);
+    let port = free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let scan = || json_lines(&String::from_utf8_lossy(&inv_run(bleedwatch().args(["scan", &addr.to_string(), "--json", "-", "--db"]).arg(&db)).stdout));
+    {
+        let _honeypot = Running(
+            bleedwatch()
+                .args(["honeypot", "--no-db", "--listen", &addr.to_string(), "--cert"])
+                .arg(ca.join("expired.pem"))
+                .arg("--key")
+                .arg(ca.join("leaf.key"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        wait_listening(addr);
+        let scanned = scan();
+        assert_eq!(scanned[0]["heartbleed"], "vulnerable", "{scanned:?}");
+        assert_eq!(scanned[0]["certificate"]["not_after"], "2015-01-01T00:00:00Z", "{scanned:?}");
+    }
+    // Patched and re-keyed: a 1.0.1g-like server on another key, at the same address.
+    let _fixed = Running(
+        bleedwatch().args(["lab", "--behaviour", "fixed", "--listen", &addr.to_string()]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap(),
+    );
+    wait_listening(addr);
+    assert_eq!(scan()[0]["heartbleed"], "not-vulnerable");
+
+    let out = inv_run(bleedwatch().args(["revocation", "check", "--db"]).arg(&db));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{table}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(table.contains("expired 2015-01-01T00:00:00Z: retired, not checked"), "{table}");
+    assert!(table.contains("0 certificates checked (1 expired, not checked), 0 revocations found"), "{table}");
+    let out = inv_run(bleedwatch().args(["endpoints", "--json", "-", "--db"]).arg(&db));
+    let endpoints = json_lines(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(endpoints.len(), 1, "{endpoints:?}");
+    assert_eq!(endpoints[0]["state"], "notify-ready", "{endpoints:?}");
+    let flags: Vec<&str> = endpoints[0]["flags"].as_array().unwrap().iter().filter_map(|f| f["flag"].as_str()).collect();
+    assert_eq!(flags, ["exposed-cert-expired"], "{endpoints:?}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// Issue 10: the honeypot presents this installation's own key, not the committed lab key, kept
 /// beside the inventory (0600) and the same on the next run; another installation has another.
 #[test]

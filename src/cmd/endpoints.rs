@@ -25,7 +25,7 @@ pub struct EndpointsArgs {
     #[arg(long)]
     pub owner: Option<String>,
     /// Only endpoints carrying this flag (reissued-same-key, exposed-key-shared,
-    /// exposed-cert-valid-until, exposed-key-returned, unexpected-certificate, exposed-key-unknown,
+    /// exposed-cert-valid-until, exposed-cert-expired, exposed-key-returned, unexpected-certificate, exposed-key-unknown,
     /// attacked: a capture imported with `pcap --db` shows an attack on it, attacked-while-vulnerable:
     /// one that succeeded or came while it was vulnerable).
     #[arg(long)]

@@ -13,6 +13,7 @@ use bleedwatch_revocation::{
     certificates_from_pem_or_der, check_certificate, resolve_issuer, CertificateRef, CheckOptions, CrlSource, HttpOptions,
     RevocationError, TrustAnchors, TrustedIssuer,
 };
+use bleedwatch_assess::EXPIRY_SKEW_MS;
 use bleedwatch_store::{CertificateRecord, RevocationInput, Store};
 use clap::{Args, Subcommand};
 use serde::Serialize;
@@ -103,7 +104,22 @@ pub async fn run_check(args: RevocationCheckArgs) -> Result<u8> {
     let mut json = args.output.json.as_deref().map(open_output).transpose()?;
     let mut rows = Vec::new();
     let mut revoked = 0;
+    let mut expired = 0;
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
     for (summary, reference) in &targets {
+        // An expired certificate counts as retired (see `exposed-cert-expired`), and CAs drop
+        // expired certificates from their CRLs: checked only when named.
+        if args.certs.is_empty() && summary.not_after_unix.saturating_mul(1000).saturating_add(EXPIRY_SKEW_MS) < now_ms {
+            rows.push(vec![
+                short_hash(&reference.cert_sha256),
+                summary.subject.clone(),
+                "-".into(),
+                "expired".into(),
+                format!("expired {}: retired, not checked", summary.not_after),
+            ]);
+            expired += 1;
+            continue;
+        }
         let issuer = find_issuer(&store, reference, &issuers, &anchors, &http).await?;
         let outcomes = check_certificate(reference, &issuer, &options).await;
         if outcomes.is_empty() {
@@ -149,7 +165,8 @@ pub async fn run_check(args: RevocationCheckArgs) -> Result<u8> {
     } else {
         let mut out = io::stdout().lock();
         write_table(&mut out, &["CERT SHA-256", "SUBJECT", "SOURCE", "RESULT", "DETAIL"], &rows)?;
-        writeln!(out, "\n{} certificates checked, {revoked} revocations found", targets.len())?;
+        let skipped = if expired > 0 { format!(" ({expired} expired, not checked)") } else { String::new() };
+        writeln!(out, "\n{} certificates checked{skipped}, {revoked} revocations found", targets.len() - expired)?;
     }
     Ok(0)
 }

@@ -369,7 +369,7 @@ fn notify_dry_run_explains_and_bad_rows_are_named() {
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     let line = |who: &str| stdout.lines().find(|l| l.contains(who)).unwrap_or_else(|| panic!("{who}: {stdout}")).to_owned();
     assert!(line("user1@example.org").starts_with("send") && line("user1@example.org").contains("Please change your password"), "{stdout}");
-    assert!(line("held@example.org").starts_with("held back") && line("held@example.org").contains("not revoked (verified)"), "{stdout}");
+    assert!(line("held@example.org").starts_with("held back") && line("held@example.org").contains("not revoked (verified) nor expired"), "{stdout}");
     assert!(stdout.contains("3 notices would be sent, 1 held back") && stdout.contains("nothing sent"), "{stdout}");
     assert!(stdout.contains("Subject: Please change your password for www1.example.org") && stdout.contains("Dear User 1"), "{stdout}");
 

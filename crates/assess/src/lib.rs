@@ -155,7 +155,7 @@ pub fn assess_endpoint(
         let latest_leaf = since_fix.iter().rev().find_map(|o| o.leaf.as_ref());
         let latest_exposed = latest_leaf.is_some_and(|l| exposure.is_exposed(&l.spki_sha256));
         rekeyed = exposure_known && latest_leaf.is_some() && !latest_exposed;
-        revoked = exposure_known && !exposed_certs.is_empty() && exposed_certs.keys().all(|c| revocations.is_revoked(c));
+        revoked = exposure_known && !exposed_certs.is_empty() && exposed_certs.iter().all(|(c, leaf)| revocations.is_revoked(c) || expired(leaf, now_ms));
         let was_rekeyed = since_fix.iter().any(|o| o.leaf.as_ref().is_some_and(|l| !exposure.is_exposed(&l.spki_sha256)));
         if exposure_known && was_rekeyed && latest_exposed {
             key_returned = latest_leaf.map(|l| l.spki_sha256.clone());
@@ -189,8 +189,13 @@ pub fn assess_endpoint(
         if !seen_while_vulnerable {
             flags.insert(Flag::ReissuedSameKey { cert_sha256: cert.clone(), spki_sha256: leaf.spki_sha256.clone() });
         }
-        if !revocations.is_revoked(cert) && leaf.not_after_unix.saturating_mul(1000) > now_ms {
-            flags.insert(Flag::ExposedCertValidUntil { cert_sha256: cert.clone(), not_after_unix: leaf.not_after_unix });
+        if !revocations.is_revoked(cert) {
+            let (cert_sha256, not_after_unix) = (cert.clone(), leaf.not_after_unix);
+            flags.insert(if expired(leaf, now_ms) {
+                Flag::ExposedCertExpired { cert_sha256, not_after_unix }
+            } else {
+                Flag::ExposedCertValidUntil { cert_sha256, not_after_unix }
+            });
         }
     }
     if let Some(spki) = key_returned {
@@ -215,6 +220,14 @@ pub fn assess_endpoint(
         last_observed_ms: ordered.last().map(|o| o.at_ms),
         last_conclusive_ms: conclusive.last().map(|o| o.at_ms),
     }
+}
+
+/// Clock difference tolerated before a certificate counts as expired (as for CRL and OCSP times).
+pub const EXPIRY_SKEW_MS: i64 = 300_000;
+
+/// Whether `leaf` expired, beyond the clock-skew allowance, by `now_ms`.
+fn expired(leaf: &Leaf, now_ms: i64) -> bool {
+    leaf.not_after_unix.saturating_mul(1000).saturating_add(EXPIRY_SKEW_MS) < now_ms
 }
 
 struct Replay {

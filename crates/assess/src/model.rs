@@ -165,6 +165,10 @@ pub enum Flag {
     ExposedKeyShared { spki_sha256: String, endpoints: Vec<String> },
     /// An exposed certificate is not revoked and stays valid until `not_after_unix`.
     ExposedCertValidUntil { cert_sha256: String, not_after_unix: i64 },
+    /// An exposed certificate is not revoked but expired at `not_after_unix`: clients refuse it,
+    /// so it counts as retired for the funnel's revocation step (CAs drop expired certificates
+    /// from their CRLs, so its revocation could no longer be shown anyway).
+    ExposedCertExpired { cert_sha256: String, not_after_unix: i64 },
     /// The endpoint was re-keyed, but its latest certificate is on an exposed key again.
     ExposedKeyReturned { spki_sha256: String },
     /// The latest certificate's key is neither expected (pinned, or the replacement key) nor
@@ -182,6 +186,7 @@ impl Flag {
             Flag::ReissuedSameKey { .. } => "reissued-same-key",
             Flag::ExposedKeyShared { .. } => "exposed-key-shared",
             Flag::ExposedCertValidUntil { .. } => "exposed-cert-valid-until",
+            Flag::ExposedCertExpired { .. } => "exposed-cert-expired",
             Flag::ExposedKeyReturned { .. } => "exposed-key-returned",
             Flag::UnexpectedCertificate { .. } => "unexpected-certificate",
             Flag::ExposedKeyUnknown => "exposed-key-unknown",

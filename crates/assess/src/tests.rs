@@ -167,6 +167,31 @@ fn notify_ready_needs_fixed_rekeyed_and_revoked() {
     assert!(!a.state.needs_action());
 }
 
+/// An exposed certificate that expired (beyond the clock-skew allowance) counts as retired: no
+/// client accepts it, and its CA no longer lists it. Still valid, or just expired within the
+/// allowance, it must be revoked.
+#[test]
+fn an_expired_exposed_certificate_counts_as_retired() {
+    let expiring = |cert_sha256: &str, not_after_unix: i64| Leaf { cert_sha256: cert_sha256.into(), spki_sha256: "k1".into(), not_after_unix };
+    let now_s = NOW / 1000;
+    let long_ago = assess_one(&[vuln(1, expiring("c1", now_s - DAY_SECONDS)), ok(2, cert("c2", "k2"))], &RevocationIndex::default());
+    assert_eq!(long_ago.state, State::NotifyReady);
+    assert!(long_ago.revoked);
+    assert!(long_ago.flags.contains(&Flag::ExposedCertExpired { cert_sha256: "c1".into(), not_after_unix: now_s - DAY_SECONDS }));
+    assert!(!long_ago.has_flag("exposed-cert-valid-until"));
+    // Within the allowance: not yet.
+    let just = assess_one(&[vuln(1, expiring("c1", now_s - 60)), ok(2, cert("c2", "k2"))], &RevocationIndex::default());
+    assert_eq!(just.state, State::Rekeyed);
+    assert!(just.has_flag("exposed-cert-valid-until") && !just.has_flag("exposed-cert-expired"));
+    // One expired certificate and one still valid on the same exposed key: the valid one must be revoked.
+    let both = [vuln(1, expiring("c1", now_s - DAY_SECONDS)), vuln(2, cert("c3", "k1")), ok(3, cert("c2", "k2"))];
+    assert_eq!(assess_one(&both, &RevocationIndex::default()).state, State::Rekeyed);
+    assert_eq!(assess_one(&both, &revoked(&["c3"])).state, State::NotifyReady);
+    // Revoked and expired: revoked says it, no expiry flag.
+    let revoked_too = assess_one(&[vuln(1, expiring("c1", now_s - DAY_SECONDS)), ok(2, cert("c2", "k2"))], &revoked(&["c1"]));
+    assert!(revoked_too.revoked && !revoked_too.has_flag("exposed-cert-expired"));
+}
+
 #[test]
 fn revocation_of_an_unrelated_certificate_does_not_count() {
     let a = assess_one(&[vuln(1, cert("c1", "k1")), ok(2, cert("c2", "k2"))], &revoked(&["c2"]));
@@ -304,15 +329,6 @@ fn vulnerable_without_a_certificate_cannot_be_rekeyed_or_revoked() {
     let a = assess_one(&history, &revoked(&["c2"]));
     assert_eq!(a.state, State::Fixed);
     assert_eq!(flag_names(&a), ["exposed-key-unknown"]);
-}
-
-#[test]
-fn expired_exposed_certificate_is_not_flagged_valid() {
-    let mut old = cert("c1", "k1");
-    old.not_after_unix = NOW / 1000 - 1;
-    let a = assess_one(&[vuln(1, old), ok(2, cert("c2", "k2"))], &RevocationIndex::default());
-    assert!(!a.has_flag("exposed-cert-valid-until"));
-    assert_eq!(a.state, State::Rekeyed, "expiry is not revocation");
 }
 
 #[test]

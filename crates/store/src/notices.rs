@@ -277,7 +277,7 @@ pub fn held_back_reasons(assessment: &Assessment) -> Vec<&'static str> {
         reasons.push("not re-keyed");
     }
     if !assessment.revoked {
-        reasons.push("not revoked (verified)");
+        reasons.push("not revoked (verified) nor expired");
     }
     reasons
 }
@@ -573,10 +573,10 @@ mod tests {
     #[test]
     fn held_back_names_the_missing_steps() {
         let mut assessment = Assessment { fixed: true, ..blank_assessment(State::Fixed) };
-        assert_eq!(held_back_reasons(&assessment), ["not re-keyed", "not revoked (verified)"]);
+        assert_eq!(held_back_reasons(&assessment), ["not re-keyed", "not revoked (verified) nor expired"]);
         assessment.state = State::Rekeyed;
         assessment.rekeyed = true;
-        assert_eq!(held_back_reasons(&assessment), ["not revoked (verified)"]);
+        assert_eq!(held_back_reasons(&assessment), ["not revoked (verified) nor expired"]);
         assessment.state = State::NotifyReady;
         assessment.revoked = true;
         assert!(held_back_reasons(&assessment).is_empty());

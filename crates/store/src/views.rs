@@ -129,7 +129,7 @@ impl EndpointView {
             .flags
             .iter()
             .map(|flag| match flag {
-                Flag::ExposedCertValidUntil { not_after_unix, .. } => {
+                Flag::ExposedCertValidUntil { not_after_unix, .. } | Flag::ExposedCertExpired { not_after_unix, .. } => {
                     format!("{}={}", flag.name(), rfc3339_seconds(*not_after_unix))
                 }
                 Flag::ExposedKeyShared { endpoints, .. } => format!("{}({})", flag.name(), endpoints.len()),
