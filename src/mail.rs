@@ -66,9 +66,11 @@ pub fn parse_relay(text: &str) -> Result<(String, u16)> {
 }
 
 /// SMTP credentials: `BLEEDWATCH_SMTP_USER` and `BLEEDWATCH_SMTP_PASSWORD`, or a file whose first
-/// line is the user and second the password (`--smtp-auth-file`); never from the command line.
+/// line is the user and second the password (`--smtp-auth-file`, readable by its owner only, like
+/// ssh keys and `.pgpass`); never from the command line.
 pub fn credentials(auth_file: Option<&Path>) -> Result<Option<Credentials>> {
     if let Some(path) = auth_file {
+        check_private(path)?;
         let text = std::fs::read_to_string(path).with_context(|| format!("reading the SMTP credentials {}", path.display()))?;
         let mut lines = text.lines();
         let (Some(user), Some(password)) = (lines.next().map(str::trim), lines.next()) else {
@@ -82,9 +84,36 @@ pub fn credentials(auth_file: Option<&Path>) -> Result<Option<Credentials>> {
     match (std::env::var("BLEEDWATCH_SMTP_USER"), std::env::var("BLEEDWATCH_SMTP_PASSWORD")) {
         (Ok(user), Ok(password)) if !user.is_empty() => Ok(Some(Credentials::new(user, password))),
         (Ok(user), Err(_)) if !user.is_empty() => bail!("BLEEDWATCH_SMTP_USER is set but BLEEDWATCH_SMTP_PASSWORD is not"),
+        (_, Ok(_)) => bail!("BLEEDWATCH_SMTP_PASSWORD is set but BLEEDWATCH_SMTP_USER is not"),
         _ => Ok(None),
     }
 }
+
+/// A password file others can read is no secret: refused, as ssh refuses such a key.
+#[cfg(unix)]
+fn check_private(path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).with_context(|| format!("reading the SMTP credentials {}", path.display()))?.permissions().mode();
+    if mode & 0o077 != 0 {
+        bail!("{}: the SMTP credentials are readable by others (mode {:o}): chmod 600 it", path.display(), mode & 0o777);
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_private(_path: &Path) -> Result<()> {
+    Ok(())
+}
+
+/// Whether an error is the relay's final word (a 5xx, e.g. 535 for a wrong password): trying again
+/// cannot help, and repeating a failed login may lock the account.
+pub fn is_final(error: &anyhow::Error) -> bool {
+    error.downcast_ref::<lettre::transport::smtp::Error>().is_some_and(lettre::transport::smtp::Error::is_permanent)
+}
+
+/// Said once per run: a relay offering AUTH to a client without credentials will likely refuse
+/// the recipients.
+static NO_CREDENTIALS_HINT: std::sync::Once = std::sync::Once::new();
 
 /// How one message's SMTP transaction ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,6 +169,12 @@ impl Session {
             }
             let tls = tls.build_rustls().context("TLS settings for the SMTP relay")?;
             connection.starttls(tls, &hello).await.with_context(|| format!("STARTTLS with the SMTP relay {relay}"))?;
+        }
+        let offers_auth = [Mechanism::Plain, Mechanism::Login].into_iter().any(|m| connection.server_info().supports_auth_mechanism(m));
+        if settings.credentials.is_none() && offers_auth {
+            NO_CREDENTIALS_HINT.call_once(|| {
+                eprintln!("bleedwatch: warning: the SMTP relay {relay} offers AUTH but no credentials were given (BLEEDWATCH_SMTP_USER and BLEEDWATCH_SMTP_PASSWORD, or --smtp-auth-file)");
+            });
         }
         if let Some(credentials) = &settings.credentials {
             if !connection.is_encrypted() && !settings.is_loopback() {
@@ -211,5 +246,20 @@ mod tests {
         };
         assert!(settings("127.0.0.2").is_loopback() && settings("::1").is_loopback() && settings("localhost").is_loopback());
         assert!(!settings("192.0.2.1").is_loopback() && !settings("mail.example.org").is_loopback());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn auth_files_are_read_only_when_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let path = std::env::temp_dir().join(format!("bleedwatch-mail-auth-{}", std::process::id()));
+        std::fs::write(&path, "alice\r\nsecret\r\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let credentials = credentials(Some(&path)).unwrap().unwrap();
+        assert_eq!(credentials, Credentials::new("alice".into(), "secret".into()));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let error = format!("{:#}", super::credentials(Some(&path)).unwrap_err());
+        assert!(error.contains("readable by others (mode 640): chmod 600 it") && !error.contains("secret"), "{error}");
+        let _ = std::fs::remove_file(&path);
     }
 }

@@ -25,7 +25,7 @@ use lettre::Message;
 
 use crate::args::{parse_duration, DbArgs};
 use crate::clock::now_ms;
-use crate::mail::{credentials, parse_relay, Delivery, Session, SmtpSettings};
+use crate::mail::{credentials, is_final, parse_relay, Delivery, Session, SmtpSettings};
 use crate::notice::Templates;
 use crate::output::write_table;
 
@@ -56,7 +56,9 @@ pub struct NotifyArgs {
     /// The sender, `security@example.org` or `"Security team <security@example.org>"`.
     #[arg(long, value_name = "MAILBOX", required_unless_present = "dry_run")]
     pub from: Option<String>,
-    /// A file with the SMTP user on its first line and the password on its second.
+    /// A file with the SMTP user on its first line and the password on its second (mode 0600; it
+    /// wins over BLEEDWATCH_SMTP_USER and BLEEDWATCH_SMTP_PASSWORD). Used for AUTH PLAIN or LOGIN,
+    /// only over STARTTLS (or to a loopback relay).
     #[arg(long, value_name = "FILE")]
     pub smtp_auth_file: Option<PathBuf>,
     /// A CA certificate (PEM) to trust for the relay's STARTTLS, besides the system's.
@@ -366,14 +368,14 @@ async fn send_one(
     Ok("pending")
 }
 
-/// Opens an SMTP session, trying `attempts` times with doubling waits.
+/// Opens an SMTP session, trying `attempts` times with doubling waits; a 5xx (a refused login) is final.
 async fn connect(settings: &SmtpSettings, attempts: u32) -> Result<Session> {
     let mut wait = Duration::from_secs(1);
     let mut attempt = 1;
     loop {
         match Session::open(settings).await {
             Ok(session) => return Ok(session),
-            Err(error) if attempt < attempts.max(1) => {
+            Err(error) if attempt < attempts.max(1) && !is_final(&error) => {
                 tracing::info!("{error:#}; trying again in {wait:?}");
                 tokio::time::sleep(wait).await;
                 wait = (wait * 2).min(Duration::from_secs(60));

@@ -21,11 +21,13 @@ struct Mailhost {
 
 impl Mailhost {
     fn start(name: &str) -> Mailhost {
-        Mailhost::start_with(name, None)
+        Mailhost::start_with(name, None, None)
     }
 
-    /// With STARTTLS: the certificate and key (PEM files).
-    fn start_with(name: &str, tls: Option<(&Path, &Path)>) -> Mailhost {
+    /// With STARTTLS: the certificate and key (PEM files). With `sasl_socket` (a Dovecot auth
+    /// socket) SMTP AUTH is offered after STARTTLS only, and only authenticated clients may send:
+    /// no `permit_mynetworks`, and no 450/550 test addresses.
+    fn start_with(name: &str, tls: Option<(&Path, &Path)>, sasl_socket: Option<&Path>) -> Mailhost {
         let root = temp_path(name);
         let _ = std::fs::remove_dir_all(&root);
         let (conf, queue, data, mail) = (root.join("conf"), root.join("queue"), root.join("data"), root.join("mail"));
@@ -38,6 +40,10 @@ impl Mailhost {
         let uid = mta_run(Command::new("id").args(["-u", "postfix"])).trim().to_owned();
         let gid = mta_run(Command::new("id").args(["-g", "postfix"])).trim().to_owned();
         let port = free_port();
+        let recipient_restrictions = match sasl_socket {
+            Some(_) => "permit_sasl_authenticated, reject",
+            None => "check_recipient_access inline:{ { later@example.org = 450 4.2.0 try again later }, { gone@example.org = 550 5.1.1 no such user } }, permit_mynetworks, reject",
+        };
         let main_cf = format!(
             "compatibility_level = 3.6\n\
              queue_directory = {queue}\n\
@@ -57,7 +63,7 @@ impl Mailhost {
              virtual_mailbox_maps = static:mailbox\n\
              virtual_uid_maps = static:{uid}\n\
              virtual_gid_maps = static:{gid}\n\
-             smtpd_recipient_restrictions = check_recipient_access inline:{{ {{ later@example.org = 450 4.2.0 try again later }}, {{ gone@example.org = 550 5.1.1 no such user }} }}, permit_mynetworks, reject\n\
+             smtpd_recipient_restrictions = {recipient_restrictions}\n\
              maillog_file_prefixes = {root}\n\
              maillog_file = {root}/maillog\n",
             queue = queue.display(),
@@ -70,6 +76,13 @@ impl Mailhost {
                 "{main_cf}smtpd_tls_cert_file = {}\nsmtpd_tls_key_file = {}\nsmtpd_tls_security_level = may\nsmtpd_tls_loglevel = 1\n",
                 cert.display(),
                 key.display()
+            ),
+            None => main_cf,
+        };
+        let main_cf = match sasl_socket {
+            Some(socket) => format!(
+                "{main_cf}smtpd_sasl_auth_enable = yes\nsmtpd_sasl_type = dovecot\nsmtpd_sasl_path = {}\nsmtpd_tls_auth_only = yes\n",
+                socket.display()
             ),
             None => main_cf,
         };
@@ -87,6 +100,16 @@ impl Mailhost {
 
     fn maillog(&self) -> String {
         std::fs::read_to_string(self.root.join("maillog")).unwrap_or_default()
+    }
+
+    /// The log once it holds `needle` `count` times (bounded: Postfix's log daemon may lag a moment).
+    fn log_with(&self, needle: &str, count: usize) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.maillog().matches(needle).count() < count && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        self.maillog()
     }
 
     /// The delivered messages (mbox: each starts with a `From ` line).
@@ -119,6 +142,72 @@ impl Mailhost {
 
 impl Drop for Mailhost {
     fn drop(&mut self) {
+        stop_postfix_master(self.master.take());
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+/// A Dovecot that only authenticates (no protocols): Postfix's SASL back end. One user with a
+/// known password in a passwd-file; the socket for Postfix's smtpd (owned by postfix). Stopped on
+/// drop.
+struct SaslAuth {
+    master: Option<std::process::Child>,
+    root: PathBuf,
+}
+
+impl SaslAuth {
+    fn start(name: &str, user: &str, password: &str) -> SaslAuth {
+        let root = temp_path(name);
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        mta_run(Command::new("chmod").arg("755").arg(&root));
+        let passwd = root.join("passwd");
+        std::fs::write(&passwd, format!("{user}:{{PLAIN}}{password}\n")).unwrap();
+        // Read by the auth process, which runs as the dovecot user.
+        mta_run(Command::new("chown").arg("root:dovecot").arg(&passwd));
+        mta_run(Command::new("chmod").arg("640").arg(&passwd));
+        let conf = format!(
+            "base_dir = {root}/run\nstate_dir = {root}/state\nlog_path = {root}/dovecot.log\nprotocols =\nssl = no\n\
+             default_internal_user = dovecot\ndefault_login_user = dovenull\nauth_mechanisms = plain login\n\
+             passdb {{\n driver = passwd-file\n args = scheme=PLAIN {passwd}\n}}\n\
+             userdb {{\n driver = static\n args = uid=dovecot gid=dovecot home={root}/home/%u\n}}\n\
+             service auth {{\n unix_listener auth-postfix {{\n mode = 0660\n user = postfix\n group = postfix\n }}\n}}\n",
+            root = root.display(),
+            passwd = passwd.display(),
+        );
+        let conf_path = root.join("dovecot.conf");
+        std::fs::write(&conf_path, conf).unwrap();
+        let master = Command::new("dovecot")
+            .arg("-F")
+            .arg("-c")
+            .arg(&conf_path)
+            .current_dir(&root)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let auth = SaslAuth { master: Some(master), root };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !auth.socket().exists() {
+            assert!(Instant::now() < deadline, "no Dovecot auth socket: {}", auth.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        auth
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.root.join("run").join("auth-postfix")
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.root.join("dovecot.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for SaslAuth {
+    fn drop(&mut self) {
+        // SIGTERM, bounded, then SIGKILL: as for Postfix's master, it stops its own children.
         stop_postfix_master(self.master.take());
         let _ = std::fs::remove_dir_all(&self.root);
     }
@@ -312,7 +401,7 @@ fn notify_retries_4xx_records_5xx_and_requires_starttls() {
     let (ca, _, _) = super::pg_tls::pki(&pki_dir, "bleedwatch mail test CA");
     let (wrong_ca, _, _) = super::pg_tls::pki(&other_dir, "another CA");
     mta_run(Command::new("chmod").arg("-R").arg("a+rX").arg(&pki_dir));
-    let mailhost = Mailhost::start_with("notify-tls-mailhost", Some((&pki_dir.join("server.crt"), &pki_dir.join("server.key"))));
+    let mailhost = Mailhost::start_with("notify-tls-mailhost", Some((&pki_dir.join("server.crt"), &pki_dir.join("server.key"))), None);
     let plain = Mailhost::start("notify-plain-mailhost");
     let run = |port: u16, ca: &Path| {
         let mut cmd = notify_cmd(&db, &recipients, port);
@@ -386,4 +475,150 @@ fn notify_dry_run_explains_and_bad_rows_are_named() {
     for path in [db, recipients, bad] {
         let _ = std::fs::remove_file(path);
     }
+}
+
+/// SMTP AUTH against a real server: Postfix asks Dovecot (SASL) whether the login is good, offers
+/// AUTH only after STARTTLS and relays only for authenticated clients. Good credentials from the
+/// auth file or the environment deliver (Postfix logs the SASL login); a wrong password is one
+/// refused login (a 5xx is not retried), an error before anything is recorded; without credentials
+/// the relay refuses the recipient (recorded as failed, with a hint on stderr); an auth file others
+/// can read is refused. The password appears nowhere in bleedwatch's output or inventory.
+#[test]
+fn notify_authenticates_over_starttls_with_sasl() {
+    if !require("postfix") || !require("openssl") || !require("dovecot") {
+        return;
+    }
+    const USER: &str = "alice@example.com";
+    const PASSWORD: &str = "Hb-pw-7f3c9e1d-never-shown";
+    let db = inventory("notify-sasl", 1);
+    let [first, second] = ["user1", "user2"].map(|who| {
+        let path = temp_path(&format!("notify-sasl-{who}.csv"));
+        std::fs::write(&path, format!("service,address,name\nwww1.example.org,{who}@example.org,{who}\n")).unwrap();
+        path
+    });
+    let pki_dir = temp_path("notify-sasl-pki");
+    let _ = std::fs::remove_dir_all(&pki_dir);
+    std::fs::create_dir_all(&pki_dir).unwrap();
+    let (ca, _, _) = super::pg_tls::pki(&pki_dir, "bleedwatch SASL test CA");
+    mta_run(Command::new("chmod").arg("-R").arg("a+rX").arg(&pki_dir));
+    let auth = SaslAuth::start("notify-sasl-dovecot", USER, PASSWORD);
+    let mailhost = Mailhost::start_with(
+        "notify-sasl-mailhost",
+        Some((&pki_dir.join("server.crt"), &pki_dir.join("server.key"))),
+        Some(&auth.socket()),
+    );
+    let auth_file = |name: &str, password: &str, mode: &str| {
+        let path = temp_path(name);
+        std::fs::write(&path, format!("{USER}\n{password}\n")).unwrap();
+        mta_run(Command::new("chmod").arg(mode).arg(&path));
+        path
+    };
+    let good_file = auth_file("notify-sasl-good", PASSWORD, "600");
+    let wrong_file = auth_file("notify-sasl-wrong", "not-the-password", "600");
+    let open_file = auth_file("notify-sasl-open", PASSWORD, "644");
+    let mut outputs = String::new();
+    let mut run = |recipients: &Path, configure: &dyn Fn(&mut Command)| {
+        let mut cmd = notify_cmd(&db, recipients, mailhost.port);
+        cmd.args(["--smtp-starttls", "--attempts", "2", "--smtp-ca"]).arg(&ca);
+        cmd.env_remove("BLEEDWATCH_SMTP_USER").env_remove("BLEEDWATCH_SMTP_PASSWORD");
+        configure(&mut cmd);
+        let out = cmd.output().unwrap();
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned());
+        outputs.push_str(&format!("{stdout}\n{stderr}\n"));
+        (out.status.code(), stdout, stderr)
+    };
+    let status = || {
+        let out = bleedwatch().args(["status", "--db"]).arg(&db).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.lines().find_map(|l| l.strip_prefix("notices: ")).map(str::to_owned).unwrap_or_else(|| "none".to_owned())
+    };
+    let login = format!("sasl_method=PLAIN, sasl_username={USER}");
+
+    // AUTH is not offered before STARTTLS (smtpd_tls_auth_only), so a password never goes in plaintext.
+    let mut smtp = std::net::TcpStream::connect(("127.0.0.1", mailhost.port)).unwrap();
+    smtp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut reader = std::io::BufReader::new(smtp.try_clone().unwrap());
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    std::io::Write::write_all(&mut smtp, b"EHLO test.example\r\n").unwrap();
+    let mut ehlo = String::new();
+    while !ehlo.lines().last().is_some_and(|l| l.starts_with("250 ")) {
+        assert!(reader.read_line(&mut ehlo).unwrap() > 0, "{ehlo}");
+    }
+    assert!(ehlo.contains("STARTTLS") && !ehlo.contains("AUTH"), "{ehlo}");
+    std::io::Write::write_all(&mut smtp, b"QUIT\r\n").unwrap();
+    drop((reader, smtp));
+
+    // A wrong password: one refused login (535, not retried), exit 2, nothing recorded or delivered.
+    let (code, _, stderr) = run(&first, &|cmd| {
+        cmd.arg("--smtp-auth-file").arg(&wrong_file);
+    });
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("logging in to the SMTP relay") && stderr.contains("535"), "{stderr}");
+    assert_eq!(status(), "0 sent, 0 pending, 0 uncertain, 0 failed", "nothing recorded after a refused login");
+    let log = mailhost.log_with("authentication failed", 1);
+    assert_eq!(log.matches("SASL PLAIN authentication failed").count(), 1, "{log}");
+
+    // An auth file others can read: refused before connecting.
+    let (code, _, stderr) = run(&first, &|cmd| {
+        cmd.arg("--smtp-auth-file").arg(&open_file);
+    });
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("readable by others (mode 644): chmod 600 it"), "{stderr}");
+
+    // No credentials: the relay refuses the recipient for good (554 5.7.1), recorded as failed.
+    let (code, stdout, stderr) = run(&first, &|_| {});
+    assert_eq!(code, Some(1), "{stdout}\n{stderr}");
+    assert!(stdout.lines().any(|l| l.starts_with("failed") && l.contains("user1@") && l.contains("554 5.7.1")), "{stdout}");
+    assert!(stdout.contains("Recipient address rejected: Access denied"), "{stdout}");
+    assert!(stderr.contains("offers AUTH but no credentials were given"), "{stderr}");
+    assert!(status().starts_with("0 sent, 0 pending, 0 uncertain, 1 failed"), "{}", status());
+    let log = mailhost.log_with("Recipient address rejected", 1);
+    assert!(log.contains("Recipient address rejected: Access denied") && !log.contains(&login), "{log}");
+
+    // The good password from the file (the failed notice sent again): delivered after a SASL login.
+    let (code, stdout, stderr) = run(&first, &|cmd| {
+        cmd.arg("--retry-failed").arg("--smtp-auth-file").arg(&good_file);
+    });
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}\n{}", auth.log());
+    assert!(stdout.lines().any(|l| l.starts_with("sent") && l.contains("user1@") && l.contains("250 ")), "{stdout}");
+    let messages = mailhost.wait_for(1);
+    assert_eq!(messages.len(), 1);
+    assert_eq!(header(&messages[0], "Delivered-To"), Some("user1@example.org"), "{}", messages[0]);
+    let log = mailhost.log_with(&login, 1);
+    assert_eq!(log.matches(&login).count(), 1, "{log}");
+    assert!(log.contains("TLS connection established from localhost[127.0.0.1]"), "{log}");
+
+    // The same from the environment.
+    let (code, stdout, stderr) = run(&second, &|cmd| {
+        cmd.env("BLEEDWATCH_SMTP_USER", USER).env("BLEEDWATCH_SMTP_PASSWORD", PASSWORD);
+    });
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.lines().any(|l| l.starts_with("sent") && l.contains("user2@")), "{stdout}");
+    let messages = mailhost.wait_for(2);
+    assert_eq!(messages.len(), 2);
+    let log = mailhost.log_with(&login, 2);
+    assert_eq!(log.matches(&login).count(), 2, "{log}");
+    assert!(status().starts_with("2 sent, 0 pending, 0 uncertain, 0 failed"), "{}", status());
+
+    // The password is nowhere in what bleedwatch said or recorded (the database and its journals).
+    assert!(!outputs.contains(PASSWORD), "{outputs}");
+    let db_name = db.file_name().unwrap().to_string_lossy().into_owned();
+    let mut checked = 0;
+    for entry in std::fs::read_dir(db.parent().unwrap()).unwrap().map(Result::unwrap) {
+        if entry.file_name().to_string_lossy().starts_with(&db_name) {
+            let bytes = std::fs::read(entry.path()).unwrap();
+            // The inventory itself holds the recorded notices: these are the bytes that matter.
+            assert!(entry.path() != db || bytes.windows(17).any(|w| w == b"user2@example.org"), "{}", db.display());
+            assert!(!bytes.windows(PASSWORD.len()).any(|w| w == PASSWORD.as_bytes()), "{} holds the password", entry.path().display());
+            checked += 1;
+        }
+    }
+    assert!(checked >= 1, "no inventory file beside {}", db.display());
+    drop(mailhost);
+    drop(auth);
+    for path in [&db, &first, &second, &good_file, &wrong_file, &open_file] {
+        let _ = std::fs::remove_file(path);
+    }
+    let _ = std::fs::remove_dir_all(pki_dir);
 }
