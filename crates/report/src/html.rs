@@ -420,8 +420,8 @@ pub fn render(data: &ReportData) -> String {
                         "no longer vulnerable, but still serving the exposed key, and its certificates are not all revoked"
                     }
                     State::Rekeyed => "serving a new key; certificates on the old key are not all revoked",
-                    State::Revoked => "every certificate on the exposed key is revoked, but the exposed key is still served",
-                    State::NotifyReady => "patched, re-keyed and revoked: users can be told to change their passwords",
+                    State::Revoked => "every certificate on the exposed key is revoked (or expired), but the exposed key is still served",
+                    State::NotifyReady => "patched, re-keyed and revoked (or expired): users can be told to change their passwords",
                     State::NeverVulnerable => "never seen vulnerable and never served a leaked key",
                     State::Unknown => "no conclusive scan yet (refused, timed out, failed)",
                 },

@@ -346,7 +346,7 @@ pub fn next_steps(
         steps.push(NextStep {
             priority: Priority::Then,
             title: format!("Tell the users of {} to change their passwords", plural(summary.notify_ready, "remediated endpoint")),
-            detail: "Patched, re-keyed and every exposed certificate revoked: credentials and session cookies sent to them \
+            detail: "Patched, re-keyed and every exposed certificate revoked or expired: credentials and session cookies sent to them \
                      before the fix may have leaked."
                 .to_owned(),
         });
