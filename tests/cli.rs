@@ -1405,6 +1405,23 @@ fn openssl_in(dir: &std::path::Path, args: &[&str]) {
     assert!(out.status.success(), "openssl {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
 }
 
+/// A honeypot (vulnerable to a scan) on `addr` presenting `cert` with `key`, listening when returned.
+fn honeypot_presenting(addr: SocketAddr, cert: &std::path::Path, key: &std::path::Path) -> Running {
+    let honeypot = Running(
+        bleedwatch()
+            .args(["honeypot", "--no-db", "--listen", &addr.to_string(), "--cert"])
+            .arg(cert)
+            .arg("--key")
+            .arg(key)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_listening(addr);
+    honeypot
+}
+
 /// A certificate authority run with `openssl ca` in `dir`, named `name`, whose first certificate
 /// gets serial 1000 (so two CAs of the same name give the same serials).
 fn openssl_ca(dir: &std::path::Path, name: &str) {
@@ -1447,18 +1464,7 @@ fn revocation_check_believes_only_verified_answers() {
 
     let port = free_port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let _honeypot = Running(
-        bleedwatch()
-            .args(["honeypot", "--no-db", "--listen", &addr.to_string(), "--cert"])
-            .arg(ca.join("leaf.pem"))
-            .arg("--key")
-            .arg(ca.join("leaf.key"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_listening(addr);
+    let _honeypot = honeypot_presenting(addr, &ca.join("leaf.pem"), &ca.join("leaf.key"));
     let out = inv_run(bleedwatch().args(["scan", &addr.to_string(), "--json", "-", "--db"]).arg(&db));
     let scanned = json_lines(&String::from_utf8_lossy(&out.stdout));
     assert_eq!(scanned[0]["heartbleed"], "vulnerable", "{scanned:?}");
@@ -1514,18 +1520,7 @@ fn an_expired_exposed_certificate_counts_as_retired() {
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let scan = || json_lines(&String::from_utf8_lossy(&inv_run(bleedwatch().args(["scan", &addr.to_string(), "--json", "-", "--db"]).arg(&db)).stdout));
     {
-        let _honeypot = Running(
-            bleedwatch()
-                .args(["honeypot", "--no-db", "--listen", &addr.to_string(), "--cert"])
-                .arg(ca.join("expired.pem"))
-                .arg("--key")
-                .arg(ca.join("leaf.key"))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap(),
-        );
-        wait_listening(addr);
+        let _honeypot = honeypot_presenting(addr, &ca.join("expired.pem"), &ca.join("leaf.key"));
         let scanned = scan();
         assert_eq!(scanned[0]["heartbleed"], "vulnerable", "{scanned:?}");
         assert_eq!(scanned[0]["certificate"]["not_after"], "2015-01-01T00:00:00Z", "{scanned:?}");
