@@ -430,7 +430,13 @@ impl Walker {
                                 Err(_) => break,
                             };
                             let Ok((path, rel)) = next else { break };
-                            walker.file_entry(&path, &[top.to_string(), rel.clone()], &rel, &mut fragment);
+                            let loc = [top.to_string(), rel.clone()];
+                            // A bug on one file must not stop the thread: the listing thread
+                            // would wait forever for it to take the next file.
+                            let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| walker.file_entry(&path, &loc, &rel, &mut fragment)));
+                            if read.is_err() {
+                                walker.issue(loc.to_vec(), "not read: the reader failed on this file (a bug in bleedwatch: please report it)".into());
+                            }
                         }
                         (fragment, walker.issues, walker.bytes)
                     })
