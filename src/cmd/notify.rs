@@ -288,6 +288,17 @@ async fn notify(args: &NotifyArgs, store: &Store, recipients: &[Recipient], temp
     if let Some(session) = session {
         session.close().await;
     }
+    // Left as a killed run left them (the relay may have them): named, and the run is unfinished.
+    let mut left_uncertain = 0;
+    for planned in &planned {
+        if let Action::Recorded(row) = &planned.action {
+            if row.state == NoticeState::Sending {
+                let (address, label) = (&planned.recipient.address, planned.item.endpoint.label());
+                println!("{:<10} {address}  {label}  {}  a killed run may have sent it (--resend-uncertain)", "uncertain", row.message_id);
+                left_uncertain += 1;
+            }
+        }
+    }
     let all = store.notices(Some(&args.incident)).await?;
     let count = |state: NoticeState| all.iter().filter(|r| r.state == state).count();
     println!(
@@ -300,7 +311,7 @@ async fn notify(args: &NotifyArgs, store: &Store, recipients: &[Recipient], temp
         count(NoticeState::Failed),
         unaddressed.len()
     );
-    let unfinished = ["pending", "uncertain", "failed"].iter().any(|s| this_run.contains_key(s));
+    let unfinished = left_uncertain > 0 || ["pending", "uncertain", "failed"].iter().any(|s| this_run.contains_key(s));
     Ok(u8::from(unfinished))
 }
 

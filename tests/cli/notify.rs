@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 
 use super::{bleedwatch, free_port, mta_run, require, start_postfix_master, stop_postfix_master, temp_path, Running};
 
+/// What Postfix logs (a WARN action) when it starts holding its reply to the end of DATA.
+const HOLDING_REPLY: &str = "holding the reply to the end of DATA";
+
 /// A Postfix that accepts mail for example.org on 127.0.0.1:PORT (smtpd; STARTTLS offered when
 /// given a certificate) and delivers every message into one mbox file (`virtual`, static map).
 /// `later@example.org` is refused for now (450) and `gone@example.org` for good (550).
@@ -21,13 +24,15 @@ struct Mailhost {
 
 impl Mailhost {
     fn start(name: &str) -> Mailhost {
-        Mailhost::start_with(name, None, None)
+        Mailhost::start_with(name, None, None, None)
     }
 
     /// With STARTTLS: the certificate and key (PEM files). With `sasl_socket` (a Dovecot auth
     /// socket) SMTP AUTH is offered after STARTTLS only, and only authenticated clients may send:
-    /// no `permit_mynetworks`, and no 450/550 test addresses.
-    fn start_with(name: &str, tls: Option<(&Path, &Path)>, sasl_socket: Option<&Path>) -> Mailhost {
+    /// no `permit_mynetworks`, and no 450/550 test addresses. With `hold_reply_secs`, smtpd logs
+    /// [`HOLDING_REPLY`] once it has the whole message (the end of DATA) and then sleeps that long
+    /// before it commits the message and answers (`smtpd_end_of_data_restrictions`).
+    fn start_with(name: &str, tls: Option<(&Path, &Path)>, sasl_socket: Option<&Path>, hold_reply_secs: Option<u32>) -> Mailhost {
         let root = temp_path(name);
         let _ = std::fs::remove_dir_all(&root);
         let (conf, queue, data, mail) = (root.join("conf"), root.join("queue"), root.join("data"), root.join("mail"));
@@ -83,6 +88,13 @@ impl Mailhost {
             Some(socket) => format!(
                 "{main_cf}smtpd_sasl_auth_enable = yes\nsmtpd_sasl_type = dovecot\nsmtpd_sasl_path = {}\nsmtpd_tls_auth_only = yes\n",
                 socket.display()
+            ),
+            None => main_cf,
+        };
+        let main_cf = match hold_reply_secs {
+            // `sleep` is one of the generic restrictions, valid in every SMTP stage (postconf(5)).
+            Some(secs) => format!(
+                "{main_cf}smtpd_end_of_data_restrictions = check_client_access inline:{{ {{ 127.0.0.1 = WARN {HOLDING_REPLY} }} }}, sleep {secs}, permit\n"
             ),
             None => main_cf,
         };
@@ -401,7 +413,7 @@ fn notify_retries_4xx_records_5xx_and_requires_starttls() {
     let (ca, _, _) = super::pg_tls::pki(&pki_dir, "bleedwatch mail test CA");
     let (wrong_ca, _, _) = super::pg_tls::pki(&other_dir, "another CA");
     mta_run(Command::new("chmod").arg("-R").arg("a+rX").arg(&pki_dir));
-    let mailhost = Mailhost::start_with("notify-tls-mailhost", Some((&pki_dir.join("server.crt"), &pki_dir.join("server.key"))), None);
+    let mailhost = Mailhost::start_with("notify-tls-mailhost", Some((&pki_dir.join("server.crt"), &pki_dir.join("server.key"))), None, None);
     let plain = Mailhost::start("notify-plain-mailhost");
     let run = |port: u16, ca: &Path| {
         let mut cmd = notify_cmd(&db, &recipients, port);
@@ -506,6 +518,7 @@ fn notify_authenticates_over_starttls_with_sasl() {
         "notify-sasl-mailhost",
         Some((&pki_dir.join("server.crt"), &pki_dir.join("server.key"))),
         Some(&auth.socket()),
+        None,
     );
     let auth_file = |name: &str, password: &str, mode: &str| {
         let path = temp_path(name);
@@ -621,4 +634,110 @@ fn notify_authenticates_over_starttls_with_sasl() {
         let _ = std::fs::remove_file(path);
     }
     let _ = std::fs::remove_dir_all(pki_dir);
+}
+
+/// The notices recorded in the inventory (read through the store, as `notify` writes them).
+fn recorded_notices(db: &Path) -> Vec<bleedwatch_store::notices::NoticeRow> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let store = bleedwatch_store::Store::open(db.to_str().unwrap()).await.unwrap();
+        let rows = store.notices(None).await.unwrap();
+        store.close().await;
+        rows
+    })
+}
+
+/// `notify` killed with SIGKILL while a real Postfix holds its reply to the end of DATA (it has
+/// the whole message; `sleep` before its 250): the notice stays `sending`. Postfix does not
+/// notice the client is gone: after the sleep it commits the message and delivers it. The next
+/// run reports it `uncertain`, sends nothing (no connection to the relay) and exits 1; `status`
+/// counts it. `--resend-uncertain` sends it once more, with the Message-ID recorded first, so the
+/// recipient's mail program can tell the two copies are one notice.
+#[test]
+fn notify_killed_mid_message_is_uncertain_not_resent() {
+    if !require("postfix") {
+        return;
+    }
+    const HOLD_SECS: u32 = 8;
+    let db = inventory("notify-uncertain", 1);
+    let recipients = temp_path("notify-uncertain.csv");
+    std::fs::write(&recipients, "service,address,name\nwww1.example.org,user1@example.org,User 1\n").unwrap();
+    let holding = Mailhost::start_with("notify-uncertain-holding", None, None, Some(HOLD_SECS));
+    let status = || {
+        let out = bleedwatch().args(["status", "--db"]).arg(&db).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.lines().find_map(|l| l.strip_prefix("notices: ")).map(str::to_owned).unwrap_or_else(|| text.clone())
+    };
+
+    // Kill the run once Postfix has the whole message and sleeps before answering.
+    let mut child = Running(notify_cmd(&db, &recipients, holding.port).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap());
+    let holding_since = Instant::now();
+    let deadline = holding_since + Duration::from_secs(u64::from(HOLD_SECS) / 2);
+    while !holding.maillog().contains(HOLDING_REPLY) {
+        assert!(Instant::now() < deadline, "Postfix never held its reply; its log:\n{}", holding.maillog());
+        assert!(matches!(child.0.try_wait(), Ok(None)), "notify ended before the end of DATA; Postfix's log:\n{}", holding.maillog());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let recorded = recorded_notices(&db);
+    assert_eq!(recorded.len(), 1, "{recorded:?}");
+    let first = recorded[0].clone();
+    assert_eq!(first.state, bleedwatch_store::notices::NoticeState::Sending, "recorded before the relay's reply: {first:?}");
+    assert!(matches!(child.0.try_wait(), Ok(None)), "notify must still wait for the reply");
+    mta_run(Command::new("kill").arg("-9").arg(child.0.id().to_string()));
+    let _ = child.0.wait();
+    let log = holding.maillog();
+    assert!(holding_since.elapsed() < Duration::from_secs(u64::from(HOLD_SECS)), "killed too late");
+    // smtpd had the whole message (END-OF-MESSAGE) but had not handed it to the queue manager.
+    let queue_id = log.lines().find(|l| l.contains(HOLDING_REPLY)).and_then(|l| l.split(": ").nth(1)).unwrap_or_default().to_owned();
+    assert!(!queue_id.is_empty() && !log.contains(&format!("{queue_id}: from=<")), "{log}");
+
+    // What the real Postfix does with it: after the sleep it commits and delivers, client gone or not.
+    let delivered = holding.wait_for(1);
+    assert_eq!(delivered.len(), 1);
+    assert_eq!(header(&delivered[0], "Message-ID"), Some(first.message_id.as_str()), "{}", delivered[0]);
+    let log = holding.maillog();
+    assert!(log.contains(&format!("{queue_id}: message-id={}", first.message_id)), "{log}");
+    assert_eq!(recorded_notices(&db), vec![first.clone()], "the killed run recorded nothing more");
+    assert_eq!(status(), "0 sent, 0 pending, 1 uncertain, 0 failed");
+
+    // Without --resend-uncertain: reported, not sent, exit 1; Postfix sees no connection.
+    let connections = holding.maillog().matches("connect from localhost").count();
+    let out = notify_cmd(&db, &recipients, holding.port).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "an uncertain notice left: exit 1\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        stdout.lines().any(|l| l.starts_with("uncertain") && l.contains("user1@example.org") && l.contains(&first.message_id) && l.contains("--resend-uncertain")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("this run sent 0; recorded: 0 sent, 0 pending, 1 uncertain, 0 failed"), "{stdout}");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(holding.maillog().matches("connect from localhost").count(), connections, "{}", holding.maillog());
+    assert_eq!(holding.messages().len(), 1);
+    assert_eq!(status(), "0 sent, 0 pending, 1 uncertain, 0 failed");
+    assert_eq!(recorded_notices(&db), vec![first.clone()]);
+
+    // With it, to a relay that answers at once: sent once more, under the Message-ID recorded first.
+    let prompt = Mailhost::start("notify-uncertain-prompt");
+    let resend = |port: u16| notify_cmd(&db, &recipients, port).arg("--resend-uncertain").output().unwrap();
+    let out = resend(prompt.port);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.lines().any(|l| l.starts_with("sent") && l.contains("user1@example.org") && l.contains("250 ")), "{stdout}");
+    let resent = prompt.wait_for(1);
+    assert_eq!(resent.len(), 1);
+    assert_eq!(header(&resent[0], "Message-ID"), Some(first.message_id.as_str()), "{}", resent[0]);
+    assert_eq!(header(&resent[0], "Delivered-To"), Some("user1@example.org"));
+    assert_eq!(status(), "1 sent, 0 pending, 0 uncertain, 0 failed");
+    let now = recorded_notices(&db);
+    assert!(now.len() == 1 && now[0].message_id == first.message_id && now[0].attempts == 2, "{now:?}");
+    // Sent is final, --resend-uncertain or not.
+    let out = resend(prompt.port);
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("this run sent 0"), "{}", String::from_utf8_lossy(&out.stdout));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(prompt.messages().len(), 1);
+    assert_eq!(holding.messages().len(), 1);
+    drop((holding, prompt));
+    for path in [&db, &recipients] {
+        let _ = std::fs::remove_file(path);
+    }
 }
