@@ -13,12 +13,13 @@ use bleedwatch_revocation::{
     certificates_from_pem_or_der, check_certificate, resolve_issuer, CertificateRef, CheckOptions, CrlSource, HttpOptions,
     RevocationError, TrustAnchors, TrustedIssuer,
 };
-use bleedwatch_assess::EXPIRY_SKEW_MS;
+use bleedwatch_assess::is_expired;
 use bleedwatch_store::{CertificateRecord, RevocationInput, Store};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
 use crate::args::{parse_duration, DbArgs, JsonArgs};
+use crate::clock::now_ms;
 use crate::output::{open_output, short_hash, write_json_line, write_table};
 
 #[derive(Subcommand, Debug, Clone)]
@@ -105,11 +106,11 @@ pub async fn run_check(args: RevocationCheckArgs) -> Result<u8> {
     let mut rows = Vec::new();
     let mut revoked = 0;
     let mut expired = 0;
-    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let now_ms = now_ms();
     for (summary, reference) in &targets {
         // An expired certificate counts as retired (see `exposed-cert-expired`), and CAs drop
         // expired certificates from their CRLs: checked only when named.
-        if args.certs.is_empty() && summary.not_after_unix.saturating_mul(1000).saturating_add(EXPIRY_SKEW_MS) < now_ms {
+        if args.certs.is_empty() && is_expired(summary.not_after_unix, now_ms) {
             rows.push(vec![
                 short_hash(&reference.cert_sha256),
                 summary.subject.clone(),

@@ -155,7 +155,7 @@ pub fn assess_endpoint(
         let latest_leaf = since_fix.iter().rev().find_map(|o| o.leaf.as_ref());
         let latest_exposed = latest_leaf.is_some_and(|l| exposure.is_exposed(&l.spki_sha256));
         rekeyed = exposure_known && latest_leaf.is_some() && !latest_exposed;
-        revoked = exposure_known && !exposed_certs.is_empty() && exposed_certs.iter().all(|(c, leaf)| revocations.is_revoked(c) || expired(leaf, now_ms));
+        revoked = exposure_known && !exposed_certs.is_empty() && exposed_certs.iter().all(|(c, leaf)| revocations.is_revoked(c) || is_expired(leaf.not_after_unix, now_ms));
         let was_rekeyed = since_fix.iter().any(|o| o.leaf.as_ref().is_some_and(|l| !exposure.is_exposed(&l.spki_sha256)));
         if exposure_known && was_rekeyed && latest_exposed {
             key_returned = latest_leaf.map(|l| l.spki_sha256.clone());
@@ -191,7 +191,7 @@ pub fn assess_endpoint(
         }
         if !revocations.is_revoked(cert) {
             let (cert_sha256, not_after_unix) = (cert.clone(), leaf.not_after_unix);
-            flags.insert(if expired(leaf, now_ms) {
+            flags.insert(if is_expired(not_after_unix, now_ms) {
                 Flag::ExposedCertExpired { cert_sha256, not_after_unix }
             } else {
                 Flag::ExposedCertValidUntil { cert_sha256, not_after_unix }
@@ -223,11 +223,12 @@ pub fn assess_endpoint(
 }
 
 /// Clock difference tolerated before a certificate counts as expired (as for CRL and OCSP times).
-pub const EXPIRY_SKEW_MS: i64 = 300_000;
+const EXPIRY_SKEW_MS: i64 = 300_000;
 
-/// Whether `leaf` expired, beyond the clock-skew allowance, by `now_ms`.
-fn expired(leaf: &Leaf, now_ms: i64) -> bool {
-    leaf.not_after_unix.saturating_mul(1000).saturating_add(EXPIRY_SKEW_MS) < now_ms
+/// Whether a certificate valid until `not_after_unix` expired, beyond the clock-skew allowance, by
+/// `now_ms`: then it counts as retired (flag `exposed-cert-expired`).
+pub fn is_expired(not_after_unix: i64, now_ms: i64) -> bool {
+    not_after_unix.saturating_mul(1000).saturating_add(EXPIRY_SKEW_MS) < now_ms
 }
 
 struct Replay {

@@ -344,22 +344,16 @@ impl Walker {
     pub fn new(options: Options) -> Self {
         let table = advisory::advisories();
         let names = advisory::package_names(&table);
+        Walker::with_advisories(options, table, names)
+    }
+
+    fn with_advisories(options: Options, table: Vec<Advisory>, names: Vec<String>) -> Self {
         Walker { options, detector: Detector::new(), buf: Vec::new(), member: Vec::new(), inflater: Inflater::default(), table, names, issues: Vec::new(), bytes: 0 }
     }
 
     /// A walker for another thread: the same options and advisories, buffers of its own.
     fn worker(&self) -> Walker {
-        Walker {
-            options: self.options.clone(),
-            detector: Detector::new(),
-            buf: Vec::new(),
-            member: Vec::new(),
-            inflater: Inflater::default(),
-            table: self.table.clone(),
-            names: self.names.clone(),
-            issues: Vec::new(),
-            bytes: 0,
-        }
+        Walker::with_advisories(self.options.clone(), self.table.clone(), self.names.clone())
     }
 
     /// Audit one PATH: a directory or a file of any supported kind.
